@@ -1,0 +1,25 @@
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { newKeyBytes } from '../../assertion/keys.js';
+import { requireString, UsageError, type Command } from '../command.js';
+
+export const keygen: Command = {
+  name: 'keygen',
+  summary: 'write a new random HMAC key file',
+  usage: `trusted-proxy-sidecar keygen --keys-dir DIR --kid NAME
+
+Writes 32 random bytes to DIR/NAME (mode 0400). The file name is the key id. Refuses
+to overwrite an existing key.`,
+  options: { 'keys-dir': { type: 'string' }, kid: { type: 'string' } },
+  async run({ values }) {
+    const dir = requireString(values, 'keys-dir');
+    const kid = requireString(values, 'kid');
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(kid)) throw new UsageError('--kid must be letters, digits, . _ -');
+    const path = join(dir, kid);
+    if (existsSync(path)) throw new UsageError(`${path} exists; choose a new key id`);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    writeFileSync(path, newKeyBytes(), { mode: 0o400, flag: 'wx' });
+    process.stdout.write(`${path}\n`);
+    return 0;
+  },
+};

@@ -1,0 +1,32 @@
+import { loadConfigFile } from '../../config/load.js';
+import { Sidecar } from '../../server/sidecar.js';
+import { requireString, type Command } from '../command.js';
+
+export const serve: Command = {
+  name: 'serve',
+  summary: 'run the sidecar',
+  usage: `trusted-proxy-sidecar serve --config FILE
+
+Starts the data-plane and admin listeners. The config file and the key folder are
+watched: valid changes apply without a restart, invalid ones are refused and logged.
+SIGTERM or SIGINT drains in-flight requests and exits 0.`,
+  options: { config: { type: 'string', short: 'c' } },
+  async run({ values }) {
+    const path = requireString(values, 'config');
+    const result = loadConfigFile(path);
+    if (!result.ok) {
+      process.stderr.write(`invalid config ${path}:\n${result.problems.map((p) => `  - ${p}`).join('\n')}\n`);
+      return 2;
+    }
+    const sidecar = new Sidecar(result.config, { configPath: path });
+    await sidecar.start();
+    return new Promise<number>((resolve) => {
+      const shutdown = (signal: string) => {
+        sidecar.runtime.logger.info({ signal }, 'shutting down');
+        sidecar.stop().then(() => resolve(0), () => resolve(1));
+      };
+      process.once('SIGTERM', () => shutdown('SIGTERM'));
+      process.once('SIGINT', () => shutdown('SIGINT'));
+    });
+  },
+};

@@ -1,0 +1,162 @@
+// The one schema of the sidecar's configuration: types, defaults and validation all come
+// from here, so docs/configuration.md, the loader and the chart cannot drift apart.
+import ipaddr from 'ipaddr.js';
+import { z } from 'zod';
+
+// RFC 9110 token: what a header name may be.
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+const headerName = z
+  .string()
+  .regex(HEADER_NAME, 'must be a valid HTTP header name')
+  .transform((s) => s.toLowerCase());
+const optionalHeaderName = z.union([z.literal(''), headerName]).default('');
+
+const port = z.number().int().min(0).max(65535);
+
+const cidr = z.string().refine(isAddressOrCidr, 'must be an IPv4/IPv6 address or CIDR');
+
+export function isAddressOrCidr(value: string): boolean {
+  try {
+    if (value.includes('/')) ipaddr.parseCIDR(value);
+    else ipaddr.parse(value);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const tlsFiles = {
+  certFile: z.string().default(''),
+  keyFile: z.string().default(''),
+};
+
+const listenSchema = z
+  .strictObject({
+    host: z.string().default('0.0.0.0'),
+    port: port.default(8080),
+    ...tlsFiles,
+    allowedOrigins: z.array(z.string().url()).default([]),
+    maxWebSocketLifetimeSeconds: z.number().int().min(0).default(0),
+    maxHeaderBytes: z.number().int().min(1024).max(1048576).default(16384),
+    maxHeaderCount: z.number().int().min(16).max(1000).default(100),
+    headersTimeoutSeconds: z.number().positive().default(10),
+    requestTimeoutSeconds: z.number().positive().default(300),
+    keepAliveTimeoutSeconds: z.number().positive().default(65),
+    shutdownGraceSeconds: z.number().min(0).default(25),
+  })
+  .superRefine((v, ctx) => {
+    if (Boolean(v.certFile) !== Boolean(v.keyFile)) {
+      ctx.addIssue({ code: 'custom', path: ['certFile'], message: 'certFile and keyFile go together' });
+    }
+  });
+
+const discoverySchema = z.strictObject({
+  nodePodCIDRs: z
+    .strictObject({ enabled: z.boolean().default(false), nodeSelector: z.string().default('') })
+    .prefault({}),
+  pods: z
+    .array(z.strictObject({ namespace: z.string().min(1), labelSelector: z.string().min(1) }))
+    .default([]),
+  endpointSlices: z
+    .array(z.strictObject({ namespace: z.string().min(1), service: z.string().min(1) }))
+    .default([]),
+  nodeAddresses: z
+    .strictObject({
+      enabled: z.boolean().default(false),
+      types: z
+        .array(z.enum(['InternalIP', 'ExternalIP', 'Hostname', 'InternalDNS', 'ExternalDNS']))
+        .default(['InternalIP']),
+    })
+    .prefault({}),
+  onStale: z.enum(['keep', 'deny']).default('keep'),
+  staleAfterSeconds: z.number().int().positive().default(300),
+});
+
+export const configSchema = z.strictObject({
+  listen: listenSchema.prefault({}),
+  admin: z
+    .strictObject({ host: z.string().default('0.0.0.0'), port: port.default(9090) })
+    .prefault({}),
+  upstream: z
+    .strictObject({
+      url: z
+        .string()
+        .url()
+        .refine((u) => /^https?:$/.test(new URL(u).protocol), 'must be an http:// or https:// URL')
+        .default('http://127.0.0.1:18789'),
+      connectTimeoutSeconds: z.number().positive().default(5),
+      timeoutSeconds: z.number().positive().default(60),
+      maxSockets: z.number().int().positive().default(256),
+    })
+    .prefault({}),
+  trust: z
+    .strictObject({
+      cidrs: z.array(cidr).default([]),
+      allowLoopback: z.boolean().default(false),
+      discovery: discoverySchema.prefault({}),
+    })
+    .prefault({}),
+  identity: z
+    .strictObject({
+      userHeader: headerName.default('x-auth-request-email'),
+      emailHeader: optionalHeaderName,
+      groupsHeader: optionalHeaderName,
+      requiredHeaders: z.array(headerName).default([]),
+      maxValueBytes: z.number().int().min(16).max(8192).default(256),
+      maxGroups: z.number().int().min(1).max(1000).default(100),
+      allowUsers: z.array(z.string().min(1)).default([]),
+      allowGroups: z.array(z.string().min(1)).default([]),
+      allowEmailDomains: z.array(z.string().min(1).transform((s) => s.toLowerCase())).default([]),
+    })
+    .prefault({}),
+  assertion: z
+    .strictObject({
+      header: headerName.default('x-trusted-proxy-assertion'),
+      keysDir: z.string().min(1).default('/etc/trusted-proxy-sidecar/keys'),
+      activeKeyId: z.string().default(''),
+      issuer: z.string().min(1).default('trusted-proxy-sidecar'),
+      audience: z.string().min(1).default('gateway'),
+      ttlSeconds: z.number().int().min(1).max(3600).default(30),
+    })
+    .prefault({}),
+  gateway: z
+    .strictObject({
+      userHeader: optionalHeaderName.default('x-forwarded-user'),
+      scopesHeader: optionalHeaderName,
+      scopes: z
+        .strictObject({
+          default: z.array(z.string().min(1)).default([]),
+          byGroup: z.record(z.string(), z.array(z.string().min(1))).default({}),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
+  sanitise: z
+    .strictObject({
+      // Extra inbound headers to strip, compared like the built-in ones (case, `_`, `.`).
+      extraNames: z.array(headerName).default([]),
+      extraPrefixes: z.array(headerName).default([]),
+    })
+    .prefault({}),
+  forwardAuth: z
+    .strictObject({
+      enabled: z.boolean().default(false),
+      path: z.string().regex(/^\/[^?#\s]*$/, 'must be an absolute path').default('/forward-auth'),
+    })
+    .prefault({}),
+  logging: z
+    .strictObject({
+      level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
+      identity: z.enum(['plain', 'hash', 'omit']).default('plain'),
+    })
+    .prefault({}),
+});
+
+export type Config = z.output<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;
+export type ListenConfig = Config['listen'];
+export type IdentityConfig = Config['identity'];
+export type AssertionConfig = Config['assertion'];
+export type GatewayConfig = Config['gateway'];
+export type DiscoveryConfig = Config['trust']['discovery'];

@@ -1,0 +1,184 @@
+// The decision, as a pipeline of pure stages: source → identity → policy → sanitise →
+// assertion. It reads only its inputs (no sockets, clock or randomness of its own), so
+// inline proxying and forward-auth share it and tests can drive it directly.
+import type { AssertionClaims } from '../assertion/claims.js';
+import { targetUri } from '../assertion/claims.js';
+import type { AssertionSigner } from '../assertion/sign.js';
+import type { Identity } from '../identity/identity.js';
+import { readIdentity } from '../identity/identity.js';
+import { checkOrigin, isAllowed, scopesFor } from '../policy/policy.js';
+import {
+  clientAddress,
+  forwardableClient,
+  forwardedHost,
+  forwardedProto,
+  isOriginForm,
+  isValidMethod,
+  pathOf,
+} from '../sanitise/forwarded.js';
+import { DUPLICATED, readHeaders, singleValue, type InboundHeaders } from '../sanitise/headers.js';
+import type { TrustedSet } from '../trust/trusted-set.js';
+import { refuse, type Refusal } from './reasons.js';
+import type { Rules } from './rules.js';
+
+export type Mode = 'inline' | 'forward-auth';
+
+/** What the I/O shell knows of a request. */
+export interface RequestFacts {
+  readonly mode: Mode;
+  /** The socket's peer address: the only source of truth for who is talking. */
+  readonly peer: string;
+  readonly tls: boolean;
+  readonly method: string;
+  /** The request target as received (origin-form). */
+  readonly target: string;
+  readonly rawHeaders: readonly string[];
+}
+
+export interface DecisionContext {
+  readonly rules: Rules;
+  readonly trusted: TrustedSet;
+  readonly signer: AssertionSigner | undefined;
+  readonly nowMs: number;
+  readonly newId: () => string;
+}
+
+export interface Allowed {
+  readonly ok: true;
+  readonly trustedBy: readonly string[];
+  readonly identity: Identity;
+  readonly scopes: readonly string[];
+  readonly client: string;
+  readonly proto: 'http' | 'https';
+  readonly host: string | undefined;
+  /** Method and target the assertion binds (for forward-auth, the original request's). */
+  readonly method: string;
+  readonly target: string;
+  readonly assertion: string;
+  readonly kid: string;
+  readonly inbound: InboundHeaders;
+}
+
+interface DecisionMeta {
+  readonly peer: string;
+  readonly stripped: readonly string[];
+  /** The client's X-Request-Id when it sent one well-formed, else a new one. */
+  readonly requestId: string;
+}
+export type AllowedDecision = Allowed & DecisionMeta;
+export type Decision = AllowedDecision | (Refusal & DecisionMeta);
+
+export function decide(facts: RequestFacts, ctx: DecisionContext): Decision {
+  const source = ctx.trusted.lookup(facts.peer);
+  if (!source.trusted) {
+    const peer = source.address?.text ?? facts.peer;
+    return { ...refuse('source', 'untrusted_source', source.reason), peer, stripped: [], requestId: ctx.newId() };
+  }
+  const peer = source.address.text;
+  const inbound = readHeaders(facts.rawHeaders, ctx.rules.owned);
+  const clientId = singleValue(inbound.read, 'x-request-id');
+  const requestId = typeof clientId === 'string' && REQUEST_ID.test(clientId) ? clientId : ctx.newId();
+  const refused = (r: Refusal): Decision => ({ ...r, peer, stripped: inbound.stripped, requestId });
+  const { config, policy } = ctx.rules;
+
+  if (inbound.count > config.listen.maxHeaderCount) return refused(refuse('request', 'too_many_headers'));
+  if (singleValue(inbound.read, 'host') === DUPLICATED) return refused(refuse('request', 'bad_request', 'duplicate Host'));
+
+  const target = requestTarget(facts, inbound);
+  if (!target.ok) return refused(target);
+
+  const who = readIdentity(inbound.read, config.identity);
+  if (!who.ok) return refused(who);
+  const { identity } = who;
+
+  if (!isAllowed(identity, policy)) return refused(refuse('policy', 'user_not_allowed', identity.user));
+  // The Origin check guards WebSocket upgrades; a forward-auth sub-request cannot show
+  // whether the original was an upgrade (proxies drop Upgrade), so there it always applies.
+  if (inbound.upgrade !== undefined || facts.mode === 'forward-auth') {
+    const origin = singleValue(inbound.read, 'origin');
+    const bad = origin === DUPLICATED ? refuse('policy', 'origin_not_allowed', 'duplicate Origin') : checkOrigin(origin, policy);
+    if (bad) return refused(bad);
+  }
+  const scopes = scopesFor(identity, policy);
+
+  const client = clientAddress(inbound.read, peer, ctx.trusted);
+  const proto = forwardedProto(inbound.read, facts.tls);
+  const host = forwardedHost(inbound.read);
+
+  if (!ctx.signer) return refused(refuse('assertion', 'assertion_key_unavailable'));
+  const iat = Math.floor(ctx.nowMs / 1000);
+  const claims: AssertionClaims = {
+    iss: config.assertion.issuer,
+    aud: config.assertion.audience,
+    sub: identity.user,
+    ...(identity.email !== undefined && { email: identity.email }),
+    groups: identity.groups,
+    iat,
+    nbf: iat,
+    exp: iat + config.assertion.ttlSeconds,
+    jti: ctx.newId(),
+    cip: client,
+    htm: target.method,
+    htu: targetUri(proto, host ?? '', pathOf(target.target)),
+  };
+  return {
+    ok: true,
+    peer,
+    stripped: inbound.stripped,
+    requestId,
+    trustedBy: source.sources,
+    identity,
+    scopes,
+    client,
+    proto,
+    host,
+    method: target.method,
+    target: target.target,
+    assertion: ctx.signer.sign(claims),
+    kid: ctx.signer.kid,
+    inbound,
+  };
+}
+
+/** Inline, the request is its own target; forward-auth names the original in X-Forwarded-*. */
+function requestTarget(facts: RequestFacts, inbound: InboundHeaders): { ok: true; method: string; target: string } | Refusal {
+  if (facts.mode === 'inline') return { ok: true, method: facts.method, target: facts.target };
+  const method = singleValue(inbound.read, 'x-forwarded-method');
+  if (typeof method !== 'string' || !isValidMethod(method.trim())) {
+    return refuse('request', 'forwarded_method_invalid');
+  }
+  const uri = singleValue(inbound.read, 'x-forwarded-uri');
+  if (typeof uri !== 'string' || !isOriginForm(uri.trim())) return refuse('request', 'forwarded_uri_invalid');
+  return { ok: true, method: method.trim().toUpperCase(), target: uri.trim() };
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/**
+ * The headers the gateway receives: the client's own headers less everything the sidecar
+ * owns, then the sidecar's values, set last so nothing a client sent can displace them.
+ */
+export function upstreamHeaders(allowed: AllowedDecision, rules: Rules): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const [name, value] of allowed.inbound.forward) {
+    const lower = name.toLowerCase();
+    if (lower === 'x-request-id') continue;
+    const existing = out[lower];
+    if (existing === undefined) out[lower] = value;
+    else if (Array.isArray(existing)) existing.push(value);
+    else out[lower] = [existing, value];
+  }
+  const { gateway, assertion } = rules.config;
+  if (forwardableClient(allowed.client)) out['x-forwarded-for'] = allowed.client;
+  out['x-forwarded-proto'] = allowed.proto;
+  if (allowed.host !== undefined) out['x-forwarded-host'] = allowed.host;
+  out['x-request-id'] = allowed.requestId;
+  if (gateway.userHeader) out[gateway.userHeader] = allowed.identity.userRaw;
+  if (gateway.scopesHeader) out[gateway.scopesHeader] = allowed.scopes.join(',');
+  out[assertion.header] = allowed.assertion;
+  if (allowed.inbound.upgrade !== undefined) {
+    out['connection'] = 'upgrade';
+    out['upgrade'] = allowed.inbound.upgrade;
+  }
+  return out;
+}

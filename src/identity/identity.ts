@@ -1,0 +1,80 @@
+// The identity stage: who the trusted proxy says the user is. Values arrive as Node
+// decodes header bytes (latin1); they are checked as bytes and decoded as UTF-8.
+import type { IdentityConfig } from '../config/schema.js';
+import { refuse, type Refusal } from '../decision/reasons.js';
+import { DUPLICATED, singleValue } from '../sanitise/headers.js';
+
+export interface Identity {
+  readonly user: string;
+  /** The user value exactly as received, for the plain header sent upstream. */
+  readonly userRaw: string;
+  readonly email: string | undefined;
+  readonly groups: readonly string[];
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+// C0 controls, DEL and C1 controls: never part of a user name, email or group.
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+
+type Checked = { ok: true; value: string } | Refusal;
+
+function checkValue(raw: string, maxBytes: number, what: string): Checked {
+  const value = raw.trim();
+  if (value === '') return refuse('identity', 'identity_blank', `${what} is blank`);
+  const bytes = Buffer.from(value, 'latin1');
+  if (bytes.length > maxBytes) return refuse('identity', 'identity_too_long', `${what} is over ${maxBytes} bytes`);
+  let decoded: string;
+  try {
+    decoded = utf8.decode(bytes);
+  } catch {
+    return refuse('identity', 'identity_invalid', `${what} is not UTF-8`);
+  }
+  if (CONTROL.test(decoded)) return refuse('identity', 'identity_invalid', `${what} has control characters`);
+  return { ok: true, value: decoded };
+}
+
+export function readIdentity(read: Map<string, string[]>, config: IdentityConfig): { ok: true; identity: Identity } | Refusal {
+  const userRaw = singleValue(read, config.userHeader);
+  if (userRaw === undefined) return refuse('identity', 'identity_missing', config.userHeader);
+  if (userRaw === DUPLICATED) return refuse('identity', 'identity_duplicated', config.userHeader);
+  // A comma is how proxies join duplicate lines; one user is never a list.
+  if (userRaw.includes(',')) return refuse('identity', 'identity_duplicated', `${config.userHeader} holds a list`);
+  const user = checkValue(userRaw, config.maxValueBytes, config.userHeader);
+  if (!user.ok) return user;
+
+  for (const name of config.requiredHeaders) {
+    const values = read.get(name);
+    if (values === undefined || values.every((v) => v.trim() === '')) {
+      return refuse('identity', 'required_header_missing', name);
+    }
+  }
+
+  let email: string | undefined;
+  if (config.emailHeader) {
+    const raw = singleValue(read, config.emailHeader);
+    if (raw === DUPLICATED) return refuse('identity', 'identity_duplicated', config.emailHeader);
+    if (raw !== undefined && raw.trim() !== '') {
+      const checked = checkValue(raw, config.maxValueBytes, config.emailHeader);
+      if (!checked.ok) return checked;
+      if (!checked.value.includes('@') || checked.value.includes(',')) {
+        return refuse('identity', 'identity_invalid', `${config.emailHeader} is not one email address`);
+      }
+      email = checked.value;
+    }
+  }
+
+  const groups: string[] = [];
+  if (config.groupsHeader) {
+    const raw = singleValue(read, config.groupsHeader);
+    if (raw === DUPLICATED) return refuse('identity', 'identity_duplicated', config.groupsHeader);
+    for (const part of raw?.split(',') ?? []) {
+      if (part.trim() === '') continue;
+      const checked = checkValue(part, config.maxValueBytes, config.groupsHeader);
+      if (!checked.ok) return checked;
+      groups.push(checked.value);
+    }
+    if (groups.length > config.maxGroups) return refuse('identity', 'identity_invalid', `over ${config.maxGroups} groups`);
+  }
+
+  return { ok: true, identity: { user: user.value, userRaw: userRaw.trim(), email, groups } };
+}

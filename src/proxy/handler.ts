@@ -1,0 +1,166 @@
+// The thin I/O shell around the decision: turn a request into facts, decide, record the
+// decision, then either forward (inline), answer (forward-auth) or refuse.
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import https from 'node:https';
+import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import type { Duplex } from 'node:stream';
+import { createProxyServer } from 'http-proxy-3';
+import { decide, upstreamHeaders, type AllowedDecision, type Decision, type Mode, type RequestFacts } from '../decision/decide.js';
+import { refusalBody } from '../decision/reasons.js';
+import { loggedIdentity } from '../logging/logger.js';
+import { statusClass } from '../metrics/metrics.js';
+import { isAllowed } from '../policy/policy.js';
+import type { Runtime } from '../runtime/runtime.js';
+import { pathOf } from '../sanitise/forwarded.js';
+import { rejectUpgrade, sendJson } from './respond.js';
+import { WebSocketTracker } from './websockets.js';
+
+const UPSTREAM_TIMEOUT = 'ETIMEDOUT_UPSTREAM';
+
+export class RequestHandler {
+  readonly websockets: WebSocketTracker;
+  private readonly agent: http.Agent;
+  private readonly proxy;
+
+  constructor(private readonly runtime: Runtime) {
+    const { upstream } = runtime.config;
+    const Agent = upstream.url.startsWith('https:') ? https.Agent : http.Agent;
+    this.agent = new Agent({ keepAlive: true, maxSockets: upstream.maxSockets, maxFreeSockets: 64, scheduling: 'lifo' });
+    this.proxy = createProxyServer({ agent: this.agent, xfwd: false, ws: true, connectTimeout: upstream.connectTimeoutSeconds * 1000 });
+    this.websockets = new WebSocketTracker(runtime.metrics);
+    this.proxy.on('proxyReq', (proxyReq, req) => this.armUpstream(proxyReq, req));
+    this.proxy.on('proxyReqWs', (proxyReq, req, socket) => this.armUpgrade(proxyReq, req, socket as Socket));
+    this.proxy.on('proxyRes', (proxyRes, req) => this.observeUpstream(proxyRes.statusCode ?? 502, req));
+    // A reload that narrows the allow lists ends WebSockets of users it no longer admits.
+    runtime.onRulesChange((rules) => this.revoke((identity) => isAllowed(identity, rules.policy), 'config reload'));
+    runtime.trust.onChange((set) => this.revoke((_i, peer) => set.lookup(peer).trusted, 'trusted set change'));
+  }
+
+  onRequest(req: IncomingMessage, res: ServerResponse): void {
+    const { forwardAuth } = this.runtime.config;
+    const mode: Mode = forwardAuth.enabled && pathOf(req.url ?? '/') === forwardAuth.path ? 'forward-auth' : 'inline';
+    const decision = this.decide(req, mode);
+    if (!decision.ok) {
+      sendJson(res, decision.status, refusalBody(decision.reason), { 'x-request-id': decision.requestId });
+      return;
+    }
+    if (mode === 'forward-auth') {
+      sendJson(res, 200, '{"result":"allowed"}', this.grantHeaders(decision));
+      return;
+    }
+    req.headers = upstreamHeaders(decision, this.runtime.rules) as IncomingMessage['headers'];
+    this.proxy.web(req, res, { target: this.runtime.config.upstream.url }, (err) => this.upstreamFailed(err, res));
+  }
+
+  onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const decision = this.decide(req, 'inline');
+    if (!decision.ok) {
+      rejectUpgrade(socket, decision.status, refusalBody(decision.reason), { 'x-request-id': decision.requestId });
+      return;
+    }
+    (req as UpgradeRequest).allowed = decision;
+    req.headers = upstreamHeaders(decision, this.runtime.rules) as IncomingMessage['headers'];
+    this.proxy.ws(req, socket, head, { target: this.runtime.config.upstream.url }, (err) => {
+      this.countUpstreamError(err);
+      rejectUpgrade(socket, 502, '{"error":"upstream_unavailable"}');
+    });
+  }
+
+  /** Stops the upstream connection pool (after draining). */
+  close(): void {
+    this.agent.destroy();
+    this.proxy.close();
+  }
+
+  private decide(req: IncomingMessage, mode: Mode): Decision {
+    const started = process.hrtime.bigint();
+    const facts: RequestFacts = {
+      mode,
+      peer: req.socket.remoteAddress ?? '',
+      tls: (req.socket as TLSSocket).encrypted === true,
+      method: req.method ?? 'GET',
+      target: req.url ?? '/',
+      rawHeaders: req.rawHeaders,
+    };
+    const decision = decide(facts, this.runtime.context());
+    const { metrics, logger } = this.runtime;
+    metrics.decisionSeconds.observe({ mode }, Number(process.hrtime.bigint() - started) / 1e9);
+    for (const header of decision.stripped) metrics.headersStripped.inc({ header });
+    const base = { mode, requestId: decision.requestId, peer: decision.peer, method: facts.method, path: pathOf(facts.target) };
+    if (decision.ok) {
+      metrics.decisions.inc({ mode, result: 'allowed', reason: 'allowed' });
+      metrics.assertionsSigned.inc({ kid: decision.kid });
+      if (logger.isLevelEnabled('debug')) {
+        const user = loggedIdentity(decision.identity.user, this.runtime.config.logging.identity);
+        logger.debug({ ...base, user, client: decision.client, trustedBy: decision.trustedBy, scopes: decision.scopes }, 'allowed');
+      }
+    } else {
+      metrics.decisions.inc({ mode, result: 'refused', reason: decision.reason });
+      logger.info({ ...base, reason: decision.reason, status: decision.status, stage: decision.stage, detail: decision.detail }, 'refused');
+    }
+    return decision;
+  }
+
+  /** Forward-auth answers carry what the front proxy copies onto the request it forwards. */
+  private grantHeaders(decision: AllowedDecision): Record<string, string> {
+    const { gateway, assertion } = this.runtime.config;
+    const headers: Record<string, string> = { [assertion.header]: decision.assertion, 'x-request-id': decision.requestId };
+    if (gateway.userHeader) headers[gateway.userHeader] = decision.identity.userRaw;
+    if (gateway.scopesHeader) headers[gateway.scopesHeader] = decision.scopes.join(',');
+    return headers;
+  }
+
+  private armUpstream(proxyReq: http.ClientRequest, req: IncomingMessage): void {
+    (req as TimedRequest).upstreamStarted = process.hrtime.bigint();
+    proxyReq.setTimeout(this.runtime.config.upstream.timeoutSeconds * 1000, () => {
+      proxyReq.destroy(Object.assign(new Error('upstream timed out'), { code: UPSTREAM_TIMEOUT }));
+    });
+  }
+
+  private armUpgrade(proxyReq: http.ClientRequest, req: IncomingMessage, client: Socket): void {
+    const allowed = (req as UpgradeRequest).allowed;
+    proxyReq.once('upgrade', (_res, upstream: Socket) => {
+      this.observeUpstream(101, req);
+      if (allowed) {
+        this.websockets.add(client, upstream, allowed.identity, allowed.peer, this.runtime.config.listen.maxWebSocketLifetimeSeconds);
+      }
+    });
+  }
+
+  private observeUpstream(status: number, req: IncomingMessage): void {
+    const { metrics } = this.runtime;
+    metrics.upstreamResponses.inc({ class: statusClass(status) });
+    const started = (req as TimedRequest).upstreamStarted;
+    if (started !== undefined) metrics.upstreamSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
+  }
+
+  private upstreamFailed(err: Error, res: ServerResponse): void {
+    const kind = this.countUpstreamError(err);
+    if (kind === 'timeout') sendJson(res, 504, '{"error":"upstream_timeout"}');
+    else sendJson(res, 502, '{"error":"upstream_unavailable"}');
+  }
+
+  private countUpstreamError(err: Error): string {
+    const code = (err as NodeJS.ErrnoException).code;
+    const kind =
+      code === 'ECONNREFUSED'
+        ? 'refused'
+        : code === UPSTREAM_TIMEOUT || code === 'ECONNECT_TIMEOUT'
+          ? 'timeout'
+          : code === 'ECONNRESET' || code === 'EPIPE'
+            ? 'reset'
+            : 'other';
+    this.runtime.metrics.upstreamErrors.inc({ kind });
+    this.runtime.logger.warn({ kind, code }, 'upstream error');
+    return kind;
+  }
+
+  private revoke(keep: Parameters<WebSocketTracker['revoke']>[0], why: string): void {
+    const closed = this.websockets.revoke(keep);
+    if (closed > 0) this.runtime.logger.info({ closed, why }, 'closed WebSockets no longer allowed');
+  }
+}
+
+type UpgradeRequest = IncomingMessage & { allowed?: AllowedDecision };
+type TimedRequest = IncomingMessage & { upstreamStarted?: bigint };

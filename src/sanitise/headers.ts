@@ -1,0 +1,69 @@
+// One pass over the raw header lines: what may be forwarded, what the sidecar reads
+// (identity and forwarded facts, by exact lower-case name), and what was stripped.
+import { HOP_BY_HOP, type ProtectedNames } from './protected.js';
+
+export interface InboundHeaders {
+  /** Headers a client may pass through, in arrival order (never protected, never hop-by-hop). */
+  readonly forward: [name: string, value: string][];
+  /** Every non-hop-by-hop, non-nominated header by exact lower-case name, duplicates kept apart. */
+  readonly read: Map<string, string[]>;
+  /** Protected names (the rule that matched) or `hop-by-hop`, once per removed line. */
+  readonly stripped: string[];
+  readonly upgrade: string | undefined;
+  readonly count: number;
+}
+
+export function readHeaders(raw: readonly string[], owned: ProtectedNames): InboundHeaders {
+  const nominated = connectionNominations(raw);
+  const forward: [string, string][] = [];
+  const read = new Map<string, string[]>();
+  const stripped: string[] = [];
+  let upgrade: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    const value = raw[i + 1]!;
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower)) {
+      if (lower === 'upgrade') upgrade = value;
+      stripped.push('hop-by-hop');
+      continue;
+    }
+    // A header named in Connection is removed before anything reads it, exactly as a
+    // hop-by-hop-honouring proxy would, so what is checked is what is forwarded.
+    if (nominated !== undefined && nominated.has(lower)) {
+      stripped.push('connection-nominated');
+      continue;
+    }
+    const list = read.get(lower);
+    if (list) list.push(value);
+    else read.set(lower, [value]);
+    const rule = owned.match(lower);
+    if (rule !== undefined) {
+      stripped.push(rule);
+      continue;
+    }
+    forward.push([name, value]);
+  }
+  return { forward, read, stripped, upgrade, count: raw.length / 2 };
+}
+
+function connectionNominations(raw: readonly string[]): Set<string> | undefined {
+  let names: Set<string> | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i]!.length !== 10 || raw[i]!.toLowerCase() !== 'connection') continue;
+    for (const token of raw[i + 1]!.split(',')) {
+      const t = token.trim().toLowerCase();
+      if (t && t !== 'close' && t !== 'keep-alive' && t !== 'upgrade') (names ??= new Set()).add(t);
+    }
+  }
+  return names;
+}
+
+export const DUPLICATED = Symbol('duplicated');
+
+/** The one value of a header; undefined when absent, DUPLICATED when it occurs more than once. */
+export function singleValue(read: Map<string, string[]>, name: string): string | undefined | typeof DUPLICATED {
+  const values = read.get(name);
+  if (values === undefined) return undefined;
+  return values.length === 1 ? values[0] : DUPLICATED;
+}

@@ -1,0 +1,79 @@
+// Assembles the sidecar: runtime, handler, both listeners; and takes it down gracefully.
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Config } from '../config/schema.js';
+import { createLogger, type Logger } from '../logging/logger.js';
+import { createMetrics, type Metrics } from '../metrics/metrics.js';
+import { RequestHandler } from '../proxy/handler.js';
+import { CLOSE_GOING_AWAY } from '../proxy/websockets.js';
+import { Runtime } from '../runtime/runtime.js';
+import { VERSION } from '../version.js';
+import { createAdminApp, type AdminState } from './admin.js';
+import { createDataPlane } from './data-plane.js';
+
+export interface SidecarOptions {
+  configPath?: string;
+  logger?: Logger;
+  metrics?: Metrics;
+  watchIntervalMs?: number;
+}
+
+export class Sidecar {
+  readonly runtime: Runtime;
+  readonly handler: RequestHandler;
+  private readonly dataPlane: Server;
+  private admin: Server | undefined;
+  private readonly state: AdminState = { draining: false };
+
+  constructor(config: Config, private readonly options: SidecarOptions = {}) {
+    const logger = options.logger ?? createLogger(config.logging.level);
+    this.runtime = new Runtime(config, logger, options.metrics ?? createMetrics(VERSION));
+    this.handler = new RequestHandler(this.runtime);
+    this.dataPlane = createDataPlane(config.listen, this.handler, this.runtime.metrics);
+  }
+
+  async start(): Promise<{ data: AddressInfo; admin: AddressInfo }> {
+    const { listen, admin } = this.runtime.config;
+    await listenOn(this.dataPlane, listen.host, listen.port);
+    const adminServer = createAdminApp(this.runtime, this.state).listen(admin.port, admin.host);
+    this.admin = adminServer;
+    await new Promise<void>((resolve, reject) => adminServer.once('listening', resolve).once('error', reject));
+    this.runtime.watch(this.options.configPath, this.options.watchIntervalMs);
+    const addresses = { data: this.dataPlane.address() as AddressInfo, admin: adminServer.address() as AddressInfo };
+    this.runtime.logger.info({ ...addresses, version: VERSION }, 'listening');
+    return addresses;
+  }
+
+  /**
+   * Graceful stop: refuse new connections, close WebSockets with 1001, let requests in
+   * flight finish within the grace period, then close what is left.
+   */
+  async stop(): Promise<void> {
+    this.state.draining = true;
+    this.runtime.stop();
+    const closed = new Promise<void>((resolve) => this.dataPlane.close(() => resolve()));
+    this.dataPlane.closeIdleConnections();
+    this.handler.websockets.closeAll(CLOSE_GOING_AWAY, 'server shutting down');
+    const graceMs = this.runtime.config.listen.shutdownGraceSeconds * 1000;
+    const idle = setInterval(() => this.dataPlane.closeIdleConnections(), 100);
+    const grace = new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref());
+    await Promise.race([closed, grace]);
+    clearInterval(idle);
+    this.dataPlane.closeAllConnections();
+    this.handler.close();
+    const admin = this.admin;
+    if (admin) await new Promise<void>((resolve) => admin.close(() => resolve()));
+    this.runtime.logger.info('stopped');
+    this.runtime.logger.flush();
+  }
+}
+
+function listenOn(server: Server, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
