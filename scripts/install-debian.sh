@@ -8,6 +8,9 @@ packages=(
 )
 missing=()
 for p in "${packages[@]}"; do
+  # kubernetes-client is wanted only for `kubectl kustomize`; some machines already ship a
+  # newer kubectl from another package that owns /usr/bin/kubectl, and the two conflict.
+  [ "$p" = kubernetes-client ] && command -v kubectl >/dev/null && continue
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
