@@ -1,0 +1,13 @@
+// Every metric the sidecar registers is documented in docs/metrics.md.
+import { readFileSync } from 'node:fs';
+import { createMetrics } from '../../src/metrics/metrics.js';
+
+const doc = readFileSync(new URL('../../docs/metrics.md', import.meta.url), 'utf8');
+const names = createMetrics('test')
+  .registry.getMetricsAsArray()
+  .map((m) => m.name)
+  .filter((n) => !/^trusted_proxy_(process|nodejs)_/.test(n));
+
+test.each(names)('docs/metrics.md documents %s', (name) => {
+  expect(doc).toContain(`\`${name}\``);
+});
