@@ -1,5 +1,6 @@
 // Every metric the sidecar registers is documented in docs/metrics.md.
 import { readFileSync } from 'node:fs';
+import { REFUSALS } from '../../src/decision/reasons.js';
 import { createMetrics } from '../../src/metrics/metrics.js';
 
 const doc = readFileSync(new URL('../../docs/metrics.md', import.meta.url), 'utf8');
@@ -10,4 +11,8 @@ const names = createMetrics('test')
 
 test.each(names)('docs/metrics.md documents %s', (name) => {
   expect(doc).toContain(`\`${name}\``);
+});
+
+test.each(Object.entries(REFUSALS))('docs/metrics.md lists refusal %s with status %d', (reason, status) => {
+  expect(doc).toContain(`\`${reason}\` ${status}`);
 });
