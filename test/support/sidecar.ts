@@ -1,9 +1,10 @@
 // Starts a real Sidecar in-process on ephemeral loopback ports, with a fresh key folder.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
+import { stringify } from 'yaml';
 import { configSchema, type Config, type ConfigInput } from '../../src/config/schema.js';
 import { Sidecar } from '../../src/server/sidecar.js';
 
@@ -17,14 +18,25 @@ export interface TestSidecar {
   keys: Map<string, Uint8Array>;
   /** Every log line as parsed JSON. */
   logs: Record<string, unknown>[];
+  /** The config as given (before defaults), e.g. to derive a changed file from it. */
+  input: ConfigInput;
+  /** The watched YAML file, with `{ configFile: true }`. */
+  configPath: string | undefined;
+  /** Replaces the watched config file atomically (write, then rename), as a ConfigMap update does. */
+  writeConfig(config: ConfigInput | string): void;
   stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  /** Write the config to a real YAML file that the sidecar watches (polled every 100 ms). */
+  configFile?: boolean;
 }
 
 export const TEST_KEY = Buffer.alloc(32, 7);
 
 type Overrides = { [K in keyof ConfigInput]?: Partial<NonNullable<ConfigInput[K]>> };
 
-export async function startSidecar(upstreamUrl: string, overrides: Overrides = {}): Promise<TestSidecar> {
+export async function startSidecar(upstreamUrl: string, overrides: Overrides = {}, options: StartOptions = {}): Promise<TestSidecar> {
   const keysDir = mkdtempSync(join(tmpdir(), 'tps-keys-'));
   writeFileSync(join(keysDir, 'k1'), TEST_KEY);
   const input: ConfigInput = {
@@ -45,7 +57,16 @@ export async function startSidecar(upstreamUrl: string, overrides: Overrides = {
     },
   });
   const logger = pino({ level: config.logging.level }, sink);
-  const sidecar = new Sidecar(config, { logger, watchIntervalMs: 100 });
+  const configDir = options.configFile ? mkdtempSync(join(tmpdir(), 'tps-config-')) : undefined;
+  const configPath = configDir && join(configDir, 'sidecar.yaml');
+  const writeConfig = (next: ConfigInput | string) => {
+    if (!configDir || !configPath) throw new Error('startSidecar: writeConfig needs { configFile: true }');
+    const staged = join(configDir, '.staged.yaml');
+    writeFileSync(staged, typeof next === 'string' ? next : stringify(next));
+    renameSync(staged, configPath);
+  };
+  if (configPath) writeConfig(input);
+  const sidecar = new Sidecar(config, { logger, watchIntervalMs: 100, ...(configPath && { configPath }) });
   const { data, admin } = await sidecar.start();
   return {
     sidecar,
@@ -56,9 +77,13 @@ export async function startSidecar(upstreamUrl: string, overrides: Overrides = {
     keysDir,
     keys: new Map([['k1', TEST_KEY]]),
     logs,
+    input,
+    configPath,
+    writeConfig,
     stop: async () => {
       await sidecar.stop();
       rmSync(keysDir, { recursive: true, force: true });
+      if (configDir) rmSync(configDir, { recursive: true, force: true });
     },
   };
 }
