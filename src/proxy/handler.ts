@@ -42,7 +42,10 @@ export class RequestHandler {
     const mode: Mode = forwardAuth.enabled && pathOf(req.url ?? '/') === forwardAuth.path ? 'forward-auth' : 'inline';
     const decision = this.decide(req, mode);
     if (!decision.ok) {
-      sendJson(res, decision.status, refusalBody(decision.reason), { 'x-request-id': decision.requestId });
+      // A refused request's body is never read: close the connection rather than drain it.
+      const headers: Record<string, string> = { 'x-request-id': decision.requestId };
+      if (hasBody(req)) headers['connection'] = 'close';
+      sendJson(res, decision.status, refusalBody(decision.reason), headers);
       return;
     }
     if (mode === 'forward-auth') {
@@ -160,6 +163,11 @@ export class RequestHandler {
     const closed = this.websockets.revoke(keep);
     if (closed > 0) this.runtime.logger.info({ closed, why }, 'closed WebSockets no longer allowed');
   }
+}
+
+function hasBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  return (length !== undefined && length !== '0') || req.headers['transfer-encoding'] !== undefined;
 }
 
 type UpgradeRequest = IncomingMessage & { allowed?: AllowedDecision };
