@@ -64,6 +64,10 @@ export class WebSocketTracker {
     // Stop relaying the gateway's frames first so the close frame is not interleaved.
     entry.upstream.unpipe(entry.client);
     entry.client.unpipe(entry.upstream);
+    // Keep reading (and dropping) what either side still sends, so its closing frame and
+    // FIN are seen and the socket closes as soon as the peer is done, not at the timer.
+    entry.upstream.resume();
+    entry.client.resume();
     if (entry.client.writable) entry.client.end(closeFrame(code, text, false));
     if (entry.upstream.writable) entry.upstream.end(closeFrame(code, text, true));
     setTimeout(() => {

@@ -1,0 +1,116 @@
+// The watched config file: a valid change applies live, an invalid one is refused (logged
+// with every problem, counted) while the old config keeps serving; WebSockets of users a
+// reload no longer admits are closed with 1008; the WebSocket lifetime bound holds.
+import type WebSocket from 'ws';
+import { sample, scrape } from '../support/metrics.js';
+import { startSidecar, type TestSidecar } from '../support/sidecar.js';
+import { startRecordingUpstream, type RecordingUpstream } from '../support/upstream.js';
+import { waitFor } from '../support/wait.js';
+import { closed, echo, openWebSocket } from '../support/websocket.js';
+
+const ALICE = { 'x-auth-request-email': 'alice@example.com' };
+const BOB = { 'x-auth-request-email': 'bob@example.com' };
+
+let upstream: RecordingUpstream;
+let sc: TestSidecar;
+const sockets: WebSocket[] = [];
+
+beforeAll(async () => {
+  upstream = await startRecordingUpstream();
+  sc = await startSidecar(upstream.url, { identity: { allowUsers: ['alice@example.com', 'bob@example.com'] } }, { configFile: true });
+});
+afterAll(async () => {
+  for (const ws of sockets) ws.terminate();
+  await sc.stop();
+  await upstream.close();
+});
+
+async function get(headers: Record<string, string>): Promise<{ status: number; body: string; reached: boolean }> {
+  const before = upstream.received.length;
+  const res = await fetch(`${sc.url}/page`, { headers });
+  const body = await res.text();
+  return { status: res.status, body, reached: upstream.received.length > before };
+}
+
+function logsWith(msg: string): Record<string, unknown>[] {
+  return sc.logs.filter((l) => l.msg === msg);
+}
+
+async function ws(headers: Record<string, string>): Promise<WebSocket> {
+  const socket = await openWebSocket(`${sc.url.replace('http', 'ws')}/socket`, headers);
+  sockets.push(socket);
+  return socket;
+}
+
+test('a valid change applies: narrowing allowUsers refuses the removed user at once, WebSocket included (1008)', async () => {
+  expect(await get(BOB)).toMatchObject({ status: 200, reached: true });
+  const aliceWs = await ws(ALICE);
+  const bobWs = await ws(BOB);
+  expect(await echo(bobWs, 'hi from bob')).toBe('hi from bob');
+  const bobClosed = closed(bobWs);
+
+  sc.writeConfig({ ...sc.input, identity: { allowUsers: ['alice@example.com'] } });
+  await waitFor(() => logsWith('config reloaded').length === 1, 'config reload');
+
+  expect(await bobClosed).toEqual({ code: 1008, reason: 'access revoked' });
+  expect(await echo(aliceWs, 'still here')).toBe('still here');
+  expect(await get(BOB)).toEqual({ status: 403, body: '{"error":"user_not_allowed"}', reached: false });
+  expect(await get(ALICE)).toMatchObject({ status: 200, reached: true });
+  const metrics = await scrape(sc.adminUrl);
+  expect(sample(metrics, 'trusted_proxy_config_reloads_total', { result: 'applied' })).toBe(1);
+  expect(sample(metrics, 'trusted_proxy_websockets_closed_by_sidecar_total', { reason: 'policy' })).toBe(1);
+  // The sidecar lets go of the socket as soon as the client completes the closing
+  // handshake (well before its 1 s fallback for peers that never answer).
+  await waitFor(async () => sample(await scrape(sc.adminUrl), 'trusted_proxy_websockets_open') === 1, 'bob released', 500);
+});
+
+test('an invalid file is refused with every problem logged by key path; the previous config keeps serving', async () => {
+  const broken = [
+    'listen: { port: "eighty" }',
+    'identity: { allowUsers: bob@example.com, userHeader: "bad header" }',
+    'assertion: { ttlSeconds: 0 }',
+    'unknownKey: 1',
+  ].join('\n');
+  sc.writeConfig(broken);
+  const rejected = await waitFor(() => logsWith('config reload rejected; the previous config stays in force')[0], 'rejection log');
+  expect(rejected.level).toBe(50);
+  expect(rejected.path).toBe(sc.configPath);
+  const problems = rejected.problems as string[];
+  for (const path of ['listen.port', 'identity.allowUsers', 'identity.userHeader', 'assertion.ttlSeconds', '(root)']) {
+    expect(problems.some((p) => p.startsWith(`${path}:`))).toBe(true);
+  }
+  expect(problems.some((p) => p.includes('unknownKey'))).toBe(true);
+
+  // A YAML syntax error is refused the same way.
+  sc.writeConfig('identity: { allowUsers: [bob@example.com\n');
+  await waitFor(() => logsWith('config reload rejected; the previous config stays in force').length === 2, 'second rejection');
+  const metrics = await scrape(sc.adminUrl);
+  expect(sample(metrics, 'trusted_proxy_config_reloads_total', { result: 'rejected' })).toBe(2);
+  expect(sample(metrics, 'trusted_proxy_config_reloads_total', { result: 'applied' })).toBe(1);
+  // Still the narrowed config of the previous test: alice in, bob out.
+  expect(await get(BOB)).toEqual({ status: 403, body: '{"error":"user_not_allowed"}', reached: false });
+  expect(await get(ALICE)).toMatchObject({ status: 200, reached: true });
+
+  // Fixing the file applies it.
+  sc.writeConfig({ ...sc.input, identity: { allowUsers: ['bob@example.com'] } });
+  await waitFor(() => logsWith('config reloaded').length === 2, 'reload of the fixed file');
+  expect(await get(BOB)).toMatchObject({ status: 200, reached: true });
+  expect(await get(ALICE)).toEqual({ status: 403, body: '{"error":"user_not_allowed"}', reached: false });
+});
+
+test('listen.maxWebSocketLifetimeSeconds closes a WebSocket with 1008 once the bound is reached', async () => {
+  const bounded = await startSidecar(upstream.url, { listen: { maxWebSocketLifetimeSeconds: 1 } });
+  try {
+    const socket = await openWebSocket(`${bounded.url.replace('http', 'ws')}/socket`, ALICE);
+    sockets.push(socket);
+    const opened = Date.now();
+    const end = closed(socket);
+    expect(await echo(socket, 'within the bound')).toBe('within the bound');
+    expect(await end).toEqual({ code: 1008, reason: 'session lifetime reached' });
+    // Not before the bound (a little slack for timer granularity).
+    expect(Date.now() - opened).toBeGreaterThanOrEqual(950);
+    expect(sample(await scrape(bounded.adminUrl), 'trusted_proxy_websockets_closed_by_sidecar_total', { reason: 'lifetime' })).toBe(1);
+  } finally {
+    await bounded.stop();
+  }
+});
