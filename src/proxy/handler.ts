@@ -38,14 +38,13 @@ export class RequestHandler {
   }
 
   onRequest(req: IncomingMessage, res: ServerResponse): void {
-    const { forwardAuth } = this.runtime.config;
-    const mode: Mode = forwardAuth.enabled && pathOf(req.url ?? '/') === forwardAuth.path ? 'forward-auth' : 'inline';
+    const mode = this.modeOf(req);
     const decision = this.decide(req, mode);
     if (!decision.ok) {
       // A refused request's body is never read: close the connection rather than drain it.
       const headers: Record<string, string> = { 'x-request-id': decision.requestId };
       if (hasBody(req)) headers['connection'] = 'close';
-      sendJson(res, decision.status, refusalBody(decision.reason), headers);
+      sendJson(res, refusalStatus(decision.status, mode), refusalBody(decision.reason), headers);
       return;
     }
     if (mode === 'forward-auth') {
@@ -57,9 +56,16 @@ export class RequestHandler {
   }
 
   onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    const decision = this.decide(req, 'inline');
+    const mode = this.modeOf(req);
+    const decision = this.decide(req, mode);
     if (!decision.ok) {
-      rejectUpgrade(socket, decision.status, refusalBody(decision.reason), { 'x-request-id': decision.requestId });
+      rejectUpgrade(socket, refusalStatus(decision.status, mode), refusalBody(decision.reason), { 'x-request-id': decision.requestId });
+      return;
+    }
+    // Caddy's forward_auth passes a client's Upgrade on to the auth endpoint: answer it
+    // like any sub-request (the forward-auth path is never proxied) and close.
+    if (mode === 'forward-auth') {
+      rejectUpgrade(socket, 200, '{"result":"allowed"}', this.grantHeaders(decision));
       return;
     }
     (req as UpgradeRequest).allowed = decision;
@@ -68,6 +74,11 @@ export class RequestHandler {
       this.countUpstreamError(err);
       rejectUpgrade(socket, 502, '{"error":"upstream_unavailable"}');
     });
+  }
+
+  private modeOf(req: IncomingMessage): Mode {
+    const { forwardAuth } = this.runtime.config;
+    return forwardAuth.enabled && pathOf(req.url ?? '/') === forwardAuth.path ? 'forward-auth' : 'inline';
   }
 
   /** Stops the upstream connection pool (after draining). */
@@ -163,6 +174,14 @@ export class RequestHandler {
     const closed = this.websockets.revoke(keep);
     if (closed > 0) this.runtime.logger.info({ closed, why }, 'closed WebSockets no longer allowed');
   }
+}
+
+/**
+ * nginx auth_request turns any answer but 2xx, 401 and 403 into a 500 for the client, so a
+ * forward-auth refusal is always one of those two; the body still names the reason.
+ */
+function refusalStatus(status: number, mode: Mode): number {
+  return mode === 'forward-auth' && status !== 401 ? 403 : status;
 }
 
 function hasBody(req: IncomingMessage): boolean {
