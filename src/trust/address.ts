@@ -53,10 +53,12 @@ export function isUnspecified(a: Address): boolean {
 
 /** An address or CIDR as an inclusive range. Throws on malformed input (config is validated first). */
 export function parseRange(cidr: string): { family: 4 | 6; start: bigint; end: bigint } {
-  const [addrText, bitsText] = cidr.split('/');
+  const [addrText, bitsText, extra] = cidr.split('/');
   const addr = parseAddress(addrText!.trim());
-  if (!addr) throw new Error(`not an address: ${cidr}`);
+  if (!addr || extra !== undefined) throw new Error(`not an address: ${cidr}`);
   const width = addr.family === 4 ? 32 : 128;
+  // Digits only: `Number('')` is 0, and a /0 would trust every address.
+  if (bitsText !== undefined && !/^\d{1,3}$/.test(bitsText)) throw new Error(`bad prefix: ${cidr}`);
   let bits = bitsText === undefined ? width : Number(bitsText);
   // A mapped IPv6 CIDR (::ffff:10.0.0.0/104) becomes its IPv4 form.
   if (addr.family === 4 && addrText!.includes(':') && bitsText !== undefined) bits -= 96;
