@@ -2,6 +2,7 @@
 // from here, so docs/configuration.md, the loader and the chart cannot drift apart.
 import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
+import { parseRange } from '../trust/address.js';
 
 // RFC 9110 token: what a header name may be.
 const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -20,6 +21,9 @@ export function isAddressOrCidr(value: string): boolean {
   try {
     if (value.includes('/')) ipaddr.parseCIDR(value);
     else ipaddr.parse(value);
+    // The trusted set is stricter (no octal, hex or short IPv4, no zones): what it cannot
+    // build is refused here rather than failing the sidecar at start.
+    parseRange(value);
     return true;
   } catch {
     return false;

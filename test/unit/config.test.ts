@@ -1,0 +1,99 @@
+import { parseConfig } from '../../src/config/load.js';
+import { configSchema } from '../../src/config/schema.js';
+import { TrustedSet } from '../../src/trust/trusted-set.js';
+
+test('an empty file is the documented defaults', () => {
+  const r = parseConfig('');
+  expect(r.ok).toBe(true);
+  if (!r.ok) return;
+  expect(r.config).toMatchObject({
+    listen: { host: '0.0.0.0', port: 8080, allowedOrigins: [], maxWebSocketLifetimeSeconds: 0 },
+    admin: { host: '0.0.0.0', port: 9090 },
+    upstream: { url: 'http://127.0.0.1:18789' },
+    trust: { cidrs: [], allowLoopback: false },
+    identity: {
+      userHeader: 'x-auth-request-email',
+      emailHeader: '',
+      groupsHeader: '',
+      requiredHeaders: [],
+      maxValueBytes: 256,
+      allowUsers: [],
+      allowGroups: [],
+      allowEmailDomains: [],
+    },
+    assertion: {
+      header: 'x-trusted-proxy-assertion',
+      keysDir: '/etc/trusted-proxy-sidecar/keys',
+      activeKeyId: '',
+      issuer: 'trusted-proxy-sidecar',
+      audience: 'gateway',
+      ttlSeconds: 30,
+    },
+    gateway: { userHeader: 'x-forwarded-user', scopesHeader: '', scopes: { default: [], byGroup: {} } },
+    logging: { level: 'info', identity: 'plain' },
+  });
+});
+
+test('header names are lower-cased', () => {
+  const r = parseConfig('identity: { userHeader: X-Auth-Request-User, requiredHeaders: [X-Token] }\ngateway: { scopesHeader: X-OpenClaw-Scopes }');
+  expect(r).toMatchObject({ ok: true, config: { identity: { userHeader: 'x-auth-request-user', requiredHeaders: ['x-token'] }, gateway: { scopesHeader: 'x-openclaw-scopes' } } });
+});
+
+test('every problem is listed at once, by key path', () => {
+  const r = parseConfig(`
+listen: { port: 70000, allowedOrigins: [not-a-url], certFile: /tmp/c.pem }
+admin: { port: -1 }
+upstream: { url: 'ftp://gateway' }
+trust: { cidrs: [10.0.0.0/8, 10.0.0.0/33, not-an-ip], allowLoopback: 'yes' }
+identity: { userHeader: 'bad header', maxValueBytes: 1 }
+assertion: { ttlSeconds: 0, issuer: '' }
+gateway: { scopes: { byGroup: { admins: [''] } } }
+logging: { identity: sometimes }
+unknownKey: 1
+`);
+  expect(r.ok).toBe(false);
+  if (r.ok) return;
+  const paths = r.problems.map((p) => p.slice(0, p.indexOf(':')));
+  expect(paths.sort()).toEqual(
+    [
+      '(root)',
+      'admin.port',
+      'assertion.issuer',
+      'assertion.ttlSeconds',
+      'gateway.scopes.byGroup.admins.0',
+      'identity.maxValueBytes',
+      'identity.userHeader',
+      'listen.allowedOrigins.0',
+      'listen.certFile',
+      'listen.port',
+      'logging.identity',
+      'trust.allowLoopback',
+      'trust.cidrs.1',
+      'trust.cidrs.2',
+      'upstream.url',
+    ].sort(),
+  );
+  expect(r.problems.find((p) => p.startsWith('(root)'))).toMatch(/unknownKey/);
+});
+
+test('YAML errors and duplicate keys are refused', () => {
+  expect(parseConfig('listen: [')).toMatchObject({ ok: false });
+  expect(parseConfig('listen: { port: 1 }\nlisten: { port: 2 }')).toMatchObject({ ok: false });
+});
+
+// The trusted set parses addresses more strictly than a general IP library (no octal,
+// hex or short IPv4 forms, no zones): the config must refuse what it cannot build, or
+// the sidecar would pass check-config and then fail at start.
+test.each(['010.0.0.1', '0x0a.0.0.1', '10.1', '10', 'fe80::1%eth0', '::ffff:10.0.0.0/8', '10.0.0.0/8/1'])(
+  'trust.cidrs %j is refused as a listed problem',
+  (cidr) => {
+    const r = parseConfig(`trust: { cidrs: ['${cidr}'] }`);
+    expect(r).toEqual({ ok: false, problems: [expect.stringMatching(/^trust\.cidrs\.0: /)] });
+  },
+);
+
+test('every CIDR the config accepts builds a trusted set', () => {
+  const cidrs = ['10.0.0.0/8', '10.0.0.1', '2001:db8::/32', '::ffff:10.0.0.0/104', '::1', '192.0.2.1/32'];
+  const parsed = configSchema.parse({ trust: { cidrs } });
+  expect(() => new TrustedSet(parsed.trust.cidrs.map((cidr) => ({ cidr, source: 'static' })), false)).not.toThrow();
+});
