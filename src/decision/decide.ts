@@ -159,7 +159,8 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
  * owns, then the sidecar's values, set last so nothing a client sent can displace them.
  */
 export function upstreamHeaders(allowed: AllowedDecision, rules: Rules): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = {};
+  // No prototype: a client's `constructor` or `__proto__` header is data, not a member.
+  const out: Record<string, string | string[]> = Object.create(null) as Record<string, string | string[]>;
   for (const [name, value] of allowed.inbound.forward) {
     const lower = name.toLowerCase();
     if (lower === 'x-request-id') continue;
