@@ -1,12 +1,14 @@
 #!/usr/bin/env node
 // The `trusted-proxy-sidecar` command: one subcommand per file in ./commands.
 import { checkConfig } from './commands/check-config.js';
+import { doctor } from './commands/doctor.js';
+import { gatewayConfig } from './commands/gateway-config.js';
 import { keygen } from './commands/keygen.js';
 import { serve } from './commands/serve.js';
 import { verify } from './commands/verify.js';
 import { parse, UsageError, type Command } from './command.js';
 
-const COMMANDS: readonly Command[] = [serve, checkConfig, verify, keygen];
+const COMMANDS: readonly Command[] = [serve, checkConfig, verify, keygen, doctor, gatewayConfig];
 
 function topUsage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

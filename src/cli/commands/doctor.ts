@@ -1,0 +1,57 @@
+import { loadConfigFile } from '../../config/load.js';
+import { diagnose, type Finding } from '../../doctor/doctor.js';
+import { readGatewayConfig } from '../../openclaw/gateway-config.js';
+import { requireString, type Command } from '../command.js';
+
+export const doctor: Command = {
+  name: 'doctor',
+  summary: 'check an OpenClaw gateway config against the sidecar config',
+  usage: `trusted-proxy-sidecar doctor --config FILE --gateway-config FILE [--public-origin URL] [--json]
+
+Reads the sidecar's config and the gateway's (JSON5) and prints one finding per problem
+on the way from the SSO login to a working Control UI: severity, key path, what the user
+will see, and the fix. --public-origin is the URL users open (else the sidecar's
+listen.allowedOrigins stand for it). --json prints the findings for machines.
+Exits 0 when clean, 1 with warnings only, 2 with errors or unreadable input.`,
+  options: {
+    config: { type: 'string', short: 'c' },
+    'gateway-config': { type: 'string' },
+    'public-origin': { type: 'string' },
+    json: { type: 'boolean' },
+  },
+  async run({ values }) {
+    const configPath = requireString(values, 'config');
+    const gatewayPath = requireString(values, 'gateway-config');
+    const sidecar = loadConfigFile(configPath);
+    if (!sidecar.ok) {
+      process.stderr.write(`invalid config ${configPath}:\n${sidecar.problems.map((p) => `  - ${p}`).join('\n')}\n`);
+      return 2;
+    }
+    let gateway: unknown;
+    try {
+      gateway = readGatewayConfig(gatewayPath);
+    } catch (err) {
+      process.stderr.write(`cannot read gateway config ${gatewayPath}: ${(err as Error).message}\n`);
+      return 2;
+    }
+    if (gateway === undefined) {
+      process.stderr.write(`cannot read gateway config ${gatewayPath}: no such file\n`);
+      return 2;
+    }
+    const publicOrigin = typeof values['public-origin'] === 'string' ? values['public-origin'] : undefined;
+    const findings = diagnose(sidecar.config, gateway, publicOrigin === undefined ? {} : { publicOrigin });
+    const errors = findings.filter((f) => f.severity === 'error').length;
+    const warnings = findings.length - errors;
+    if (values.json) process.stdout.write(`${JSON.stringify({ errors, warnings, findings }, null, 2)}\n`);
+    else process.stdout.write(report(findings, errors, warnings));
+    return errors > 0 ? 2 : warnings > 0 ? 1 : 0;
+  },
+};
+
+function report(findings: Finding[], errors: number, warnings: number): string {
+  if (findings.length === 0) return 'ok: the gateway config agrees with the sidecar\n';
+  const blocks = findings.map(
+    (f) => `${f.severity.toUpperCase()} ${f.code} at ${f.path}\n  problem:   ${f.problem}\n  user sees: ${f.userSees}\n  fix:       ${f.fix}\n`,
+  );
+  return `${blocks.join('\n')}\n${errors} error(s), ${warnings} warning(s)\n`;
+}
