@@ -1,0 +1,99 @@
+{{/* Chart name, truncated to the 63 characters a label allows. */}}
+{{- define "tps.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Prefix of every object name. */}}
+{{- define "tps.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "tps.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "tps.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "tps.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "tps.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: {{ include "tps.name" . }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{- define "tps.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "tps.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "tps.hmacSecretName" -}}
+{{- default (printf "%s-hmac" (include "tps.fullname" .)) .Values.hmac.existingSecret -}}
+{{- end -}}
+
+{{- define "tps.stateClaimName" -}}
+{{- default (printf "%s-state" (include "tps.fullname" .)) .Values.gateway.persistence.existingClaim -}}
+{{- end -}}
+
+{{- define "tps.sidecarImage" -}}
+{{- printf "%s:%s" .Values.sidecar.image.repository (default .Chart.AppVersion .Values.sidecar.image.tag) -}}
+{{- end -}}
+
+{{/* The public URL, required: it is the only allowed Origin. */}}
+{{- define "tps.publicUrl" -}}
+{{- $url := required "publicUrl is required (e.g. https://claw.example.com)" .Values.publicUrl -}}
+{{- if not (regexMatch "^https?://[^/?#]+$" $url) -}}
+{{- fail (printf "publicUrl must be an origin such as https://claw.example.com (no path), got %q" $url) -}}
+{{- end -}}
+{{- $url -}}
+{{- end -}}
+
+{{- define "tps.publicHost" -}}
+{{- (urlParse (include "tps.publicUrl" .)).host | splitList ":" | first -}}
+{{- end -}}
+
+{{- define "tps.configDir" -}}/etc/trusted-proxy-sidecar/config{{- end -}}
+{{- define "tps.keysDir" -}}/etc/trusted-proxy-sidecar/keys{{- end -}}
+
+{{/*
+The sidecar's config file: the user's sidecar.config with the keys the pod layout fixes
+(ports, upstream on loopback, key folder, allowed Origin) set by the chart.
+*/}}
+{{- define "tps.sidecarConfig" -}}
+{{- $fixed := dict
+  "listen" (dict "host" "0.0.0.0" "port" (int .Values.sidecar.ports.http) "allowedOrigins" (list (include "tps.publicUrl" .)))
+  "admin" (dict "host" "0.0.0.0" "port" (int .Values.sidecar.ports.admin))
+  "upstream" (dict "url" (printf "http://127.0.0.1:%d" (int .Values.gateway.port)))
+  "assertion" (dict "keysDir" (include "tps.keysDir" .) "activeKeyId" .Values.hmac.activeKeyId)
+-}}
+{{- $user := deepCopy .Values.sidecar.config -}}
+{{- $assertion := merge (dict) $fixed.assertion (default (dict) $user.assertion) -}}
+{{- $config := merge (dict) (omit $fixed "assertion") (omit $user "assertion") -}}
+{{- $_ := set $config "assertion" $assertion -}}
+{{- toYaml $config -}}
+{{- end -}}
+
+{{/* True when any discovery source needs the Kubernetes API. */}}
+{{- define "tps.discovery.enabled" -}}
+{{- $d := .Values.sidecar.config.trust.discovery | default dict -}}
+{{- if or (get (default dict $d.nodePodCIDRs) "enabled") (get (default dict $d.nodeAddresses) "enabled") $d.pods $d.endpointSlices -}}true{{- end -}}
+{{- end -}}
+
+{{- define "tps.discovery.nodes" -}}
+{{- $d := .Values.sidecar.config.trust.discovery | default dict -}}
+{{- if or (get (default dict $d.nodePodCIDRs) "enabled") (get (default dict $d.nodeAddresses) "enabled") -}}true{{- end -}}
+{{- end -}}
