@@ -126,6 +126,8 @@ function mapJoseError(err: unknown): AssertionError {
   if (err instanceof errors.JWTExpired) return new AssertionError('expired', 'assertion expired');
   if (err instanceof errors.JOSEAlgNotAllowed) return new AssertionError('algorithm', err.message);
   if (err instanceof errors.JWTClaimValidationFailed) {
+    // A missing claim is a malformed assertion, not, say, one that is "not yet valid".
+    if (err.reason === 'missing') return new AssertionError('claims', err.message);
     if (err.claim === 'iss') return new AssertionError('issuer', 'wrong issuer');
     if (err.claim === 'aud') return new AssertionError('audience', 'wrong audience');
     if (err.claim === 'nbf') return new AssertionError('not_yet_valid', 'assertion not yet valid');
