@@ -4,12 +4,12 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/.tools/node/node_modules/.bin:$(CURDIR)/node_modules/.bin:$(PATH)
 export NODE_OPTIONS := --experimental-vm-modules --no-warnings=ExperimentalWarning
 
-.PHONY: run test unit build typecheck node deps system-deps clean
+.PHONY: run test unit build typecheck node deps system-deps clean image
 
 run: build
 	scripts/run.sh
 
-test: system-deps build typecheck
+test: system-deps build typecheck .tools/helm-render
 	jest
 
 unit: deps
@@ -34,6 +34,15 @@ node_modules/.installed: package.json package-lock.json
 
 system-deps:
 	scripts/install-debian.sh
+
+# The chart renderer for tests (no Helm here): Go with Debian's sprig, built offline.
+.tools/helm-render: tools/helm-render/*.go | system-deps
+	cd tools/helm-render && GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE=$(CURDIR)/.tools/go-cache go build -o $(CURDIR)/$@ .
+
+# Needs a Docker engine (none on the project's own test machines).
+IMAGE ?= trusted-proxy-sidecar:$(shell node -p 'require("./package.json").version' 2>/dev/null || echo dev)
+image:
+	docker build -t $(IMAGE) .
 
 clean:
 	rm -rf dist node_modules .tools .run test-artifacts
