@@ -1,0 +1,110 @@
+// `make run`'s script, started for real: it must print two curl lines, the first showing the
+// identity the demo gateway verified, the second a 401; Ctrl-C must stop everything.
+// It runs from a scratch root (the script, examples and build linked in) so the generated
+// development key lands there and the checkout's own `.run` is never touched.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { waitFor } from '../support/wait.js';
+
+const REPO = resolve('.');
+const PORTS = [8080, 9090, 18789];
+
+let root: string;
+let run: ChildProcess | undefined;
+let output = '';
+const checkoutKey = () => {
+  const path = join(REPO, '.run/keys/dev');
+  return existsSync(path) ? readFileSync(path).toString('hex') : undefined;
+};
+const keyBefore = checkoutKey();
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise((done) => {
+    const server = createServer();
+    server.once('error', () => done(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => done(true)));
+  });
+}
+
+beforeAll(async () => {
+  if (!existsSync(join(REPO, 'dist/cli/main.js'))) throw new Error('dist/ is missing: run "make build" (make test builds before jest runs)');
+  const taken = [];
+  for (const port of PORTS) if (!(await portFree(port))) taken.push(port);
+  if (taken.length > 0) throw new Error(`make run needs ports ${PORTS.join(', ')} on 127.0.0.1; in use: ${taken.join(', ')}`);
+  root = mkdtempSync(join(tmpdir(), 'tps-make-run-'));
+  mkdirSync(join(root, 'scripts'));
+  copyFileSync(join(REPO, 'scripts/run.sh'), join(root, 'scripts/run.sh'));
+  for (const name of ['dist', 'examples', 'node_modules', 'package.json']) symlinkSync(join(REPO, name), join(root, name));
+});
+
+afterAll(async () => {
+  if (run && run.exitCode === null && run.signalCode === null) {
+    try {
+      process.kill(-run.pid!, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  }
+  if (root) rmSync(root, { recursive: true, force: true });
+});
+
+/** The command lines the script prints, by the heading above each. */
+function curlAfter(heading: string): string {
+  const lines = output.split('\n');
+  const at = lines.findIndex((l) => l.includes(heading));
+  const line = lines.slice(at + 1).find((l) => l.trim().startsWith('curl '));
+  if (at < 0 || !line) throw new Error(`no curl line under "${heading}" in:\n${output}`);
+  return line.trim();
+}
+
+function sh(command: string): string {
+  const r = spawnSync('bash', ['-c', command], { encoding: 'utf8', timeout: 10_000 });
+  if (r.status !== 0) throw new Error(`${command} exited ${r.status}: ${r.stderr}`);
+  return r.stdout;
+}
+
+test('make run: the allowed curl shows the verified identity, the refused one a 401; Ctrl-C stops it all', async () => {
+  run = spawn('bash', [join(root, 'scripts/run.sh')], {
+    cwd: root,
+    detached: true, // its own process group, as a terminal's Ctrl-C would reach it
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}` },
+  });
+  run.stdout!.on('data', (c: Buffer) => (output += c.toString()));
+  run.stderr!.on('data', (c: Buffer) => (output += c.toString()));
+  const exited = new Promise<number | null>((done) => run!.once('exit', (code) => done(code)));
+  await waitFor(() => output.includes('Ctrl-C stops both.'), 'the script to print its instructions', 20_000, 50);
+
+  expect(output).toContain('WARNING: generated a DEVELOPMENT signing key');
+  const key = join(root, '.run/keys/dev');
+  expect(statSync(key).size).toBe(32);
+  expect(statSync(key).mode & 0o777).toBe(0o400);
+
+  const allowed = curlAfter('Allowed');
+  expect(allowed).toMatch(/^curl -s http:\/\/127\.0\.0\.1:8080\//);
+  const body = JSON.parse(sh(allowed)) as { gateway: string; verified: Record<string, unknown>; plainUserHeader: string };
+  expect(body).toMatchObject({
+    gateway: 'demo',
+    verified: { user: 'alice@example.com', groups: ['readers'], method: 'GET', uri: 'http://127.0.0.1:8080/hello', kid: 'dev' },
+    plainUserHeader: 'alice@example.com',
+  });
+
+  const refused = sh(curlAfter('Refused'));
+  expect(refused).toMatch(/^HTTP\/1\.1 401 /);
+  expect(refused).toContain('{"error":"identity_duplicated"}');
+  // The refused request's identity values are not echoed back.
+  expect(refused).not.toContain('admin@example.com');
+
+  process.kill(-run.pid!, 'SIGINT');
+  await Promise.race([
+    exited,
+    new Promise((_, reject) => setTimeout(() => reject(new Error(`make run did not stop on Ctrl-C:\n${output}`)), 10_000).unref()),
+  ]);
+  for (const port of PORTS) expect({ port, free: await portFree(port) }).toEqual({ port, free: true });
+  expect(output).toMatch(/"msg":"stopped"/);
+  // The checkout's own key folder was not touched by this run.
+  expect(checkoutKey()).toEqual(keyBefore);
+});
