@@ -1,0 +1,269 @@
+// The Helm chart, rendered for every values file under values/ and checked object by
+// object: Kubernetes and CRD schemas, then the properties the pod's security rests on.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { CHART, find, one, renderChart, ROOT, validateObject, type K8sObject } from './k8s.js';
+import { metricNamesIn, sidecarMetricNames } from './metric-names.js';
+
+const VALUES = join(import.meta.dirname, 'values');
+const valuesFiles = readdirSync(VALUES).filter((f) => f.endsWith('.yaml')).sort();
+const rendered = new Map(valuesFiles.map((f) => [f, renderChart([join(VALUES, f)])]));
+const objects = (file: string) => rendered.get(file)!.objects;
+
+let tmp: string;
+beforeAll(() => {
+  tmp = mkdtempSync(join(tmpdir(), 'tps-chart-'));
+});
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+type Container = {
+  name: string;
+  ports?: { name: string; containerPort: number }[];
+  securityContext?: Record<string, any>;
+  resources?: { requests?: Record<string, unknown>; limits?: Record<string, unknown> };
+  volumeMounts?: { name: string; mountPath: string }[];
+  livenessProbe?: any;
+  readinessProbe?: any;
+  startupProbe?: any;
+  args?: string[];
+};
+const podSpec = (objs: K8sObject[]) => (one(objs, 'Deployment') as any).spec.template.spec;
+const containers = (objs: K8sObject[]): Container[] => [...(podSpec(objs).initContainers ?? []), ...podSpec(objs).containers];
+const container = (objs: K8sObject[], name: string) => containers(objs).find((c) => c.name === name)!;
+const sidecarConfigText = (objs: K8sObject[]) => (one(objs, 'ConfigMap', 'claw-trusted-proxy-sidecar-sidecar') as any).data['sidecar.yaml'] as string;
+
+describe.each(valuesFiles)('values/%s', (file) => {
+  test('every object is valid against its Kubernetes or CRD schema and has the standard labels', async () => {
+    const objs = objects(file);
+    expect(objs.length).toBeGreaterThan(4);
+    for (const o of objs) {
+      await validateObject(o);
+      expect(o.metadata.labels).toMatchObject({
+        'app.kubernetes.io/name': 'trusted-proxy-sidecar',
+        'app.kubernetes.io/instance': 'claw',
+        'app.kubernetes.io/managed-by': 'Helm',
+        'app.kubernetes.io/version': expect.any(String),
+        'helm.sh/chart': expect.stringMatching(/^trusted-proxy-sidecar-/),
+      });
+    }
+  });
+
+  test('the Service exposes only the sidecar ports; the gateway has none and binds loopback', () => {
+    const objs = objects(file);
+    const ports = (one(objs, 'Service') as any).spec.ports as { name: string; port: number; targetPort: string }[];
+    expect(ports.map((p) => [p.name, p.targetPort]).sort()).toEqual([
+      ['admin', 'admin'],
+      ['http', 'http'],
+    ]);
+    expect(ports.map((p) => p.port)).not.toContain(18789);
+    expect(container(objs, 'gateway').ports).toBeUndefined();
+    const config = parse(sidecarConfigText(objs));
+    expect(config.upstream.url).toBe('http://127.0.0.1:18789');
+  });
+
+  test('restricted security context and resources on every container', () => {
+    const objs = objects(file);
+    const pod = podSpec(objs);
+    expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
+    expect(pod.hostNetwork ?? false).toBe(false);
+    for (const c of containers(objs)) {
+      expect([c.name, c.securityContext]).toEqual([
+        c.name,
+        expect.objectContaining({
+          runAsNonRoot: true,
+          readOnlyRootFilesystem: true,
+          allowPrivilegeEscalation: false,
+          capabilities: { drop: ['ALL'] },
+          seccompProfile: { type: 'RuntimeDefault' },
+        }),
+      ]);
+      expect(c.securityContext!.runAsUser).toBeGreaterThan(0);
+      expect(c.resources?.requests).toEqual(expect.objectContaining({ cpu: expect.anything(), memory: expect.anything() }));
+      expect(c.resources?.limits).toEqual(expect.objectContaining({ memory: expect.anything() }));
+    }
+  });
+
+  test('probes: the sidecar its own, the gateway through the sidecar admin port', () => {
+    const objs = objects(file);
+    const sidecar = container(objs, 'sidecar');
+    expect(sidecar.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'admin' });
+    expect(sidecar.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'admin' });
+    const gateway = container(objs, 'gateway');
+    expect(gateway.livenessProbe.httpGet).toEqual({ path: '/gateway/healthz', port: 'admin' });
+    expect(gateway.readinessProbe.httpGet).toEqual({ path: '/gateway/readyz', port: 'admin' });
+    expect(gateway.startupProbe.httpGet).toEqual({ path: '/gateway/healthz', port: 'admin' });
+  });
+
+  test('the generated sidecar config passes check-config', () => {
+    const path = join(tmp, `${file}.sidecar.yaml`);
+    writeFileSync(path, sidecarConfigText(objects(file)));
+    const r = spawnSync(process.execPath, [join(ROOT, 'dist/cli/main.js'), 'check-config', '--config', path], { encoding: 'utf8' });
+    expect([r.status, r.stderr]).toEqual([0, '']);
+  });
+
+  test('the API token reaches the sidecar only, and only when a discovery source needs it', () => {
+    const objs = objects(file);
+    const pod = podSpec(objs);
+    expect(pod.automountServiceAccountToken).toBe(false);
+    for (const sa of find(objs, 'ServiceAccount')) expect((sa as any).automountServiceAccountToken).toBe(false);
+    const d = parse(sidecarConfigText(objs)).trust.discovery ?? {};
+    const needsApi = (d.pods?.length ?? 0) + (d.endpointSlices?.length ?? 0) > 0 || d.nodePodCIDRs?.enabled || d.nodeAddresses?.enabled;
+    const tokenVolumes = (pod.volumes as any[]).filter((v) => v.projected?.sources?.some((s: any) => s.serviceAccountToken));
+    expect(tokenVolumes).toHaveLength(needsApi ? 1 : 0);
+    for (const c of containers(objs)) {
+      const mounts = (c.volumeMounts ?? []).filter((m) => tokenVolumes.some((v) => v.name === m.name));
+      expect([c.name, mounts.length]).toEqual([c.name, c.name === 'sidecar' && needsApi ? 1 : 0]);
+    }
+  });
+
+  test('RBAC is exactly what the enabled discovery sources need', () => {
+    const objs = objects(file);
+    const d = parse(sidecarConfigText(objs)).trust.discovery ?? {};
+    const want = new Map<string, Set<string>>();
+    for (const p of d.pods ?? []) want.set(p.namespace, new Set([...(want.get(p.namespace) ?? []), 'pods']));
+    for (const e of d.endpointSlices ?? []) want.set(e.namespace, new Set([...(want.get(e.namespace) ?? []), 'endpointslices']));
+    const roles = find(objs, 'Role') as any[];
+    expect(roles.map((r) => r.metadata.namespace).sort()).toEqual([...want.keys()].sort());
+    for (const role of roles) {
+      const rules = role.rules as { apiGroups: string[]; resources: string[]; verbs: string[] }[];
+      for (const rule of rules) expect(rule.verbs).toEqual(['get', 'list', 'watch']);
+      expect(rules.flatMap((r) => r.resources).sort()).toEqual([...want.get(role.metadata.namespace)!].sort());
+      for (const rule of rules) expect(rule.apiGroups).toEqual(rule.resources[0] === 'pods' ? [''] : ['discovery.k8s.io']);
+      const binding = one(objs.filter((o) => o.metadata.namespace === role.metadata.namespace), 'RoleBinding') as any;
+      expect(binding.roleRef).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: role.metadata.name });
+      expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: podSpec(objs).serviceAccountName, namespace: 'openclaw' }]);
+    }
+    const nodes = Boolean(d.nodePodCIDRs?.enabled || d.nodeAddresses?.enabled);
+    const clusterRoles = find(objs, 'ClusterRole') as any[];
+    expect(clusterRoles).toHaveLength(nodes ? 1 : 0);
+    expect(find(objs, 'ClusterRoleBinding')).toHaveLength(nodes ? 1 : 0);
+    if (nodes) expect(clusterRoles[0].rules).toEqual([{ apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list', 'watch'] }]);
+  });
+
+  test('NetworkPolicy: data port from the ingress controller, admin port from monitoring, nothing else', () => {
+    const np = one(objects(file), 'NetworkPolicy') as any;
+    expect(np.spec.policyTypes).toEqual(['Ingress']);
+    expect(np.spec.ingress).toEqual([
+      {
+        ports: [{ port: 'http', protocol: 'TCP' }],
+        from: [
+          {
+            namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'traefik' } },
+            podSelector: { matchLabels: { 'app.kubernetes.io/name': 'traefik' } },
+          },
+        ],
+      },
+      {
+        ports: [{ port: 'admin', protocol: 'TCP' }],
+        from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }],
+      },
+    ]);
+  });
+});
+
+test('the checksum annotation follows the sidecar config', () => {
+  const checksum = (objs: K8sObject[]) => (one(objs, 'Deployment') as any).spec.template.metadata.annotations['checksum/sidecar-config'];
+  const a = objects('defaults.yaml');
+  const configMapDoc = execFileSync(join(ROOT, '.tools/helm-render'), ['-f', join(VALUES, 'defaults.yaml'), '-name', 'claw', '-namespace', 'openclaw', CHART], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'ignore'],
+  })
+    .split(/^---\n/m)
+    .find((d) => d.startsWith('# Source: trusted-proxy-sidecar/templates/configmap.yaml'))!
+    .replace(/^# Source: .*\n/, '');
+  expect(checksum(a)).toBe(createHash('sha256').update(configMapDoc.replace(/\n$/, '')).digest('hex'));
+  expect(checksum(objects('all-optional.yaml'))).not.toBe(checksum(a));
+  expect(checksum(objects('existing-secret.yaml'))).not.toBe(checksum(a));
+});
+
+test('the HMAC key Secret: generated with 48 random bytes unless an existing Secret is named', () => {
+  const secret = one(objects('defaults.yaml'), 'Secret') as any;
+  expect(secret.metadata.name).toBe('claw-trusted-proxy-sidecar-hmac');
+  expect(Buffer.from(secret.data.k1, 'base64')).toHaveLength(48);
+  expect(secret.metadata.annotations['helm.sh/resource-policy']).toBe('keep');
+  const again = one(renderChart([join(VALUES, 'defaults.yaml')]).objects, 'Secret') as any;
+  expect(again.data.k1).not.toBe(secret.data.k1);
+
+  const objs = objects('existing-secret.yaml');
+  expect(find(objs, 'Secret')).toHaveLength(0);
+  const keysVolume = (podSpec(objs).volumes as any[]).find((v) => v.name === 'hmac-keys');
+  expect(keysVolume.secret.secretName).toBe('claw-hmac-keys');
+  expect(parse(sidecarConfigText(objs)).assertion).toMatchObject({ activeKeyId: 'k2', keysDir: '/etc/trusted-proxy-sidecar/keys' });
+});
+
+test('values.schema.json refuses unknown keys, bad types and a missing public URL', () => {
+  const bad = join(tmp, 'bad.yaml');
+  writeFileSync(bad, 'publicUrl: https://claw.example.com\ngateway: { port: "x", imag: {} }\nsidecar: { config: { upstream: { url: http://evil } } }\n');
+  expect(() => renderChart([bad])).toThrow(/Additional property imag[\s\S]*gateway\.port: Invalid type[\s\S]*Additional property upstream/);
+  const none = join(tmp, 'none.yaml');
+  writeFileSync(none, '{}\n');
+  expect(() => renderChart([none])).toThrow(/publicUrl/);
+  writeFileSync(none, 'publicUrl: https://claw.example.com/path\n');
+  expect(() => renderChart([none])).toThrow(/publicUrl/);
+});
+
+test('optional objects are off by default and all render when enabled', () => {
+  const optional = ['ServiceMonitor', 'PrometheusRule', 'Middleware', 'IngressRoute', 'Ingress', 'PodDisruptionBudget'];
+  for (const kind of optional) expect([kind, find(objects('defaults.yaml'), kind).length]).toEqual([kind, 0]);
+  for (const kind of optional) expect([kind, find(objects('all-optional.yaml'), kind).length]).toEqual([kind, 1]);
+  expect(find(objects('defaults.yaml'), 'ConfigMap')).toHaveLength(1);
+  expect(find(objects('all-optional.yaml'), 'ConfigMap')).toHaveLength(2);
+});
+
+test('Traefik: oauth2-proxy ForwardAuth first, then the sidecar Service as the only backend', () => {
+  const objs = objects('all-optional.yaml');
+  const mw = one(objs, 'Middleware') as any;
+  expect(mw.spec.forwardAuth).toEqual({
+    address: 'http://oauth2-proxy.openclaw.svc.cluster.local:4180/',
+    trustForwardHeader: false,
+    authResponseHeaders: ['X-Auth-Request-Email', 'X-Auth-Request-User', 'X-Auth-Request-Groups'],
+  });
+  const route = one(objs, 'IngressRoute') as any;
+  const [signIn, app] = route.spec.routes;
+  expect(signIn.match).toBe('Host(`claw.example.com`) && PathPrefix(`/oauth2/`)');
+  expect(signIn.services).toEqual([{ name: 'oauth2-proxy', port: 4180 }]);
+  expect(app.match).toBe('Host(`claw.example.com`)');
+  expect(app.middlewares).toEqual([{ name: mw.metadata.name }]);
+  expect(app.services).toEqual([{ name: one(objs, 'Service').metadata.name, port: 'http' }]);
+  expect(route.spec.tls).toEqual({ certResolver: 'letsencrypt' });
+  const ingress = one(objs, 'Ingress') as any;
+  expect(ingress.spec.rules[0].http.paths[0].backend.service).toEqual({ name: one(objs, 'Service').metadata.name, port: { name: 'http' } });
+});
+
+test('alert rules pass promtool and use only metrics the sidecar exports (or kube-state-metrics)', () => {
+  const rule = one(objects('all-optional.yaml'), 'PrometheusRule') as any;
+  const file = join(tmp, 'rules.yaml');
+  writeFileSync(file, JSON.stringify({ groups: rule.spec.groups }));
+  const r = spawnSync('promtool', ['check', 'rules', file], { encoding: 'utf8' });
+  expect([r.status, r.stderr]).toEqual([0, '']);
+  const alerts = rule.spec.groups[0].rules.map((x: any) => x.alert);
+  expect(alerts).toEqual(expect.arrayContaining(['TrustedProxyRefusalSpike', 'TrustedProxyDiscoveryStale', 'TrustedProxyUpstreamErrors', 'TrustedProxyAssertionKeyOld']));
+  const known = sidecarMetricNames();
+  const used = metricNamesIn(rule.spec.groups[0].rules.map((x: any) => x.expr).join('\n'));
+  expect(used.length).toBeGreaterThan(3);
+  for (const name of used) expect([name, known.has(name)]).toEqual([name, true]);
+  expect(rule.spec.groups[0].rules.find((x: any) => x.alert === 'TrustedProxyAssertionKeyOld').expr).toContain(`> ${30 * 86400}`);
+});
+
+test('the Grafana dashboard is valid JSON over the sidecar metrics', () => {
+  const cm = find(objects('all-optional.yaml'), 'ConfigMap').find((c) => c.metadata.name.endsWith('-dashboard')) as any;
+  expect(cm.metadata.namespace).toBe('monitoring');
+  expect(cm.metadata.labels.grafana_dashboard).toBe('1');
+  const dashboard = JSON.parse(cm.data['trusted-proxy-sidecar.json']);
+  const exprs = dashboard.panels.flatMap((p: any) => p.targets.map((t: any) => t.expr)).join('\n');
+  const known = sidecarMetricNames();
+  for (const name of metricNamesIn(exprs)) expect([name, known.has(name)]).toEqual([name, true]);
+  for (const needed of ['decisions_total', 'decision_duration_seconds', 'websockets_open', 'discovery_synced', 'upstream_errors_total']) {
+    expect(exprs).toContain(`trusted_proxy_${needed}`);
+  }
+});
+
+test('NOTES tell the URL and how to check it', () => {
+  const { notes } = rendered.get('defaults.yaml')!;
+  expect(notes).toContain('Open: https://claw.example.com');
+  expect(notes).toContain('/readyz');
+});
