@@ -20,6 +20,15 @@ export function createAdminApp(runtime: Runtime, state: AdminState): Express {
     runtime.metrics.ready.set(problems.length === 0 ? 1 : 0);
     res.status(problems.length === 0 ? 200 : 503).json({ ready: problems.length === 0, problems });
   });
+  // The gateway binds loopback, out of the kubelet's reach: its probes come here. A 2xx is
+  // not enough (a single-page UI answers any path with 200), so the body must be JSON
+  // that says healthy.
+  for (const probe of ['healthz', 'readyz'] as const) {
+    app.get(`/gateway/${probe}`, async (_req, res) => {
+      const problem = await gatewayProbeProblem(new URL(`/${probe}`, runtime.config.upstream.url));
+      res.status(problem ? 503 : 200).json(problem ? { ok: false, problem } : { ok: true });
+    });
+  }
   app.get('/metrics', async (_req, res) => {
     res.type(runtime.metrics.registry.contentType).send(await runtime.metrics.registry.metrics());
   });
@@ -43,4 +52,30 @@ export function upstreamAccepts(url: string, timeoutMs = 1000): Promise<boolean>
     socket.once('connect', () => done(true));
     socket.once('error', () => done(false));
   });
+}
+
+const HEALTHY_STATUS = new Set(['ok', 'live', 'ready', 'healthy', 'pass', 'up']);
+
+/** Why the gateway's health answer at `url` is not healthy, or undefined when it is. */
+export async function gatewayProbeProblem(url: URL, timeoutMs = 2000): Promise<string | undefined> {
+  let res: Response;
+  try {
+    res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), redirect: 'manual' });
+  } catch (err) {
+    return `gateway unreachable (${(err as Error).name})`;
+  }
+  const text = await res.text().catch(() => '');
+  if (res.status < 200 || res.status > 299) return `gateway answered ${res.status}`;
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    return 'gateway answer is not JSON';
+  }
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return 'gateway answer is not a JSON object';
+  const b = body as Record<string, unknown>;
+  if (b.ok === false || b.ready === false || b.live === false) return 'gateway reports unhealthy';
+  const healthy =
+    b.ok === true || b.ready === true || b.live === true || (typeof b.status === 'string' && HEALTHY_STATUS.has(b.status.toLowerCase()));
+  return healthy ? undefined : 'gateway answer does not say healthy';
 }
