@@ -1,0 +1,431 @@
+// Real Caddy and real nginx in front of the real sidecar process, each on its own test
+// host: "ingress" (the front proxies and the session service), "pod" (the sidecar and the
+// recording gateways) and "rogue" (an attacker). Every case asserts what the gateway got.
+import { execFile } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { WebSocket } from 'ws';
+import { parseAllDocuments } from 'yaml';
+import { scrape, sample } from '../../support/metrics.js';
+import { createNetwork, type Host, type TestNetwork } from '../../support/netns.js';
+import { rawRequest, statusOf } from '../../support/raw.js';
+import {
+  startCaddy,
+  startJsonProcess,
+  startNginx,
+  stopChild,
+  waitForPort,
+  type FrontProxySite,
+  type JsonProcess,
+  type RunningProxy,
+} from '../../support/front-proxies.js';
+import type { GatewayRecord } from '../../support/recording-gateway.js';
+import { waitFor } from '../../support/wait.js';
+
+const AUTH_PORT = 4180;
+const SIDECAR_PORT = 8080;
+const ADMIN_PORT = 9090;
+const GATEWAY_INLINE_PORT = 18789;
+const GATEWAY_FA_PORT = 18790;
+const ALICE = 'alice@example.com';
+const ALICE_SCOPES = 'operator.read,operator.write';
+
+type Proxy = 'caddy' | 'nginx';
+const SITES: { proxy: Proxy; mode: FrontProxySite['mode']; port: number }[] = [
+  { proxy: 'caddy', mode: 'inline', port: 8081 },
+  { proxy: 'caddy', mode: 'forward-auth', port: 8082 },
+  { proxy: 'nginx', mode: 'inline', port: 8083 },
+  { proxy: 'nginx', mode: 'forward-auth', port: 8084 },
+];
+
+let net: TestNetwork | undefined;
+let dir: string | undefined;
+let ingress: Host;
+let pod: Host;
+let rogue: Host;
+const processes: { stop(): Promise<void> }[] = [];
+let auth: JsonProcess;
+let gateways: Record<FrontProxySite['mode'], JsonProcess>;
+let cookies: Record<string, string>;
+
+const repo = process.cwd();
+
+beforeAll(async () => {
+  net = await createNetwork(['ingress', 'pod', 'rogue']);
+  ingress = net.host('ingress');
+  pod = net.host('pod');
+  rogue = net.host('rogue');
+  dir = mkdtempSync(join(tmpdir(), 'tps-fa-e2e-'));
+  const keysDir = join(dir, 'keys');
+  const users = join(dir, 'users.json');
+  const config = join(dir, 'sidecar.json');
+  mkdirSync(keysDir);
+  writeFileSync(join(keysDir, 'k1'), randomBytes(32));
+  writeFileSync(
+    users,
+    JSON.stringify({
+      alice: { password: 'alice-pw', email: ALICE, groups: ['operators'] },
+      bob: { password: 'bob-pw', email: 'bob@example.com', groups: [] },
+    }),
+  );
+  writeFileSync(
+    config,
+    JSON.stringify({
+      listen: { host: '0.0.0.0', port: SIDECAR_PORT, shutdownGraceSeconds: 1 },
+      admin: { host: pod.address, port: ADMIN_PORT },
+      upstream: { url: `http://127.0.0.1:${GATEWAY_INLINE_PORT}` },
+      trust: { cidrs: [`${ingress.address}/32`] },
+      identity: { userHeader: 'x-auth-request-email', groupsHeader: 'x-auth-request-groups', allowGroups: ['operators'] },
+      assertion: { keysDir },
+      gateway: {
+        userHeader: 'x-forwarded-user',
+        scopesHeader: 'x-openclaw-scopes',
+        scopes: { default: ['operator.read'], byGroup: { operators: ['operator.read', 'operator.write'] } },
+      },
+      // Every oauth2-proxy header is the front proxy's to set, aliases included.
+      sanitise: { extraPrefixes: ['x-auth-request-'] },
+      forwardAuth: { enabled: true, path: '/forward-auth' },
+      logging: { level: 'info' },
+    }),
+  );
+
+  const node = process.execPath;
+  auth = await startJsonProcess(ingress, node, [join(repo, 'test/support/auth-service.ts'), '--host', '127.0.0.1', '--port', `${AUTH_PORT}`, '--users', users]);
+  processes.push(auth);
+  cookies = auth.ready['cookies'] as Record<string, string>;
+  const gateway = (host: string, port: number) =>
+    startJsonProcess(pod, node, [join(repo, 'test/support/recording-gateway.ts'), '--host', host, '--port', `${port}`, '--keys-dir', keysDir]);
+  // Inline, the gateway listens on the pod's loopback only; in forward-auth mode the
+  // ingress reaches it around the sidecar, so it listens on the pod's address.
+  gateways = { inline: await gateway('127.0.0.1', GATEWAY_INLINE_PORT), 'forward-auth': await gateway(pod.address, GATEWAY_FA_PORT) };
+  processes.push(gateways.inline, gateways['forward-auth']);
+
+  const sidecar = pod.spawn(node, [join(repo, 'dist/cli/main.js'), 'serve', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let sidecarErr = '';
+  sidecar.stderr!.on('data', (c: Buffer) => (sidecarErr += c.toString()));
+  processes.push({ stop: () => stopChild(sidecar) });
+  await waitForPort(pod.address, SIDECAR_PORT, sidecar, () => sidecarErr);
+  await waitFor(async () => (await fetch(`http://${pod.address}:${ADMIN_PORT}/readyz`)).status === 200, 'sidecar ready');
+
+  const site = (mode: FrontProxySite['mode'], port: number): FrontProxySite => ({
+    mode,
+    port,
+    authService: `127.0.0.1:${AUTH_PORT}`,
+    sidecar: `${pod.address}:${SIDECAR_PORT}`,
+    gateway: `${pod.address}:${GATEWAY_FA_PORT}`,
+  });
+  const sitesOf = (proxy: Proxy) => SITES.filter((s) => s.proxy === proxy).map((s) => site(s.mode, s.port));
+  const proxies: RunningProxy[] = [await startCaddy(ingress, sitesOf('caddy')), await startNginx(ingress, sitesOf('nginx'))];
+  processes.push(...proxies);
+}, 60_000);
+
+afterAll(async () => {
+  for (const p of processes.reverse()) await p.stop().catch(() => undefined);
+  await net?.teardown();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+}, 30_000);
+
+// ------------------------------------------------------------------------------ helpers
+
+interface Reply {
+  status: number;
+  headers: Map<string, string[]>;
+  body: string;
+}
+
+function parseReply(text: string): Reply {
+  const end = text.indexOf('\r\n\r\n');
+  const head = end === -1 ? text : text.slice(0, end);
+  const headers = new Map<string, string[]>();
+  for (const line of head.split('\r\n').slice(1)) {
+    const colon = line.indexOf(':');
+    if (colon === -1) continue;
+    const name = line.slice(0, colon).trim().toLowerCase();
+    headers.set(name, [...(headers.get(name) ?? []), line.slice(colon + 1).trim()]);
+  }
+  return { status: statusOf(text), headers, body: end === -1 ? '' : text.slice(end + 4) };
+}
+
+/** A client of the real front proxy (from the test's own side of the bridge), raw bytes. */
+async function viaProxy(port: number, target: string, lines: string[] = [], method = 'GET', body = ''): Promise<Reply> {
+  const extra = body ? [`content-length: ${Buffer.byteLength(body)}`, 'content-type: text/plain'] : [];
+  const head = [`${method} ${target} HTTP/1.1`, `host: ${ingress.address}:${port}`, ...lines, ...extra, 'connection: close'];
+  return parseReply(await rawRequest(port, `${head.join('\r\n')}\r\n\r\n${body}`, ingress.address, 5000));
+}
+
+/** curl from inside a test host: the request comes from that host's own address. */
+function curlFrom(host: Host, url: string, headers: string[], method = 'GET'): Promise<Reply> {
+  const args = ['netns', 'exec', host.name, 'curl', '-si', '--max-time', '5', '-X', method, ...headers.flatMap((h) => ['-H', h]), url];
+  return new Promise((resolve, reject) => {
+    execFile('ip', args, { encoding: 'latin1', timeout: 10_000 }, (err, stdout) => {
+      if (err && !stdout) reject(err);
+      else resolve(parseReply(stdout));
+    });
+  });
+}
+
+function values(rec: GatewayRecord, name: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < rec.rawHeaders.length; i += 2) if (rec.rawHeaders[i]!.toLowerCase() === name) out.push(rec.rawHeaders[i + 1]!);
+  return out;
+}
+
+const recordsOf = (mode: FrontProxySite['mode']) => gateways[mode].lines as unknown as GatewayRecord[];
+const counts = () => [recordsOf('inline').length, recordsOf('forward-auth').length];
+
+/** The records a gateway receives from now on (waits, bounded, for `n` of them). */
+function watch(mode: FrontProxySite['mode']) {
+  const from = recordsOf(mode).length;
+  return async (n: number): Promise<GatewayRecord[]> => {
+    await waitFor(() => recordsOf(mode).length >= from + n, `${n} record(s) at the ${mode} gateway`);
+    return recordsOf(mode).slice(from);
+  };
+}
+
+/** Lets lines already written by the gateways arrive, then checks that none did. */
+async function expectNothingReachedGateways(before: number[]): Promise<void> {
+  await new Promise((r) => setTimeout(r, 200));
+  expect(counts()).toEqual(before);
+}
+
+/** What the gateway saw is exactly what the sidecar issued for this user and request. */
+function expectSidecarValues(rec: GatewayRecord, method: string, path: string): void {
+  expect(rec.method).toBe(method);
+  expect(rec.url).toBe(path);
+  expect(values(rec, 'x-forwarded-user')).toEqual([ALICE]);
+  expect(values(rec, 'x-openclaw-scopes')).toEqual([ALICE_SCOPES]);
+  expect(values(rec, 'x-trusted-proxy-assertion')).toHaveLength(1);
+  expect(rec.assertion).toMatchObject({ verified: true, sub: ALICE, htm: method });
+  expect((rec.assertion as { htu: string }).htu.endsWith(path.split('?')[0]!)).toBe(true);
+  expect(JSON.stringify(rec.rawHeaders)).not.toMatch(/FORGED/i);
+}
+
+const session = (user: string) => `cookie: _oauth2_proxy=${cookies[user]}`;
+
+// ------------------------------------------------------------------------ through a proxy
+
+describe.each(SITES)('$proxy in $mode mode', ({ proxy, mode, port }) => {
+  test('an allowed user reaches the gateway with the sidecar\'s identity, scopes and a verifying assertion', async () => {
+    const next = watch(mode);
+    const get = await viaProxy(port, '/api/items?page=2', [session('alice')]);
+    expect(get.status).toBe(200);
+    const post = await viaProxy(port, '/api/items', [session('alice')], 'POST', 'hello');
+    expect(post.status).toBe(200);
+    const [first, second] = await next(2);
+    expectSidecarValues(first!, 'GET', '/api/items?page=2');
+    expectSidecarValues(second!, 'POST', '/api/items');
+    expect(post.body).toContain('echo POST /api/items 5');
+  });
+
+  test('a signed-in user outside the allow list is refused and nothing reaches the gateway', async () => {
+    const before = counts();
+    const reply = await viaProxy(port, '/api/items', [session('bob')]);
+    expect(reply.status).toBe(403);
+    // Caddy passes the sidecar's JSON on; nginx answers with its own 403 page.
+    if (proxy === 'caddy') expect(reply.body).toContain('user_not_allowed');
+    await expectNothingReachedGateways(before);
+  });
+
+  test('without a session the auth service\'s 401 comes back and nothing reaches the gateway', async () => {
+    const before = counts();
+    const reply = await viaProxy(port, '/api/items', []);
+    expect(reply.status).toBe(401);
+    const forged = await viaProxy(port, '/api/items', [`x-auth-request-email: ${ALICE}`, 'x-auth-request-groups: operators', 'x-trusted-proxy-assertion: FORGED']);
+    expect(forged.status).toBe(401);
+    await expectNothingReachedGateways(before);
+  });
+
+  test('a WebSocket through the proxy echoes, and the upgrade the gateway saw carries the assertion', async () => {
+    const next = watch(mode);
+    const ws = new WebSocket(`ws://${ingress.address}:${port}/ws/chat?room=1`, { headers: { cookie: `_oauth2_proxy=${cookies['alice']}` } });
+    try {
+      const echoed = await new Promise<string>((resolve, reject) => {
+        ws.once('open', () => ws.send('ping through the proxy'));
+        ws.once('message', (data) => resolve(String(data)));
+        ws.once('error', reject);
+        ws.once('unexpected-response', (_req, res) => reject(new Error(`upgrade answered ${res.statusCode}`)));
+      });
+      expect(echoed).toBe('ping through the proxy');
+    } finally {
+      ws.terminate();
+    }
+    const [upgrade] = await next(1);
+    expect(upgrade!.kind).toBe('upgrade');
+    expectSidecarValues(upgrade!, 'GET', '/ws/chat?room=1');
+  });
+
+  test('forged identity, assertion and scopes headers from a client: the gateway sees only the sidecar\'s values', async () => {
+    const next = watch(mode);
+    const reply = await viaProxy(port, '/api/forged', [
+      session('alice'),
+      'x-auth-request-email: FORGED-admin@example.com',
+      'x-auth-request-groups: FORGED-admins',
+      'x-auth-request-user: FORGED-admin',
+      'x-trusted-proxy-assertion: FORGED.assertion.value',
+      'x-forwarded-user: FORGED-admin',
+      'x-openclaw-scopes: FORGED.operator.admin',
+    ]);
+    expect(reply.status).toBe(200);
+    const [rec] = await next(1);
+    expectSidecarValues(rec!, 'GET', '/api/forged');
+  });
+
+  // Caddy honours Connection and drops the nominated header before it asks (fail closed);
+  // nginx ignores Connection and sets the identity itself.
+  test('Connection naming the identity header never lets a forged identity through', async () => {
+    const before = counts();
+    const next = watch(mode);
+    const reply = await viaProxy(port, '/api/conn', [session('alice'), 'x-auth-request-email: FORGED-admin@example.com', 'connection: close, X-Auth-Request-Email']);
+    if (proxy === 'caddy') {
+      expect(reply.status).toBe(401);
+      await expectNothingReachedGateways(before);
+    } else {
+      expect(reply.status).toBe(200);
+      expectSidecarValues((await next(1))[0]!, 'GET', '/api/conn');
+    }
+  });
+});
+
+// ------------------------------------------------------------------------ the rogue host
+
+describe('a rogue host talking to the sidecar directly', () => {
+  const FORGED = [
+    `X-Auth-Request-Email: ${ALICE}`,
+    'X-Auth-Request-Groups: operators',
+    'X-Trusted-Proxy-Assertion: eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.FORGED',
+    `X-Forwarded-User: ${ALICE}`,
+    'x-openclaw-scopes: operator.admin',
+  ];
+  const cases: [string, string[]][] = [
+    ['forged identity and assertion headers', FORGED],
+    ['underscore aliases', [`X_Auth_Request_Email: ${ALICE}`, 'X_Auth_Request_Groups: operators', `X_Forwarded_User: ${ALICE}`]],
+    ['dot aliases', [`x.auth.request.email: ${ALICE}`, 'x.auth.request.groups: operators', `x.forwarded.user: ${ALICE}`]],
+    ['a forged X-Forwarded-For naming the ingress', [...FORGED, `X-Forwarded-For: ${'INGRESS'}`, `X-Real-IP: ${'INGRESS'}`, `Forwarded: for=${'INGRESS'}`]],
+  ];
+  test.each(cases)('%s: refused on every path and method, nothing reaches a gateway', async (_what, forged) => {
+    const before = counts();
+    const headers = forged.map((h) => h.replace(/INGRESS/g, ingress.address));
+    for (const [method, path] of [
+      ['GET', '/api/items'],
+      ['POST', '/api/items'],
+      ['GET', '/forward-auth'],
+    ] as const) {
+      const reply = await curlFrom(rogue, `http://${pod.address}:${SIDECAR_PORT}${path}`, [...headers, 'X-Forwarded-Method: GET', 'X-Forwarded-Uri: /api/items'], method);
+      expect(reply.status).toBe(403);
+      expect(reply.body).toContain('untrusted_source');
+      expect(reply.headers.has('x-trusted-proxy-assertion')).toBe(false);
+      expect(reply.headers.has('x-forwarded-user')).toBe(false);
+    }
+    await expectNothingReachedGateways(before);
+  });
+
+  // Forward-auth mode's trade-off: the gateway is reachable around the sidecar, so it
+  // must verify. A captured assertion is refused when replayed or used for another path.
+  test('an assertion captured in forward-auth mode does not open the gateway to the rogue host', async () => {
+    const next = watch('forward-auth');
+    expect((await viaProxy(8082, '/api/captured', [session('alice')])).status).toBe(200);
+    const [captured] = await next(1);
+    const token = values(captured!, 'x-trusted-proxy-assertion')[0]!;
+    const hostHeader = `X-Forwarded-Host: ${values(captured!, 'x-forwarded-host')[0]}`;
+    const url = `http://${pod.address}:${GATEWAY_FA_PORT}`;
+    const replay = await curlFrom(rogue, `${url}/api/captured`, [`X-Trusted-Proxy-Assertion: ${token}`, hostHeader]);
+    const other = await curlFrom(rogue, `${url}/api/other`, [`X-Trusted-Proxy-Assertion: ${token}`, hostHeader]);
+    const none = await curlFrom(rogue, `${url}/api/items`, [`X-Forwarded-User: ${ALICE}`]);
+    expect([replay.status, other.status, none.status]).toEqual([401, 401, 401]);
+    const seen = await next(4);
+    expect(seen.slice(1).map((r) => r.assertion)).toEqual([
+      { verified: false, error: 'replayed' },
+      { verified: false, error: 'target' },
+      { verified: false, error: 'missing' },
+    ]);
+  });
+});
+
+// ------------------------------------------------------------------ Traefik, replayed
+
+describe("Traefik's ForwardAuth request, replayed exactly from the ingress host", () => {
+  const middlewares = parseYamlAll(readExample('traefik/forward-auth.yaml')).filter((d) => d['kind'] === 'Middleware');
+  const sidecarMiddleware = middlewares.find((m) => String(spec(m)['address']).endsWith('/forward-auth'))!;
+  const authResponseHeaders = spec(sidecarMiddleware)['authResponseHeaders'] as string[];
+
+  // What Traefik sends: the original headers less hop-by-hop ones (here, those a previous
+  // oauth2-proxy ForwardAuth copied in, and the client's own forgeries), plus its
+  // X-Forwarded-* set; GET, no body.
+  const original = [
+    'User-Agent: Mozilla/5.0',
+    'Accept: application/json',
+    `X-Auth-Request-User: alice`,
+    `X-Auth-Request-Email: ${ALICE}`,
+    'X-Auth-Request-Groups: operators',
+    'X-Forwarded-User: FORGED-admin',
+    'X-Openclaw-Scopes: FORGED.operator.admin',
+    'X-Trusted-Proxy-Assertion: FORGED.assertion.value',
+  ];
+  const traefik = (method: string, uri: string) => [
+    `X-Forwarded-Method: ${method}`,
+    'X-Forwarded-Proto: https',
+    'X-Forwarded-Host: gw.example.com',
+    `X-Forwarded-Uri: ${uri}`,
+    'X-Forwarded-For: 198.51.100.7',
+    'X-Forwarded-Prefix: /admin',
+    'X-Forwarded-Port: 443',
+    'Accept-Encoding: gzip',
+  ];
+
+  test('the sidecar grants it, and with authResponseHeaders applied the gateway verifies the request', async () => {
+    expect(authResponseHeaders).toEqual(['X-Trusted-Proxy-Assertion', 'X-Forwarded-User', 'X-Openclaw-Scopes']);
+    const answer = await curlFrom(ingress, `http://${pod.address}:${SIDECAR_PORT}/forward-auth`, [...original, ...traefik('POST', '/api/items?page=2')]);
+    expect(answer.status).toBe(200);
+
+    // authResponseHeaders: delete each from the request, then set it from the answer.
+    const request = new Map<string, string[]>();
+    for (const line of [...original, 'X-Forwarded-Proto: https', 'X-Forwarded-Host: gw.example.com', 'X-Forwarded-Prefix: /admin', 'X-Forwarded-Port: 443']) {
+      const [name, value] = [line.slice(0, line.indexOf(':')), line.slice(line.indexOf(':') + 1).trim()];
+      request.set(name.toLowerCase(), [...(request.get(name.toLowerCase()) ?? []), value]);
+    }
+    for (const name of authResponseHeaders) {
+      request.delete(name.toLowerCase());
+      const fromAnswer = answer.headers.get(name.toLowerCase());
+      if (fromAnswer) request.set(name.toLowerCase(), fromAnswer);
+    }
+    const next = watch('forward-auth');
+    const headers = [...request].flatMap(([name, vs]) => vs.map((v) => `${name}: ${v}`));
+    const reply = await curlFrom(ingress, `http://${pod.address}:${GATEWAY_FA_PORT}/api/items?page=2`, [...headers, 'Host: gw.example.com'], 'POST');
+    expect(reply.status).toBe(200);
+    const [rec] = await next(1);
+    expectSidecarValues(rec!, 'POST', '/api/items?page=2');
+    expect((rec!.assertion as { htu: string }).htu).toBe('https://gw.example.com/api/items');
+  });
+
+  test('without identity, or with a URI that is not origin-form, it is refused with 401/403 and no assertion', async () => {
+    const before = counts();
+    const anonymous = await curlFrom(ingress, `http://${pod.address}:${SIDECAR_PORT}/forward-auth`, traefik('GET', '/api/items'));
+    expect(anonymous.status).toBe(401);
+    const absolute = await curlFrom(ingress, `http://${pod.address}:${SIDECAR_PORT}/forward-auth`, [...original, ...traefik('GET', 'http://evil.example/api')]);
+    expect(absolute.status).toBe(403);
+    expect(absolute.body).toContain('forwarded_uri_invalid');
+    for (const r of [anonymous, absolute]) expect(r.headers.has('x-trusted-proxy-assertion')).toBe(false);
+    await expectNothingReachedGateways(before);
+  });
+});
+
+test('the sidecar counted both modes, and the rogue host as untrusted', async () => {
+  const metrics = await scrape(`http://${pod.address}:${ADMIN_PORT}`);
+  const decisions = (labels: Record<string, string>) => sample(metrics, 'trusted_proxy_decisions_total', labels);
+  expect(decisions({ mode: 'inline', result: 'allowed' })).toBeGreaterThan(0);
+  expect(decisions({ mode: 'forward-auth', result: 'allowed' })).toBeGreaterThan(0);
+  expect(decisions({ mode: 'forward-auth', result: 'refused', reason: 'user_not_allowed' })).toBeGreaterThan(0);
+  expect(decisions({ mode: 'inline', reason: 'untrusted_source' }) + decisions({ mode: 'forward-auth', reason: 'untrusted_source' })).toBeGreaterThan(0);
+});
+
+function readExample(path: string): string {
+  return readFileSync(join(repo, 'manifests/examples', path), 'utf8');
+}
+function parseYamlAll(text: string): Record<string, unknown>[] {
+  return parseAllDocuments(text).map((doc) => doc.toJS() as Record<string, unknown>);
+}
+function spec(doc: Record<string, unknown>): Record<string, unknown> {
+  return ((doc['spec'] as Record<string, unknown>)['forwardAuth'] ?? {}) as Record<string, unknown>;
+}
