@@ -71,8 +71,9 @@ export class RequestHandler {
     (req as UpgradeRequest).allowed = decision;
     req.headers = upstreamHeaders(decision, this.runtime.rules) as IncomingMessage['headers'];
     this.proxy.ws(req, socket, head, { target: this.runtime.config.upstream.url }, (err) => {
-      this.countUpstreamError(err);
-      rejectUpgrade(socket, 502, '{"error":"upstream_unavailable"}');
+      const kind = this.countUpstreamError(err);
+      if (kind === 'timeout') rejectUpgrade(socket, 504, '{"error":"upstream_timeout"}');
+      else rejectUpgrade(socket, 502, '{"error":"upstream_unavailable"}');
     });
   }
 
@@ -127,6 +128,11 @@ export class RequestHandler {
 
   private armUpstream(proxyReq: http.ClientRequest, req: IncomingMessage): void {
     (req as TimedRequest).upstreamStarted = process.hrtime.bigint();
+    this.limitWait(proxyReq);
+  }
+
+  /** Bounds the wait for the response (or the 101); http-proxy-3 clears it on an upgraded socket. */
+  private limitWait(proxyReq: http.ClientRequest): void {
     proxyReq.setTimeout(this.runtime.config.upstream.timeoutSeconds * 1000, () => {
       proxyReq.destroy(Object.assign(new Error('upstream timed out'), { code: UPSTREAM_TIMEOUT }));
     });
@@ -134,6 +140,7 @@ export class RequestHandler {
 
   private armUpgrade(proxyReq: http.ClientRequest, req: IncomingMessage, client: Socket): void {
     const allowed = (req as UpgradeRequest).allowed;
+    this.limitWait(proxyReq);
     proxyReq.once('upgrade', (_res, upstream: Socket) => {
       this.observeUpstream(101, req);
       if (allowed) {

@@ -1,11 +1,12 @@
 // The gateway misbehaving: nothing listening, a reset before or during the response, too
 // slow. The client gets a small JSON 502/504 (or a cut-off response it can tell from a
 // whole one), each failure is counted by kind, and the sidecar keeps serving.
-import { createServer, type AddressInfo } from 'node:net';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import type { ServerResponse } from 'node:http';
 import { sample, scrape } from '../support/metrics.js';
 import { startSidecar, type TestSidecar } from '../support/sidecar.js';
 import { startRecordingUpstream, type RecordingUpstream } from '../support/upstream.js';
+import { echo, openWebSocket } from '../support/websocket.js';
 
 const USER = { 'x-auth-request-email': 'alice@example.com' };
 
@@ -118,4 +119,35 @@ test('after every failure kind the sidecar still serves, and reports nothing but
   const metrics = await scrape(sc.adminUrl);
   expect(sample(metrics, 'trusted_proxy_upstream_responses_total', { class: '2xx' })).toBeGreaterThanOrEqual(4);
   expect(errors(metrics, 'other')).toBe(0);
+});
+
+test('an upgrade the upstream never answers: 504 upstream_timeout, not a client left hanging', async () => {
+  // A gateway that accepts the connection and then says nothing.
+  const accepted: Socket[] = [];
+  const silent = createServer((socket) => accepted.push(socket));
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  const stuck = await startSidecar(`http://127.0.0.1:${(silent.address() as AddressInfo).port}`, { upstream: { timeoutSeconds: 0.3 } });
+  try {
+    const refused = await openWebSocket(`${stuck.url.replace('http', 'ws')}/ws`, USER).then(
+      () => ({ status: 101, body: '' }),
+      (e: { status?: number; body?: string }) => ({ status: e.status, body: e.body }),
+    );
+    expect(refused).toEqual({ status: 504, body: '{"error":"upstream_timeout"}' });
+    expect(accepted).toHaveLength(1);
+    expect(errors(await scrape(stuck.adminUrl), 'timeout')).toBe(1);
+  } finally {
+    await stuck.stop();
+    for (const s of accepted) s.destroy();
+    await new Promise<void>((resolve) => silent.close(() => resolve()));
+  }
+});
+
+test('upstream.timeoutSeconds bounds the wait for the upgrade, not how long a WebSocket may idle', async () => {
+  const ws = await openWebSocket(`${sc.url.replace('http', 'ws')}/ws`, USER);
+  try {
+    await new Promise((resolve) => setTimeout(resolve, 800));
+    expect(await echo(ws, 'after idling past the upstream timeout')).toBe('after idling past the upstream timeout');
+  } finally {
+    ws.terminate();
+  }
 });
