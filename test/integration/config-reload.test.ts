@@ -114,3 +114,24 @@ test('listen.maxWebSocketLifetimeSeconds closes a WebSocket with 1008 once the b
     await bounded.stop();
   }
 });
+
+test('a reload that stops trusting the source closes its WebSockets (1008) and refuses it from then on', async () => {
+  const other = await startSidecar(upstream.url, {}, { configFile: true });
+  try {
+    const socket = await openWebSocket(`${other.url.replace('http', 'ws')}/socket`, ALICE);
+    sockets.push(socket);
+    expect(await echo(socket, 'trusted')).toBe('trusted');
+    const end = closed(socket);
+    // Also moves a listener: that needs a restart, so it is logged and left as it is.
+    other.writeConfig({ ...other.input, trust: { allowLoopback: false }, admin: { ...other.input.admin, port: 1 } });
+    await waitFor(() => other.logs.some((l) => l.msg === 'config reloaded'), 'reload');
+    expect(await end).toEqual({ code: 1008, reason: 'access revoked' });
+    const res = await fetch(`${other.url}/page`, { headers: ALICE });
+    expect(res.status).toBe(403);
+    expect(await res.text()).toBe('{"error":"untrusted_source"}');
+    expect(other.logs.find((l) => l.msg === 'config change needs a restart to take effect')).toMatchObject({ key: 'admin.port', old: 0, new: 1 });
+    expect((await fetch(`${other.adminUrl}/healthz`)).status).toBe(200);
+  } finally {
+    await other.stop();
+  }
+});
