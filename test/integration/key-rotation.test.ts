@@ -177,3 +177,21 @@ test('the active key removed or truncated below 32 bytes: 503, not ready, nothin
     expect(await probe(sc)).toMatchObject({ status: 200, kid: 'k1' });
   }
 });
+
+test('activeKeyId switched before its key file arrives: refused (503) until the file appears, then signed with it', async () => {
+  const sc = await start({ assertion: { activeKeyId: 'k1' } }, { configFile: true });
+  expect((await probe(sc)).kid).toBe('k1');
+  sc.writeConfig({ ...sc.input, assertion: { ...sc.input.assertion, activeKeyId: 'k3' } });
+  await waitFor(() => sc.logs.some((l) => l.msg === 'config reloaded'), 'config reload');
+  const before = upstream.received.length;
+  expect(await probe(sc)).toMatchObject({ status: 503, body: '{"error":"assertion_key_unavailable"}' });
+  expect(upstream.received.length).toBe(before);
+  const problems = sc.logs.filter((l) => l.msg === 'no usable assertion key: requests are refused until one is present').at(-1)?.problems;
+  expect(problems).toEqual(expect.arrayContaining([expect.stringMatching(/^activeKeyId k3: no valid key file/)]));
+
+  const k3 = newKey();
+  installed.push(['k3', k3]);
+  writeFileSync(join(sc.keysDir, 'k3'), k3);
+  await waitFor(async () => (await fetch(`${sc.adminUrl}/readyz`)).status === 200, 'ready once k3 exists');
+  expect(await probe(sc)).toMatchObject({ status: 200, kid: 'k3' });
+});
