@@ -72,7 +72,9 @@ export function decide(facts: RequestFacts, ctx: DecisionContext): Decision {
   const source = ctx.trusted.lookup(facts.peer);
   if (!source.trusted) {
     const peer = source.address?.text ?? facts.peer;
-    return { ...refuse('source', 'untrusted_source', source.reason), peer, stripped: [], requestId: ctx.newId() };
+    // Say which sources were checked, so "why was I refused" is answered from the log.
+    const detail = source.reason === 'not_in_trusted_set' ? `${source.reason}: no match in ${ctx.trusted.describeSources()}` : source.reason;
+    return { ...refuse('source', 'untrusted_source', detail), peer, stripped: [], requestId: ctx.newId() };
   }
   const peer = source.address.text;
   const inbound = readHeaders(facts.rawHeaders, ctx.rules.owned);

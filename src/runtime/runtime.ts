@@ -24,6 +24,7 @@ export class Runtime {
   private keyRing: KeyRing | undefined;
   private readonly pollers: Poller[] = [];
   private readonly ruleListeners = new Set<(rules: Rules) => void>();
+  private readonly readinessChecks: (() => string[])[] = [];
 
   constructor(
     config: Config,
@@ -53,7 +54,13 @@ export class Runtime {
     if (!this.signer) problems.push('no assertion key');
     const unsynced = this.trust.unsyncedSources();
     if (unsynced.length > 0) problems.push(`trust sources not synced: ${unsynced.join(', ')}`);
+    for (const check of this.readinessChecks) problems.push(...check());
     return problems;
+  }
+
+  /** Adds a check whose problems readiness reports (e.g. a stale discovery source). */
+  addReadinessCheck(check: () => string[]): void {
+    this.readinessChecks.push(check);
   }
 
   onRulesChange(listener: (rules: Rules) => void): () => void {

@@ -2,6 +2,7 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Config } from '../config/schema.js';
+import { Discovery, type DiscoveryOptions } from '../discovery/discovery.js';
 import { createLogger, type Logger } from '../logging/logger.js';
 import { createMetrics, type Metrics } from '../metrics/metrics.js';
 import { RequestHandler } from '../proxy/handler.js';
@@ -16,12 +17,14 @@ export interface SidecarOptions {
   logger?: Logger;
   metrics?: Metrics;
   watchIntervalMs?: number;
+  discovery?: DiscoveryOptions;
 }
 
 export class Sidecar {
   readonly runtime: Runtime;
   readonly handler: RequestHandler;
   private readonly dataPlane: Server;
+  private readonly discovery: Discovery;
   private admin: Server | undefined;
   private readonly state: AdminState = { draining: false };
 
@@ -30,6 +33,8 @@ export class Sidecar {
     this.runtime = new Runtime(config, logger, options.metrics ?? createMetrics(VERSION));
     this.handler = new RequestHandler(this.runtime);
     this.dataPlane = createDataPlane(config.listen, this.handler, this.runtime.metrics);
+    // Declares the configured discovery sources now, so readiness waits for them.
+    this.discovery = new Discovery(this.runtime, options.discovery);
   }
 
   async start(): Promise<{ data: AddressInfo; admin: AddressInfo }> {
@@ -39,6 +44,7 @@ export class Sidecar {
     this.admin = adminServer;
     await new Promise<void>((resolve, reject) => adminServer.once('listening', resolve).once('error', reject));
     this.runtime.watch(this.options.configPath, this.options.watchIntervalMs);
+    this.discovery.start();
     const addresses = { data: this.dataPlane.address() as AddressInfo, admin: adminServer.address() as AddressInfo };
     this.runtime.logger.info({ ...addresses, version: VERSION }, 'listening');
     return addresses;
@@ -51,6 +57,7 @@ export class Sidecar {
   async stop(): Promise<void> {
     this.state.draining = true;
     this.runtime.stop();
+    this.discovery.stop();
     const closed = new Promise<void>((resolve) => this.dataPlane.close(() => resolve()));
     this.dataPlane.closeIdleConnections();
     this.handler.websockets.closeAll(CLOSE_GOING_AWAY, 'server shutting down');

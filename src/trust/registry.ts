@@ -59,7 +59,7 @@ export class TrustRegistry {
     for (const [source, state] of this.sources) {
       for (const cidr of state.cidrs) entries.push({ cidr, source });
     }
-    this.snapshot = new TrustedSet(entries, this.allowLoopback);
+    this.snapshot = new TrustedSet(entries, this.allowLoopback, [...this.sources.keys()]);
     for (const l of this.listeners) l(this.snapshot);
   }
 }

@@ -25,16 +25,17 @@ interface Segments<T extends number | bigint> {
 export class TrustedSet {
   private readonly v4: Segments<number>;
   private readonly v6: Segments<bigint>;
-  /** Number of entries it was built from, per source (for metrics). */
+  /** Number of entries it was built from, per source (for metrics); declared sources without entries count 0. */
   readonly sizeBySource: ReadonlyMap<string, number>;
 
   constructor(
     entries: readonly TrustEntry[],
     readonly allowLoopback: boolean,
+    declared: readonly string[] = [],
   ) {
     const v4: { start: bigint; end: bigint; source: string }[] = [];
     const v6: typeof v4 = [];
-    const sizes = new Map<string, number>();
+    const sizes = new Map<string, number>(declared.map((name) => [name, 0]));
     for (const e of entries) {
       const r = parseRange(e.cidr);
       (r.family === 4 ? v4 : v6).push({ start: r.start, end: r.end, source: e.source });
@@ -50,6 +51,12 @@ export class TrustedSet {
     let n = 0;
     for (const v of this.sizeBySource.values()) n += v;
     return n;
+  }
+
+  /** The sources a refused peer was checked against, for the refusal log: `static (2 entries), …`. */
+  describeSources(): string {
+    if (this.sizeBySource.size === 0) return 'no trust sources configured';
+    return [...this.sizeBySource].map(([name, n]) => `${name} (${n} ${n === 1 ? 'entry' : 'entries'})`).join(', ');
   }
 
   lookup(text: string): TrustLookup {

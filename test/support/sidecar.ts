@@ -6,6 +6,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { stringify } from 'yaml';
 import { configSchema, type Config, type ConfigInput } from '../../src/config/schema.js';
+import type { DiscoveryOptions } from '../../src/discovery/discovery.js';
 import { Sidecar } from '../../src/server/sidecar.js';
 
 export interface TestSidecar {
@@ -30,6 +31,8 @@ export interface TestSidecar {
 export interface StartOptions {
   /** Write the config to a real YAML file that the sidecar watches (polled every 100 ms). */
   configFile?: boolean;
+  /** Where discovery finds the Kubernetes API, and its timing. */
+  discovery?: DiscoveryOptions;
 }
 
 export const TEST_KEY = Buffer.alloc(32, 7);
@@ -66,7 +69,12 @@ export async function startSidecar(upstreamUrl: string, overrides: Overrides = {
     renameSync(staged, configPath);
   };
   if (configPath) writeConfig(input);
-  const sidecar = new Sidecar(config, { logger, watchIntervalMs: 100, ...(configPath && { configPath }) });
+  const sidecar = new Sidecar(config, {
+    logger,
+    watchIntervalMs: 100,
+    ...(configPath && { configPath }),
+    ...(options.discovery && { discovery: options.discovery }),
+  });
   const { data, admin } = await sidecar.start();
   return {
     sidecar,
