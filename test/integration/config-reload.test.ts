@@ -101,9 +101,10 @@ test('an invalid file is refused with every problem logged by key path; the prev
 test('listen.maxWebSocketLifetimeSeconds closes a WebSocket with 1008 once the bound is reached', async () => {
   const bounded = await startSidecar(upstream.url, { listen: { maxWebSocketLifetimeSeconds: 1 } });
   try {
+    // Taken before the handshake, so the sidecar's clock for this socket starts later.
+    const opened = Date.now();
     const socket = await openWebSocket(`${bounded.url.replace('http', 'ws')}/socket`, ALICE);
     sockets.push(socket);
-    const opened = Date.now();
     const end = closed(socket);
     expect(await echo(socket, 'within the bound')).toBe('within the bound');
     expect(await end).toEqual({ code: 1008, reason: 'session lifetime reached' });
