@@ -1,0 +1,70 @@
+// The plain manifests, built by `kubectl kustomize`: the base holds the chart's objects,
+// and the component adds only the sidecar to a user's gateway Deployment.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { ensureRenderer, find, kustomize, one, ROOT, validateObject, type K8sObject } from './k8s.js';
+
+const base = kustomize(join(ROOT, 'manifests/base'));
+const withComponent = kustomize(join(import.meta.dirname, 'fixtures/component'));
+const deployment = (objs: K8sObject[], name: string) => one(objs, 'Deployment', name) as any;
+
+let tmp: string;
+beforeAll(() => {
+  tmp = mkdtempSync(join(tmpdir(), 'tps-manifests-'));
+});
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+test('every object of the base and of the component is valid', async () => {
+  expect(base.length).toBeGreaterThan(5);
+  for (const o of [...base, ...withComponent]) await validateObject(o);
+});
+
+test('the base is the chart rendered from base/values.yaml (regenerate with manifests/generate.sh)', () => {
+  ensureRenderer();
+  const copy = join(tmp, 'regenerated');
+  execFileSync('mkdir', ['-p', join(copy, 'manifests/base'), join(copy, '.tools'), join(copy, 'charts')]);
+  execFileSync('cp', ['-r', join(ROOT, 'charts/trusted-proxy-sidecar'), join(copy, 'charts/')]);
+  execFileSync('cp', [join(ROOT, 'manifests/generate.sh'), join(copy, 'manifests/')]);
+  execFileSync('cp', [join(ROOT, 'manifests/base/values.yaml'), join(copy, 'manifests/base/')]);
+  execFileSync('ln', ['-s', join(ROOT, '.tools/helm-render'), join(copy, '.tools/helm-render')]);
+  execFileSync('ln', ['-s', join(ROOT, 'node_modules'), join(copy, 'node_modules')]);
+  execFileSync(join(copy, 'manifests/generate.sh'));
+  const fresh = readFileSync(join(copy, 'manifests/base/trusted-proxy-sidecar.yaml'), 'utf8');
+  expect(fresh).toBe(readFileSync(join(ROOT, 'manifests/base/trusted-proxy-sidecar.yaml'), 'utf8'));
+  expect(fresh).not.toMatch(/managed-by|helm\.sh/);
+});
+
+test('the base: no Secret in git, gateway port not in the Service, token only for the sidecar', () => {
+  expect(find(base, 'Secret')).toHaveLength(0);
+  const d = deployment(base, 'openclaw');
+  expect(d.spec.template.spec.volumes.find((v: any) => v.name === 'hmac-keys').secret.secretName).toBe('openclaw-hmac');
+  const ports = (one(base, 'Service') as any).spec.ports.map((p: any) => p.targetPort);
+  expect(ports.sort()).toEqual(['admin', 'http']);
+  expect(d.spec.template.spec.automountServiceAccountToken).toBe(false);
+  expect(one(base, 'Role').metadata.namespace).toBe('traefik');
+  expect(find(base, 'ClusterRole')).toHaveLength(0);
+});
+
+test('the component adds only the sidecar, to the annotated Deployment only, with a valid config', () => {
+  const gw = deployment(withComponent, 'my-gateway');
+  const names = gw.spec.template.spec.containers.map((c: any) => c.name);
+  expect(names.sort()).toEqual(['gateway', 'trusted-proxy-sidecar']);
+  const gateway = gw.spec.template.spec.containers.find((c: any) => c.name === 'gateway');
+  expect(gateway).toEqual({ name: 'gateway', image: 'ghcr.io/openclaw/openclaw:2026.9.6', env: [{ name: 'OPENCLAW_GATEWAY_PORT', value: '18789' }] });
+  const sidecar = gw.spec.template.spec.containers.find((c: any) => c.name === 'trusted-proxy-sidecar');
+  expect(sidecar.securityContext).toMatchObject({ runAsNonRoot: true, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
+  expect(deployment(withComponent, 'unrelated').spec.template.spec.containers.map((c: any) => c.name)).toEqual(['app']);
+
+  const cm = one(withComponent, 'ConfigMap') as any;
+  const volume = gw.spec.template.spec.volumes.find((v: any) => v.name === 'tps-config');
+  expect(volume.configMap.name).toBe(cm.metadata.name);
+  expect(cm.metadata.name).toMatch(/^trusted-proxy-sidecar-[a-z0-9]{10}$/);
+  const path = join(tmp, 'component-sidecar.yaml');
+  writeFileSync(path, cm.data['sidecar.yaml']);
+  const r = spawnSync(process.execPath, [join(ROOT, 'dist/cli/main.js'), 'check-config', '--config', path], { encoding: 'utf8' });
+  expect([r.status, r.stderr]).toEqual([0, '']);
+  expect(parse(cm.data['sidecar.yaml']).trust.cidrs).toEqual([]);
+});
