@@ -185,8 +185,7 @@ export class DiscoverySource {
   }
 
   private describe(kind: ErrorKind, err: unknown): string {
-    const server = (err as { body?: { message?: unknown } })?.body?.message;
-    const said = typeof server === 'string' ? ` (${server})` : '';
+    const said = serverMessage(err);
     switch (kind) {
       case 'forbidden':
         return `forbidden (403) by RBAC: the service account needs ${this.spec.needs}${said}`;
@@ -200,4 +199,18 @@ export class DiscoverySource {
       }
     }
   }
+}
+
+/** The API server's own words (a Status body's message), which the client hands over as text. */
+function serverMessage(err: unknown): string {
+  let body = (err as { body?: unknown })?.body;
+  if (typeof body === 'string') {
+    try {
+      body = JSON.parse(body);
+    } catch {
+      return '';
+    }
+  }
+  const message = (body as { message?: unknown } | undefined)?.message;
+  return typeof message === 'string' ? ` (${message})` : '';
 }

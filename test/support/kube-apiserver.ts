@@ -87,7 +87,7 @@ export interface KubeApiServer {
   dropWatches(): void;
   /** Ends every open watch cleanly, as after timeoutSeconds. */
   endWatches(): void;
-  /** Compacts history: every resourceVersion so far is too old; open watches get ERROR 410 and end. */
+  /** Compacts history: every resourceVersion before the current one is too old; open watches get ERROR 410 and end. */
   expire(): void;
   /** New requests get no answer and open watches get no events, until unstall(). */
   stall(): void;
@@ -331,7 +331,7 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
       for (const w of watchers) w.res.end();
     },
     expire() {
-      compactedBefore = rv + 1;
+      compactedBefore = rv;
       snapshots.clear();
       for (const w of watchers) {
         send(w, 'ERROR', JSON.parse(statusBody(410, 'Expired', 'too old resource version')));
