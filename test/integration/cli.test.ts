@@ -1,6 +1,6 @@
 // The command as users run it (`node dist/cli/main.js …`): help on every subcommand, config
 // checking with every problem listed, key generation, and token verification.
-import { spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -17,47 +17,46 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function cli(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', timeout: 10_000 });
-  if (r.error) throw r.error;
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+// Each run loads the whole command (about 0.6 s of CPU), so the cases here are chosen to
+// cover every behaviour once; the verifier's other negative cases are unit-tested.
+function cli(...args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((done, fail) => {
+    execFile(process.execPath, [MAIN, ...args], { encoding: 'utf8', timeout: 20_000 }, (err, stdout, stderr) => {
+      if (err && typeof err.code !== 'number') fail(err);
+      else done({ status: err ? (err.code as number) : 0, stdout, stderr });
+    });
+  });
 }
 
 describe('help', () => {
-  const top = () => cli('--help');
-  const commands = (): string[] => [...top().stdout.matchAll(/^ {2}([a-z][a-z-]*) {2,}\S/gm)].map((m) => m[1]!);
-
-  test('the top-level help lists the subcommands', () => {
-    const help = top();
-    expect(help.status).toBe(0);
-    expect(help.stdout).toMatch(/^usage: trusted-proxy-sidecar <command>/);
-    expect(commands()).toEqual(expect.arrayContaining(['serve', 'check-config', 'verify', 'keygen']));
-  });
-
-  test('--help (or -h) works on every subcommand, exit 0, print its usage', () => {
-    const names = commands();
-    names.forEach((name, i) => {
-      // Both spellings are the same option; alternate rather than double the process count.
-      const flag = i % 2 === 0 ? '--help' : '-h';
-      const r = cli(name, flag);
-      expect({ name, flag, status: r.status, stderr: r.stderr }).toEqual({ name, flag, status: 0, stderr: '' });
-      expect(r.stdout).toMatch(new RegExp(`^trusted-proxy-sidecar ${name}\\b`));
+  test('--help on the command and on every subcommand: exit 0, the usage on stdout', async () => {
+    const top = await cli('--help');
+    expect(top.status).toBe(0);
+    expect(top.stdout).toMatch(/^usage: trusted-proxy-sidecar <command>/);
+    const names = [...top.stdout.matchAll(/^ {2}([a-z][a-z-]*) {2,}\S/gm)].map((m) => m[1]!);
+    expect(names).toEqual(expect.arrayContaining(['serve', 'check-config', 'verify', 'keygen']));
+    // Both spellings are one option; alternate them rather than double the process count.
+    const flags = names.map((_n, i) => (i % 2 === 0 ? '--help' : '-h'));
+    const runs = await Promise.all(names.map((name, i) => cli(name, flags[i]!)));
+    runs.forEach((r, i) => {
+      expect({ name: names[i], status: r.status, stderr: r.stderr }).toEqual({ name: names[i], status: 0, stderr: '' });
+      expect(r.stdout).toMatch(new RegExp(`^trusted-proxy-sidecar ${names[i]}\\b`));
     });
   });
 
-  test('no command, an unknown command or an unknown option: usage on stderr, exit 2', () => {
-    expect(cli()).toMatchObject({ status: 2 });
-    const unknown = cli('frobnicate');
+  test('an unknown command or option: usage on stderr, exit 2', async () => {
+    const [unknown, option] = await Promise.all([cli('frobnicate'), cli('keygen', '--no-such-option')]);
     expect(unknown.status).toBe(2);
     expect(unknown.stderr).toContain('unknown command: frobnicate');
-    const option = cli('keygen', '--no-such-option');
     expect(option.status).toBe(2);
     expect(option.stderr).toMatch(/^keygen: .*no-such-option/);
   });
 });
 
-describe('check-config and serve on a bad file', () => {
-  const bad = () => {
+describe('check-config and serve', () => {
+  const paths = ['listen.port', 'upstream.url', 'trust.cidrs.0', 'trust.cidrs.1', 'identity.allowUsers', 'identity.userHeader', 'assertion.ttlSeconds', 'logging.level', '(root)'];
+
+  test('a bad file: every problem by key path, exit 2, from check-config and from serve (which does not start)', async () => {
     const path = join(dir, 'bad.yaml');
     writeFileSync(
       path,
@@ -71,75 +70,57 @@ describe('check-config and serve on a bad file', () => {
         'surprise: true',
       ].join('\n'),
     );
-    return path;
-  };
-  const paths = ['listen.port', 'upstream.url', 'trust.cidrs.0', 'trust.cidrs.1', 'identity.allowUsers', 'identity.userHeader', 'assertion.ttlSeconds', 'logging.level', '(root)'];
-
-  test('check-config lists every problem by key path and exits 2', () => {
-    const path = bad();
-    const r = cli('check-config', '--config', path);
-    expect(r.status).toBe(2);
-    expect(r.stdout).toBe('');
-    expect(r.stderr.split('\n')[0]).toBe(`invalid config ${path}:`);
-    const problems = r.stderr.split('\n').filter((l) => l.startsWith('  - ')).map((l) => l.slice(4));
-    for (const p of paths) expect(problems.some((line) => line.startsWith(`${p}: `))).toBe(true);
+    const [checked, served] = await Promise.all([cli('check-config', '--config', path), cli('serve', '--config', path)]);
+    expect(checked.status).toBe(2);
+    expect(checked.stdout).toBe('');
+    expect(checked.stderr.split('\n')[0]).toBe(`invalid config ${path}:`);
+    const problems = checked.stderr.split('\n').filter((l) => l.startsWith('  - ')).map((l) => l.slice(4));
+    for (const p of paths) expect({ p, listed: problems.some((line) => line.startsWith(`${p}: `)) }).toEqual({ p, listed: true });
     expect(problems.find((l) => l.startsWith('(root)'))).toContain('surprise');
-  });
-
-  test('serve refuses the same file with the same list and exit 2, without listening', () => {
-    const path = bad();
-    const checked = cli('check-config', '--config', path);
-    const served = cli('serve', '--config', path);
     expect(served.status).toBe(2);
     expect(served.stderr).toBe(checked.stderr);
     expect(served.stdout).not.toContain('listening');
   });
 
-  test('a missing file and a YAML syntax error are refused the same way', () => {
-    const missing = cli('check-config', '--config', join(dir, 'nope.yaml'));
-    expect(missing.status).toBe(2);
-    expect(missing.stderr).toContain('ENOENT');
+  test('a missing file and a YAML syntax error are refused the same way', async () => {
     const broken = join(dir, 'broken.yaml');
     writeFileSync(broken, 'listen: { port: 8080\n');
-    expect(cli('check-config', '--config', broken).status).toBe(2);
-    expect(cli('serve', '--config', broken).status).toBe(2);
+    const [missing, syntax] = await Promise.all([cli('check-config', '--config', join(dir, 'nope.yaml')), cli('serve', '--config', broken)]);
+    expect(missing.status).toBe(2);
+    expect(missing.stderr).toContain('ENOENT');
+    expect(syntax.status).toBe(2);
+    expect(syntax.stderr).toMatch(/^invalid config /);
   });
 
-  test('a good file: "ok" and exit 0; with --keys a key folder without a key exits 2', () => {
-    const path = join(dir, 'good.yaml');
-    writeFileSync(path, `assertion: { keysDir: ${JSON.stringify(join(dir, 'empty-keys'))} }\n`);
-    expect(cli('check-config', '--config', path)).toEqual({ status: 0, stdout: 'ok\n', stderr: '' });
-    const keys = cli('check-config', '--config', path, '--keys');
+  test('a good file: "ok", exit 0; --keys also checks the key folder', async () => {
+    const good = join(dir, 'good.yaml');
+    writeFileSync(good, `assertion: { keysDir: ${JSON.stringify(join(dir, 'empty-keys'))} }\n`);
+    const [ok, keys] = await Promise.all([cli('check-config', '--config', good), cli('check-config', '--config', good, '--keys')]);
+    expect(ok).toEqual({ status: 0, stdout: 'ok\n', stderr: '' });
     expect(keys.status).toBe(2);
     expect(keys.stderr).toContain('assertion: keysDir');
   });
 });
 
 describe('keygen', () => {
-  test('writes 32 random bytes, mode 0400, that the sidecar loads; refuses to overwrite', () => {
+  test('writes 32 random bytes, mode 0400, that the sidecar loads; refuses to overwrite or escape the folder', async () => {
     const keysDir = join(dir, 'keys');
-    const r = cli('keygen', '--keys-dir', keysDir, '--kid', 'k2026');
-    expect(r).toEqual({ status: 0, stdout: `${join(keysDir, 'k2026')}\n`, stderr: '' });
     const file = join(keysDir, 'k2026');
+    expect(await cli('keygen', '--keys-dir', keysDir, '--kid', 'k2026')).toEqual({ status: 0, stdout: `${file}\n`, stderr: '' });
     const bytes = readFileSync(file);
     expect(bytes).toHaveLength(32);
+    expect(bytes.equals(Buffer.alloc(32))).toBe(false);
     expect(statSync(file).mode & 0o777).toBe(0o400);
     expect(loadKeyRing(keysDir, '')).toMatchObject({ activeKeyId: 'k2026', problems: [] });
 
-    const again = cli('keygen', '--keys-dir', keysDir, '--kid', 'k2026');
+    const [again, escape] = await Promise.all([
+      cli('keygen', '--keys-dir', keysDir, '--kid', 'k2026'),
+      cli('keygen', '--keys-dir', keysDir, '--kid', '../escape'),
+    ]);
     expect(again.status).toBe(2);
     expect(again.stderr).toContain('exists');
     expect(readFileSync(file).equals(bytes)).toBe(true);
-
-    // Two keys are random, not the same bytes.
-    expect(cli('keygen', '--keys-dir', keysDir, '--kid', 'k2027').status).toBe(0);
-    expect(readFileSync(join(keysDir, 'k2027')).equals(bytes)).toBe(false);
-  });
-
-  test('a key id that is not a safe file name is refused', () => {
-    for (const kid of ['../escape', '.hidden']) {
-      expect(cli('keygen', '--keys-dir', join(dir, 'keys-bad'), '--kid', kid).status).toBe(2);
-    }
+    expect(escape.status).toBe(2);
     expect(existsSync(join(dir, 'escape'))).toBe(false);
   });
 });
@@ -160,38 +141,34 @@ describe('verify', () => {
     await upstream.close();
   });
 
-  test('prints the claims of a token the sidecar sent, exit 0', () => {
-    const r = cli('verify', '--keys-dir', sc.keysDir, token);
-    expect(r.status).toBe(0);
-    const claims = JSON.parse(r.stdout) as Record<string, unknown>;
-    expect(claims).toMatchObject({ sub: 'alice@example.com', htm: 'POST', htu: `http://127.0.0.1:${sc.port}/docs/x`, kid: 'k1', iss: 'trusted-proxy-sidecar', aud: 'gateway' });
-    const bound = cli('verify', '--keys-dir', sc.keysDir, '--method', 'POST', '--uri', `http://127.0.0.1:${sc.port}/docs/x`, token);
-    expect(bound.status).toBe(0);
+  test('prints the claims of a token the sidecar sent (bound to its request), exit 0', async () => {
+    const r = await cli('verify', '--keys-dir', sc.keysDir, '--method', 'POST', '--uri', `http://127.0.0.1:${sc.port}/docs/x`, token);
+    expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: '' });
+    expect(JSON.parse(r.stdout)).toMatchObject({
+      sub: 'alice@example.com',
+      htm: 'POST',
+      htu: `http://127.0.0.1:${sc.port}/docs/x`,
+      kid: 'k1',
+      iss: 'trusted-proxy-sidecar',
+      aud: 'gateway',
+    });
   });
 
-  test('exits 1 with the reason for a bad token', () => {
-    const [h, p, s] = token.split('.') as [string, string, string];
-    const flipped = `${h}.${p}.${s.slice(0, -2)}${s.endsWith('AA') ? 'BB' : 'AA'}`;
+  test('exits 1 with the reason for a bad token, 2 for a usage mistake', async () => {
+    const [h, p, sig] = token.split('.') as [string, string, string];
+    const flipped = `${h}.${p}.${sig.slice(0, -2)}${sig.endsWith('AA') ? 'BB' : 'AA'}`;
     const cases: Array<[string[], string]> = [
       [[flipped], 'signature'],
-      [['not-a-token'], 'malformed'],
-      [['--audience', 'someone-else', token], 'audience'],
-      [['--issuer', 'someone-else', token], 'issuer'],
       [['--method', 'GET', '--uri', `http://127.0.0.1:${sc.port}/docs/x`, token], 'method'],
-      [['--method', 'POST', '--uri', `http://127.0.0.1:${sc.port}/other`, token], 'target'],
     ];
-    for (const [args, code] of cases) {
-      const r = cli('verify', '--keys-dir', sc.keysDir, ...args);
-      expect({ args, status: r.status, stdout: r.stdout }).toEqual({ args, status: 1, stdout: '' });
-      expect(r.stderr).toMatch(new RegExp(`^not valid: ${code}: `));
-    }
-    const otherKeys = join(dir, 'other-keys');
-    expect(cli('keygen', '--keys-dir', otherKeys, '--kid', 'k9').status).toBe(0);
-    expect(cli('verify', '--keys-dir', otherKeys, token).stderr).toMatch(/^not valid: unknown_key: /);
-  });
-
-  test('usage mistakes exit 2', () => {
-    expect(cli('verify', token).status).toBe(2);
-    expect(cli('verify', '--keys-dir', sc.keysDir, '--method', 'GET', token).status).toBe(2);
+    const runs = await Promise.all([
+      ...cases.map(([args]) => cli('verify', '--keys-dir', sc.keysDir, ...args)),
+      cli('verify', '--keys-dir', sc.keysDir, '--method', 'GET', token),
+    ]);
+    cases.forEach(([args, code], i) => {
+      expect({ args, status: runs[i]!.status, stdout: runs[i]!.stdout }).toEqual({ args, status: 1, stdout: '' });
+      expect(runs[i]!.stderr).toMatch(new RegExp(`^not valid: ${code}: `));
+    });
+    expect(runs.at(-1)!.status).toBe(2);
   });
 });
