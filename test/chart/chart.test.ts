@@ -267,3 +267,19 @@ test('NOTES tell the URL and how to check it', () => {
   expect(notes).toContain('Open: https://claw.example.com');
   expect(notes).toContain('/readyz');
 });
+
+test('the chart README documents every value', () => {
+  const readme = readFileSync(join(CHART, 'README.md'), 'utf8');
+  const values = parse(readFileSync(join(CHART, 'values.yaml'), 'utf8')) as Record<string, unknown>;
+  const paths = (node: Record<string, unknown>, prefix: string): string[] =>
+    Object.entries(node).flatMap(([k, v]) => {
+      const path = prefix ? `${prefix}.${k}` : k;
+      const documented = readme.includes(`| \`${path}\` |`);
+      if (documented) return [path];
+      if (v && typeof v === 'object' && !Array.isArray(v) && Object.keys(v).length > 0) return paths(v as Record<string, unknown>, path);
+      return [`MISSING ${path}`];
+    });
+  const all = paths(values, '');
+  expect(all.filter((p) => p.startsWith('MISSING'))).toEqual([]);
+  expect(all.length).toBeGreaterThan(60);
+});
