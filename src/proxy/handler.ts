@@ -31,7 +31,13 @@ export class RequestHandler {
     this.websockets = new WebSocketTracker(runtime.metrics);
     this.proxy.on('proxyReq', (proxyReq, req) => this.armUpstream(proxyReq, req));
     this.proxy.on('proxyReqWs', (proxyReq, req, socket) => this.armUpgrade(proxyReq, req, socket as Socket));
-    this.proxy.on('proxyRes', (proxyRes, req) => this.observeUpstream(proxyRes.statusCode ?? 502, req));
+    this.proxy.on('proxyRes', (proxyRes, req, res) => {
+      // The upstream's Connection and Keep-Alive describe the pooled upstream hop; copied
+      // to the client they would keep open a connection the client asked to close.
+      proxyRes.headers['connection'] = (res as ServerResponse).shouldKeepAlive ? 'keep-alive' : 'close';
+      delete proxyRes.headers['keep-alive'];
+      this.observeUpstream(proxyRes.statusCode ?? 502, req);
+    });
     // A reload that narrows the allow lists ends WebSockets of users it no longer admits.
     runtime.onRulesChange((rules) => this.revoke((identity) => isAllowed(identity, rules.policy), 'config reload'));
     runtime.trust.onChange((set) => this.revoke((_i, peer) => set.lookup(peer).trusted, 'trusted set change'));
