@@ -88,6 +88,11 @@ export function decide(facts: RequestFacts, ctx: DecisionContext): Decision {
 
   const target = requestTarget(facts, inbound);
   if (!target.ok) return refused(target);
+  // Only WebSockets are relayed: another protocol switch (h2c) would open a tunnel that
+  // carries later requests to the gateway past every check.
+  if (inbound.upgrade !== undefined && inbound.upgrade.trim().toLowerCase() !== 'websocket') {
+    return refused(refuse('request', 'bad_request', 'unsupported upgrade'));
+  }
 
   const who = readIdentity(inbound.read, config.identity);
   if (!who.ok) return refused(who);
@@ -144,7 +149,12 @@ export function decide(facts: RequestFacts, ctx: DecisionContext): Decision {
 
 /** Inline, the request is its own target; forward-auth names the original in X-Forwarded-*. */
 function requestTarget(facts: RequestFacts, inbound: InboundHeaders): { ok: true; method: string; target: string } | Refusal {
-  if (facts.mode === 'inline') return { ok: true, method: facts.method, target: facts.target };
+  if (facts.mode === 'inline') {
+    // Only origin-form: for an absolute-form target the gateway is sent the path alone,
+    // so an assertion bound to the whole target could never verify there.
+    if (!facts.target.startsWith('/')) return refuse('request', 'bad_request', 'request target is not origin-form');
+    return { ok: true, method: facts.method, target: facts.target };
+  }
   const method = singleValue(inbound.read, 'x-forwarded-method');
   if (typeof method !== 'string' || !isValidMethod(method.trim())) {
     return refuse('request', 'forwarded_method_invalid');
