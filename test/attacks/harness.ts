@@ -8,7 +8,7 @@ export interface Stack {
   upstream: RecordingUpstream;
   sc: TestSidecar;
   /** Sends raw bytes; resolves with the status and the whole reply. */
-  send(bytes: string | Buffer, host?: string): Promise<{ status: number; reply: string }>;
+  send(bytes: string | Buffer, host?: string, timeoutMs?: number): Promise<{ status: number; reply: string }>;
   stop(): Promise<void>;
 }
 
@@ -24,8 +24,8 @@ export async function startStack(overrides: Parameters<typeof startSidecar>[1] =
   return {
     upstream,
     sc,
-    send: async (bytes, host) => {
-      const reply = await rawRequest(sc.port, bytes, host);
+    send: async (bytes, host, timeoutMs) => {
+      const reply = await rawRequest(sc.port, bytes, host, timeoutMs);
       return { status: statusOf(reply), reply };
     },
     stop: async () => {
