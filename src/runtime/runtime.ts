@@ -15,7 +15,7 @@ import { STATIC_SOURCE, TrustRegistry } from '../trust/registry.js';
 import { digest, pollFingerprint, type Poller } from './poll.js';
 
 /** Settings bound when a socket is opened; changing them needs a restart. */
-const RESTART_KEYS = ['listen.host', 'listen.port', 'listen.certFile', 'listen.keyFile', 'admin.host', 'admin.port'] as const;
+const RESTART_KEYS = ['listen.host', 'listen.port', 'listen.certFile', 'listen.keyFile', 'listen.maxHeaderBytes', 'admin.host', 'admin.port'] as const;
 
 export class Runtime {
   rules: Rules;
@@ -77,6 +77,7 @@ export class Runtime {
       if (old !== now) this.logger.warn({ key, old, new: now }, 'config change needs a restart to take effect');
     }
     this.rules = compileRules(config);
+    this.logger.level = config.logging.level;
     this.applyTrust(config);
     if (config.assertion.keysDir !== before.assertion.keysDir || config.assertion.activeKeyId !== before.assertion.activeKeyId) {
       this.reloadKeys();

@@ -11,9 +11,6 @@ import type { RequestHandler } from '../proxy/handler.js';
 export function createDataPlane(listen: ListenConfig, handler: RequestHandler, metrics: Metrics): http.Server {
   const options: http.ServerOptions = {
     maxHeaderSize: listen.maxHeaderBytes,
-    headersTimeout: listen.headersTimeoutSeconds * 1000,
-    requestTimeout: listen.requestTimeoutSeconds * 1000,
-    keepAliveTimeout: listen.keepAliveTimeoutSeconds * 1000,
     requireHostHeader: true,
     insecureHTTPParser: false,
     joinDuplicateHeaders: false,
@@ -21,8 +18,7 @@ export function createDataPlane(listen: ListenConfig, handler: RequestHandler, m
   const server = listen.certFile
     ? https.createServer({ ...options, cert: readFileSync(listen.certFile), key: readFileSync(listen.keyFile) })
     : http.createServer(options);
-  // One over the limit, so that exceeding it is seen (and refused) rather than truncated.
-  server.maxHeadersCount = listen.maxHeaderCount + 1;
+  applyListenLimits(server, listen);
   server.on('request', (req, res) => handler.onRequest(req, res));
   server.on('upgrade', (req, socket, head) => handler.onUpgrade(req, socket, head));
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
@@ -39,4 +35,13 @@ export function createDataPlane(listen: ListenConfig, handler: RequestHandler, m
     );
   });
   return server;
+}
+
+/** The limits a running listener can change, applied at start and on every config reload. */
+export function applyListenLimits(server: http.Server, listen: ListenConfig): void {
+  server.headersTimeout = listen.headersTimeoutSeconds * 1000;
+  server.requestTimeout = listen.requestTimeoutSeconds * 1000;
+  server.keepAliveTimeout = listen.keepAliveTimeoutSeconds * 1000;
+  // One over the limit, so that exceeding it is seen (and refused) rather than truncated.
+  server.maxHeadersCount = listen.maxHeaderCount + 1;
 }

@@ -10,7 +10,7 @@ import { CLOSE_GOING_AWAY } from '../proxy/websockets.js';
 import { Runtime } from '../runtime/runtime.js';
 import { VERSION } from '../version.js';
 import { createAdminApp, type AdminState } from './admin.js';
-import { createDataPlane } from './data-plane.js';
+import { applyListenLimits, createDataPlane } from './data-plane.js';
 
 export interface SidecarOptions {
   configPath?: string;
@@ -33,6 +33,7 @@ export class Sidecar {
     this.runtime = new Runtime(config, logger, options.metrics ?? createMetrics(VERSION));
     this.handler = new RequestHandler(this.runtime);
     this.dataPlane = createDataPlane(config.listen, this.handler, this.runtime.metrics);
+    this.runtime.onRulesChange((rules) => applyListenLimits(this.dataPlane, rules.config.listen));
     // Declares the configured discovery sources now, so readiness waits for them.
     this.discovery = new Discovery(this.runtime, options.discovery);
   }

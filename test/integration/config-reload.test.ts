@@ -1,8 +1,10 @@
 // The watched config file: a valid change applies live, an invalid one is refused (logged
 // with every problem, counted) while the old config keeps serving; WebSockets of users a
 // reload no longer admits are closed with 1008; the WebSocket lifetime bound holds.
+import { rmSync } from 'node:fs';
 import type WebSocket from 'ws';
 import { sample, scrape } from '../support/metrics.js';
+import { rawRequest, statusOf } from '../support/raw.js';
 import { startSidecar, type TestSidecar } from '../support/sidecar.js';
 import { startRecordingUpstream, type RecordingUpstream } from '../support/upstream.js';
 import { waitFor } from '../support/wait.js';
@@ -132,6 +134,50 @@ test('a reload that stops trusting the source closes its WebSockets (1008) and r
     expect(await res.text()).toBe('{"error":"untrusted_source"}');
     expect(other.logs.find((l) => l.msg === 'config change needs a restart to take effect')).toMatchObject({ key: 'admin.port', old: 0, new: 1 });
     expect((await fetch(`${other.adminUrl}/healthz`)).status).toBe(200);
+  } finally {
+    await other.stop();
+  }
+});
+
+test('logging.level applies on reload (debug shows allowed requests); a deleted file is refused, the config stays', async () => {
+  const other = await startSidecar(upstream.url, { logging: { level: 'info' } }, { configFile: true });
+  try {
+    const allowedLines = () => other.logs.filter((l) => l.msg === 'allowed').length;
+    expect((await fetch(`${other.url}/quiet`, { headers: ALICE })).status).toBe(200);
+    expect(allowedLines()).toBe(0);
+    other.writeConfig({ ...other.input, logging: { level: 'debug' } });
+    await waitFor(() => other.logs.some((l) => l.msg === 'config reloaded'), 'reload');
+    expect((await fetch(`${other.url}/loud`, { headers: ALICE })).status).toBe(200);
+    expect(other.logs.filter((l) => l.msg === 'allowed')).toEqual([expect.objectContaining({ path: '/loud', user: 'alice@example.com' })]);
+
+    rmSync(other.configPath!);
+    const rejected = await waitFor(() => other.logs.find((l) => l.msg === 'config reload rejected; the previous config stays in force'), 'rejection');
+    expect(rejected.problems).toEqual([expect.stringContaining('ENOENT')]);
+    expect((await fetch(`${other.url}/still`, { headers: ALICE })).status).toBe(200);
+    expect(allowedLines()).toBe(2);
+  } finally {
+    await other.stop();
+  }
+});
+
+test('listener limits change on reload too: a raised maxHeaderCount admits more headers, every one still checked', async () => {
+  const other = await startSidecar(upstream.url, { listen: { maxHeaderCount: 20 } }, { configFile: true });
+  try {
+    // 30 header lines: over the old limit, under the new one.
+    const filler = Array.from({ length: 27 }, (_, i) => `x-filler-${i}: ${i}\r\n`).join('');
+    const request = (identity: string) =>
+      `GET /many HTTP/1.1\r\nhost: gateway\r\nx-auth-request-email: alice@example.com\r\n${filler}${identity}connection: close\r\n\r\n`;
+    expect(statusOf(await rawRequest(other.port, request('x-last: 1\r\n')))).toBe(431);
+    other.writeConfig({ ...other.input, listen: { ...other.input.listen, maxHeaderCount: 40 } });
+    await waitFor(() => other.logs.some((l) => l.msg === 'config reloaded'), 'reload');
+    const before = upstream.received.length;
+    expect(statusOf(await rawRequest(other.port, request('x-last: 1\r\n')))).toBe(200);
+    expect(upstream.received.slice(before).map((r) => upstream.valuesOf(r, 'x-filler-26'))).toEqual([['26']]);
+    // The identity sent twice, the second copy as the 30th line: seen, and refused.
+    const reply = await rawRequest(other.port, request('x-auth-request-email: mallory@example.com\r\n'));
+    expect(statusOf(reply)).toBe(401);
+    expect(reply).toContain('{"error":"identity_duplicated"}');
+    expect(upstream.received.length).toBe(before + 1);
   } finally {
     await other.stop();
   }
