@@ -33,7 +33,9 @@ export class RequestHandler {
     this.proxy.on('proxyReqWs', (proxyReq, req, socket) => this.armUpgrade(proxyReq, req, socket as Socket));
     this.proxy.on('proxyRes', (proxyRes, req, res) => {
       // The upstream's Connection and Keep-Alive describe the pooled upstream hop; copied
-      // to the client they would keep open a connection the client asked to close.
+      // to the client they would keep open a connection the client asked to close. Headers
+      // the upstream's Connection names belong to that hop too (RFC 9110, 7.6.1).
+      for (const name of String(proxyRes.headers['connection'] ?? '').split(',')) delete proxyRes.headers[name.trim().toLowerCase()];
       proxyRes.headers['connection'] = (res as ServerResponse).shouldKeepAlive ? 'keep-alive' : 'close';
       delete proxyRes.headers['keep-alive'];
       this.observeUpstream(proxyRes.statusCode ?? 502, req);
