@@ -104,7 +104,7 @@ test('a request from a just-deleted pod IP is refused; propagation time measured
   api.remove('pods', 'traefik', 'traefik-1');
   const eventAt = api.lastEventWrittenAt();
   const result = await waitFor(() => clientOut.find((l) => l.startsWith('{')), 'the first refusal', 10000);
-  const { status, refusedAt, lastOkAt, requests } = JSON.parse(result) as Record<string, number>;
+  const { status, refusedAt, lastOkAt, requests } = JSON.parse(result) as { status: number; refusedAt: number; lastOkAt: number; requests: number };
   expect(status).toBe(403);
 
   // Every later request is refused too, and the log line says why.
