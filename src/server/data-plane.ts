@@ -11,6 +11,9 @@ import type { RequestHandler } from '../proxy/handler.js';
 export function createDataPlane(listen: ListenConfig, handler: RequestHandler, metrics: Metrics): http.Server {
   const options: http.ServerOptions = {
     maxHeaderSize: listen.maxHeaderBytes,
+    // Node enforces headersTimeout and requestTimeout only at this interval (30 s by
+    // default), which let a slow-headers client hold a socket up to 30 s past the limit.
+    connectionsCheckingInterval: 1000,
     requireHostHeader: true,
     insecureHTTPParser: false,
     joinDuplicateHeaders: false,
