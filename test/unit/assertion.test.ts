@@ -167,7 +167,7 @@ describe('verifier refuses', () => {
 
   test('missing or mistyped claims', async () => {
     for (const drop of ['sub', 'exp', 'nbf', 'iat', 'jti', 'htm', 'htu'] as const) {
-      const c: Record<string, unknown> = claims();
+      const c: Record<string, unknown> = { ...claims() };
       delete c[drop];
       expect(await failure(handmade(HEADER, c), { request: undefined })).toBe('claims');
     }
