@@ -96,3 +96,15 @@ test("a client's Connection: close is honoured, and the upstream's hop-by-hop he
   expect(headers).toContain('\r\nconnection: close');
   expect(headers).not.toContain('keep-alive');
 });
+
+test('identity headers sent as chunked trailers never become request headers upstream', async () => {
+  const before = stack.upstream.received.length;
+  const trailers = 'X-Auth-Request-Email: admin@example.com\r\nX-Forwarded-User: admin\r\nX-Trusted-Proxy-Assertion: forged\r\n';
+  const { status } = await stack.send(`${head}Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n4\r\nabcd\r\n0\r\n${trailers}\r\n`);
+  expect(status).toBe(200);
+  expect(stack.upstream.received).toHaveLength(before + 1);
+  const got = stack.upstream.received.at(-1)!;
+  expect(got.body).toBe('abcd');
+  expect(stack.upstream.valuesOf(got, 'x-forwarded-user')).toEqual(['alice@example.com']);
+  expect(got.rawHeaders.join('\n')).not.toMatch(/admin|forged/);
+});
