@@ -4,12 +4,12 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/.tools/node/node_modules/.bin:$(CURDIR)/node_modules/.bin:$(PATH)
 export NODE_OPTIONS := --experimental-vm-modules --no-warnings=ExperimentalWarning
 
-.PHONY: run test unit build typecheck node deps system-deps clean image
+.PHONY: run test unit build typecheck node deps system-deps clean image bench openclaw
 
 run: build
 	scripts/run.sh
 
-test: system-deps build typecheck .tools/helm-render
+test: system-deps build typecheck .tools/helm-render openclaw
 	jest
 
 unit: deps
@@ -34,6 +34,16 @@ node_modules/.installed: package.json package-lock.json
 
 system-deps:
 	scripts/install-debian.sh
+
+# The real OpenClaw gateway for its end-to-end suite: pinned, cached in .cache/openclaw.
+openclaw: node
+	scripts/install-openclaw.sh
+
+# The performance benchmark (a few minutes): writes reports/performance.md and .png.
+# Each proxied WebSocket holds two descriptors, so the runner asks for more than 20,000.
+bench: system-deps build
+	tsc -p bench/tsconfig.json
+	ulimit -n 65536 2>/dev/null || ulimit -n $$(ulimit -Hn); node .run/bench/bench/run.js $(BENCH_ARGS)
 
 # The chart renderer for tests (no Helm here): Go with Debian's sprig, built offline.
 .tools/helm-render: tools/helm-render/*.go | system-deps

@@ -114,6 +114,20 @@ export function createMetrics(version: string) {
 
 export type Metrics = ReturnType<typeof createMetrics>;
 
+/**
+ * One value per key, made on first use. The hot path keeps prom-client children this
+ * way: `inc({ label })` hashes the label object on every call; a kept child does not.
+ * Keys are bounded sets (modes, protected names, key ids, status codes).
+ */
+export function perKey<K, V>(make: (key: K) => V): (key: K) => V {
+  const made = new Map<K, V>();
+  return (key) => {
+    let value = made.get(key);
+    if (value === undefined) made.set(key, (value = make(key)));
+    return value;
+  };
+}
+
 export function statusClass(status: number): string {
   return status === 101 ? '101' : `${Math.floor(status / 100)}xx`;
 }

@@ -1,7 +1,6 @@
 // The thin I/O shell around the decision: turn a request into facts, decide, record the
 // decision, then either forward (inline), answer (forward-auth) or refuse.
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import https from 'node:https';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
@@ -9,10 +8,11 @@ import { createProxyServer } from 'http-proxy-3';
 import { decide, upstreamHeaders, type AllowedDecision, type Decision, type Mode, type RequestFacts } from '../decision/decide.js';
 import { refusalBody } from '../decision/reasons.js';
 import { loggedIdentity } from '../logging/logger.js';
-import { statusClass } from '../metrics/metrics.js';
+import { perKey, statusClass } from '../metrics/metrics.js';
 import { isAllowed } from '../policy/policy.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { pathOf } from '../sanitise/forwarded.js';
+import { createUpstreamAgent } from './agent.js';
 import { rejectUpgrade, sendJson } from './respond.js';
 import { WebSocketTracker } from './websockets.js';
 
@@ -22,11 +22,22 @@ export class RequestHandler {
   readonly websockets: WebSocketTracker;
   private readonly agent: http.Agent;
   private readonly proxy;
+  // Metric children for what every allowed request records.
+  private readonly decisionTime;
+  private readonly allowedCount;
+  private readonly strippedCount;
+  private readonly signedCount;
+  private readonly responseCount;
 
   constructor(private readonly runtime: Runtime) {
     const { upstream } = runtime.config;
-    const Agent = upstream.url.startsWith('https:') ? https.Agent : http.Agent;
-    this.agent = new Agent({ keepAlive: true, maxSockets: upstream.maxSockets, maxFreeSockets: 64, scheduling: 'lifo' });
+    const { metrics } = runtime;
+    this.decisionTime = perKey((mode: Mode) => metrics.decisionSeconds.labels(mode));
+    this.allowedCount = perKey((mode: Mode) => metrics.decisions.labels(mode, 'allowed', 'allowed'));
+    this.strippedCount = perKey((header: string) => metrics.headersStripped.labels(header));
+    this.signedCount = perKey((kid: string) => metrics.assertionsSigned.labels(kid));
+    this.responseCount = perKey((status: number) => metrics.upstreamResponses.labels(statusClass(status)));
+    this.agent = createUpstreamAgent(upstream);
     this.proxy = createProxyServer({ agent: this.agent, xfwd: false, ws: true, connectTimeout: upstream.connectTimeoutSeconds * 1000 });
     this.websockets = new WebSocketTracker(runtime.metrics);
     this.proxy.on('proxyReq', (proxyReq, req) => this.armUpstream(proxyReq, req));
@@ -108,19 +119,20 @@ export class RequestHandler {
     };
     const decision = decide(facts, this.runtime.context());
     const { metrics, logger } = this.runtime;
-    metrics.decisionSeconds.observe({ mode }, Number(process.hrtime.bigint() - started) / 1e9);
-    for (const header of decision.stripped) metrics.headersStripped.inc({ header });
-    const base = { mode, requestId: decision.requestId, peer: decision.peer, method: facts.method, path: pathOf(facts.target) };
+    this.decisionTime(mode).observe(Number(process.hrtime.bigint() - started) / 1e9);
+    for (const header of decision.stripped) this.strippedCount(header).inc();
+    // Built only when a line is written: allowed requests log at debug, off by default.
+    const base = () => ({ mode, requestId: decision.requestId, peer: decision.peer, method: facts.method, path: pathOf(facts.target) });
     if (decision.ok) {
-      metrics.decisions.inc({ mode, result: 'allowed', reason: 'allowed' });
-      metrics.assertionsSigned.inc({ kid: decision.kid });
+      this.allowedCount(mode).inc();
+      this.signedCount(decision.kid).inc();
       if (logger.isLevelEnabled('debug')) {
         const user = loggedIdentity(decision.identity.user, this.runtime.config.logging.identity);
-        logger.debug({ ...base, user, client: decision.client, trustedBy: decision.trustedBy, scopes: decision.scopes }, 'allowed');
+        logger.debug({ ...base(), user, client: decision.client, trustedBy: decision.trustedBy, scopes: decision.scopes }, 'allowed');
       }
     } else {
       metrics.decisions.inc({ mode, result: 'refused', reason: decision.reason });
-      logger.info({ ...base, reason: decision.reason, status: decision.status, stage: decision.stage, detail: decision.detail }, 'refused');
+      logger.info({ ...base(), reason: decision.reason, status: decision.status, stage: decision.stage, detail: decision.detail }, 'refused');
     }
     return decision;
   }
@@ -159,7 +171,7 @@ export class RequestHandler {
 
   private observeUpstream(status: number, req: IncomingMessage): void {
     const { metrics } = this.runtime;
-    metrics.upstreamResponses.inc({ class: statusClass(status) });
+    this.responseCount(status).inc();
     const started = (req as TimedRequest).upstreamStarted;
     if (started !== undefined) metrics.upstreamSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
   }

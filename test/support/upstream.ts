@@ -27,21 +27,27 @@ export async function startRecordingUpstream(
   respond: (req: IncomingMessage, res: http.ServerResponse, body: string) => void = (_req, res) =>
     res.writeHead(200, { 'content-type': 'text/plain' }).end('ok'),
   host = '127.0.0.1',
+  /** keep: remember only the last N requests and upgrades (long load runs). */
+  options: { keep?: number } = {},
 ): Promise<RecordingUpstream> {
   const received: Received[] = [];
   const upgrades: Received[] = [];
+  const record = (list: Received[], r: Received) => {
+    list.push(r);
+    if (options.keep !== undefined && list.length > options.keep) list.shift();
+  };
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const body = Buffer.concat(chunks).toString();
-      received.push({ method: req.method!, url: req.url!, rawHeaders: req.rawHeaders, headers: req.headers, body });
+      record(received, { method: req.method!, url: req.url!, rawHeaders: req.rawHeaders, headers: req.headers, body });
       respond(req, res, body);
     });
   });
   const wss = new WebSocketServer({ noServer: true });
   server.on('upgrade', (req, socket, head) => {
-    upgrades.push({ method: req.method!, url: req.url!, rawHeaders: req.rawHeaders, headers: req.headers, body: '' });
+    record(upgrades, { method: req.method!, url: req.url!, rawHeaders: req.rawHeaders, headers: req.headers, body: '' });
     wss.handleUpgrade(req, socket, head, (ws) => {
       ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
     });

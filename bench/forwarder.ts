@@ -1,0 +1,52 @@
+// Child process: a bare forwarder with no checks at all, the ceiling for the sidecar's
+// proxy layer. `http-proxy-3` uses the sidecar's own library and upstream agent; the
+// others are the alternatives measured against it (Node's http client, undici).
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createProxyServer } from 'http-proxy-3';
+import { Agent, request as undiciRequest } from 'undici';
+import { configSchema } from '../src/config/schema.js';
+import { createUpstreamAgent } from '../src/proxy/agent.js';
+
+const [kind, target] = process.argv.slice(2) as [string, string];
+const upstream = configSchema.parse({ upstream: { url: target } }).upstream;
+const { hostname, port } = new URL(target);
+
+function handler(): http.RequestListener {
+  if (kind === 'http-proxy-3') {
+    const proxy = createProxyServer({ agent: createUpstreamAgent(upstream), xfwd: false });
+    return (req, res) => proxy.web(req, res, { target }, () => res.writeHead(502).end());
+  }
+  if (kind === 'node-http') {
+    const agent = createUpstreamAgent(upstream);
+    return (req, res) => {
+      const out = http.request({ agent, host: hostname, port, method: req.method, path: req.url, headers: req.headers }, (up) => {
+        res.writeHead(up.statusCode ?? 502, up.rawHeaders);
+        up.pipe(res);
+      });
+      out.on('error', () => res.writeHead(502).end());
+      req.pipe(out);
+    };
+  }
+  if (kind === 'undici') {
+    const dispatcher = new Agent({ connections: upstream.maxSockets, pipelining: 1 });
+    return (req, res) => {
+      undiciRequest(target + req.url, { dispatcher, method: req.method as 'GET', headers: req.headers, body: hasBody(req) ? req : null }).then(
+        (up) => {
+          res.writeHead(up.statusCode, up.headers as http.OutgoingHttpHeaders);
+          up.body.pipe(res);
+        },
+        () => res.writeHead(502).end(),
+      );
+    };
+  }
+  throw new Error(`unknown forwarder ${kind}`);
+}
+
+function hasBody(req: http.IncomingMessage): boolean {
+  return req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
+}
+
+const server = http.createServer(handler());
+server.listen(0, '127.0.0.1', () => process.send?.({ type: 'ready', port: (server.address() as AddressInfo).port }));
+process.once('SIGTERM', () => process.exit(0));

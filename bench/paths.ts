@@ -1,0 +1,115 @@
+// The paths from the load generator to the upstream, each started on demand and stopped
+// after its measurement, so no two compete for the CPU.
+import { fork, type ChildProcess } from 'node:child_process';
+import { startCaddy, startNginx } from './front.js';
+import { answers, freePort, httpOk, stopChild, until, withChildren } from './procs.js';
+import { cleanEnv, startSidecar } from './sidecar.js';
+
+export interface RunningPath {
+  url: string;
+  /** The processes that do the proxying (their CPU and RSS are the path's cost). */
+  pids(): number[];
+  /** The sidecar's pid when the path goes through it. */
+  sidecarPid?: number;
+  stop(): Promise<void>;
+}
+
+export interface PathSpec {
+  id: string;
+  title: string;
+  /** Whether requests pass the sidecar (the upstream must see a signed assertion). */
+  signed: boolean;
+  start(upstreamPort: number): Promise<RunningPath>;
+}
+
+const FORWARDER = new URL('./forwarder.js', import.meta.url).pathname;
+
+/** Forks a bench child (upstream or forwarder) and waits for it to report its port. */
+export async function forkChild(script: string, args: string[]): Promise<{ child: ChildProcess; port: number }> {
+  const child = fork(script, args, { env: cleanEnv(), execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once('message', (m) => resolve((m as { port: number }).port));
+    child.once('exit', (code) => reject(new Error(`${script} exited with ${code}`)));
+  });
+  return { child, port };
+}
+
+function forwarder(kind: string, title: string): PathSpec {
+  return {
+    id: `forwarder-${kind}`,
+    title,
+    signed: false,
+    async start(upstreamPort) {
+      const { child, port } = await forkChild(FORWARDER, [kind, `http://127.0.0.1:${upstreamPort}`]);
+      return { url: `http://127.0.0.1:${port}`, pids: () => [child.pid!], stop: () => stopChild(child) };
+    },
+  };
+}
+
+export const DIRECT: PathSpec = {
+  id: 'direct',
+  title: 'direct (no proxy)',
+  signed: false,
+  start: (upstreamPort) => Promise.resolve({ url: `http://127.0.0.1:${upstreamPort}`, pids: () => [], stop: () => Promise.resolve() }),
+};
+
+export const BARE: PathSpec = forwarder('http-proxy-3', 'bare forwarder (http-proxy-3, same agent)');
+
+export const INLINE: PathSpec = {
+  id: 'sidecar',
+  title: 'sidecar inline',
+  signed: true,
+  async start(upstreamPort) {
+    const sidecar = await startSidecar(upstreamPort);
+    return { url: `http://127.0.0.1:${sidecar.port}`, pids: () => [sidecar.pid], sidecarPid: sidecar.pid, stop: sidecar.stop };
+  },
+};
+
+export const NGINX: PathSpec = {
+  id: 'nginx',
+  title: 'nginx proxy_pass',
+  signed: false,
+  async start(upstreamPort) {
+    const listen = await freePort();
+    const nginx = startNginx({ listen, upstream: upstreamPort }, false);
+    await until('nginx', () => httpOk(`http://127.0.0.1:${listen}/`));
+    return { url: `http://127.0.0.1:${listen}`, pids: () => withChildren(nginx.pid), stop: nginx.stop };
+  },
+};
+
+function twoHop(id: string, title: string, front: (listen: number, upstream: number, sidecar: number) => { pid: number; stop(): Promise<void> }, tree: boolean): PathSpec {
+  return {
+    id,
+    title,
+    signed: true,
+    async start(upstreamPort) {
+      const sidecar = await startSidecar(upstreamPort);
+      const listen = await freePort();
+      const proxy = front(listen, upstreamPort, sidecar.port);
+      const stop = async () => {
+        await proxy.stop();
+        await sidecar.stop();
+      };
+      try {
+        await until(title, () => answers(`http://127.0.0.1:${listen}/`), 10000);
+      } catch (err) {
+        await stop();
+        throw err;
+      }
+      return {
+        url: `http://127.0.0.1:${listen}`,
+        pids: () => [...(tree ? withChildren(proxy.pid) : [proxy.pid]), sidecar.pid],
+        sidecarPid: sidecar.pid,
+        stop,
+      };
+    },
+  };
+}
+
+export const NGINX_AUTH = twoHop('nginx-auth', 'nginx auth_request → sidecar', (listen, upstream, sidecar) => startNginx({ listen, upstream, sidecar }, true), true);
+export const CADDY_AUTH = twoHop('caddy-auth', 'Caddy forward_auth → sidecar', (listen, upstream, sidecar) => startCaddy({ listen, upstream, sidecar }), false);
+
+/** Alternatives to http-proxy-3 for the proxy layer, measured in the same run. */
+export const ALTERNATIVES: PathSpec[] = [forwarder('node-http', 'bare forwarder (Node http client)'), forwarder('undici', 'bare forwarder (undici)')];
+
+export const PATHS: PathSpec[] = [DIRECT, BARE, INLINE, NGINX, NGINX_AUTH, CADDY_AUTH];

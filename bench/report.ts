@@ -1,0 +1,321 @@
+// Writes reports/performance.md (tables, ratios, targets) and performance.png (latency
+// distributions, drawn as SVG and rendered by the machine's Chromium).
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import type { ColdStart } from './coldstart.js';
+import type { WrkResult } from './load.js';
+import type { Rate } from './micro.js';
+import { tempDir } from './procs.js';
+import type { EchoResult } from './ws.js';
+
+export interface HttpResult {
+  id: string;
+  title: string;
+  wrk: WrkResult;
+  cpuPer10k: number | undefined;
+  rssBytes: number | undefined;
+  fixed: { rate: number; count: number; percentiles: Record<string, number>; distribution: number[] };
+}
+
+export interface Results {
+  startedAt: string;
+  quick: boolean;
+  loadBefore: number[];
+  loadAfter?: number[];
+  http: HttpResult[];
+  alternatives: HttpResult[];
+  websockets?: {
+    idle: { count: number; wanted: number; fileLimit: number; before: { rss: number; fds: number }; after: { rss: number; fds: number } };
+    echo: { direct: EchoResult; sidecar: EchoResult; connections: number; messageBytes: number };
+  };
+  micro?: { decisions: Rate; signs: Rate; lookups: Record<string, number> };
+  coldStart?: ColdStart;
+}
+
+const MB = 1024 * 1024;
+const f = (n: number | undefined, digits = 2) => (n === undefined || Number.isNaN(n) ? '—' : n.toFixed(digits));
+const int = (n: number) => Math.round(n).toLocaleString('en-US');
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+export interface Target {
+  name: string;
+  goal: string;
+  measured: string;
+  met: boolean | undefined;
+}
+
+type Idle = NonNullable<Results['websockets']>['idle'];
+
+/** The sidecar's RSS with `n` idle WebSockets, from the measured before/after cost. */
+function wsTotalAt(idle: Idle, n: number): number {
+  if (idle.count >= n) return idle.after.rss;
+  return idle.before.rss + ((idle.after.rss - idle.before.rss) / Math.max(1, idle.count)) * n;
+}
+
+export function targets(r: Results): Target[] {
+  const by = (id: string) => r.http.find((h) => h.id === id);
+  const direct = by('direct');
+  const bare = by('forwarder-http-proxy-3');
+  const inline = by('sidecar');
+  const nginx = by('nginx');
+  const twoHop = [by('nginx-auth'), by('caddy-auth')].filter((h): h is HttpResult => h !== undefined);
+  const out: Target[] = [];
+  if (inline && bare) {
+    const ratio = inline.wrk.rps / bare.wrk.rps;
+    out.push({ name: 'Inline throughput vs bare forwarder', goal: '≥ 0.90×', measured: `${f(ratio)}× (${int(inline.wrk.rps)} vs ${int(bare.wrk.rps)} req/s)`, met: ratio >= 0.9 });
+  }
+  if (inline?.cpuPer10k !== undefined && nginx?.cpuPer10k !== undefined) {
+    const ratio = inline.cpuPer10k / nginx.cpuPer10k;
+    out.push({ name: 'Sidecar CPU per request vs nginx proxy_pass', goal: '≤ 2.0×', measured: `${f(ratio)}× (${f(inline.cpuPer10k, 3)} vs ${f(nginx.cpuPer10k, 3)} CPU s / 10k req)`, met: ratio <= 2 });
+  }
+  if (inline && twoHop.length > 0) {
+    for (const [label, p99] of [
+      [`at ${inline.fixed.rate} req/s`, (h: HttpResult) => h.fixed.percentiles['99']!],
+      ['at saturation', (h: HttpResult) => h.wrk.percentiles['99']!],
+    ] as const) {
+      const best = Math.min(...twoHop.map(p99));
+      const ratio = p99(inline) / best;
+      out.push({ name: `Inline p99 vs the better two-hop set-up, ${label}`, goal: '≤ 1.2×', measured: `${f(ratio)}× (${f(p99(inline), 3)} vs ${f(best, 3)} ms)`, met: ratio <= 1.2 });
+    }
+  }
+  if (inline && direct) {
+    const added = inline.fixed.percentiles['99']! - direct.fixed.percentiles['99']!;
+    out.push({ name: `Added p99 latency over direct at ${inline.fixed.rate} req/s`, goal: '≤ 1 ms', measured: `${f(added, 3)} ms`, met: added <= 1 });
+  }
+  if (r.websockets) {
+    const { idle, echo } = r.websockets;
+    const total = wsTotalAt(r.websockets.idle, idle.wanted);
+    const held = idle.count < idle.wanted ? ` (${int(idle.count)} held, the most ${idle.fileLimit} open files allow; ${int(idle.wanted)} at the measured cost per connection)` : '';
+    out.push({ name: `${int(idle.wanted)} idle WebSockets through the sidecar, total RSS`, goal: '≤ 200 MB', measured: `${f(total / MB, 1)} MB${held}`, met: total <= 200 * MB });
+    const ratio = echo.sidecar.perSecond / echo.direct.perSecond;
+    out.push({ name: 'WebSocket echo throughput vs direct', goal: '≥ 0.80×', measured: `${f(ratio)}× (${int(echo.sidecar.perSecond)} vs ${int(echo.direct.perSecond)} round trips/s)`, met: ratio >= 0.8 });
+  }
+  if (r.micro) {
+    out.push({ name: 'Assertion signs per second (one core)', goal: '≥ 200,000', measured: int(r.micro.signs.perSecond), met: r.micro.signs.perSecond >= 200000 });
+    const lookups = Object.entries(r.micro.lookups);
+    const slowest = Math.min(...lookups.map(([, n]) => n));
+    out.push({
+      name: 'Trusted-set lookups per second, 5,000 CIDRs (one core, slowest probe mix)',
+      goal: '≥ 5,000,000',
+      measured: lookups.map(([k, n]) => `${k} ${int(n)}`).join('; '),
+      met: slowest >= 5e6,
+    });
+  }
+  if (r.coldStart) {
+    const ready = median(r.coldStart.readyMs);
+    const rss = median(r.coldStart.idleRssBytes);
+    out.push({ name: 'Cold start to ready, no discovery (median)', goal: '≤ 300 ms', measured: `${f(ready, 0)} ms`, met: ready <= 300 });
+    out.push({ name: 'Idle RSS (median)', goal: '≤ 60 MB', measured: `${f(rss / MB, 1)} MB`, met: rss <= 60 * MB });
+  }
+  return out;
+}
+
+function httpTable(rows: HttpResult[], direct: HttpResult | undefined, nginx: HttpResult | undefined): string[] {
+  const lines = [
+    '| path | req/s | × direct | × nginx | p50 ms | p99 ms | p99.9 ms | CPU s / 10k req | CPU × nginx | RSS MB |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const h of rows) {
+    const p = h.wrk.percentiles;
+    lines.push(
+      `| ${h.title} | ${int(h.wrk.rps)} | ${direct ? f(h.wrk.rps / direct.wrk.rps) : '—'} | ${nginx ? f(h.wrk.rps / nginx.wrk.rps) : '—'} | ${f(p['50'])} | ${f(p['99'])} | ${f(p['99.9'])} | ${f(h.cpuPer10k, 3)} | ${h.cpuPer10k !== undefined && nginx?.cpuPer10k ? f(h.cpuPer10k / nginx.cpuPer10k) : '—'} | ${h.rssBytes ? f(h.rssBytes / MB, 1) : '—'} |`,
+    );
+  }
+  return lines;
+}
+
+function versions(): string {
+  const v = (cmd: string, args: string[]) => {
+    try {
+      return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim().split('\n')[0]!;
+    } catch (err) {
+      return ((err as { stderr?: string }).stderr ?? '').trim().split('\n')[0] ?? '?';
+    }
+  };
+  const nginx = (() => {
+    try {
+      return execFileSync('nginx', ['-v'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    } catch (err) {
+      return String((err as { stderr?: string }).stderr ?? '');
+    }
+  })();
+  return `Node ${process.version}, ${nginx.trim() || 'nginx'}, Caddy ${v('caddy', ['version']).split(' ')[0]}, ${v('wrk', ['-v']).split(' [')[0]}`;
+}
+
+export function markdown(r: Results): string {
+  const by = (id: string) => r.http.find((h) => h.id === id);
+  const direct = by('direct');
+  const nginx = by('nginx');
+  const t = targets(r);
+  const cpu = cpus()[0]?.model ?? 'unknown CPU';
+  const lines = [
+    '# Performance report',
+    '',
+    `Generated by \`make bench\` on ${r.startedAt.slice(0, 16).replace('T', ' ')} UTC${r.quick ? ' (**quick run: not representative**)' : ''}.`,
+    `Machine: ${cpus().length} × ${cpu}, ${Math.round(totalmem() / 1024 ** 3)} GiB; ${versions()}.`,
+    `Load average (1, 5, 15 min) before: ${r.loadBefore.map((l) => l.toFixed(2)).join(', ')}; after: ${(r.loadAfter ?? []).map((l) => l.toFixed(2)).join(', ')}.`,
+    '',
+    'Everything runs on loopback on the same machine (load generator, proxies and upstream share the cores), so',
+    'absolute numbers move from run to run; the ratios, all taken in this one run, are what to compare.',
+    'How it is measured and what the numbers mean: [docs/performance.md](../docs/performance.md).',
+    '',
+    '## Targets',
+    '',
+    '| target | goal | measured | met |',
+    '|---|---|---|---|',
+    ...t.map((x) => `| ${x.name} | ${x.goal} | ${x.measured} | ${x.met === undefined ? '—' : x.met ? 'yes' : '**no**'} |`),
+    '',
+    '![Latency distributions](performance.png)',
+    '',
+    `## HTTP at saturation (wrk, 1 thread, ${r.http[0] ? 50 : 0} keep-alive connections)`,
+    '',
+    'CPU and RSS are those of the proxying processes (for the two-hop set-ups, the front proxy and the sidecar together).',
+    '',
+    ...httpTable(r.http, direct, nginx),
+    '',
+    `## Latency at a fixed ${direct?.fixed.rate ?? 2000} requests/s (open loop)`,
+    '',
+    '| path | requests | p50 ms | p90 ms | p99 ms | p99.9 ms | p99 added over direct ms |',
+    '|---|---:|---:|---:|---:|---:|---:|',
+    ...r.http.concat(r.alternatives).map((h) => {
+      const p = h.fixed.percentiles;
+      return `| ${h.title} | ${int(h.fixed.count)} | ${f(p['50'], 3)} | ${f(p['90'], 3)} | ${f(p['99'], 3)} | ${f(p['99.9'], 3)} | ${direct ? f(p['99']! - direct.fixed.percentiles['99']!, 3) : '—'} |`;
+    }),
+    '',
+  ];
+  if (r.alternatives.length > 0) {
+    lines.push('## Proxy layer alternatives (bare forwarders, no checks)', '', ...httpTable(r.http.filter((h) => h.id === 'forwarder-http-proxy-3').concat(r.alternatives), direct, nginx), '');
+  }
+  if (r.websockets) {
+    const { idle, echo } = r.websockets;
+    const n = Math.max(1, idle.count);
+    lines.push(
+      '## WebSockets',
+      '',
+      '| measure | value |',
+      '|---|---:|',
+      `| idle WebSockets held through the sidecar | ${int(idle.count)} |`,
+      `| sidecar RSS before → after | ${f(idle.before.rss / MB, 1)} → ${f(idle.after.rss / MB, 1)} MB |`,
+      `| RSS per connection | ${f((idle.after.rss - idle.before.rss) / n / 1024, 1)} KiB |`,
+      `| open fds before → after | ${int(idle.before.fds)} → ${int(idle.after.fds)} |`,
+      `| fds per connection | ${f((idle.after.fds - idle.before.fds) / n)} |`,
+      `| echo round trips/s direct (${echo.connections} connections, ${echo.messageBytes} B) | ${int(echo.direct.perSecond)} |`,
+      `| echo round trips/s through the sidecar | ${int(echo.sidecar.perSecond)} (${f(echo.sidecar.perSecond / echo.direct.perSecond)}× direct) |`,
+      '',
+    );
+  }
+  if (r.micro) {
+    lines.push('## Micro-benchmarks (one thread)', '', '| operation | per second |', '|---|---:|');
+    lines.push(`| \`decide()\` (trusted source, 12 headers, identity, policy, sanitise, sign) | ${int(r.micro.decisions.perSecond)} |`);
+    lines.push(`| \`AssertionSigner.sign()\` | ${int(r.micro.signs.perSecond)} |`);
+    for (const [k, n] of Object.entries(r.micro.lookups)) lines.push(`| trusted-set lookup, 5,000 CIDRs + 200 IPs, ${k} addresses | ${int(n)} |`);
+    lines.push('');
+  }
+  if (r.coldStart) {
+    const c = r.coldStart;
+    lines.push(
+      '## Cold start',
+      '',
+      '| measure | median | all runs |',
+      '|---|---:|---|',
+      `| spawn → /readyz 200 | ${f(median(c.readyMs), 0)} ms | ${c.readyMs.map((x) => x.toFixed(0)).join(', ')} |`,
+      `| idle RSS after 2 s | ${f(median(c.idleRssBytes) / MB, 1)} MB | ${c.idleRssBytes.map((x) => (x / MB).toFixed(1)).join(', ')} |`,
+      '',
+    );
+  }
+  return lines.join('\n');
+}
+
+// ------------------------------------------------------------------------------ chart
+
+const COLOURS = ['#222222', '#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2'];
+const NINES = [50, 90, 99, 99.9, 99.99];
+const nines = (p: number) => -Math.log10(1 - Math.min(p, 99.999) / 100);
+
+function panel(title: string, series: { name: string; points: [number, number][] }[], x0: number, w: number, h: number): string {
+  const left = x0 + 70;
+  const top = 60;
+  const width = w - 90;
+  const height = h - 150;
+  const all = series.flatMap((s) => s.points.map(([, y]) => y)).filter((y) => y > 0);
+  const yMin = Math.pow(10, Math.floor(Math.log10(Math.min(...all))));
+  const yMax = Math.pow(10, Math.ceil(Math.log10(Math.max(...all))));
+  const xMax = nines(99.99);
+  const X = (p: number) => left + (nines(p) / xMax) * width;
+  const Y = (ms: number) => top + height - ((Math.log10(Math.max(ms, yMin)) - Math.log10(yMin)) / (Math.log10(yMax) - Math.log10(yMin))) * height;
+  const out = [`<text x="${x0 + w / 2}" y="32" font-size="20" text-anchor="middle" font-weight="bold">${title}</text>`];
+  out.push(`<rect x="${left}" y="${top}" width="${width}" height="${height}" fill="none" stroke="#888"/>`);
+  for (const p of NINES) {
+    out.push(`<line x1="${X(p)}" y1="${top}" x2="${X(p)}" y2="${top + height}" stroke="#ddd"/>`);
+    out.push(`<text x="${X(p)}" y="${top + height + 22}" font-size="15" text-anchor="middle">p${p}</text>`);
+  }
+  for (let d = yMin; d <= yMax * 1.0001; d *= 10) {
+    for (const m of [1, 2, 5]) {
+      const v = d * m;
+      if (v > yMax * 1.0001) break;
+      out.push(`<line x1="${left}" y1="${Y(v)}" x2="${left + width}" y2="${Y(v)}" stroke="${m === 1 ? '#ccc' : '#eee'}"/>`);
+      out.push(`<text x="${left - 8}" y="${Y(v) + 5}" font-size="14" text-anchor="end">${+v.toPrecision(2)}</text>`);
+    }
+  }
+  out.push(`<text x="${left + width / 2}" y="${top + height + 48}" font-size="15" text-anchor="middle">percentile</text>`);
+  out.push(`<text x="${x0 + 18}" y="${top + height / 2}" font-size="15" text-anchor="middle" transform="rotate(-90 ${x0 + 18} ${top + height / 2})">latency (ms, log scale)</text>`);
+  series.forEach((s, i) => {
+    const d = s.points.filter(([p]) => p <= 99.99).map(([p, y], j) => `${j === 0 ? 'M' : 'L'}${X(p).toFixed(1)},${Y(y).toFixed(1)}`).join(' ');
+    out.push(`<path d="${d}" fill="none" stroke="${COLOURS[i % COLOURS.length]}" stroke-width="2.5"/>`);
+  });
+  series.forEach((s, i) => {
+    const lx = left + (i % 2) * (width / 2);
+    const ly = top + height + 75 + Math.floor(i / 2) * 22;
+    out.push(`<line x1="${lx}" y1="${ly - 5}" x2="${lx + 28}" y2="${ly - 5}" stroke="${COLOURS[i % COLOURS.length]}" stroke-width="3"/>`);
+    out.push(`<text x="${lx + 34}" y="${ly}" font-size="15">${s.name.replace(/&/g, '&amp;').replace(/</g, '&lt;')}</text>`);
+  });
+  return out.join('\n');
+}
+
+export function chartSvg(r: Results): { svg: string; width: number; height: number } {
+  const width = 1500;
+  const height = 700;
+  const saturation = r.http.map((h) => ({ name: h.title, points: Object.entries(h.wrk.percentiles).map(([p, ms]) => [Number(p), ms] as [number, number]).filter(([p]) => p >= 50) }));
+  const fixed = r.http.map((h) => ({
+    name: h.title,
+    points: h.fixed.distribution.map((ms, i) => [((i + 1) / h.fixed.distribution.length) * 100, ms] as [number, number]).filter(([p]) => p >= 50 && p < 100).concat([[99.9, h.fixed.percentiles['99.9']!]]),
+  }));
+  const svg = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="DejaVu Sans, Arial, sans-serif">`,
+    `<rect width="${width}" height="${height}" fill="white"/>`,
+    panel(`At saturation (wrk, ${50} connections)`, saturation, 0, width / 2, height),
+    panel(`At a fixed ${r.http[0]?.fixed.rate ?? 2000} requests/s`, fixed, width / 2, width / 2, height),
+    '</svg>',
+  ].join('\n');
+  return { svg, width, height };
+}
+
+export async function writeReport(r: Results, dir: string): Promise<void> {
+  writeFileSync(join(dir, 'performance.md'), markdown(r));
+  const { svg, width, height } = chartSvg(r);
+  const work = tempDir(mkdtempSync(join(tmpdir(), 'tps-bench-chart-')));
+  const svgPath = join(work, 'chart.svg');
+  writeFileSync(svgPath, svg);
+  const png = join(dir, 'performance.png');
+  execFileSync(
+    'chromium',
+    [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+      '--hide-scrollbars',
+      `--user-data-dir=${join(work, 'profile')}`,
+      `--window-size=${width},${height}`,
+      `--screenshot=${png}`,
+      `file://${svgPath}`,
+    ],
+    { stdio: 'pipe', timeout: 60000 },
+  );
+  if (readFileSync(png).subarray(1, 4).toString() !== 'PNG') throw new Error('Chromium wrote no PNG');
+}

@@ -1,0 +1,30 @@
+-- A browser request as the trusted proxy forwards it: identity headers set by the
+-- session check, the forwarded facts, and the usual browser headers.
+wrk.method = "GET"
+wrk.path = "/api/v1/sessions?limit=20"
+wrk.headers["Host"] = "gateway.example.com"
+wrk.headers["X-Auth-Request-User"] = "alice"
+wrk.headers["X-Auth-Request-Email"] = "alice@example.com"
+wrk.headers["X-Auth-Request-Groups"] = "staff,admins"
+wrk.headers["X-Forwarded-For"] = "203.0.113.7"
+wrk.headers["X-Forwarded-Proto"] = "https"
+wrk.headers["X-Forwarded-Host"] = "gateway.example.com"
+wrk.headers["User-Agent"] = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
+wrk.headers["Accept"] = "application/json, text/plain, */*"
+wrk.headers["Accept-Language"] = "en-GB,en;q=0.9"
+wrk.headers["Accept-Encoding"] = "gzip, deflate, br"
+wrk.headers["Cookie"] = "theme=dark; _oauth2_proxy=Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0Z2FycGx5d2FsZG9mcmVkcGx1Z2h4eXp6eQ"
+
+local percentiles = { 1, 5, 10, 25, 50, 75, 90, 95, 97.5, 99, 99.5, 99.9, 99.95, 99.99 }
+
+done = function(summary, latency, requests)
+  local parts = {}
+  for _, p in ipairs(percentiles) do
+    parts[#parts + 1] = string.format('"%s":%d', p, latency:percentile(p))
+  end
+  io.write(string.format(
+    'WRK_JSON {"requests":%d,"duration_us":%d,"errors":%d,"non2xx":%d,"max_us":%d,"percentiles_us":{%s}}\n',
+    summary.requests, summary.duration,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    summary.errors.status, latency.max, table.concat(parts, ",")))
+end
