@@ -37,6 +37,6 @@ export function profile(): Profile {
     rawFuzzRequests: int('RAW_FUZZ_REQUESTS', soak ? 20_000 : 1_500),
     soakSeconds: int('SOAK_SECONDS', soak ? 600 : 60),
     floodSockets: int('FLOOD_SOCKETS', soak ? 8_000 : 3_000),
-    faultLoadRequests: int('FAULT_LOAD_REQUESTS', soak ? 2_000 : 300),
+    faultLoadRequests: int('FAULT_LOAD_REQUESTS', soak ? 2_000 : 240),
   };
 }
