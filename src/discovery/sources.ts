@@ -37,7 +37,7 @@ export function sourceSpecs(d: DiscoveryConfig): SourceSpec[] {
       key: `pods:${namespace}/${labelSelector}`,
       path: `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods`,
       labelSelector,
-      needs: `get, list and watch on pods in namespace ${namespace} (a Role)`,
+      needs: `list and watch on pods in namespace ${namespace} (a Role)`,
       list: (kc) => {
         const api = kc.makeApiClient(CoreV1Api);
         return (cont, limit, options) => api.listNamespacedPod({ namespace, labelSelector, limit, _continue: cont }, options);
@@ -52,7 +52,7 @@ export function sourceSpecs(d: DiscoveryConfig): SourceSpec[] {
       key: `endpointSlices:${namespace}/${service}`,
       path: `/apis/discovery.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/endpointslices`,
       labelSelector,
-      needs: `get, list and watch on endpointslices (discovery.k8s.io) in namespace ${namespace} (a Role)`,
+      needs: `list and watch on endpointslices (discovery.k8s.io) in namespace ${namespace} (a Role)`,
       list: (kc) => {
         const api = kc.makeApiClient(DiscoveryV1Api);
         return (cont, limit, options) =>
@@ -70,7 +70,7 @@ function nodeSpec(name: string, labelSelector: string, contribution: (n: Kuberne
     key: name,
     path: '/api/v1/nodes',
     labelSelector,
-    needs: 'get, list and watch on nodes (a ClusterRole)',
+    needs: 'list and watch on nodes (a ClusterRole)',
     list: (kc) => {
       const api = kc.makeApiClient(CoreV1Api);
       return (cont, limit, options) => api.listNode({ labelSelector: labelSelector || undefined, limit, _continue: cont }, options);

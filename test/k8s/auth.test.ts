@@ -36,7 +36,7 @@ test('an RBAC refusal (403) is reported clearly: readiness, an error log line an
   h = await startHarness(PODS, { seed: (api) => (seed(api), api.forbid('pods', 'traefik')) });
   const problem = await waitFor(async () => (await h!.readiness()).problems.find((p) => p.includes('403')), 'a 403 problem');
   expect(problem).toBe(
-    `${SOURCE}: not synced: forbidden (403) by RBAC: the service account needs get, list and watch on pods in namespace traefik (a Role)` +
+    `${SOURCE}: not synced: forbidden (403) by RBAC: the service account needs list and watch on pods in namespace traefik (a Role)` +
       ' (pods is forbidden: User "system:serviceaccount:ingress:trusted-proxy-sidecar" cannot list resource "pods" in API group "" in the namespace "traefik")',
   );
   expect(h.logged('discovery source cannot reach the Kubernetes API; retrying')).toMatchObject({ level: 50, kind: 'forbidden', status: 403, source: SOURCE });
