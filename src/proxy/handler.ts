@@ -40,6 +40,12 @@ export class RequestHandler {
     this.agent = createUpstreamAgent(upstream);
     this.proxy = createProxyServer({ agent: this.agent, xfwd: false, ws: true, connectTimeout: upstream.connectTimeoutSeconds * 1000 });
     this.websockets = new WebSocketTracker(runtime.metrics);
+    // Without a listener http-proxy-3 throws the socket errors it has no callback for (a
+    // client resetting an open WebSocket), which would end the process.
+    this.proxy.on('error', (err, _req, res) => {
+      runtime.logger.debug({ code: (err as NodeJS.ErrnoException).code }, 'client connection error');
+      res.destroy();
+    });
     this.proxy.on('proxyReq', (proxyReq, req) => this.armUpstream(proxyReq, req));
     this.proxy.on('proxyReqWs', (proxyReq, req, socket) => this.armUpgrade(proxyReq, req, socket as Socket));
     this.proxy.on('proxyRes', (proxyRes, req, res) => {
