@@ -1,0 +1,235 @@
+// The real OpenClaw Control UI in a real browser, through Caddy + the oauth2-proxy
+// stand-in + the sidecar, with the gateway config that `gateway-config` merged into the
+// seed report's config. Every case is judged by what the browser and the gateway show:
+// the `hello-ok` frame (auth method and scopes), the WebSocket close code and reason, the
+// gateway's HTTP answers and log lines.
+import { jest } from '@jest/globals';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { sample } from '../../support/metrics.js';
+import { ARTIFACTS, PUBLIC_ORIGIN, USERS, startStack, type Stack } from './stack.js';
+
+jest.setTimeout(120_000);
+
+const POLICY_SCOPES = ['operator.approvals', 'operator.questions', 'operator.read', 'operator.write'];
+const PAIRING_REQUIRED = 'pairing required: device is not approved yet';
+
+type Outcome =
+  | { kind: 'hello-ok'; auth: { method: string; role: string; scopes: string[] } }
+  | { kind: 'closed'; code: number; reason: string; error: string | undefined };
+
+interface UiVisit {
+  page: Page;
+  /** How the Control UI's first WebSocket ended its handshake. */
+  outcome: Outcome;
+  /** POSTs from the page, as the Control UI's own scripts would (cookie, Origin). */
+  post(path: string): Promise<{ status: number; body: string }>;
+}
+
+let stack: Stack;
+let browser: Browser;
+
+beforeAll(async () => {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  stack = await startStack();
+  browser = await stack.launchBrowser(stack.client);
+}, 240_000);
+
+afterAll(async () => {
+  const sidecar = stack?.sidecarOutput() ?? '';
+  if (!sidecar.startsWith('exit=running')) console.log(sidecar.slice(0, 6000));
+  await stack?.teardown();
+}, 60_000);
+
+/**
+ * A new browser profile (so a new device identity) opens the public URL, is sent to the
+ * login form, signs in, and lands in the Control UI.
+ */
+async function visit(user: keyof typeof USERS, extraHTTPHeaders: Record<string, string> = {}): Promise<UiVisit> {
+  const context = await browser.newContext({ ignoreHTTPSErrors: true, extraHTTPHeaders });
+  const page = await context.newPage();
+  // The close code and reason are only visible to the page itself.
+  await page.addInitScript(() => {
+    const Native = window.WebSocket;
+    const closes: { code: number; reason: string }[] = [];
+    (window as unknown as { wsCloses: typeof closes }).wsCloses = closes;
+    window.WebSocket = class extends Native {
+      constructor(url: string | URL, protocols?: string | string[]) {
+        super(url, protocols);
+        this.addEventListener('close', (e) => closes.push({ code: e.code, reason: e.reason }));
+      }
+    };
+  });
+  const outcome = new Promise<Outcome>((resolve) => {
+    page.once('websocket', (ws) => {
+      let error: string | undefined;
+      ws.on('framereceived', ({ payload }) => {
+        const frame = JSON.parse(String(payload)) as { type: string; ok?: boolean; payload?: any; error?: { message: string } };
+        if (frame.type !== 'res') return;
+        if (frame.ok && frame.payload?.type === 'hello-ok') resolve({ kind: 'hello-ok', auth: frame.payload.auth });
+        else if (frame.ok === false && error === undefined) error = frame.error?.message;
+      });
+      ws.on('close', () => {
+        void page
+          .evaluate(() => (window as unknown as { wsCloses: { code: number; reason: string }[] }).wsCloses[0])
+          .then((c) => resolve({ kind: 'closed', code: c?.code ?? 0, reason: c?.reason ?? '', error }));
+      });
+    });
+  });
+  await page.goto(`${PUBLIC_ORIGIN}/`);
+  expect(new URL(page.url()).pathname).toBe('/login');
+  await page.fill('input[name=username]', user);
+  await page.fill('input[name=password]', USERS[user].password);
+  await page.click('button[type=submit]');
+  const settled = await Promise.race([
+    outcome,
+    new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the Control UI opened no WebSocket within 45 s')), 45_000).unref()),
+  ]);
+  const post = (path: string) =>
+    page.evaluate(async (p) => {
+      const res = await fetch(p, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+      return { status: res.status, body: await res.text() };
+    }, path);
+  return { page, outcome: settled, post };
+}
+
+function scopesOf(outcome: Outcome): string[] {
+  if (outcome.kind !== 'hello-ok') throw new Error(`expected hello-ok, got ${JSON.stringify(outcome)}`);
+  return [...outcome.auth.scopes].sort();
+}
+
+async function sidecarMetrics(): Promise<string> {
+  return stack.pod.exec('curl', ['-s', '--max-time', '5', 'http://127.0.0.1:9090/metrics']);
+}
+
+let alice: UiVisit;
+
+test('1. a user signs in through the form and the real Control UI connects on first visit, with no pairing step', async () => {
+  alice = await visit('alice');
+  expect(alice.outcome).toMatchObject({ kind: 'hello-ok', auth: { method: 'trusted-proxy', role: 'operator' } });
+  expect(scopesOf(alice.outcome)).toEqual(POLICY_SCOPES);
+  // The UI shows who is signed in, and the gateway never asked for pairing.
+  await alice.page.getByText('alice', { exact: true }).first().waitFor({ timeout: 20_000 });
+  expect(await alice.page.getByText('Approve this browser').count()).toBe(0);
+  expect(stack.gatewayOutput()).not.toContain('pairing required');
+  await alice.page.screenshot({ path: join(ARTIFACTS, 'case1-control-ui.png') });
+});
+
+test('2. a read-only group gets a session capped to operator.read, and the gateway refuses an HTTP call that needs write', async () => {
+  const bob = await visit('bob');
+  expect(bob.outcome).toMatchObject({ kind: 'hello-ok', auth: { method: 'trusted-proxy' } });
+  expect(scopesOf(bob.outcome)).toEqual(['operator.read']);
+
+  const refused = await bob.post('/tools/invoke');
+  expect(refused.status).toBe(403);
+  expect(JSON.parse(refused.body)).toMatchObject({ error: { message: 'missing scope: operator.write' } });
+  // The same call passes the scope check for a user with write (and fails later, on the empty body).
+  const allowed = await alice.post('/tools/invoke');
+  expect(allowed.status).toBe(400);
+  expect(allowed.body).toContain('tools.invoke requires name');
+  await bob.page.context().close();
+});
+
+test('3. a browser on another host that reaches the sidecar directly with forged identity headers never reaches the gateway', async () => {
+  const rogueBrowser = await stack.launchBrowser(stack.rogue);
+  const context = await rogueBrowser.newContext({
+    extraHTTPHeaders: {
+      'x-auth-request-email': 'alice@example.com',
+      'x-auth-request-groups': 'claw-users',
+      'x-forwarded-user': 'alice@example.com',
+      'x-forwarded-for': '203.0.113.7',
+      'x-openclaw-scopes': 'operator.admin',
+    },
+  });
+  const page = await context.newPage();
+  const sidecarUrl = `http://${stack.pod.address}:8080`;
+  const outputBefore = stack.gatewayOutput().length;
+
+  const res = await page.goto(`${sidecarUrl}/`);
+  expect(res!.status()).toBe(403);
+  expect(await res!.text()).toBe('{"error":"untrusted_source"}');
+  const ws = await page.evaluate(
+    (url) =>
+      new Promise<{ code: number; opened: boolean }>((resolve) => {
+        const socket = new WebSocket(url);
+        let opened = false;
+        socket.onopen = () => (opened = true);
+        socket.onclose = (e) => resolve({ code: e.code, opened });
+      }),
+    sidecarUrl.replace('http:', 'ws:'),
+  );
+  expect(ws).toEqual({ code: 1006, opened: false });
+  // Around the sidecar there is no way in: the gateway listens on the pod's loopback only.
+  await expect(page.goto(`http://${stack.pod.address}:18789/`)).rejects.toThrow(/ERR_CONNECTION_REFUSED/);
+
+  // The page, its favicon and the WebSocket: each refused at the source stage.
+  const fromRogue = stack.sidecarLogs().filter((l) => l['peer'] === stack.rogue.address);
+  expect(fromRogue.length).toBeGreaterThanOrEqual(2);
+  expect(new Set(fromRogue.map((l) => `${l['msg']} ${l['reason']}`))).toEqual(new Set(['refused untrusted_source']));
+  expect(fromRogue.filter((l) => l['path'] === '/')).toHaveLength(2);
+  expect(stack.gatewayOutput().slice(outputBefore)).not.toContain(stack.rogue.address);
+  await rogueBrowser.close();
+});
+
+test('4. a forged x-openclaw-scopes: operator.admin sent through the real proxy never reaches the gateway', async () => {
+  const strippedBefore = sample(await sidecarMetrics(), 'trusted_proxy_headers_stripped_total', { header: 'x-openclaw-scopes' });
+  const forger = await visit('alice', { 'x-openclaw-scopes': 'operator.admin' });
+  expect(forger.outcome).toMatchObject({ kind: 'hello-ok', auth: { method: 'trusted-proxy' } });
+  expect(scopesOf(forger.outcome)).toEqual(POLICY_SCOPES);
+
+  // Killing a session needs operator.admin: the gateway answers as for the policy's scopes.
+  const kill = await forger.post('/sessions/agent%3Adefault%3Amain/kill');
+  expect(kill.status).toBe(403);
+  expect(JSON.parse(kill.body)).toMatchObject({ error: { message: 'missing scope: operator.admin' } });
+  expect(sample(await sidecarMetrics(), 'trusted_proxy_headers_stripped_total', { header: 'x-openclaw-scopes' })).toBeGreaterThan(strippedBefore);
+
+  // Control: the same header, had it reached the gateway, would have made the caller admin
+  // (the gateway verifies nothing): past the scope check, the session is simply not found.
+  const direct = stack.pod.exec('curl', [
+    '-s',
+    '--max-time',
+    '10',
+    '-X',
+    'POST',
+    '-w',
+    '\n%{http_code}',
+    '-H',
+    'x-forwarded-user: alice@example.com',
+    '-H',
+    'x-forwarded-proto: https',
+    '-H',
+    'x-forwarded-for: 203.0.113.7',
+    '-H',
+    'x-trusted-proxy-assertion: anything',
+    '-H',
+    'x-openclaw-scopes: operator.admin',
+    'http://127.0.0.1:18789/sessions/agent%3Adefault%3Amain/kill',
+  ]);
+  expect(direct).not.toContain('missing scope');
+  await forger.page.context().close();
+});
+
+test('5. with deviceAutoApprove off the seed\'s exact failure comes back ("pairing required"), and doctor names it', async () => {
+  await stack.editGatewayConfig((config) => (config['gateway'].auth.trustedProxy.deviceAutoApprove.enabled = false));
+  const outputBefore = stack.gatewayOutput().length;
+  const denied = await visit('alice');
+  // As in the seed report: the reason, then the request id.
+  expect(denied.outcome).toEqual({
+    kind: 'closed',
+    code: 1008,
+    reason: expect.stringMatching(new RegExp(`^${PAIRING_REQUIRED} \\(requestId: [0-9a-f-]+\\)$`)),
+    error: expect.stringContaining(PAIRING_REQUIRED),
+  });
+  // The gateway logs the same line the seed report quotes.
+  expect(stack.gatewayOutput().slice(outputBefore)).toMatch(new RegExp(`closed before connect .* code=1008 reason=${PAIRING_REQUIRED}`));
+  await denied.page.getByText('Approve this browser').waitFor({ timeout: 20_000 });
+  await denied.page.screenshot({ path: join(ARTIFACTS, 'case5-pairing-required.png') });
+
+  const doctor = stack.cli(['doctor', '--config', stack.sidecarConfigPath, '--gateway-config', stack.gatewayConfigPath, '--public-origin', PUBLIC_ORIGIN, '--json']);
+  expect(doctor.code).toBe(2);
+  const report = JSON.parse(doctor.stdout) as { findings: { code: string; userSees: string }[] };
+  // The seed's autoApproveCidrs are still there, and now again relied on in vain.
+  expect(report.findings.map((f) => f.code).sort()).toEqual(['auto_approve_cidrs_for_browsers', 'device_auto_approve_off']);
+  expect(report.findings.find((f) => f.code === 'device_auto_approve_off')!.userSees).toContain(PAIRING_REQUIRED);
+});

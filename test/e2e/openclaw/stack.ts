@@ -1,0 +1,339 @@
+// The whole path a user takes to the real OpenClaw Control UI, each part a real process in
+// its own network namespace:
+//   client (Chromium) → ingress (Caddy, TLS, forward_auth to the oauth2-proxy stand-in)
+//   → pod (the sidecar on the pod address; the OpenClaw gateway on the pod's loopback)
+// and a "rogue" host on the same network that is not the ingress.
+// The gateway runs with a private /tmp (a bind mount inside its own mount namespace), so
+// the lock and log files it writes outside its state dir go away with the run.
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium, type Browser } from 'playwright-core';
+import { startJsonProcess, stopChild, waitForPort, type JsonProcess } from '../../support/front-proxies.js';
+import { createNetwork, type Host, type TestNetwork } from '../../support/netns.js';
+import { waitFor } from '../../support/wait.js';
+
+const ROOT = join(import.meta.dirname, '..', '..', '..');
+export const FIXTURES = join(ROOT, 'test', 'fixtures', 'openclaw');
+const CLI = join(ROOT, 'dist', 'cli', 'main.js');
+const OPENCLAW = join(ROOT, '.cache', 'openclaw', 'node_modules', 'openclaw', 'openclaw.mjs');
+export const ARTIFACTS = join(ROOT, 'test-artifacts', 'openclaw');
+
+export const PUBLIC_HOST = 'claw.example.test';
+export const PUBLIC_ORIGIN = `https://${PUBLIC_HOST}`;
+const GATEWAY_PORT = 18789;
+const SIDECAR_PORT = 8080;
+const AUTH_PORT = 4180;
+
+export const USERS = {
+  alice: { password: 'alice-pw', email: 'alice@example.com', groups: ['claw-users'] },
+  bob: { password: 'bob-pw', email: 'bob@example.com', groups: ['claw-readers'] },
+};
+
+export interface Stack {
+  net: TestNetwork;
+  client: Host;
+  rogue: Host;
+  pod: Host;
+  dir: string;
+  /** The gateway's config file, as the gateway-config init step left it. */
+  gatewayConfigPath: string;
+  sidecarConfigPath: string;
+  /** The gateway's own console output so far. */
+  gatewayOutput(): string;
+  /** The sidecar's JSON log lines so far. */
+  sidecarLogs(): Record<string, unknown>[];
+  /** The sidecar's stderr and log, and how it exited if it did (for failure messages). */
+  sidecarOutput(): string;
+  /** Rewrites the gateway's config file and waits until the gateway has applied it. */
+  editGatewayConfig(edit: (config: Record<string, any>) => void): Promise<void>;
+  /** Debian's Chromium inside a test host, driven by Playwright. */
+  launchBrowser(host: Host): Promise<Browser>;
+  /** Runs the built CLI (in the test's own namespace) and returns exit code and output. */
+  cli(args: string[]): { code: number; stdout: string; stderr: string };
+  teardown(): Promise<void>;
+}
+
+export async function startStack(): Promise<Stack> {
+  const dir = mkdtempSync(join(tmpdir(), 'tps-openclaw-'));
+  const cleanups: (() => Promise<void> | void)[] = [() => rmSync(dir, { recursive: true, force: true })];
+  const teardown = async () => {
+    for (const c of cleanups.reverse()) {
+      try {
+        await c();
+      } catch {
+        /* keep tearing down */
+      }
+    }
+  };
+  try {
+    const net = await createNetwork(['client', 'ingress', 'pod', 'rogue']);
+    cleanups.push(() => net.teardown());
+    const [client, ingress, pod, rogue] = ['client', 'ingress', 'pod', 'rogue'].map((n) => net.host(n)) as [Host, Host, Host, Host];
+    const cli = (args: string[]) => runCli(args);
+
+    // The sidecar: trusts only the ingress, maps groups to OpenClaw scopes.
+    const keysDir = join(dir, 'keys');
+    mkdirSync(keysDir);
+    writeFileSync(join(keysDir, 'k1'), randomBytes(32), { mode: 0o600 });
+    const sidecarConfigPath = join(dir, 'sidecar.yaml');
+    writeFileSync(
+      sidecarConfigPath,
+      JSON.stringify({
+        listen: { host: pod.address, port: SIDECAR_PORT, allowedOrigins: [PUBLIC_ORIGIN], shutdownGraceSeconds: 1 },
+        admin: { host: '127.0.0.1', port: 9090 },
+        upstream: { url: `http://127.0.0.1:${GATEWAY_PORT}` },
+        trust: { cidrs: [`${ingress.address}/32`] },
+        identity: { userHeader: 'x-auth-request-email', emailHeader: 'x-auth-request-email', groupsHeader: 'x-auth-request-groups' },
+        assertion: { keysDir },
+        gateway: {
+          userHeader: 'x-forwarded-user',
+          scopesHeader: 'x-openclaw-scopes',
+          scopes: { default: ['operator.read', 'operator.write', 'operator.approvals', 'operator.questions'], byGroup: { 'claw-readers': ['operator.read'] } },
+        },
+        logging: { level: 'debug' },
+      }),
+    );
+
+    // The gateway's state dir starts with the seed report's config; the init step the
+    // chart runs merges the trust settings into it, as on every pod start.
+    const gatewayTmp = join(dir, 'gateway-tmp');
+    const stateDir = join(gatewayTmp, 'state');
+    mkdirSync(join(gatewayTmp, 'home'), { recursive: true });
+    mkdirSync(stateDir, { mode: 0o700 });
+    const gatewayConfigPath = join(stateDir, 'openclaw.json');
+    writeFileSync(gatewayConfigPath, readFileSync(join(FIXTURES, 'seed-config.json5')), { mode: 0o600 });
+    const merged = cli(['gateway-config', '--config', sidecarConfigPath, '--file', gatewayConfigPath, '--public-origin', PUBLIC_ORIGIN]);
+    if (merged.code !== 0) throw new Error(`gateway-config failed: ${merged.stderr}`);
+
+    const gateway = startGateway(pod, gatewayTmp);
+    cleanups.push(() => stopGateway(pod, gateway.child));
+
+    const sidecar = startJsonLines(pod, process.execPath, [CLI, 'serve', '--config', sidecarConfigPath]);
+    cleanups.push(() => stopChild(sidecar.child));
+
+    const usersFile = join(dir, 'users.json');
+    writeFileSync(usersFile, JSON.stringify(USERS));
+    const auth: JsonProcess = await startJsonProcess(ingress, process.execPath, [
+      join(ROOT, 'test', 'support', 'auth-service.ts'),
+      '--host',
+      '127.0.0.1',
+      '--port',
+      String(AUTH_PORT),
+      '--users',
+      usersFile,
+    ]);
+    cleanups.push(() => auth.stop());
+
+    const caddy = startCaddy(ingress, dir, `${pod.address}:${SIDECAR_PORT}`, `127.0.0.1:${AUTH_PORT}`);
+    cleanups.push(() => stopChild(caddy.child));
+
+    await waitForPort(pod.address, SIDECAR_PORT, sidecar.child, sidecar.output);
+    await waitForPort(ingress.address, 443, caddy.child, caddy.output, 30_000);
+    await waitFor(() => /\[gateway\] ready/.test(gateway.output()) || gatewayExited(gateway), 'the OpenClaw gateway to be ready', 90_000, 200);
+    if (gateway.child.exitCode !== null) throw new Error(`the gateway exited:\n${gateway.output()}`);
+
+    const editGatewayConfig = async (edit: (config: Record<string, any>) => void) => {
+      const config = JSON.parse(readFileSync(gatewayConfigPath, 'utf8')) as Record<string, any>;
+      edit(config);
+      const before = gateway.output().length;
+      writeFileSync(gatewayConfigPath, JSON.stringify(config, null, 2));
+      await waitFor(() => /config change applied|config hot reload applied/i.test(gateway.output().slice(before)), 'the gateway to reload its config', 30_000, 100);
+    };
+
+    const launchBrowser = async (host: Host) => {
+      // Playwright starts the browser through this wrapper, so it runs in the test host.
+      const wrapper = join(dir, `chromium-${host.address}.sh`);
+      writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${host.name} /usr/bin/chromium "$@"\n`);
+      chmodSync(wrapper, 0o755);
+      const browser = await chromium.launch({
+        executablePath: wrapper,
+        headless: true,
+        timeout: 60_000,
+        args: [
+          '--no-sandbox',
+          '--disable-gpu',
+          '--disable-background-networking',
+          '--disable-component-update',
+          '--disable-sync',
+          '--no-first-run',
+          '--disable-quic',
+          `--host-resolver-rules=MAP ${PUBLIC_HOST} ${ingress.address}`,
+        ],
+      });
+      cleanups.push(() => browser.close());
+      return browser;
+    };
+
+    return {
+      net,
+      client,
+      rogue,
+      pod,
+      dir,
+      gatewayConfigPath,
+      sidecarConfigPath,
+      gatewayOutput: gateway.output,
+      sidecarLogs: () => sidecar.lines(),
+      sidecarOutput: () => `exit=${sidecar.child.exitCode ?? sidecar.child.signalCode ?? 'running'}\n${sidecar.output()}`,
+      editGatewayConfig,
+      launchBrowser,
+      cli,
+      teardown,
+    };
+  } catch (err) {
+    await teardown();
+    throw err;
+  }
+}
+
+function runCli(args: string[]): { code: number; stdout: string; stderr: string } {
+  try {
+    const stdout = execFileSync(process.execPath, [CLI, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 30_000 });
+    return { code: 0, stdout, stderr: '' };
+  } catch (err) {
+    const e = err as { status: number; stdout: string; stderr: string };
+    return { code: e.status, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+interface Proc {
+  child: ChildProcess;
+  output(): string;
+}
+
+function collect(child: ChildProcess): () => string {
+  let text = '';
+  const add = (c: Buffer) => (text = (text + c.toString()).slice(-200_000));
+  child.stdout?.on('data', add);
+  child.stderr?.on('data', add);
+  return () => text;
+}
+
+function gatewayExited(p: Proc): boolean {
+  return p.child.exitCode !== null || p.child.signalCode !== null;
+}
+
+/**
+ * The real gateway on the pod's loopback. Inside `ip netns exec` the mount namespace is
+ * private, so binding `tmp` over /tmp there is invisible to everyone else.
+ */
+function startGateway(pod: Host, gatewayTmp: string): Proc {
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env['PATH'],
+    HOME: '/tmp/home',
+    TMPDIR: '/tmp',
+    NO_COLOR: '1',
+    OPENCLAW_STATE_DIR: '/tmp/state',
+    OPENCLAW_CONFIG_PATH: '/tmp/state/openclaw.json',
+    OPENCLAW_SKIP_CHANNELS: '1',
+    OPENCLAW_DISABLE_BONJOUR: '1',
+  };
+  const script = 'mount --bind "$1" /tmp && shift && exec "$@"';
+  const child = pod.spawn('sh', ['-c', script, 'sh', gatewayTmp, process.execPath, OPENCLAW, 'gateway', 'run', '--port', String(GATEWAY_PORT)], {
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  return { child, output: collect(child) };
+}
+
+/**
+ * The gateway re-executes itself, so the PID started is not always the one serving:
+ * stop every process left in the pod namespace that runs OpenClaw, then the one started.
+ */
+async function stopGateway(pod: Host, child: ChildProcess): Promise<void> {
+  const pids = () =>
+    execFileSync('ip', ['netns', 'pids', pod.name], { encoding: 'utf8' })
+      .split('\n')
+      .filter(Boolean)
+      .map(Number)
+      .filter((pid) => {
+        try {
+          return /openclaw/.test(readFileSync(`/proc/${pid}/cmdline`, 'utf8'));
+        } catch {
+          return false;
+        }
+      });
+  for (const pid of pids()) {
+    try {
+      process.kill(pid, 'SIGTERM');
+    } catch {
+      /* gone */
+    }
+  }
+  try {
+    await waitFor(() => pids().length === 0, 'the gateway processes to exit', 10_000, 100);
+  } finally {
+    for (const pid of pids()) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+    await stopChild(child, 1000);
+  }
+}
+
+function startJsonLines(host: Host, cmd: string, args: string[]): Proc & { lines(): Record<string, unknown>[] } {
+  const child = host.spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines: Record<string, unknown>[] = [];
+  let pending = '';
+  child.stdout!.on('data', (chunk: Buffer) => {
+    pending += chunk.toString();
+    let nl: number;
+    while ((nl = pending.indexOf('\n')) !== -1) {
+      const text = pending.slice(0, nl);
+      pending = pending.slice(nl + 1);
+      if (text.trim()) lines.push(JSON.parse(text) as Record<string, unknown>);
+    }
+  });
+  let errors = '';
+  child.stderr!.on('data', (c: Buffer) => (errors += c.toString()));
+  return { child, output: () => `${errors}\n${lines.slice(-20).map((l) => JSON.stringify(l)).join('\n')}`, lines: () => lines };
+}
+
+/**
+ * Caddy with its own CA (`tls internal`), standing in for Traefik: `/login` goes to the
+ * login service, everything else must pass its session check (a 401 becomes a redirect to
+ * the form) and then goes to the sidecar with the identity headers the check returned.
+ */
+function startCaddy(ingress: Host, dir: string, sidecar: string, auth: string): Proc {
+  const caddyDir = join(dir, 'caddy');
+  mkdirSync(caddyDir);
+  const file = join(caddyDir, 'Caddyfile');
+  writeFileSync(
+    file,
+    `{
+\tadmin off
+\tauto_https disable_redirects
+\tskip_install_trust
+\tstorage file_system ${join(caddyDir, 'data')}
+}
+
+${PUBLIC_HOST}:443 {
+\ttls internal
+\thandle /login {
+\t\treverse_proxy ${auth}
+\t}
+\thandle {
+\t\tforward_auth ${auth} {
+\t\t\turi /oauth2/auth
+\t\t\tcopy_headers X-Auth-Request-User X-Auth-Request-Email X-Auth-Request-Groups
+\t\t\t@signin status 401
+\t\t\thandle_response @signin {
+\t\t\t\tredir * /login?rd={http.request.uri} 302
+\t\t\t}
+\t\t}
+\t\treverse_proxy ${sidecar}
+\t}
+}
+`,
+  );
+  const env = { ...process.env, HOME: caddyDir, XDG_DATA_HOME: join(caddyDir, 'data'), XDG_CONFIG_HOME: join(caddyDir, 'config') };
+  execFileSync('caddy', ['validate', '--config', file, '--adapter', 'caddyfile'], { env, stdio: 'pipe', timeout: 30_000 });
+  const child = ingress.spawn('caddy', ['run', '--config', file, '--adapter', 'caddyfile'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  return { child, output: collect(child) };
+}
