@@ -38,7 +38,16 @@ export class RequestHandler {
     this.signedCount = perKey((kid: string) => metrics.assertionsSigned.labels(kid));
     this.responseCount = perKey((status: number) => metrics.upstreamResponses.labels(statusClass(status)));
     this.agent = createUpstreamAgent(upstream);
-    this.proxy = createProxyServer({ agent: this.agent, xfwd: false, ws: true, connectTimeout: upstream.connectTimeoutSeconds * 1000 });
+    // toProxy: forward the request target byte for byte. http-proxy otherwise re-parses it
+    // as a URL (resolving `..`, re-encoding), and the gateway would be sent another path
+    // than the one the assertion binds.
+    this.proxy = createProxyServer({
+      agent: this.agent,
+      xfwd: false,
+      ws: true,
+      toProxy: true,
+      connectTimeout: upstream.connectTimeoutSeconds * 1000,
+    });
     this.websockets = new WebSocketTracker(runtime.metrics);
     // Without a listener http-proxy-3 throws the socket errors it has no callback for (a
     // client resetting an open WebSocket), which would end the process.

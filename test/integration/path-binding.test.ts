@@ -1,0 +1,47 @@
+// The gateway receives exactly the request target the assertion was bound to: no `..`
+// resolution, no re-encoding on the way, so a verifier recomputing htu from its own
+// request always agrees with the sidecar.
+import { verifyAssertion } from '../../src/assertion/verify.js';
+import { rawRequest, statusOf } from '../support/raw.js';
+import { startSidecar, type TestSidecar } from '../support/sidecar.js';
+import { startRecordingUpstream, type RecordingUpstream } from '../support/upstream.js';
+
+let upstream: RecordingUpstream;
+let sc: TestSidecar;
+
+beforeAll(async () => {
+  upstream = await startRecordingUpstream();
+  sc = await startSidecar(upstream.url);
+});
+afterAll(async () => {
+  await sc.stop();
+  await upstream.close();
+});
+
+test.each(['/a/../b', '/a/./b//c', '/%7euser/x%2Fy', '/p?q=a/../b&r=%20', '/a/%2e%2e/b'])(
+  'target %s reaches the gateway unchanged and its assertion verifies there',
+  async (target) => {
+    const before = upstream.received.length;
+    const reply = await rawRequest(
+      sc.port,
+      `GET ${target} HTTP/1.1\r\nHost: gw.example\r\nX-Auth-Request-Email: a@example.com\r\nConnection: close\r\n\r\n`,
+    );
+    expect(statusOf(reply)).toBe(200);
+    const got = upstream.received[before]!;
+    expect(got.url).toBe(target);
+    await verifyAssertion(String(got.headers['x-trusted-proxy-assertion']), {
+      keys: sc.keys,
+      request: { method: 'GET', uri: `http://gw.example${got.url.split('?')[0]}` },
+    });
+  },
+);
+
+test('an absolute-form target is refused before it reaches the gateway', async () => {
+  const before = upstream.received.length;
+  const reply = await rawRequest(
+    sc.port,
+    'GET http://gw.example/x HTTP/1.1\r\nHost: gw.example\r\nX-Auth-Request-Email: a@example.com\r\nConnection: close\r\n\r\n',
+  );
+  expect(statusOf(reply)).toBe(400);
+  expect(upstream.received.length).toBe(before);
+});
