@@ -49,17 +49,19 @@ afterAll(async () => {
 async function visit(user: keyof typeof USERS, extraHTTPHeaders: Record<string, string> = {}): Promise<UiVisit> {
   const context = await browser.newContext({ ignoreHTTPSErrors: true, extraHTTPHeaders });
   const page = await context.newPage();
-  // The close code and reason are only visible to the page itself.
-  await page.addInitScript(() => {
-    const Native = window.WebSocket;
-    const closes: { code: number; reason: string }[] = [];
-    (window as unknown as { wsCloses: typeof closes }).wsCloses = closes;
-    window.WebSocket = class extends Native {
-      constructor(url: string | URL, protocols?: string | string[]) {
-        super(url, protocols);
-        this.addEventListener('close', (e) => closes.push({ code: e.code, reason: e.reason }));
-      }
-    };
+  // The close code and reason are only visible to the page itself. (Page-side code is a
+  // string: the test's own types are Node's, not the DOM's.)
+  await page.addInitScript({
+    content: `{
+      const Native = window.WebSocket;
+      window.wsCloses = [];
+      window.WebSocket = class extends Native {
+        constructor(url, protocols) {
+          super(url, protocols);
+          this.addEventListener('close', (e) => window.wsCloses.push({ code: e.code, reason: e.reason }));
+        }
+      };
+    }`,
   });
   const outcome = new Promise<Outcome>((resolve) => {
     page.once('websocket', (ws) => {
@@ -72,7 +74,7 @@ async function visit(user: keyof typeof USERS, extraHTTPHeaders: Record<string, 
       });
       ws.on('close', () => {
         void page
-          .evaluate(() => (window as unknown as { wsCloses: { code: number; reason: string }[] }).wsCloses[0])
+          .evaluate<{ code: number; reason: string } | undefined>('window.wsCloses[0]')
           .then((c) => resolve({ kind: 'closed', code: c?.code ?? 0, reason: c?.reason ?? '', error }));
       });
     });
