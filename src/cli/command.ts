@@ -1,10 +1,9 @@
-// A subcommand: its name, one-line summary, usage text and what it runs. Exit codes:
+// A subcommand: its name, usage text and what it runs (summaries live in main.ts). Exit codes:
 // 0 success, 1 a negative answer (e.g. a token that does not verify), 2 bad input or config.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 export interface Command {
   readonly name: string;
-  readonly summary: string;
   readonly usage: string;
   readonly options: NonNullable<ParseArgsConfig['options']>;
   readonly allowPositionals?: boolean;

@@ -1,14 +1,16 @@
 #!/usr/bin/env node
 // The `trusted-proxy-sidecar` command: one subcommand per file in ./commands.
-import { checkConfig } from './commands/check-config.js';
-import { doctor } from './commands/doctor.js';
-import { gatewayConfig } from './commands/gateway-config.js';
-import { keygen } from './commands/keygen.js';
-import { serve } from './commands/serve.js';
-import { verify } from './commands/verify.js';
 import { parse, UsageError, type Command } from './command.js';
 
-const COMMANDS: readonly Command[] = [serve, checkConfig, verify, keygen, doctor, gatewayConfig];
+// Each command loads on first use: `keygen` or `--help` need not pay for the proxy's imports.
+const COMMANDS: readonly { name: string; summary: string; load: () => Promise<Command> }[] = [
+  { name: 'serve', summary: 'run the sidecar', load: async () => (await import('./commands/serve.js')).serve },
+  { name: 'check-config', summary: 'validate a config file without starting', load: async () => (await import('./commands/check-config.js')).checkConfig },
+  { name: 'verify', summary: 'verify an assertion and print its claims (debugging)', load: async () => (await import('./commands/verify.js')).verify },
+  { name: 'keygen', summary: 'write a new random HMAC key file', load: async () => (await import('./commands/keygen.js')).keygen },
+  { name: 'doctor', summary: 'check an OpenClaw gateway config against the sidecar config', load: async () => (await import('./commands/doctor.js')).doctor },
+  { name: 'gateway-config', summary: "merge the sidecar's trust settings into an OpenClaw gateway config", load: async () => (await import('./commands/gateway-config.js')).gatewayConfig },
+];
 
 function topUsage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
@@ -25,11 +27,12 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(topUsage());
     return name === undefined ? 2 : 0;
   }
-  const command = COMMANDS.find((c) => c.name === name);
-  if (!command) {
+  const entry = COMMANDS.find((c) => c.name === name);
+  if (!entry) {
     process.stderr.write(`unknown command: ${name}\n\n${topUsage()}`);
     return 2;
   }
+  const command = await entry.load();
   try {
     const args = parse(command, rest);
     if (args.values.help) {

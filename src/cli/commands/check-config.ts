@@ -4,7 +4,6 @@ import { requireString, type Command } from '../command.js';
 
 export const checkConfig: Command = {
   name: 'check-config',
-  summary: 'validate a config file without starting',
   usage: `trusted-proxy-sidecar check-config --config FILE [--keys]
 
 Lists every problem by key path and exits 2, or prints "ok" and exits 0.

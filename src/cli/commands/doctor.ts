@@ -5,7 +5,6 @@ import { requireString, type Command } from '../command.js';
 
 export const doctor: Command = {
   name: 'doctor',
-  summary: 'check an OpenClaw gateway config against the sidecar config',
   usage: `trusted-proxy-sidecar doctor --config FILE --gateway-config FILE [--public-origin URL] [--json]
 
 Reads the sidecar's config and the gateway's (JSON5) and prints one finding per problem

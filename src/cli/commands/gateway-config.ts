@@ -4,7 +4,6 @@ import { requireString, UsageError, type Command } from '../command.js';
 
 export const gatewayConfig: Command = {
   name: 'gateway-config',
-  summary: "merge the sidecar's trust settings into an OpenClaw gateway config",
   usage: `trusted-proxy-sidecar gateway-config --config FILE --file GATEWAY.json --public-origin URL [--port N] [--auto-approve-scopes a,b]
 
 Sets only the gateway's trust and auth keys (bind, port, trustedProxies, trusted-proxy

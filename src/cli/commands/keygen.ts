@@ -5,7 +5,6 @@ import { requireString, UsageError, type Command } from '../command.js';
 
 export const keygen: Command = {
   name: 'keygen',
-  summary: 'write a new random HMAC key file',
   usage: `trusted-proxy-sidecar keygen --keys-dir DIR --kid NAME
 
 Writes 32 random bytes to DIR/NAME (mode 0400). The file name is the key id. Refuses

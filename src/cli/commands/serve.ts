@@ -4,7 +4,6 @@ import { requireString, type Command } from '../command.js';
 
 export const serve: Command = {
   name: 'serve',
-  summary: 'run the sidecar',
   usage: `trusted-proxy-sidecar serve --config FILE
 
 Starts the data-plane and admin listeners. The config file and the key folder are

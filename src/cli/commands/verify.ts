@@ -3,7 +3,6 @@ import { requireString, UsageError, type Command } from '../command.js';
 
 export const verify: Command = {
   name: 'verify',
-  summary: 'verify an assertion and print its claims (debugging)',
   usage: `trusted-proxy-sidecar verify --keys-dir DIR [--issuer I] [--audience A] [--method M --uri U] TOKEN
 
 Prints the verified claims as JSON and exits 0, or prints the reason and exits 1.`,
