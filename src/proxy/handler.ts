@@ -67,7 +67,10 @@ export class RequestHandler {
       this.observeUpstream(proxyRes.statusCode ?? 502, req);
     });
     // A reload that narrows the allow lists ends WebSockets of users it no longer admits.
-    runtime.onRulesChange((rules) => this.revoke((identity) => isAllowed(identity, rules.policy), 'config reload'));
+    runtime.onRulesChange((rules) => {
+      this.agent.maxSockets = rules.config.upstream.maxSockets;
+      this.revoke((identity) => isAllowed(identity, rules.policy), 'config reload');
+    });
     runtime.trust.onChange((set) => this.revoke((_i, peer) => set.lookup(peer).trusted, 'trusted set change'));
   }
 
@@ -86,7 +89,7 @@ export class RequestHandler {
       return;
     }
     req.headers = upstreamHeaders(decision, this.runtime.rules) as IncomingMessage['headers'];
-    this.proxy.web(req, res, { target: this.runtime.config.upstream.url }, (err) => this.upstreamFailed(err, res));
+    this.proxy.web(req, res, this.upstreamOptions(), (err) => this.upstreamFailed(err, res));
   }
 
   onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -104,11 +107,17 @@ export class RequestHandler {
     }
     (req as UpgradeRequest).allowed = decision;
     req.headers = upstreamHeaders(decision, this.runtime.rules) as IncomingMessage['headers'];
-    this.proxy.ws(req, socket, head, { target: this.runtime.config.upstream.url }, (err) => {
+    this.proxy.ws(req, socket, head, this.upstreamOptions(), (err) => {
       const kind = this.countUpstreamError(err);
       if (kind === 'timeout') rejectUpgrade(socket, 504, '{"error":"upstream_timeout"}');
       else rejectUpgrade(socket, 502, '{"error":"upstream_unavailable"}');
     });
+  }
+
+  /** Per request, so a reloaded upstream URL or connect timeout applies at once. */
+  private upstreamOptions() {
+    const { url, connectTimeoutSeconds } = this.runtime.config.upstream;
+    return { target: url, connectTimeout: connectTimeoutSeconds * 1000 };
   }
 
   private modeOf(req: IncomingMessage): Mode {

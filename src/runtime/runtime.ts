@@ -87,9 +87,10 @@ export class Runtime {
 
   reloadFromFile(path: string): boolean {
     const result = loadConfigFile(path);
-    if (!result.ok) {
+    const problems = result.ok ? liveChangeProblems(this.config, result.config) : result.problems;
+    if (!result.ok || problems.length > 0) {
       this.metrics.configReloads.inc({ result: 'rejected' });
-      this.logger.error({ path, problems: result.problems }, 'config reload rejected; the previous config stays in force');
+      this.logger.error({ path, problems }, 'config reload rejected; the previous config stays in force');
       return false;
     }
     this.applyConfig(result.config);
@@ -132,6 +133,13 @@ export class Runtime {
     this.trust.setAllowLoopback(config.trust.allowLoopback);
     this.trust.setSource(STATIC_SOURCE, { synced: true, cidrs: config.trust.cidrs });
   }
+}
+
+/** Changes a running sidecar cannot make: refusing them keeps the old config whole. */
+function liveChangeProblems(before: Config, after: Config): string[] {
+  return new URL(before.upstream.url).protocol === new URL(after.upstream.url).protocol
+    ? []
+    : ['upstream.url: switching between http and https needs a restart'];
 }
 
 function fileFingerprint(path: string): string {
