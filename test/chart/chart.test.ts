@@ -187,6 +187,8 @@ test('the HMAC key Secret: generated with 48 random bytes unless an existing Sec
   expect(secret.metadata.annotations['helm.sh/resource-policy']).toBe('keep');
   const again = one(renderChart([join(VALUES, 'defaults.yaml')]).objects, 'Secret') as any;
   expect(again.data.k1).not.toBe(secret.data.k1);
+  // The generated key is named active, so adding k2 (a rotation's first step) keeps signing.
+  expect(parse(sidecarConfigText(objects('defaults.yaml'))).assertion).toMatchObject({ activeKeyId: 'k1' });
 
   const objs = objects('existing-secret.yaml');
   expect(find(objs, 'Secret')).toHaveLength(0);

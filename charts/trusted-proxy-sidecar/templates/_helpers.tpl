@@ -73,12 +73,22 @@ app.kubernetes.io/part-of: {{ include "tps.name" . }}
 The sidecar's config file: the user's sidecar.config with the keys the pod layout fixes
 (ports, upstream on loopback, key folder, allowed Origin) set by the chart.
 */}}
+{{/*
+The signing key is always named when the chart generated it, so adding a second key to
+the Secret (the first step of a rotation) never leaves the sidecar without an active key.
+*/}}
+{{- define "tps.activeKeyId" -}}
+{{- if .Values.hmac.activeKeyId -}}{{ .Values.hmac.activeKeyId }}
+{{- else if not .Values.hmac.existingSecret -}}{{ .Values.hmac.generatedKeyId }}
+{{- end -}}
+{{- end -}}
+
 {{- define "tps.sidecarConfig" -}}
 {{- $fixed := dict
   "listen" (dict "host" "0.0.0.0" "port" (int .Values.sidecar.ports.http) "allowedOrigins" (list (include "tps.publicUrl" .)))
   "admin" (dict "host" "0.0.0.0" "port" (int .Values.sidecar.ports.admin))
   "upstream" (dict "url" (printf "http://127.0.0.1:%d" (int .Values.gateway.port)))
-  "assertion" (dict "keysDir" (include "tps.keysDir" .) "activeKeyId" .Values.hmac.activeKeyId)
+  "assertion" (dict "keysDir" (include "tps.keysDir" .) "activeKeyId" (include "tps.activeKeyId" .))
 -}}
 {{- $user := deepCopy .Values.sidecar.config -}}
 {{- $assertion := merge (dict) $fixed.assertion (default (dict) $user.assertion) -}}
