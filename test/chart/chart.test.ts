@@ -130,7 +130,7 @@ describe.each(valuesFiles)('values/%s', (file) => {
     expect(roles.map((r) => r.metadata.namespace).sort()).toEqual([...want.keys()].sort());
     for (const role of roles) {
       const rules = role.rules as { apiGroups: string[]; resources: string[]; verbs: string[] }[];
-      for (const rule of rules) expect(rule.verbs).toEqual(['get', 'list', 'watch']);
+      for (const rule of rules) expect(rule.verbs).toEqual(['list', 'watch']);
       expect(rules.flatMap((r) => r.resources).sort()).toEqual([...want.get(role.metadata.namespace)!].sort());
       for (const rule of rules) expect(rule.apiGroups).toEqual(rule.resources[0] === 'pods' ? [''] : ['discovery.k8s.io']);
       const binding = one(objs.filter((o) => o.metadata.namespace === role.metadata.namespace), 'RoleBinding') as any;
@@ -141,7 +141,7 @@ describe.each(valuesFiles)('values/%s', (file) => {
     const clusterRoles = find(objs, 'ClusterRole') as any[];
     expect(clusterRoles).toHaveLength(nodes ? 1 : 0);
     expect(find(objs, 'ClusterRoleBinding')).toHaveLength(nodes ? 1 : 0);
-    if (nodes) expect(clusterRoles[0].rules).toEqual([{ apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list', 'watch'] }]);
+    if (nodes) expect(clusterRoles[0].rules).toEqual([{ apiGroups: [''], resources: ['nodes'], verbs: ['list', 'watch'] }]);
   });
 
   test('NetworkPolicy: data port from the ingress controller, admin port from monitoring, nothing else', () => {
