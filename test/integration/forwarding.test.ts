@@ -1,4 +1,5 @@
-// The gateway receives exactly the request target the assertion was bound to: no `..`
+// What the gateway receives: a verifiable assertion, bound to exactly the request target
+// the gateway is sent: no `..`
 // resolution, no re-encoding on the way, so a verifier recomputing htu from its own
 // request always agrees with the sidecar.
 import { verifyAssertion } from '../../src/assertion/verify.js';
@@ -16,6 +17,18 @@ beforeAll(async () => {
 afterAll(async () => {
   await sc.stop();
   await upstream.close();
+});
+
+test('a trusted identity reaches the gateway with a verifiable assertion', async () => {
+  const res = await fetch(`${sc.url}/a/b?q=1`, { headers: { 'x-auth-request-email': 'alice@example.com' } });
+  expect(res.status).toBe(200);
+  const got = upstream.received.at(-1)!;
+  expect(got.headers['x-forwarded-user']).toBe('alice@example.com');
+  const claims = await verifyAssertion(String(got.headers['x-trusted-proxy-assertion']), {
+    keys: sc.keys,
+    request: { method: 'GET', uri: `http://127.0.0.1:${sc.port}/a/b` },
+  });
+  expect(claims.sub).toBe('alice@example.com');
 });
 
 test.each(['/a/../b', '/a/./b//c', '/%7euser/x%2Fy', '/p?q=a/../b&r=%20', '/a/%2e%2e/b'])(
