@@ -1,7 +1,6 @@
-// What the gateway receives: a verifiable assertion, bound to exactly the request target
-// the gateway is sent: no `..`
-// resolution, no re-encoding on the way, so a verifier recomputing htu from its own
-// request always agrees with the sidecar.
+// What the gateway receives: a verifiable assertion bound to exactly the request target it
+// is sent (no `..` resolution, no re-encoding on the way), so a verifier recomputing htu
+// from its own request always agrees with the sidecar.
 import { verifyAssertion } from '../../src/assertion/verify.js';
 import { rawRequest, statusOf } from '../support/raw.js';
 import { startSidecar, type TestSidecar } from '../support/sidecar.js';
