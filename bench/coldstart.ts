@@ -1,5 +1,6 @@
 // Cold start: from spawning the built command to the first 200 from /readyz (static
 // trust, no discovery), then the idle RSS once it has settled.
+import { execFileSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { httpOk, rssBytes, start, until } from './procs.js';
 import { cleanEnv, MAIN, sidecarConfig } from './sidecar.js';
@@ -26,4 +27,28 @@ export async function coldStarts(upstreamPort: number, runs: number): Promise<Co
     }
   }
   return { readyMs, idleRssBytes };
+}
+
+export interface ImportCost {
+  module: string;
+  ms: number;
+  rssBytes: number;
+}
+
+const ROOT = new URL('../../../', import.meta.url).pathname;
+
+/**
+ * What loading a module costs a fresh Node process (median of `runs`): where start-up time
+ * and idle memory go. An empty entry is Node's own floor.
+ */
+export function importCosts(modules: readonly string[], runs: number): ImportCost[] {
+  return ['', ...modules].map((module) => {
+    const samples = Array.from({ length: runs }, () => {
+      const code = `const t = performance.now(); ${module ? `await import(${JSON.stringify(module)});` : ''} process.stdout.write(JSON.stringify({ ms: performance.now() - t, rss: process.memoryUsage().rss }));`;
+      const out = execFileSync(process.execPath, ['--input-type=module', '-e', code], { cwd: ROOT, env: cleanEnv(), encoding: 'utf8' });
+      return JSON.parse(out) as { ms: number; rss: number };
+    });
+    const mid = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+    return { module: module || '(nothing: Node itself)', ms: mid(samples.map((s) => s.ms)), rssBytes: mid(samples.map((s) => s.rss)) };
+  });
 }

@@ -74,7 +74,10 @@ export function caddyfile(dir: string, p: FrontPorts): string {
     '\tauto_https off',
     `\tstorage file_system ${join(dir, 'data')}`,
     '}',
-    `http://127.0.0.1:${p.listen} {`,
+    // Any Host (wrk sends the gateway's name): Caddy answers an unmatched Host with an
+    // empty 200 of its own, which would be measured as a very fast gateway.
+    `http://:${p.listen} {`,
+    '\tbind 127.0.0.1',
     `\tforward_auth 127.0.0.1:${p.sidecar} {`,
     '\t\turi /forward-auth',
     `\t\tcopy_headers ${GRANT_HEADERS.join(' ')}`,

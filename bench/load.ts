@@ -35,6 +35,9 @@ export async function wrk(url: string, seconds: number, connections: number): Pr
   return { requests: raw.requests, seconds: secondsRun, rps: raw.requests / secondsRun, errors: raw.errors, non2xx: raw.non2xx, percentiles };
 }
 
+/** The request target wrk sends (bench/wrk/identity.lua). */
+export const WRK_PATH = '/api/v1/sessions?limit=20';
+
 /** The identity headers wrk sends, for the Node-side generators. */
 export const IDENTITY_HEADERS: Record<string, string> = {
   host: 'gateway.example.com',
@@ -76,7 +79,7 @@ export async function fixedRate(url: string, rate: number, seconds: number, conn
     const send = () => {
       sent++;
       const t0 = performance.now();
-      const req = http.get(url, { agent, headers: IDENTITY_HEADERS }, (res) => {
+      const req = http.get(url + WRK_PATH, { agent, headers: IDENTITY_HEADERS }, (res) => {
         res.resume();
         res.on('end', () => {
           if (res.statusCode === 200) latencies[completed++] = performance.now() - t0;

@@ -9,8 +9,9 @@ export interface RunningPath {
   url: string;
   /** The processes that do the proxying (their CPU and RSS are the path's cost). */
   pids(): number[];
-  /** The sidecar's pid when the path goes through it. */
+  /** The sidecar's pid and admin URL when the path goes through it. */
   sidecarPid?: number;
+  adminUrl?: string;
   stop(): Promise<void>;
 }
 
@@ -25,8 +26,8 @@ export interface PathSpec {
 const FORWARDER = new URL('./forwarder.js', import.meta.url).pathname;
 
 /** Forks a bench child (upstream or forwarder) and waits for it to report its port. */
-export async function forkChild(script: string, args: string[]): Promise<{ child: ChildProcess; port: number }> {
-  const child = fork(script, args, { env: cleanEnv(), execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+export async function forkChild(script: string, args: string[], execArgv: string[] = []): Promise<{ child: ChildProcess; port: number }> {
+  const child = fork(script, args, { env: cleanEnv(), execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const port = await new Promise<number>((resolve, reject) => {
     child.once('message', (m) => resolve((m as { port: number }).port));
     child.once('exit', (code) => reject(new Error(`${script} exited with ${code}`)));
@@ -61,7 +62,13 @@ export const INLINE: PathSpec = {
   signed: true,
   async start(upstreamPort) {
     const sidecar = await startSidecar(upstreamPort);
-    return { url: `http://127.0.0.1:${sidecar.port}`, pids: () => [sidecar.pid], sidecarPid: sidecar.pid, stop: sidecar.stop };
+    return {
+      url: `http://127.0.0.1:${sidecar.port}`,
+      pids: () => [sidecar.pid],
+      sidecarPid: sidecar.pid,
+      adminUrl: `http://127.0.0.1:${sidecar.adminPort}`,
+      stop: sidecar.stop,
+    };
   },
 };
 

@@ -1,5 +1,5 @@
-// `node .run/bench/bench/profile.js [seconds]`: runs the sidecar inline under wrk with
-// --cpu-prof and prints the functions with the most self time (the .cpuprofile is kept
+// `node .run/bench/bench/profile.js [seconds] [sidecar|http-proxy-3|node-http|undici]`:
+// runs the sidecar inline (or a bare forwarder) under wrk with --cpu-prof and prints the functions with the most self time (the .cpuprofile is kept
 // for a flame graph in Chrome DevTools or speedscope).
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,13 +20,21 @@ interface Profile {
 }
 
 const seconds = Number(process.argv[2] ?? 10);
+const target = process.argv[3] ?? 'sidecar';
 const dir = mkdtempSync(join(tmpdir(), 'tps-profile-'));
 const { child: upstream, port } = await forkChild(new URL('./upstream.js', import.meta.url).pathname, []);
 try {
-  const sidecar = await startSidecar(port, ['--cpu-prof', `--cpu-prof-dir=${dir}`]);
-  await wrk(`http://127.0.0.1:${sidecar.port}`, 2, 50);
-  const result = await wrk(`http://127.0.0.1:${sidecar.port}`, seconds, 50);
-  await sidecar.stop();
+  const profiling = ['--cpu-prof', `--cpu-prof-dir=${dir}`];
+  const proxy =
+    target === 'sidecar'
+      ? await startSidecar(port, profiling)
+      : await forkChild(new URL('./forwarder.js', import.meta.url).pathname, [target, `http://127.0.0.1:${port}`], profiling).then(({ child, port }) => ({
+          port,
+          stop: () => stopChild(child),
+        }));
+  await wrk(`http://127.0.0.1:${proxy.port}`, 2, 50);
+  const result = await wrk(`http://127.0.0.1:${proxy.port}`, seconds, 50);
+  await proxy.stop();
   const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
   if (!file) throw new Error('no profile written');
   const profile = JSON.parse(readFileSync(join(dir, file), 'utf8')) as Profile;

@@ -1,10 +1,10 @@
 // Writes reports/performance.md (tables, ratios, targets) and performance.png (latency
 // distributions, drawn as SVG and rendered by the machine's Chromium).
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
-import type { ColdStart } from './coldstart.js';
+import type { ColdStart, ImportCost } from './coldstart.js';
 import type { WrkResult } from './load.js';
 import type { Rate } from './micro.js';
 import { tempDir } from './procs.js';
@@ -27,11 +27,12 @@ export interface Results {
   http: HttpResult[];
   alternatives: HttpResult[];
   websockets?: {
-    idle: { count: number; wanted: number; fileLimit: number; before: { rss: number; fds: number }; after: { rss: number; fds: number } };
+    idle: { count: number; wanted: number; fileLimit: number; before: { rss: number; fds: number; heap: number }; after: { rss: number; fds: number; heap: number } };
     echo: { direct: EchoResult; sidecar: EchoResult; connections: number; messageBytes: number };
   };
   micro?: { decisions: Rate; signs: Rate; lookups: Record<string, number> };
   coldStart?: ColdStart;
+  imports?: ImportCost[];
 }
 
 const MB = 1024 * 1024;
@@ -127,21 +128,15 @@ function httpTable(rows: HttpResult[], direct: HttpResult | undefined, nginx: Ht
 }
 
 function versions(): string {
-  const v = (cmd: string, args: string[]) => {
-    try {
-      return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim().split('\n')[0]!;
-    } catch (err) {
-      return ((err as { stderr?: string }).stderr ?? '').trim().split('\n')[0] ?? '?';
-    }
+  // nginx and wrk print their versions on stderr, and wrk exits 1 doing it.
+  const first = (cmd: string, args: string[]) => {
+    const r = spawnSync(cmd, args, { encoding: 'utf8' });
+    return `${r.stdout}${r.stderr}`.trim().split('\n')[0] ?? cmd;
   };
-  const nginx = (() => {
-    try {
-      return execFileSync('nginx', ['-v'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-    } catch (err) {
-      return String((err as { stderr?: string }).stderr ?? '');
-    }
-  })();
-  return `Node ${process.version}, ${nginx.trim() || 'nginx'}, Caddy ${v('caddy', ['version']).split(' ')[0]}, ${v('wrk', ['-v']).split(' [')[0]}`;
+  const nginx = first('nginx', ['-v']).replace('nginx version: ', '');
+  const caddy = first('caddy', ['version']).split(' ')[0];
+  const wrk = first('wrk', ['-v']).split(' [')[0];
+  return `Node ${process.version}, ${nginx}, Caddy ${caddy}, ${wrk}`;
 }
 
 export function markdown(r: Results): string {
@@ -199,6 +194,7 @@ export function markdown(r: Results): string {
       `| idle WebSockets held through the sidecar | ${int(idle.count)} |`,
       `| sidecar RSS before → after | ${f(idle.before.rss / MB, 1)} → ${f(idle.after.rss / MB, 1)} MB |`,
       `| RSS per connection | ${f((idle.after.rss - idle.before.rss) / n / 1024, 1)} KiB |`,
+      `| JS heap in use per connection (of the RSS above) | ${f((idle.after.heap - idle.before.heap) / n / 1024, 1)} KiB |`,
       `| open fds before → after | ${int(idle.before.fds)} → ${int(idle.after.fds)} |`,
       `| fds per connection | ${f((idle.after.fds - idle.before.fds) / n)} |`,
       `| echo round trips/s direct (${echo.connections} connections, ${echo.messageBytes} B) | ${int(echo.direct.perSecond)} |`,
@@ -225,6 +221,16 @@ export function markdown(r: Results): string {
       '',
     );
   }
+  if (r.imports) {
+    lines.push(
+      'Where start-up goes: a fresh Node process importing one module (time to import, RSS afterwards):',
+      '',
+      '| module | import ms | RSS MB |',
+      '|---|---:|---:|',
+      ...r.imports.map((i) => `| \`${i.module}\` | ${f(i.ms, 0)} | ${f(i.rssBytes / MB, 1)} |`),
+      '',
+    );
+  }
   return lines.join('\n');
 }
 
@@ -238,7 +244,7 @@ function panel(title: string, series: { name: string; points: [number, number][]
   const left = x0 + 70;
   const top = 60;
   const width = w - 90;
-  const height = h - 150;
+  const height = h - 180;
   const all = series.flatMap((s) => s.points.map(([, y]) => y)).filter((y) => y > 0);
   const yMin = Math.pow(10, Math.floor(Math.log10(Math.min(...all))));
   const yMax = Math.pow(10, Math.ceil(Math.log10(Math.max(...all))));
@@ -265,19 +271,26 @@ function panel(title: string, series: { name: string; points: [number, number][]
     const d = s.points.filter(([p]) => p <= 99.99).map(([p, y], j) => `${j === 0 ? 'M' : 'L'}${X(p).toFixed(1)},${Y(y).toFixed(1)}`).join(' ');
     out.push(`<path d="${d}" fill="none" stroke="${COLOURS[i % COLOURS.length]}" stroke-width="2.5"/>`);
   });
-  series.forEach((s, i) => {
-    const lx = left + (i % 2) * (width / 2);
-    const ly = top + height + 75 + Math.floor(i / 2) * 22;
-    out.push(`<line x1="${lx}" y1="${ly - 5}" x2="${lx + 28}" y2="${ly - 5}" stroke="${COLOURS[i % COLOURS.length]}" stroke-width="3"/>`);
-    out.push(`<text x="${lx + 34}" y="${ly}" font-size="15">${s.name.replace(/&/g, '&amp;').replace(/</g, '&lt;')}</text>`);
-  });
   return out.join('\n');
+}
+
+function legend(names: string[], x: number, y: number, width: number): string {
+  const columns = 3;
+  return names
+    .map((name, i) => {
+      const lx = x + (i % columns) * (width / columns);
+      const ly = y + Math.floor(i / columns) * 26;
+      const colour = COLOURS[i % COLOURS.length];
+      const text = name.replace(/&/g, '&amp;').replace(/</g, '&lt;');
+      return `<line x1="${lx}" y1="${ly - 5}" x2="${lx + 30}" y2="${ly - 5}" stroke="${colour}" stroke-width="4"/><text x="${lx + 38}" y="${ly}" font-size="16">${text}</text>`;
+    })
+    .join('\n');
 }
 
 export function chartSvg(r: Results): { svg: string; width: number; height: number } {
   const width = 1500;
-  const height = 700;
-  const saturation = r.http.map((h) => ({ name: h.title, points: Object.entries(h.wrk.percentiles).map(([p, ms]) => [Number(p), ms] as [number, number]).filter(([p]) => p >= 50) }));
+  const height = 760;
+  const saturation = r.http.map((h) => ({ name: h.title, points: Object.entries(h.wrk.percentiles).map(([p, ms]) => [Number(p), ms] as [number, number]).filter(([p]) => p >= 50).sort((a, b) => a[0] - b[0]) }));
   const fixed = r.http.map((h) => ({
     name: h.title,
     points: h.fixed.distribution.map((ms, i) => [((i + 1) / h.fixed.distribution.length) * 100, ms] as [number, number]).filter(([p]) => p >= 50 && p < 100).concat([[99.9, h.fixed.percentiles['99.9']!]]),
@@ -287,6 +300,7 @@ export function chartSvg(r: Results): { svg: string; width: number; height: numb
     `<rect width="${width}" height="${height}" fill="white"/>`,
     panel(`At saturation (wrk, ${50} connections)`, saturation, 0, width / 2, height),
     panel(`At a fixed ${r.http[0]?.fixed.rate ?? 2000} requests/s`, fixed, width / 2, width / 2, height),
+    legend(r.http.map((h) => h.title), 70, height - 95, width - 100),
     '</svg>',
   ].join('\n');
   return { svg, width, height };
