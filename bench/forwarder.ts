@@ -12,9 +12,13 @@ const [kind, target] = process.argv.slice(2) as [string, string];
 const upstream = configSchema.parse({ upstream: { url: target } }).upstream;
 const { hostname, port } = new URL(target);
 
+const server = http.createServer();
+
 function handler(): http.RequestListener {
   if (kind === 'http-proxy-3') {
-    const proxy = createProxyServer({ agent: createUpstreamAgent(upstream), xfwd: false });
+    const proxy = createProxyServer({ agent: createUpstreamAgent(upstream), xfwd: false, ws: true });
+    // WebSockets too, relayed as the sidecar relays them: the floor for the echo benchmark.
+    server.on('upgrade', (req, socket, head) => proxy.ws(req, socket, head, { target }, () => socket.destroy()));
     return (req, res) => proxy.web(req, res, { target }, () => res.writeHead(502).end());
   }
   if (kind === 'node-http') {
@@ -47,6 +51,6 @@ function hasBody(req: http.IncomingMessage): boolean {
   return req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
 }
 
-const server = http.createServer(handler());
+server.on('request', handler());
 server.listen(0, '127.0.0.1', () => process.send?.({ type: 'ready', port: (server.address() as AddressInfo).port }));
 process.once('SIGTERM', () => process.exit(0));

@@ -51,6 +51,9 @@ export function nginxConf(dir: string, p: FrontPorts, withAuth: boolean): string
     '    access_log off;',
     ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `    ${t}_temp_path ${join(dir, `${t}_temp`)};`),
     `    upstream gateway { server 127.0.0.1:${p.upstream}; keepalive 64; }`,
+    // WebSockets: Connection: upgrade only when the client asked; otherwise empty, which
+    // keeps the upstream connection in the keep-alive pool.
+    "    map $http_upgrade $connection_upgrade { default upgrade; '' ''; }",
     ...(withAuth ? [`    upstream sidecar { server 127.0.0.1:${p.sidecar}; keepalive 64; }`] : []),
     '    server {',
     `        listen 127.0.0.1:${p.listen};`,
@@ -58,7 +61,8 @@ export function nginxConf(dir: string, p: FrontPorts, withAuth: boolean): string
     '        location / {',
     ...grant,
     '            proxy_http_version 1.1;',
-    '            proxy_set_header Connection "";',
+    '            proxy_set_header Upgrade $http_upgrade;',
+    '            proxy_set_header Connection $connection_upgrade;',
     '            proxy_pass http://gateway;',
     '        }',
     '    }',

@@ -28,7 +28,7 @@ export interface Results {
   alternatives: HttpResult[];
   websockets?: {
     idle: { count: number; wanted: number; fileLimit: number; before: { rss: number; fds: number; heap: number }; after: { rss: number; fds: number; heap: number } };
-    echo: { direct: EchoResult; sidecar: EchoResult; connections: number; messageBytes: number };
+    echo: { direct: EchoResult; sidecar: EchoResult; others: Record<string, EchoResult>; connections: number; messageBytes: number };
   };
   micro?: { decisions: Rate; signs: Rate; lookups: Record<string, number> };
   coldStart?: ColdStart;
@@ -199,6 +199,7 @@ export function markdown(r: Results): string {
       `| fds per connection | ${f((idle.after.fds - idle.before.fds) / n)} |`,
       `| echo round trips/s direct (${echo.connections} connections, ${echo.messageBytes} B) | ${int(echo.direct.perSecond)} |`,
       `| echo round trips/s through the sidecar | ${int(echo.sidecar.perSecond)} (${f(echo.sidecar.perSecond / echo.direct.perSecond)}× direct) |`,
+      ...Object.entries(echo.others).map(([title, e]) => `| echo round trips/s through ${title} | ${int(e.perSecond)} (${f(e.perSecond / echo.direct.perSecond)}× direct) |`),
       '',
     );
   }

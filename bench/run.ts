@@ -9,11 +9,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { coldStarts, importCosts } from './coldstart.js';
 import { fixedRate, percentile, wrk, WRK_PATH } from './load.js';
 import { decisions, signs } from './micro.js';
-import { ALTERNATIVES, forkChild, PATHS, INLINE, type PathSpec } from './paths.js';
+import { ALTERNATIVES, BARE, forkChild, INLINE, NGINX, PATHS, type PathSpec } from './paths.js';
 import { cleanup, cleanupSync, cpuSeconds, openFds, openFileLimit, rssBytes, stopChild } from './procs.js';
 import { writeReport, type HttpResult, type Results } from './report.js';
 import { cleanEnv } from './sidecar.js';
-import { echo, openIdle } from './ws.js';
+import { echo, openIdle, type EchoResult } from './ws.js';
 
 const quick = process.argv.includes('--quick');
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',');
@@ -21,6 +21,7 @@ const T = quick
   ? { warm: 1, wrk: 3, rateSeconds: 2, wsIdle: 1000, echo: 2, micro: 0.5, coldRuns: 2 }
   : { warm: 2, wrk: 8, rateSeconds: 5, wsIdle: 10000, echo: 5, micro: 2, coldRuns: 5 };
 const CONNECTIONS = 50;
+const ECHO = { connections: 32, messageBytes: 1024 };
 const RATE = 2000;
 const REPORT_DIR = new URL('../../../reports/', import.meta.url).pathname;
 const UPSTREAM = new URL('./upstream.js', import.meta.url).pathname;
@@ -139,10 +140,24 @@ async function main(): Promise<void> {
         await idle.close();
         if (idle.failed > 0) throw new Error(`${idle.failed} WebSockets failed to open`);
         await sleep(500);
-        log('WebSockets: echo through the sidecar and direct');
-        const viaSidecar = await echo(sidecar.url.replace('http', 'ws'), 32, 1024, T.echo);
-        const direct = await echo(`ws://127.0.0.1:${upstreamPort}`, 32, 1024, T.echo);
-        results.websockets = { idle: { count: idle.opened, wanted: T.wsIdle, fileLimit: openFileLimit(), before, after }, echo: { direct, sidecar: viaSidecar, connections: 32, messageBytes: 1024 } };
+        log('WebSockets: echo direct, through the sidecar, the bare forwarder and nginx');
+        const ws = (url: string) => url.replace('http', 'ws');
+        const echoOf = async (url: string) => echo(ws(url), ECHO.connections, ECHO.messageBytes, T.echo);
+        const direct = await echoOf(`http://127.0.0.1:${upstreamPort}`);
+        const viaSidecar = await echoOf(sidecar.url);
+        const others: Record<string, EchoResult> = {};
+        for (const path of [BARE, NGINX]) {
+          const running = await path.start(upstreamPort);
+          try {
+            others[path.title] = await echoOf(running.url);
+          } finally {
+            await running.stop();
+          }
+        }
+        results.websockets = {
+          idle: { count: idle.opened, wanted: T.wsIdle, fileLimit: openFileLimit(), before, after },
+          echo: { direct, sidecar: viaSidecar, others, ...ECHO },
+        };
       } finally {
         await sidecar.stop();
       }
