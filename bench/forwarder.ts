@@ -2,7 +2,8 @@
 // proxy layer. `http-proxy-3` uses the sidecar's own library and upstream agent; the
 // others are the alternatives measured against it (Node's http client, undici).
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { createProxyServer } from 'http-proxy-3';
 import { Agent, request as undiciRequest } from 'undici';
 import { configSchema } from '../src/config/schema.js';
@@ -23,6 +24,7 @@ function handler(): http.RequestListener {
   }
   if (kind === 'node-http') {
     const agent = createUpstreamAgent(upstream);
+    server.on('upgrade', relayUpgrade);
     return (req, res) => {
       const out = http.request({ agent, host: hostname, port, method: req.method, path: req.url, headers: req.headers }, (up) => {
         res.writeHead(up.statusCode ?? 502, up.rawHeaders);
@@ -45,6 +47,23 @@ function handler(): http.RequestListener {
     };
   }
   throw new Error(`unknown forwarder ${kind}`);
+}
+
+/** The least a Node relay can hold per WebSocket: the upgrade passed on, then two pipes. */
+function relayUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
+  const out = http.request({ host: hostname, port, path: req.url, headers: req.headers });
+  out.on('upgrade', (res, up: Socket, upHead: Buffer) => {
+    let lines = 'HTTP/1.1 101 Switching Protocols\r\n';
+    for (let i = 0; i < res.rawHeaders.length; i += 2) lines += `${res.rawHeaders[i]}: ${res.rawHeaders[i + 1]}\r\n`;
+    socket.write(`${lines}\r\n`);
+    if (upHead.length > 0) socket.write(upHead);
+    if (head.length > 0) up.write(head);
+    up.pipe(socket).pipe(up);
+    up.on('error', () => socket.destroy());
+    socket.on('error', () => up.destroy());
+  });
+  out.on('error', () => socket.destroy());
+  out.end();
 }
 
 function hasBody(req: http.IncomingMessage): boolean {

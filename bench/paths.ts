@@ -117,6 +117,7 @@ export const NGINX_AUTH = twoHop('nginx-auth', 'nginx auth_request → sidecar',
 export const CADDY_AUTH = twoHop('caddy-auth', 'Caddy forward_auth → sidecar', (listen, upstream, sidecar) => startCaddy({ listen, upstream, sidecar }), false);
 
 /** Alternatives to http-proxy-3 for the proxy layer, measured in the same run. */
-export const ALTERNATIVES: PathSpec[] = [forwarder('node-http', 'bare forwarder (Node http client)'), forwarder('undici', 'bare forwarder (undici)')];
+export const NODE_RELAY = forwarder('node-http', 'bare forwarder (Node http client)');
+export const ALTERNATIVES: PathSpec[] = [NODE_RELAY, forwarder('undici', 'bare forwarder (undici)')];
 
 export const PATHS: PathSpec[] = [DIRECT, BARE, INLINE, NGINX, NGINX_AUTH, CADDY_AUTH];

@@ -19,6 +19,12 @@ export interface HttpResult {
   fixed: { rate: number; count: number; percentiles: Record<string, number>; distribution: number[] };
 }
 
+export interface IdleCost {
+  count: number;
+  before: { rss: number; fds: number; heap: number };
+  after: { rss: number; fds: number; heap: number };
+}
+
 export interface Results {
   startedAt: string;
   quick: boolean;
@@ -27,7 +33,9 @@ export interface Results {
   http: HttpResult[];
   alternatives: HttpResult[];
   websockets?: {
-    idle: { count: number; wanted: number; fileLimit: number; before: { rss: number; fds: number; heap: number }; after: { rss: number; fds: number; heap: number } };
+    idle: IdleCost & { wanted: number; fileLimit: number };
+    /** The same idle load through the bare forwarders: what a Node relay costs at least. */
+    floors: Record<string, IdleCost>;
     echo: { direct: EchoResult; sidecar: EchoResult; others: Record<string, EchoResult>; connections: number; messageBytes: number };
   };
   micro?: { decisions: Rate; signs: Rate; lookups: Record<string, number> };
@@ -47,10 +55,9 @@ export interface Target {
   met: boolean | undefined;
 }
 
-type Idle = NonNullable<Results['websockets']>['idle'];
 
 /** The sidecar's RSS with `n` idle WebSockets, from the measured before/after cost. */
-function wsTotalAt(idle: Idle, n: number): number {
+function wsTotalAt(idle: IdleCost, n: number): number {
   if (idle.count >= n) return idle.after.rss;
   return idle.before.rss + ((idle.after.rss - idle.before.rss) / Math.max(1, idle.count)) * n;
 }
@@ -193,10 +200,13 @@ export function markdown(r: Results): string {
       '|---|---:|',
       `| idle WebSockets held through the sidecar | ${int(idle.count)} |`,
       `| sidecar RSS before → after | ${f(idle.before.rss / MB, 1)} → ${f(idle.after.rss / MB, 1)} MB |`,
-      `| RSS per connection | ${f((idle.after.rss - idle.before.rss) / n / 1024, 1)} KiB |`,
+      `| RSS per connection through the sidecar | ${f((idle.after.rss - idle.before.rss) / n / 1024, 1)} KiB |`,
       `| JS heap in use per connection (of the RSS above) | ${f((idle.after.heap - idle.before.heap) / n / 1024, 1)} KiB |`,
       `| open fds before → after | ${int(idle.before.fds)} → ${int(idle.after.fds)} |`,
       `| fds per connection | ${f((idle.after.fds - idle.before.fds) / n)} |`,
+      ...Object.entries(r.websockets.floors).map(
+        ([title, c]) => `| RSS per connection through ${title} (${int(c.count)} idle; ${f(c.before.rss / MB, 1)} → ${f(c.after.rss / MB, 1)} MB) | ${f((c.after.rss - c.before.rss) / Math.max(1, c.count) / 1024, 1)} KiB |`,
+      ),
       `| echo round trips/s direct (${echo.connections} connections, ${echo.messageBytes} B) | ${int(echo.direct.perSecond)} |`,
       `| echo round trips/s through the sidecar | ${int(echo.sidecar.perSecond)} (${f(echo.sidecar.perSecond / echo.direct.perSecond)}× direct) |`,
       ...Object.entries(echo.others).map(([title, e]) => `| echo round trips/s through ${title} | ${int(e.perSecond)} (${f(e.perSecond / echo.direct.perSecond)}× direct) |`),

@@ -9,9 +9,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { coldStarts, importCosts } from './coldstart.js';
 import { fixedRate, percentile, wrk, WRK_PATH } from './load.js';
 import { decisions, signs } from './micro.js';
-import { ALTERNATIVES, BARE, forkChild, INLINE, NGINX, PATHS, type PathSpec } from './paths.js';
+import { ALTERNATIVES, BARE, forkChild, INLINE, NGINX, NODE_RELAY, PATHS, type PathSpec, type RunningPath } from './paths.js';
 import { cleanup, cleanupSync, cpuSeconds, openFds, openFileLimit, rssBytes, stopChild } from './procs.js';
-import { writeReport, type HttpResult, type Results } from './report.js';
+import { writeReport, type HttpResult, type IdleCost, type Results } from './report.js';
 import { cleanEnv } from './sidecar.js';
 import { echo, openIdle, type EchoResult } from './ws.js';
 
@@ -108,6 +108,30 @@ async function heapUsed(adminUrl: string): Promise<number> {
   return Number(m[1]);
 }
 
+async function withPath<T>(path: PathSpec, upstreamPort: number, use: (running: RunningPath) => Promise<T>): Promise<T> {
+  const running = await path.start(upstreamPort);
+  try {
+    return await use(running);
+  } finally {
+    await running.stop();
+  }
+}
+
+/** RSS, descriptors and (for the sidecar) JS heap of a relay before and after `count` idle WebSockets. */
+async function idleCost(running: RunningPath, count: number): Promise<IdleCost> {
+  const pid = running.pids()[0]!;
+  const heap = async () => (running.adminUrl ? heapUsed(running.adminUrl) : 0);
+  await echo(running.url.replace('http', 'ws'), 4, 64, 0.5); // warm the upgrade path
+  const before = { rss: rssBytes(pid), fds: openFds(pid), heap: await heap() };
+  const idle = await openIdle(running.url.replace('http', 'ws'), count);
+  await sleep(1000);
+  const after = { rss: rssBytes(pid), fds: openFds(pid), heap: await heap() };
+  await idle.close();
+  if (idle.failed > 0) throw new Error(`${idle.failed} WebSockets failed to open`);
+  await sleep(500);
+  return { count: idle.opened, before, after };
+}
+
 /** The trusted-set benchmark (its own script), run in a fresh process; lookups/s by probe mix. */
 async function trustedSetLookups(): Promise<Record<string, number>> {
   const { stdout } = await run(process.execPath, [TRUSTED_SET, ...(quick ? ['--quick'] : [])], { env: cleanEnv(), timeout: 120000 });
@@ -128,36 +152,19 @@ async function main(): Promise<void> {
     if (wanted('websockets')) {
       // Two descriptors per proxied WebSocket (client and gateway side), plus headroom.
       const idleCount = Math.min(T.wsIdle, Math.floor((openFileLimit() - 200) / 2));
-      log(`WebSockets: ${idleCount} idle through the sidecar (open file limit ${openFileLimit()})`);
+      log(`WebSockets: ${idleCount} idle through each relay (open file limit ${openFileLimit()})`);
       const sidecar = await INLINE.start(upstreamPort);
       try {
-        const pid = sidecar.sidecarPid!;
-        await echo(sidecar.url.replace('http', 'ws'), 4, 64, 0.5); // warm the upgrade path
-        const before = { rss: rssBytes(pid), fds: openFds(pid), heap: await heapUsed(sidecar.adminUrl!) };
-        const idle = await openIdle(sidecar.url.replace('http', 'ws'), idleCount);
-        await sleep(1000);
-        const after = { rss: rssBytes(pid), fds: openFds(pid), heap: await heapUsed(sidecar.adminUrl!) };
-        await idle.close();
-        if (idle.failed > 0) throw new Error(`${idle.failed} WebSockets failed to open`);
-        await sleep(500);
-        log('WebSockets: echo direct, through the sidecar, the bare forwarder and nginx');
-        const ws = (url: string) => url.replace('http', 'ws');
-        const echoOf = async (url: string) => echo(ws(url), ECHO.connections, ECHO.messageBytes, T.echo);
+        const idle = await idleCost(sidecar, idleCount);
+        const floors: Record<string, IdleCost> = {};
+        for (const path of [BARE, NODE_RELAY]) floors[path.title] = await withPath(path, upstreamPort, (running) => idleCost(running, idleCount));
+        log('WebSockets: echo direct, through the sidecar, the bare forwarders and nginx');
+        const echoOf = async (url: string) => echo(url.replace('http', 'ws'), ECHO.connections, ECHO.messageBytes, T.echo);
         const direct = await echoOf(`http://127.0.0.1:${upstreamPort}`);
         const viaSidecar = await echoOf(sidecar.url);
         const others: Record<string, EchoResult> = {};
-        for (const path of [BARE, NGINX]) {
-          const running = await path.start(upstreamPort);
-          try {
-            others[path.title] = await echoOf(running.url);
-          } finally {
-            await running.stop();
-          }
-        }
-        results.websockets = {
-          idle: { count: idle.opened, wanted: T.wsIdle, fileLimit: openFileLimit(), before, after },
-          echo: { direct, sidecar: viaSidecar, others, ...ECHO },
-        };
+        for (const path of [BARE, NODE_RELAY, NGINX]) others[path.title] = await withPath(path, upstreamPort, (running) => echoOf(running.url));
+        results.websockets = { idle: { ...idle, wanted: T.wsIdle, fileLimit: openFileLimit() }, floors, echo: { direct, sidecar: viaSidecar, others, ...ECHO } };
       } finally {
         await sidecar.stop();
       }
