@@ -28,6 +28,8 @@ export interface IdleCost {
 export interface Results {
   startedAt: string;
   quick: boolean;
+  connections: number;
+  seconds: number;
   loadBefore: number[];
   loadAfter?: number[];
   http: HttpResult[];
@@ -171,7 +173,7 @@ export function markdown(r: Results): string {
     '',
     '![Latency distributions](performance.png)',
     '',
-    `## HTTP at saturation (wrk, 1 thread, ${r.http[0] ? 50 : 0} keep-alive connections)`,
+    `## HTTP at saturation (wrk, 1 thread, ${r.connections} keep-alive connections, ${r.seconds} s after a warm-up)`,
     '',
     'CPU and RSS are those of the proxying processes (for the two-hop set-ups, the front proxy and the sidecar together).',
     '',
@@ -309,7 +311,7 @@ export function chartSvg(r: Results): { svg: string; width: number; height: numb
   const svg = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="DejaVu Sans, Arial, sans-serif">`,
     `<rect width="${width}" height="${height}" fill="white"/>`,
-    panel(`At saturation (wrk, ${50} connections)`, saturation, 0, width / 2, height),
+    panel(`At saturation (wrk, ${r.connections} connections)`, saturation, 0, width / 2, height),
     panel(`At a fixed ${r.http[0]?.fixed.rate ?? 2000} requests/s`, fixed, width / 2, width / 2, height),
     legend(r.http.map((h) => h.title), 70, height - 95, width - 100),
     '</svg>',

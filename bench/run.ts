@@ -142,7 +142,7 @@ async function trustedSetLookups(): Promise<Record<string, number>> {
 }
 
 async function main(): Promise<void> {
-  const results: Results = { startedAt: new Date().toISOString(), quick, loadBefore: loadavg(), http: [], alternatives: [] };
+  const results: Results = { startedAt: new Date().toISOString(), quick, connections: CONNECTIONS, seconds: T.wrk, loadBefore: loadavg(), http: [], alternatives: [] };
   const { child: upstream, port: upstreamPort } = await forkChild(UPSTREAM, []);
   const wanted = (id: string) => only === undefined || only.includes(id);
   try {
