@@ -256,7 +256,7 @@ const nines = (p: number) => -Math.log10(1 - Math.min(p, 99.999) / 100);
 function panel(title: string, series: { name: string; points: [number, number][] }[], x0: number, w: number, h: number): string {
   const left = x0 + 70;
   const top = 60;
-  const width = w - 90;
+  const width = w - 115;
   const height = h - 180;
   const all = series.flatMap((s) => s.points.map(([, y]) => y)).filter((y) => y > 0);
   const yMin = Math.pow(10, Math.floor(Math.log10(Math.min(...all))));
@@ -313,7 +313,7 @@ export function chartSvg(r: Results): { svg: string; width: number; height: numb
     `<rect width="${width}" height="${height}" fill="white"/>`,
     panel(`At saturation (wrk, ${r.connections} connections)`, saturation, 0, width / 2, height),
     panel(`At a fixed ${r.http[0]?.fixed.rate ?? 2000} requests/s`, fixed, width / 2, width / 2, height),
-    legend(r.http.map((h) => h.title), 70, height - 95, width - 100),
+    legend(r.http.map((h) => h.title), 70, height - 48, width - 100),
     '</svg>',
   ].join('\n');
   return { svg, width, height };
