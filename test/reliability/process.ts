@@ -22,7 +22,8 @@ export interface SidecarProcess {
   dir: string;
   keysDir: string;
   configPath: string;
-  logs: Record<string, unknown>[];
+  /** The last (up to 2,000) log lines, parsed. */
+  logs(): Record<string, unknown>[];
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   writeConfig(config: ConfigInput | string): void;
   stop(): Promise<void>;
@@ -31,6 +32,8 @@ export interface SidecarProcess {
 export interface ServeOptions {
   /** Run as this uid/gid (root ignores file modes; an unreadable folder needs another user). */
   user?: { uid: number; gid: number };
+  /** Node flags for the sidecar process, e.g. a heap bound as a container limit would set. */
+  nodeFlags?: string[];
 }
 
 export async function serveProcess(input: ConfigInput, options: ServeOptions = {}): Promise<SidecarProcess> {
@@ -55,20 +58,22 @@ export async function serveProcess(input: ConfigInput, options: ServeOptions = {
   };
   writeConfig(full);
   if (options.user) for (const p of [dir, keysDir, configPath, join(keysDir, 'k1')]) chownSync(p, options.user.uid, options.user.gid);
-  const child = spawn(process.execPath, [MAIN, 'serve', '--config', configPath], {
+  const child = spawn(process.execPath, [...(options.nodeFlags ?? []), MAIN, 'serve', '--config', configPath], {
     stdio: ['ignore', 'pipe', 'pipe'],
     ...(options.user && { uid: options.user.uid, gid: options.user.gid }),
   });
-  const logs: Record<string, unknown>[] = [];
+  // The last lines only, parsed when asked: a soak logs every refusal, and a reader that
+  // falls behind would make the sidecar buffer its log output and skew its memory.
+  const recent: string[] = [];
   let stderr = '';
   let partial = '';
   child.stdout!.on('data', (chunk: Buffer) => {
     const lines = (partial + chunk.toString()).split('\n');
     partial = lines.pop()!;
-    for (const line of lines) if (line) logs.push(JSON.parse(line) as Record<string, unknown>);
-    // Bounded: a long soak logs every refusal.
-    if (logs.length > 20_000) logs.splice(0, logs.length - 10_000);
+    for (const line of lines) if (line) recent.push(line);
+    if (recent.length > 2000) recent.splice(0, recent.length - 1000);
   });
+  const logs = () => recent.map((line) => JSON.parse(line) as Record<string, unknown>);
   child.stderr!.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-10_000)));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((done) => child.once('exit', (code, signal) => done({ code, signal })));
   const stop = async () => {
@@ -84,7 +89,7 @@ export async function serveProcess(input: ConfigInput, options: ServeOptions = {
     const listening = await waitFor(
       () => {
         if (child.exitCode !== null) throw new Error(`serve exited with ${child.exitCode}: ${stderr}`);
-        return logs.find((l) => l['msg'] === 'listening') as { data: { port: number }; admin: { port: number } } | undefined;
+        return logs().find((l) => l['msg'] === 'listening') as { data: { port: number }; admin: { port: number } } | undefined;
       },
       'the sidecar to listen',
       15_000,
