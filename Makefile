@@ -4,7 +4,7 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/.tools/node/node_modules/.bin:$(CURDIR)/node_modules/.bin:$(PATH)
 export NODE_OPTIONS := --experimental-vm-modules --no-warnings=ExperimentalWarning
 
-.PHONY: run test unit build typecheck node deps system-deps clean image bench openclaw
+.PHONY: run test unit build typecheck node deps system-deps clean image bench openclaw soak
 
 run: build
 	scripts/run.sh
@@ -14,6 +14,11 @@ test: system-deps build typecheck .tools/helm-render openclaw
 
 unit: deps
 	jest test/unit
+
+# The reliability suite at full size (1,000,000 fuzz cases, a 10-minute soak; SOAK_SECONDS
+# and the other sizes in reliability/profile.ts override); writes reports/reliability.md.
+soak: system-deps build
+	RELIABILITY_PROFILE=soak jest --maxWorkers=1 test/reliability
 
 build: deps
 	tsc -p tsconfig.build.json
