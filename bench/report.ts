@@ -148,6 +148,18 @@ function versions(): string {
   return `Node ${process.version}, ${nginx}, Caddy ${caddy}, ${wrk}`;
 }
 
+/** What the checks and signing add per request: sidecar CPU minus the bare forwarder's. */
+function checksCost(r: Results): string[] {
+  const bare = r.http.find((h) => h.id === 'forwarder-http-proxy-3')?.cpuPer10k;
+  const inline = r.http.find((h) => h.id === 'sidecar')?.cpuPer10k;
+  if (bare === undefined || inline === undefined) return [];
+  const us = (x: number) => (x / 10000) * 1e6;
+  return [
+    `CPU per request: the bare forwarder ${f(us(bare), 0)} µs, the sidecar ${f(us(inline), 0)} µs; the checks, signing and metrics add ${f(us(inline - bare), 0)} µs (${f((inline / bare - 1) * 100, 0)} %).`,
+    '',
+  ];
+}
+
 export function markdown(r: Results): string {
   const by = (id: string) => r.http.find((h) => h.id === id);
   const direct = by('direct');
@@ -179,6 +191,7 @@ export function markdown(r: Results): string {
     '',
     ...httpTable(r.http, direct, nginx),
     '',
+    ...checksCost(r),
     `## Latency at a fixed ${direct?.fixed.rate ?? 2000} requests/s (open loop)`,
     '',
     '| path | requests | p50 ms | p90 ms | p99 ms | p99.9 ms | p99 added over direct ms |',
