@@ -2,7 +2,8 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Config } from '../config/schema.js';
-import { Discovery, type DiscoveryOptions } from '../discovery/discovery.js';
+import { discoveryConfigured } from '../discovery/configured.js';
+import type { Discovery, DiscoveryOptions } from '../discovery/discovery.js';
 import { createLogger, type Logger } from '../logging/logger.js';
 import { createMetrics, type Metrics } from '../metrics/metrics.js';
 import { RequestHandler } from '../proxy/handler.js';
@@ -24,7 +25,8 @@ export class Sidecar {
   readonly runtime: Runtime;
   readonly handler: RequestHandler;
   private readonly dataPlane: Server;
-  private readonly discovery: Discovery;
+  private discovery: Discovery | undefined;
+  private started = false;
   private admin: Server | undefined;
   private readonly state: AdminState = { draining: false };
 
@@ -33,19 +35,35 @@ export class Sidecar {
     this.runtime = new Runtime(config, logger, options.metrics ?? createMetrics(VERSION));
     this.handler = new RequestHandler(this.runtime);
     this.dataPlane = createDataPlane(config.listen, this.handler, this.runtime.metrics);
-    this.runtime.onRulesChange((rules) => applyListenLimits(this.dataPlane, rules.config.listen));
-    // Declares the configured discovery sources now, so readiness waits for them.
-    this.discovery = new Discovery(this.runtime, options.discovery);
+    this.runtime.onRulesChange((rules) => {
+      applyListenLimits(this.dataPlane, rules.config.listen);
+      // A reload that configures the first discovery source brings discovery up.
+      if (!this.discovery && discoveryConfigured(rules.config.trust.discovery)) {
+        void this.loadDiscovery().then(() => this.started && this.discovery?.start());
+      }
+    });
+  }
+
+  /**
+   * The Kubernetes client is loaded only when a discovery source is configured. Creating
+   * Discovery declares its sources, so readiness waits for them from then on.
+   */
+  private async loadDiscovery(): Promise<void> {
+    if (this.discovery || !discoveryConfigured(this.runtime.config.trust.discovery)) return;
+    const { Discovery } = await import('../discovery/discovery.js');
+    this.discovery ??= new Discovery(this.runtime, this.options.discovery);
   }
 
   async start(): Promise<{ data: AddressInfo; admin: AddressInfo }> {
     const { listen, admin } = this.runtime.config;
+    await this.loadDiscovery();
     await listenOn(this.dataPlane, listen.host, listen.port);
     const adminServer = createAdminApp(this.runtime, this.state).listen(admin.port, admin.host);
     this.admin = adminServer;
     await new Promise<void>((resolve, reject) => adminServer.once('listening', resolve).once('error', reject));
     this.runtime.watch(this.options.configPath, this.options.watchIntervalMs);
-    this.discovery.start();
+    this.started = true;
+    this.discovery?.start();
     const addresses = { data: this.dataPlane.address() as AddressInfo, admin: adminServer.address() as AddressInfo };
     this.runtime.logger.info({ ...addresses, version: VERSION }, 'listening');
     return addresses;
@@ -58,7 +76,8 @@ export class Sidecar {
   async stop(): Promise<void> {
     this.state.draining = true;
     this.runtime.stop();
-    this.discovery.stop();
+    this.started = false;
+    this.discovery?.stop();
     const closed = new Promise<void>((resolve) => this.dataPlane.close(() => resolve()));
     this.dataPlane.closeIdleConnections();
     this.handler.websockets.closeAll(CLOSE_GOING_AWAY, 'server shutting down');
