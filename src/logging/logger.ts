@@ -8,7 +8,9 @@ export type { Logger };
 export function createLogger(level: Config['logging']['level'], destination?: NodeJS.WritableStream): Logger {
   return pino(
     { level, base: { service: 'trusted-proxy-sidecar' }, timestamp: pino.stdTimeFunctions.isoTime },
-    destination ?? pino.destination({ sync: false }),
+    // Asynchronous, but bounded: if stdout's reader falls behind (a flood of refusals),
+    // lines are dropped past 16 MiB rather than the buffer growing until the pod is killed.
+    destination ?? pino.destination({ sync: false, maxLength: 16 * 1024 * 1024 }),
   );
 }
 
