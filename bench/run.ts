@@ -188,7 +188,11 @@ async function main(): Promise<void> {
   mkdirSync(out, { recursive: true });
   // The raw figures stay out of the repository, beside the compiled benchmark.
   writeFileSync(new URL(quick ? '../../bench-quick.json' : '../../bench-results.json', import.meta.url), JSON.stringify(results, null, 2));
-  await writeReport(results, out);
+  try {
+    await writeReport(results, out);
+  } finally {
+    await cleanup(); // the chart's temp folder
+  }
   log(`wrote ${out}performance.md`);
 }
 
