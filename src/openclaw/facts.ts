@@ -4,7 +4,7 @@
 import type { Config } from '../config/schema.js';
 import { upstreamHeaders, type AllowedDecision } from '../decision/decide.js';
 import { compileRules } from '../decision/rules.js';
-import { isLoopback, parseAddress, parseRange } from '../trust/address.js';
+import { addressValue, isLoopback, parseAddress, parseRange } from '../trust/address.js';
 
 /** The header OpenClaw reads declared operator scopes from (comma-separated). */
 export const SCOPES_HEADER = 'x-openclaw-scopes';
@@ -65,7 +65,8 @@ export function entryCovers(entry: string, address: string): boolean {
   if (target === null) return false;
   try {
     const range = parseRange(entry.trim());
-    return range.family === target.family && range.start <= BigInt(target.value) && BigInt(target.value) <= range.end;
+    const value = addressValue(target);
+    return range.family === target.family && range.start <= value && value <= range.end;
   } catch {
     return false;
   }

@@ -1,9 +1,14 @@
 // Peer and forwarded addresses, normalised so that every spelling of one host is
 // classified alike: `::ffff:10.0.0.1` is 10.0.0.1, `::ffff:127.0.0.1` is loopback.
 
+/**
+ * IPv6 values are four unsigned 32-bit words, most significant first, not a BigInt: every
+ * request's peer is parsed and looked up, and BigInt arithmetic made IPv6 lookups 10x
+ * slower than IPv4 ones. `addressValue` gives the BigInt where the cost does not matter.
+ */
 export type Address = { readonly family: 4; readonly value: number; readonly text: string } | {
   readonly family: 6;
-  readonly value: bigint;
+  readonly words: readonly [number, number, number, number];
   readonly text: string;
 };
 
@@ -14,63 +19,92 @@ export function parseAddress(input: string): Address | null {
   if (v4 >= 0) return { family: 4, value: v4, text: input };
   // `::a.b.c.d` (deprecated IPv4-compatible) is read as IPv4-mapped, as ipaddr.js did before.
   const compat = input.startsWith('::') ? dottedQuad(input.slice(2)) : -1;
-  if (compat >= 0) return ipv4([compat >>> 24, (compat >>> 16) & 255, (compat >>> 8) & 255, compat & 255]);
-  const g = ipv6Groups(input);
-  if (!g) return null;
+  if (compat >= 0) return ipv4(compat);
+  const g = groups;
+  const spelling = ipv6Groups(input, g);
+  if (spelling === 'malformed') return null;
   if (g[0] === 0 && g[1] === 0 && g[2] === 0 && g[3] === 0 && g[4] === 0 && g[5] === 0xffff) {
-    return ipv4([g[6]! >> 8, g[6]! & 255, g[7]! >> 8, g[7]! & 255]);
+    return ipv4(g[6]! * 65536 + g[7]!);
   }
-  const word = (i: number) => BigInt(g[i]! * 65536 + g[i + 1]!);
-  const value = (word(0) << 96n) | (word(2) << 64n) | (word(4) << 32n) | word(6);
-  return { family: 6, value, text: ipv6Text(g) };
+  const words = [g[0]! * 65536 + g[1]!, g[2]! * 65536 + g[3]!, g[4]! * 65536 + g[5]!, g[6]! * 65536 + g[7]!] as const;
+  // Node reports peers in RFC 5952 form already: then the input is its own text.
+  return { family: 6, words, text: spelling === 'canonical' ? input : ipv6Text(g) };
 }
 
+/** The address as one integer (IPv4 32 bits, IPv6 128 bits), for range arithmetic off the hot path. */
+export function addressValue(a: Address): bigint {
+  if (a.family === 4) return BigInt(a.value);
+  const [w0, w1, w2, w3] = a.words;
+  return (BigInt(w0) << 96n) | (BigInt(w1) << 64n) | (BigInt(w2) << 32n) | BigInt(w3);
+}
+
+// Scratch space for ipv6Groups: parsing is synchronous, so one buffer serves every call
+// and a lookup allocates only the Address it returns.
+const groups = new Uint16Array(8);
+
 /**
- * The eight 16-bit groups of an IPv6 address (hex groups, at most one `::`, optionally a
- * dotted-quad tail), or null. Hand-written for the same reason as dottedQuad: a general
- * parser made IPv6 lookups 30x slower than IPv4 ones. No zones, brackets or ports.
+ * Fills `out` with the eight 16-bit groups of an IPv6 address (hex groups, at most one
+ * `::`, optionally a dotted-quad tail) and says whether it was spelled as RFC 5952 would.
+ * Hand-written for the same reason as dottedQuad: a general parser made IPv6 lookups 30x
+ * slower than IPv4 ones. No zones, brackets or ports.
  */
-function ipv6Groups(s: string): number[] | null {
+function ipv6Groups(s: string, out: Uint16Array): 'malformed' | 'canonical' | 'other' {
   const n = s.length;
-  if (n < 2 || n > 45) return null;
-  const groups: number[] = [];
+  if (n < 2 || n > 45) return 'malformed';
+  // Lower-case hex without leading zeros; the `::` is checked at the end.
+  let plain = true;
+  let count = 0;
   let gap = -1;
   let i = 0;
   if (s.charCodeAt(0) === 58) {
-    if (s.charCodeAt(1) !== 58) return null;
+    if (s.charCodeAt(1) !== 58) return 'malformed';
     gap = 0;
     i = 2;
   }
   while (i < n) {
+    if (count === 8) return 'malformed';
     let j = i;
     let v = 0;
     for (; j < n && j - i < 5; j++) {
-      const h = hexValue(s.charCodeAt(j));
+      const c = s.charCodeAt(j);
+      const h = hexValue(c);
       if (h < 0) break;
+      if (h > 9 && c < 97) plain = false;
       v = v * 16 + h;
     }
     if (j < n && s.charCodeAt(j) === 46) {
-      const q = dottedQuad(s.slice(i));
-      if (q < 0) return null;
-      groups.push(Math.floor(q / 65536), q % 65536);
+      const q = count <= 6 ? dottedQuad(s.slice(i)) : -1;
+      if (q < 0) return 'malformed';
+      out[count++] = q >>> 16;
+      out[count++] = q & 0xffff;
+      plain = false;
       break;
     }
-    if (j === i || j - i > 4) return null;
-    groups.push(v);
+    if (j === i || j - i > 4) return 'malformed';
+    if (j - i > 1 && s.charCodeAt(i) === 48) plain = false;
+    out[count++] = v;
     if (j === n) break;
-    if (s.charCodeAt(j) !== 58) return null;
+    if (s.charCodeAt(j) !== 58) return 'malformed';
     if (s.charCodeAt(j + 1) === 58) {
-      if (gap >= 0) return null;
-      gap = groups.length;
+      if (gap >= 0) return 'malformed';
+      gap = count;
       i = j + 2;
     } else {
       i = j + 1;
-      if (i === n) return null;
+      if (i === n) return 'malformed';
     }
   }
-  if (gap < 0) return groups.length === 8 ? groups : null;
-  if (groups.length > 7) return null;
-  return [...groups.slice(0, gap), ...new Array<number>(8 - groups.length).fill(0), ...groups.slice(gap)];
+  if (gap < 0) {
+    if (count !== 8) return 'malformed';
+    return plain && longestZeroRun(out) < 0 ? 'canonical' : 'other';
+  }
+  if (count > 7) return 'malformed';
+  // Move the groups after `::` to the end and zero what the `::` stands for.
+  const shift = 8 - count;
+  for (let k = 7; k >= gap + shift; k--) out[k] = out[k - shift]!;
+  for (let k = gap; k < gap + shift; k++) out[k] = 0;
+  // Canonical when the `::` stands for exactly the run RFC 5952 compresses.
+  return plain && longestZeroRun(out) === gap && zerosFrom(out, gap) === shift ? 'canonical' : 'other';
 }
 
 function hexValue(c: number): number {
@@ -80,25 +114,42 @@ function hexValue(c: number): number {
   return -1;
 }
 
-/** RFC 5952 text: lower case, no leading zeros, the longest run of two or more zero groups (the first on a tie) as `::`. */
-function ipv6Text(g: readonly number[]): string {
+/** Where the longest run of two or more zero groups starts (the first on a tie), or -1. */
+function longestZeroRun(g: Uint16Array): number {
   let best = -1;
   let bestLen = 1;
   for (let i = 0; i < 8; ) {
-    if (g[i] !== 0) {
-      i++;
+    const len = zerosFrom(g, i);
+    if (len > bestLen) {
+      best = i;
+      bestLen = len;
+    }
+    i += len || 1;
+  }
+  return best;
+}
+
+function zerosFrom(g: Uint16Array, start: number): number {
+  let j = start;
+  while (j < 8 && g[j] === 0) j++;
+  return j - start;
+}
+
+/** RFC 5952 text: lower case, no leading zeros, the longest run of two or more zero groups (the first on a tie) as `::`. */
+function ipv6Text(g: Uint16Array): string {
+  const best = longestZeroRun(g);
+  const bestLen = best < 0 ? 0 : zerosFrom(g, best);
+  let text = '';
+  for (let i = 0; i < 8; i++) {
+    if (i === best) {
+      text += '::';
+      i += bestLen - 1;
       continue;
     }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen) {
-      best = i;
-      bestLen = j - i;
-    }
-    i = j;
+    if (i > 0 && i !== best + bestLen) text += ':';
+    text += g[i]!.toString(16);
   }
-  const hex = (part: readonly number[]) => part.map((x) => x.toString(16)).join(':');
-  return best < 0 ? hex(g) : `${hex(g.slice(0, best))}::${hex(g.slice(best + bestLen))}`;
+  return text;
 }
 
 /**
@@ -133,17 +184,20 @@ function dottedQuad(s: string): number {
   return dots === 3 && digits > 0 ? value * 256 + octet : -1;
 }
 
-function ipv4(octets: readonly number[]): Address {
-  const value = ((octets[0]! << 24) >>> 0) + (octets[1]! << 16) + (octets[2]! << 8) + octets[3]!;
-  return { family: 4, value, text: octets.join('.') };
+function ipv4(value: number): Address {
+  return { family: 4, value, text: `${value >>> 24}.${(value >>> 16) & 255}.${(value >>> 8) & 255}.${value & 255}` };
 }
 
 export function isLoopback(a: Address): boolean {
-  return a.family === 4 ? a.value >>> 24 === 127 : a.value === 1n;
+  if (a.family === 4) return a.value >>> 24 === 127;
+  const [w0, w1, w2, w3] = a.words;
+  return w0 === 0 && w1 === 0 && w2 === 0 && w3 === 1;
 }
 
 export function isUnspecified(a: Address): boolean {
-  return a.family === 4 ? a.value >>> 24 === 0 : a.value === 0n;
+  if (a.family === 4) return a.value >>> 24 === 0;
+  const [w0, w1, w2, w3] = a.words;
+  return w0 === 0 && w1 === 0 && w2 === 0 && w3 === 0;
 }
 
 /** An address or CIDR as an inclusive range. Throws on malformed input (config is validated first). */
@@ -158,7 +212,7 @@ export function parseRange(cidr: string): { family: 4 | 6; start: bigint; end: b
   // A mapped IPv6 CIDR (::ffff:10.0.0.0/104) becomes its IPv4 form.
   if (addr.family === 4 && addrText!.includes(':') && bitsText !== undefined) bits -= 96;
   if (!Number.isInteger(bits) || bits < 0 || bits > width) throw new Error(`bad prefix: ${cidr}`);
-  const value = BigInt(addr.value);
+  const value = addressValue(addr);
   const hostBits = BigInt(width - bits);
   const start = (value >> hostBits) << hostBits;
   const end = start + (1n << hostBits) - 1n;

@@ -16,15 +16,23 @@ export type TrustLookup =
       readonly reason: 'malformed' | 'loopback_not_allowed' | 'unspecified' | 'not_in_trusted_set';
     };
 
-interface Segments<T extends number | bigint> {
-  starts: ArrayLike<T>;
-  ends: ArrayLike<T>;
+/** Disjoint sorted IPv4 ranges: inclusive bounds as numbers. */
+interface Segments4 {
+  starts: Float64Array;
+  ends: Float64Array;
+  labels: (readonly string[])[];
+}
+
+/** Disjoint sorted IPv6 ranges: segment i's bounds are the 32-bit words [4i, 4i + 4), most significant first. */
+interface Segments6 {
+  starts: Uint32Array;
+  ends: Uint32Array;
   labels: (readonly string[])[];
 }
 
 export class TrustedSet {
-  private readonly v4: Segments<number>;
-  private readonly v6: Segments<bigint>;
+  private readonly v4: Segments4;
+  private readonly v6: Segments6;
   /** Number of entries it was built from, per source (for metrics); declared sources without entries count 0. */
   readonly sizeBySource: ReadonlyMap<string, number>;
 
@@ -42,10 +50,11 @@ export class TrustedSet {
       sizes.set(e.source, (sizes.get(e.source) ?? 0) + 1);
     }
     this.sizeBySource = sizes;
+    // Typed arrays: the search is on the hot path of every request.
     const seg4 = buildSegments(v4);
-    // Typed arrays: the IPv4 search is on the hot path of every request.
     this.v4 = { starts: Float64Array.from(seg4.starts, Number), ends: Float64Array.from(seg4.ends, Number), labels: seg4.labels };
-    this.v6 = buildSegments(v6);
+    const seg6 = buildSegments(v6);
+    this.v6 = { starts: toWords(seg6.starts), ends: toWords(seg6.ends), labels: seg6.labels };
   }
 
   get size(): number {
@@ -72,14 +81,14 @@ export class TrustedSet {
         ? { trusted: true, address, sources: LOOPBACK }
         : { trusted: false, address, reason: 'loopback_not_allowed' };
     }
-    const labels = address.family === 4 ? find(this.v4, address.value) : find(this.v6, address.value);
+    const labels = address.family === 4 ? find4(this.v4, address.value) : find6(this.v6, address.words);
     return labels ? { trusted: true, address, sources: labels } : { trusted: false, address, reason: 'not_in_trusted_set' };
   }
 }
 
 const LOOPBACK = Object.freeze(['loopback']);
 
-function find<T extends number | bigint>(s: Segments<T>, value: T): readonly string[] | undefined {
+function find4(s: Segments4, value: number): readonly string[] | undefined {
   let lo = 0;
   let hi = s.starts.length - 1;
   while (lo <= hi) {
@@ -88,6 +97,30 @@ function find<T extends number | bigint>(s: Segments<T>, value: T): readonly str
     else hi = mid - 1;
   }
   return hi >= 0 && value <= s.ends[hi]! ? s.labels[hi] : undefined;
+}
+
+function find6(s: Segments6, value: readonly [number, number, number, number]): readonly string[] | undefined {
+  let lo = 0;
+  let hi = s.labels.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    if (compareWords(s.starts, mid * 4, value) <= 0) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return hi >= 0 && compareWords(s.ends, hi * 4, value) >= 0 ? s.labels[hi] : undefined;
+}
+
+/** The 128-bit value at words[at..at+4) compared with `value`: negative, zero or positive. */
+function compareWords(words: Uint32Array, at: number, value: readonly [number, number, number, number]): number {
+  return words[at]! - value[0] || words[at + 1]! - value[1] || words[at + 2]! - value[2] || words[at + 3]! - value[3];
+}
+
+function toWords(values: readonly bigint[]): Uint32Array {
+  const words = new Uint32Array(values.length * 4);
+  values.forEach((v, i) => {
+    for (let k = 0; k < 4; k++) words[i * 4 + k] = Number((v >> BigInt(96 - 32 * k)) & 0xffffffffn);
+  });
+  return words;
 }
 
 /** Splits overlapping labelled ranges into disjoint, sorted segments (a sweep over range edges). */

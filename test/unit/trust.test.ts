@@ -1,4 +1,6 @@
-import { isLoopback, isUnspecified, parseAddress, parseRange } from '../../src/trust/address.js';
+import { SocketAddress } from 'node:net';
+import fc from 'fast-check';
+import { addressValue, isLoopback, isUnspecified, parseAddress, parseRange } from '../../src/trust/address.js';
 import { TrustRegistry } from '../../src/trust/registry.js';
 import { TrustedSet } from '../../src/trust/trusted-set.js';
 
@@ -13,6 +15,16 @@ describe('parseAddress', () => {
     ['2001:DB8::1', 6, '2001:db8::1'],
     ['2001:0db8:0000:0000:0000:0000:0000:0001', 6, '2001:db8::1'],
     ['0:0:0:0:0:0:0:1', 6, '::1'],
+    // RFC 5952: the longest zero run (the first on a tie) is `::`, a single zero is not.
+    ['2001::1:0:0:0:1', 6, '2001:0:0:1::1'],
+    ['2001:db8::1:1:1:1:1', 6, '2001:db8:0:1:1:1:1:1'],
+    ['2001:db8:0:0:1:0:0:1', 6, '2001:db8::1:0:0:1'],
+    ['2001:db8:0:1:1:1:1:1', 6, '2001:db8:0:1:1:1:1:1'],
+    ['::1:0:0:0:0:0:0', 6, '0:1::'],
+    ['1::', 6, '1::'],
+    ['fe80:0000::0001', 6, 'fe80::1'],
+    ['64:ff9b::192.0.2.1', 6, '64:ff9b::c000:201'],
+    ['ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff', 6, 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff'],
   ])('%s is %s %s', (input, family, text) => {
     expect(parseAddress(input)).toMatchObject({ family, text });
   });
@@ -31,6 +43,15 @@ describe('parseAddress', () => {
     '[2001:db8::1]:443',
     'fe80::1%eth0',
     '2001:db8::g',
+    '1:2:3:4:5:6:7:8:9',
+    '1:2:3:4:5:6:7::8',
+    '1:2:3:4:5:6:7:1.2.3.4',
+    '1::2::3',
+    '12345::1',
+    ':1::',
+    '1:',
+    ':::',
+    '::1.2.3.4.5',
     'unknown',
     '',
   ])('%j is malformed', (input) => {
@@ -46,6 +67,36 @@ describe('parseAddress', () => {
       expect(isLoopback(parseAddress(a)!)).toBe(false);
       expect(isUnspecified(parseAddress(a)!)).toBe(false);
     }
+  });
+});
+
+// Node's own inet_ntop is the reference for the text; the groups themselves for the value.
+describe('parseAddress against Node for any spelling of an IPv6 address', () => {
+  const group = fc.oneof(fc.constant(0), fc.constant(0xffff), fc.integer({ min: 0, max: 0xffff }));
+  // Leave out IPv4-mapped and IPv4-compatible addresses: those are read as IPv4.
+  const groups = fc.array(group, { minLength: 8, maxLength: 8 }).filter((g) => g.slice(0, 5).some((x) => x !== 0));
+  const spelling = fc.record({ upper: fc.boolean(), pad: fc.boolean(), gapAt: fc.nat(7), gapLen: fc.nat(8) });
+
+  function spell(g: number[], { upper, pad, gapAt, gapLen }: { upper: boolean; pad: boolean; gapAt: number; gapLen: number }): string {
+    const hex = g.map((x) => (pad ? x.toString(16).padStart(4, '0') : x.toString(16))).map((x) => (upper ? x.toUpperCase() : x));
+    let len = 0;
+    while (gapAt + len < 8 && len < gapLen && g[gapAt + len] === 0) len++;
+    if (len === 0) return hex.join(':');
+    return `${hex.slice(0, gapAt).join(':')}::${hex.slice(gapAt + len).join(':')}`;
+  }
+
+  test('text, value and word boundaries agree', () => {
+    fc.assert(
+      fc.property(groups, spelling, (g, how) => {
+        const input = spell(g, how);
+        const a = parseAddress(input);
+        expect(a).not.toBeNull();
+        expect(a!.family).toBe(6);
+        expect(a!.text).toBe(new SocketAddress({ address: input, family: 'ipv6' }).address);
+        expect(addressValue(a!)).toBe(g.reduce((v, x) => (v << 16n) | BigInt(x), 0n));
+      }),
+      { numRuns: 3000 },
+    );
   });
 });
 
@@ -125,6 +176,54 @@ describe('TrustedSet', () => {
     const wide = new TrustedSet([{ cidr: '0.0.0.0/0', source: 's' }, { cidr: '::/0', source: 's' }], true);
     for (const a of ['0.0.0.0', '::', '::ffff:0.0.0.0']) expect(wide.lookup(a)).toMatchObject({ trusted: false, reason: 'unspecified' });
     for (const a of ['', 'localhost', '010.0.0.1', '10.0.0.1:80']) expect(wide.lookup(a)).toMatchObject({ trusted: false, reason: 'malformed' });
+  });
+
+  test('IPv6 edges at every 32-bit word boundary', () => {
+    const edges = new TrustedSet(
+      [
+        { cidr: 'fd00::ffff:ffff:0:0/96', source: 'low' },
+        { cidr: 'fd00:0:0:1::/64', source: 'mid' },
+        { cidr: 'fd00:1::/32', source: 'high' },
+        { cidr: 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:fff0/124', source: 'top' },
+      ],
+      false,
+    );
+    expect(edges.lookup('fd00::ffff:ffff:0:0')).toMatchObject({ trusted: true, sources: ['low'] });
+    expect(edges.lookup('fd00::ffff:ffff:ffff:ffff')).toMatchObject({ trusted: true, sources: ['low'] });
+    expect(edges.lookup('fd00::ffff:fffe:ffff:ffff').trusted).toBe(false);
+    expect(edges.lookup('fd00:0:0:1::')).toMatchObject({ trusted: true, sources: ['mid'] });
+    expect(edges.lookup('fd00:0:0:1:ffff:ffff:ffff:ffff')).toMatchObject({ trusted: true, sources: ['mid'] });
+    expect(edges.lookup('fd00:0:0:2::').trusted).toBe(false);
+    expect(edges.lookup('fd00:0:ffff:ffff:ffff:ffff:ffff:ffff').trusted).toBe(false);
+    expect(edges.lookup('fd00:1::')).toMatchObject({ trusted: true, sources: ['high'] });
+    expect(edges.lookup('fd00:1:ffff:ffff:ffff:ffff:ffff:ffff')).toMatchObject({ trusted: true, sources: ['high'] });
+    expect(edges.lookup('fd00:2::').trusted).toBe(false);
+    expect(edges.lookup('ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff')).toMatchObject({ trusted: true, sources: ['top'] });
+    expect(edges.lookup('ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffef').trusted).toBe(false);
+  });
+
+  test('lookups agree with a BigInt range check for any IPv6 ranges and addresses', () => {
+    const group = fc.oneof(fc.constant(0), fc.constant(0xffff), fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 0xffff }));
+    const address = fc.array(group, { minLength: 8, maxLength: 8 }).map((g) => `${(g[0]! | 0x2000).toString(16)}:${g.slice(1).map((x) => x.toString(16)).join(':')}`);
+    const range = fc.record({ at: address, bits: fc.integer({ min: 0, max: 128 }), source: fc.constantFrom('a', 'b', 'c') });
+    fc.assert(
+      fc.property(fc.array(range, { maxLength: 12 }), fc.array(address, { minLength: 1, maxLength: 20 }), (ranges, probes) => {
+        const entries = ranges.map((r) => ({ cidr: `${r.at}/${r.bits}`, source: r.source }));
+        const set = new TrustedSet(entries, false);
+        const parsed = entries.map((e) => ({ ...parseRange(e.cidr), source: e.source }));
+        // Probes include every range's first and last address and their outside neighbours.
+        const edgeProbes = parsed.flatMap((r) => [r.start - 1n, r.start, r.end, r.end + 1n]).filter((v) => v >= 1n << 125n && v < 1n << 128n);
+        const values = [...probes.map((p) => addressValue(parseAddress(p)!)), ...edgeProbes];
+        for (const v of values) {
+          const text = v.toString(16).padStart(32, '0').match(/.{4}/g)!.join(':');
+          const expected = [...new Set(parsed.filter((r) => r.start <= v && v <= r.end).map((r) => r.source))].sort();
+          const got = set.lookup(text);
+          if (expected.length === 0) expect(got.trusted).toBe(false);
+          else expect(got).toMatchObject({ trusted: true, sources: expected });
+        }
+      }),
+      { numRuns: 1000 },
+    );
   });
 
   test('thousands of ranges stay a correct lookup', () => {
