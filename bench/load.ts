@@ -5,7 +5,7 @@ import http from 'node:http';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
-const LUA = new URL('../../../bench/wrk/identity.lua', import.meta.url).pathname;
+export const LUA = new URL('../../../bench/wrk/identity.lua', import.meta.url).pathname;
 
 export interface WrkResult {
   requests: number;

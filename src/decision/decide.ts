@@ -79,32 +79,31 @@ export function decide(facts: RequestFacts, ctx: DecisionContext): Decision {
   const peer = source.address.text;
   const inbound = readHeaders(facts.rawHeaders, ctx.rules.owned);
   const clientId = singleValue(inbound.read, 'x-request-id');
-  const requestId = typeof clientId === 'string' && REQUEST_ID.test(clientId) ? clientId : ctx.newId();
-  const refused = (r: Refusal): Decision => ({ ...r, peer, stripped: inbound.stripped, requestId });
+  const requestId = typeof clientId === 'string' && isRequestId(clientId) ? clientId : ctx.newId();
   const { config, policy } = ctx.rules;
 
-  if (inbound.count > config.listen.maxHeaderCount) return refused(refuse('request', 'too_many_headers'));
-  if (singleValue(inbound.read, 'host') === DUPLICATED) return refused(refuse('request', 'bad_request', 'duplicate Host'));
+  if (inbound.count > config.listen.maxHeaderCount) return refused(refuse('request', 'too_many_headers'), peer, inbound, requestId);
+  if (singleValue(inbound.read, 'host') === DUPLICATED) return refused(refuse('request', 'bad_request', 'duplicate Host'), peer, inbound, requestId);
 
   const target = requestTarget(facts, inbound);
-  if (!target.ok) return refused(target);
+  if (!target.ok) return refused(target, peer, inbound, requestId);
   // Only WebSockets are relayed: another protocol switch (h2c) would open a tunnel that
   // carries later requests to the gateway past every check.
   if (inbound.upgrade !== undefined && inbound.upgrade.trim().toLowerCase() !== 'websocket') {
-    return refused(refuse('request', 'bad_request', 'unsupported upgrade'));
+    return refused(refuse('request', 'bad_request', 'unsupported upgrade'), peer, inbound, requestId);
   }
 
   const who = readIdentity(inbound.read, config.identity);
-  if (!who.ok) return refused(who);
+  if (!who.ok) return refused(who, peer, inbound, requestId);
   const { identity } = who;
 
-  if (!isAllowed(identity, policy)) return refused(refuse('policy', 'user_not_allowed', identity.user));
+  if (!isAllowed(identity, policy)) return refused(refuse('policy', 'user_not_allowed', identity.user), peer, inbound, requestId);
   // The Origin check guards WebSocket upgrades; a forward-auth sub-request cannot show
   // whether the original was an upgrade (proxies drop Upgrade), so there it always applies.
   if (inbound.upgrade !== undefined || facts.mode === 'forward-auth') {
     const origin = singleValue(inbound.read, 'origin');
     const bad = origin === DUPLICATED ? refuse('policy', 'origin_not_allowed', 'duplicate Origin') : checkOrigin(origin, policy);
-    if (bad) return refused(bad);
+    if (bad) return refused(bad, peer, inbound, requestId);
   }
   const scopes = scopesFor(identity, policy);
 
@@ -112,13 +111,14 @@ export function decide(facts: RequestFacts, ctx: DecisionContext): Decision {
   const proto = forwardedProto(inbound.read, facts.tls);
   const host = forwardedHost(inbound.read);
 
-  if (!ctx.signer) return refused(refuse('assertion', 'assertion_key_unavailable'));
+  if (!ctx.signer) return refused(refuse('assertion', 'assertion_key_unavailable'), peer, inbound, requestId);
   const iat = Math.floor(ctx.nowMs / 1000);
   const claims: AssertionClaims = {
     iss: config.assertion.issuer,
     aud: config.assertion.audience,
     sub: identity.user,
-    ...(identity.email !== undefined && { email: identity.email }),
+    // Left out of the JSON when undefined.
+    email: identity.email,
     groups: identity.groups,
     iat,
     nbf: iat,
@@ -147,6 +147,10 @@ export function decide(facts: RequestFacts, ctx: DecisionContext): Decision {
   };
 }
 
+function refused(r: Refusal, peer: string, inbound: InboundHeaders, requestId: string): Decision {
+  return { ...r, peer, stripped: inbound.stripped, requestId };
+}
+
 /** Inline, the request is its own target; forward-auth names the original in X-Forwarded-*. */
 function requestTarget(facts: RequestFacts, inbound: InboundHeaders): { ok: true; method: string; target: string } | Refusal {
   if (facts.mode === 'inline') {
@@ -164,7 +168,16 @@ function requestTarget(facts: RequestFacts, inbound: InboundHeaders): { ok: true
   return { ok: true, method: method.trim().toUpperCase(), target: uri.trim() };
 }
 
-const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+/** `[A-Za-z0-9._:-]{1,128}`, as a character scan: a client's id is checked on every request. */
+function isRequestId(id: string): boolean {
+  if (id.length === 0 || id.length > 128) return false;
+  for (let i = 0; i < id.length; i++) {
+    const c = id.charCodeAt(i);
+    const ok = (c >= 48 && c <= 58) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 45 || c === 46 || c === 95;
+    if (!ok) return false;
+  }
+  return true;
+}
 
 /**
  * The headers the gateway receives: the client's own headers less everything the sidecar
@@ -173,13 +186,15 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 export function upstreamHeaders(allowed: AllowedDecision, rules: Rules): Record<string, string | string[]> {
   // No prototype: a client's `constructor` or `__proto__` header is data, not a member.
   const out: Record<string, string | string[]> = Object.create(null) as Record<string, string | string[]>;
-  for (const [name, value] of allowed.inbound.forward) {
-    const lower = name.toLowerCase();
-    if (lower === 'x-request-id') continue;
-    const existing = out[lower];
-    if (existing === undefined) out[lower] = value;
+  const { forward } = allowed.inbound;
+  for (let i = 0; i < forward.length; i += 2) {
+    const name = forward[i]!;
+    const value = forward[i + 1]!;
+    if (name === 'x-request-id') continue;
+    const existing = out[name];
+    if (existing === undefined) out[name] = value;
     else if (Array.isArray(existing)) existing.push(value);
-    else out[lower] = [existing, value];
+    else out[name] = [existing, value];
   }
   const { gateway, assertion } = rules.config;
   if (forwardableClient(allowed.client)) out['x-forwarded-for'] = allowed.client;

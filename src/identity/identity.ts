@@ -21,6 +21,10 @@ type Checked = { ok: true; value: string } | Refusal;
 function checkValue(raw: string, maxBytes: number, what: string): Checked {
   const value = raw.trim();
   if (value === '') return refuse('identity', 'identity_blank', `${what} is blank`);
+  // Printable ASCII (nearly every value) is its own UTF-8 decoding, one byte a character.
+  if (isPrintableAscii(value)) {
+    return value.length > maxBytes ? refuse('identity', 'identity_too_long', `${what} is over ${maxBytes} bytes`) : { ok: true, value };
+  }
   const bytes = Buffer.from(value, 'latin1');
   if (bytes.length > maxBytes) return refuse('identity', 'identity_too_long', `${what} is over ${maxBytes} bytes`);
   let decoded: string;
@@ -31,6 +35,14 @@ function checkValue(raw: string, maxBytes: number, what: string): Checked {
   }
   if (CONTROL.test(decoded)) return refuse('identity', 'identity_invalid', `${what} has control characters`);
   return { ok: true, value: decoded };
+}
+
+function isPrintableAscii(value: string): boolean {
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e) return false;
+  }
+  return true;
 }
 
 export function readIdentity(read: Map<string, string[]>, config: IdentityConfig): { ok: true; identity: Identity } | Refusal {

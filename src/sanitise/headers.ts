@@ -3,8 +3,11 @@
 import { HOP_BY_HOP, type ProtectedNames } from './protected.js';
 
 export interface InboundHeaders {
-  /** Headers a client may pass through, in arrival order (never protected, never hop-by-hop). */
-  readonly forward: [name: string, value: string][];
+  /**
+   * Headers a client may pass through, in arrival order (never protected, never
+   * hop-by-hop): lower-case name, value, name, value, … (flat, as Node's rawHeaders).
+   */
+  readonly forward: string[];
   /** Every non-hop-by-hop, non-nominated header by exact lower-case name, duplicates kept apart. */
   readonly read: Map<string, string[]>;
   /** Protected names (the rule that matched) or `hop-by-hop`, once per removed line. */
@@ -15,7 +18,7 @@ export interface InboundHeaders {
 
 export function readHeaders(raw: readonly string[], owned: ProtectedNames): InboundHeaders {
   const nominated = connectionNominations(raw);
-  const forward: [string, string][] = [];
+  const forward: string[] = [];
   const read = new Map<string, string[]>();
   const stripped: string[] = [];
   let upgrade: string | undefined;
@@ -42,7 +45,7 @@ export function readHeaders(raw: readonly string[], owned: ProtectedNames): Inbo
       stripped.push(rule);
       continue;
     }
-    forward.push([name, value]);
+    forward.push(lower, value);
   }
   return { forward, read, stripped, upgrade, count: raw.length / 2 };
 }

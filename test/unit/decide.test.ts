@@ -115,7 +115,9 @@ describe('allowed', () => {
   test('a client X-Request-Id is kept only when well-formed', () => {
     const keep = allowed(decide(facts([...user, 'X-Request-Id', 'abc-123']), context(TRUSTED)));
     expect(keep.requestId).toBe('abc-123');
-    for (const bad of ['has space', 'a'.repeat(129), 'x\u0080']) {
+    for (const good of ['AZaz09._:-', 'a'.repeat(128)]) expect(allowed(decide(facts([...user, 'X-Request-Id', good]), context(TRUSTED))).requestId).toBe(good);
+    // Each neighbour of an allowed character range.
+    for (const bad of ['has space', 'a'.repeat(129), 'x\u0080', 'a/b', 'a;b', 'a@b', 'a[b', 'a`b', 'a{b', 'a,b']) {
       expect(allowed(decide(facts([...user, 'X-Request-Id', bad]), context(TRUSTED))).requestId).not.toBe(bad);
     }
   });

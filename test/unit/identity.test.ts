@@ -28,6 +28,12 @@ test('UTF-8 values are decoded for the assertion and kept as bytes for the plain
   expect(r).toMatchObject({ ok: true, identity: { user: 'zoë@example.com', userRaw: latin1('zoë@example.com'), groups: ['équipe'] } });
 });
 
+test('every printable ASCII character but the comma is kept as sent', () => {
+  const printable = Array.from({ length: 0x7e - 0x20 + 1 }, (_, i) => String.fromCharCode(0x20 + i)).filter((c) => c !== ',').join('');
+  const value = `a${printable}@b.c`;
+  expect(readIdentity(read({ ...ok, 'x-auth-request-email': value }), base)).toMatchObject({ ok: true, identity: { user: value, userRaw: value } });
+});
+
 test.each([
   ['absent', {}, 'identity_missing'],
   ['present twice', { 'x-auth-request-email': ['a@b.c', 'a@b.c'] }, 'identity_duplicated'],
@@ -40,6 +46,7 @@ test.each([
   ['a NUL', { 'x-auth-request-email': 'al\u0000ice' }, 'identity_invalid'],
   ['a CR LF', { 'x-auth-request-email': 'alice\r\nx-forwarded-user: root' }, 'identity_invalid'],
   ['DEL', { 'x-auth-request-email': 'al\u007fice' }, 'identity_invalid'],
+  ['a unit separator (0x1f)', { 'x-auth-request-email': 'al\u001fice' }, 'identity_invalid'],
   ['a UTF-8 C1 control (NEL)', { 'x-auth-request-email': latin1('al\u0085ice') }, 'identity_invalid'],
   ['bytes that are not UTF-8', { 'x-auth-request-email': 'al\u00ffice' }, 'identity_invalid'],
   ['an overlong UTF-8 slash', { 'x-auth-request-email': 'a\u00c0\u00afb' }, 'identity_invalid'],
