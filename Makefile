@@ -1,6 +1,12 @@
 # Two commands for a fresh machine: `make run` and `make test`. Everything they need is
 # installed by the targets below, idempotently.
 SHELL := /bin/bash
+# npm finds its global npmrc (the machine's CA bundle and registry settings) relative to the
+# Node that runs it; pin it to the system npm's own before the project's Node 24 comes first.
+NPM_GLOBALCONFIG := $(shell npm config get globalconfig 2>/dev/null)
+ifneq ($(NPM_GLOBALCONFIG),)
+export npm_config_globalconfig := $(NPM_GLOBALCONFIG)
+endif
 export PATH := $(CURDIR)/.tools/node/node_modules/.bin:$(CURDIR)/node_modules/.bin:$(PATH)
 export NODE_OPTIONS := --experimental-vm-modules --no-warnings=ExperimentalWarning
 
