@@ -77,7 +77,7 @@ export function decide(facts: RequestFacts, ctx: DecisionContext): Decision {
     return { ...refuse('source', 'untrusted_source', detail), peer, stripped: [], requestId: ctx.newId() };
   }
   const peer = source.address.text;
-  const inbound = readHeaders(facts.rawHeaders, ctx.rules.owned);
+  const inbound = readHeaders(facts.rawHeaders, ctx.rules.owned, ctx.rules.reads);
   const clientId = singleValue(inbound.read, 'x-request-id');
   const requestId = typeof clientId === 'string' && isRequestId(clientId) ? clientId : ctx.newId();
   const { config, policy } = ctx.rules;

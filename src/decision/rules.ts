@@ -7,8 +7,21 @@ export interface Rules {
   readonly config: Config;
   readonly policy: Policy;
   readonly owned: ProtectedNames;
+  /** The header names the decision reads; the header pass keeps only their values. */
+  readonly reads: ReadonlySet<string>;
 }
 
 export function compileRules(config: Config): Rules {
-  return { config, policy: compilePolicy(config), owned: protectedNames(config) };
+  return { config, policy: compilePolicy(config), owned: protectedNames(config), reads: headerReads(config) };
+}
+
+/**
+ * Every name decide.ts, sanitise/forwarded.ts and the identity stage read. A name left
+ * out would read as absent: the property test holds decisions made with this set equal
+ * to decisions made over every header.
+ */
+function headerReads(config: Config): ReadonlySet<string> {
+  const { userHeader, emailHeader, groupsHeader, requiredHeaders } = config.identity;
+  const names = ['host', 'origin', 'x-request-id', 'x-forwarded-method', 'x-forwarded-uri', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host'];
+  return new Set([...names, userHeader, emailHeader, groupsHeader, ...requiredHeaders].filter(Boolean));
 }

@@ -8,7 +8,10 @@ export interface InboundHeaders {
    * hop-by-hop): lower-case name, value, name, value, … (flat, as Node's rawHeaders).
    */
   readonly forward: string[];
-  /** Every non-hop-by-hop, non-nominated header by exact lower-case name, duplicates kept apart. */
+  /**
+   * Non-hop-by-hop, non-nominated headers by exact lower-case name, duplicates kept apart:
+   * those named in `reads` when given (what the decision reads), else every one.
+   */
   readonly read: Map<string, string[]>;
   /** Protected names (the rule that matched) or `hop-by-hop`, once per removed line. */
   readonly stripped: string[];
@@ -16,7 +19,7 @@ export interface InboundHeaders {
   readonly count: number;
 }
 
-export function readHeaders(raw: readonly string[], owned: ProtectedNames): InboundHeaders {
+export function readHeaders(raw: readonly string[], owned: ProtectedNames, reads?: ReadonlySet<string>): InboundHeaders {
   const nominated = connectionNominations(raw);
   const forward: string[] = [];
   const read = new Map<string, string[]>();
@@ -37,9 +40,11 @@ export function readHeaders(raw: readonly string[], owned: ProtectedNames): Inbo
       stripped.push('connection-nominated');
       continue;
     }
-    const list = read.get(lower);
-    if (list) list.push(value);
-    else read.set(lower, [value]);
+    if (reads === undefined || reads.has(lower)) {
+      const list = read.get(lower);
+      if (list) list.push(value);
+      else read.set(lower, [value]);
+    }
     const rule = owned.match(lower);
     if (rule !== undefined) {
       stripped.push(rule);

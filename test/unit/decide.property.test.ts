@@ -10,6 +10,7 @@ import { decide, upstreamHeaders } from '../../src/decision/decide.js';
 import { pathOf } from '../../src/sanitise/forwarded.js';
 import { HOP_BY_HOP } from '../../src/sanitise/protected.js';
 import { isLoopback, parseAddress } from '../../src/trust/address.js';
+import type { Decision, DecisionContext } from '../../src/decision/decide.js';
 import { context, facts, KEYS, NOW_MS } from './context.js';
 
 const RUNS = Number(process.env.FAST_CHECK_RUNS ?? 10_000);
@@ -181,5 +182,57 @@ test(`decide() and upstreamHeaders() hold for any headers and source (${RUNS} ru
     { numRuns: RUNS },
   );
   // The generator must reach the interesting branch often, or the property proves little.
+  expect(allowedRuns).toBeGreaterThan(RUNS / 10);
+});
+
+// The header pass keeps only the names the rules say the decision reads. Were one missing
+// there, its header would read as absent (a duplicate Host or Origin unnoticed): so the
+// decision must be the same as one made with every header kept. Requests here are built
+// from the names the decision reads, with values that pass their checks.
+test(`decisions read nothing outside rules.reads (${RUNS} runs)`, () => {
+  const narrowing = [
+    context({ ...INPUT, identity: { ...INPUT.identity, requiredHeaders: ['accept'] }, listen: { allowedOrigins: ['https://app.example'] } }),
+    contexts.strict,
+  ];
+  const LINES: Record<string, string[]> = {
+    Host: ['app.example', 'other.example'],
+    Origin: ['https://app.example', 'https://evil.example'],
+    'X-Request-Id': ['abc-1', 'bad id'],
+    'X-Forwarded-Method': ['GET', 'POST'],
+    'X-Forwarded-Uri': ['/p?q', '/'],
+    'X-Forwarded-For': ['203.0.113.9', '203.0.113.9, 10.0.0.3'],
+    'X-Forwarded-Proto': ['https', 'http'],
+    'X-Forwarded-Host': ['app.example', 'fwd.example'],
+    'X-Auth-Request-Groups': ['admins', 'writers'],
+    Accept: ['*/*'],
+    Cookie: ['a=1'],
+    Upgrade: ['websocket'],
+    Connection: ['upgrade', 'x-forwarded-host'],
+  };
+  const line = fc.constantFrom(...Object.keys(LINES)).chain((name) => fc.constantFrom(...LINES[name]!).map((value) => [name, value]));
+  const narrowRequest = fc.record({
+    lines: fc.array(line, { maxLength: 12 }),
+    users: fc.constantFrom(0, 1, 1, 1, 2),
+    mode: fc.constantFrom('inline', 'forward-auth'),
+    ctx: fc.constantFrom(...narrowing),
+  });
+  const decideWith = (ctx: DecisionContext, reads: ReadonlySet<string>, f: ReturnType<typeof facts>): Decision => {
+    let id = 0;
+    const d = decide(f, { ...ctx, rules: { ...ctx.rules, reads }, newId: () => `id-${id++}` });
+    // What was read differs by construction; what was forwarded and stripped may not.
+    return d.ok ? { ...d, inbound: { ...d.inbound, read: new Map() } } : d;
+  };
+  let allowedRuns = 0;
+  fc.assert(
+    fc.property(narrowRequest, ({ lines, users, mode, ctx }) => {
+      const raw = [...Array.from({ length: users }, () => ['X-Auth-Request-Email', 'alice@example.com']), ...lines].flat();
+      const f = facts(raw, { mode });
+      const every = new Set(raw.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase()));
+      const narrowed = decideWith(ctx, ctx.rules.reads, f);
+      expect(narrowed).toEqual(decideWith(ctx, every, f));
+      if (narrowed.ok) allowedRuns++;
+    }),
+    { numRuns: RUNS },
+  );
   expect(allowedRuns).toBeGreaterThan(RUNS / 10);
 });
