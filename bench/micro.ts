@@ -1,5 +1,5 @@
-// In-process micro-benchmarks of the hot path's pure parts: one decision (source,
-// identity, policy, sanitise, sign) and one assertion signature.
+// In-process micro-benchmarks of the hot path's pure parts: one inline decision (source,
+// identity, policy, sanitise, sign, upstream headers) and one assertion signature.
 import { readFileSync } from 'node:fs';
 import { AssertionSigner, randomId } from '../src/assertion/sign.js';
 import type { AssertionClaims } from '../src/assertion/claims.js';
