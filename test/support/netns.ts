@@ -25,20 +25,34 @@ function ip(...args: string[]): string {
   return execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
-/** Picks an unused 198.18.x.0/24 (or 198.19.x.0/24) for this run. */
-function pickSubnet(): { prefix: string; tag: string } {
+let networksMade = 0;
+
+/** Picks an unused 198.18.x.0/24 (or 198.19.x.0/24). */
+function pickSubnet(): string {
   const used = ip('-4', '-o', 'addr', 'show');
   for (let attempt = 0; attempt < 64; attempt++) {
-    const n = (process.pid * 7 + attempt * 13) % 512;
+    const n = (process.pid * 7 + (networksMade + attempt) * 13) % 512;
     const prefix = `198.${18 + (n >> 8)}.${n & 255}`;
-    if (!used.includes(`${prefix}.`)) return { prefix, tag: n.toString(36) };
+    if (!used.includes(`${prefix}.`)) return prefix;
   }
   throw new Error('no free test subnet in 198.18.0.0/15');
 }
 
+/**
+ * A name no namespace or link uses yet: the process id plus a per-process sequence, so two
+ * networks of one jest worker never share names, even if a teardown left something behind.
+ */
+function pickId(): string {
+  const taken = ip('netns', 'list') + ip('-o', 'link', 'show');
+  for (;;) {
+    const id = `${process.pid.toString(36)}${(networksMade++).toString(36)}`.slice(-8);
+    if (!taken.includes(`tps-${id}-`) && !taken.includes(`tpsb${id}`) && !taken.includes(`tpsv${id}`)) return id;
+  }
+}
+
 export async function createNetwork(names: string[]): Promise<TestNetwork> {
-  const { prefix, tag } = pickSubnet();
-  const id = `${process.pid.toString(36)}${tag}`.slice(-8);
+  const prefix = pickSubnet();
+  const id = pickId();
   const bridge = `tpsb${id}`;
   const children: ChildProcess[] = [];
   const namespaces: string[] = [];

@@ -231,8 +231,14 @@ function startGateway(pod: Host, gatewayTmp: string): Proc {
     OPENCLAW_SKIP_CHANNELS: '1',
     OPENCLAW_DISABLE_BONJOUR: '1',
   };
-  const script = 'mount --bind "$1" /tmp && shift && exec "$@"';
-  const child = pod.spawn('sh', ['-c', script, 'sh', gatewayTmp, process.execPath, OPENCLAW, 'gateway', 'run', '--port', String(GATEWAY_PORT)], {
+  // A checkout that itself lives under /tmp (a CI clone in a mktemp folder) would vanish
+  // behind the private /tmp: bind it back in at the same path first.
+  const script = [
+    'case "$2" in /tmp/*) mkdir -p "$1/${2#/tmp/}" && mount --bind "$2" "$1/${2#/tmp/}" || exit 1;; esac',
+    'mount --rbind "$1" /tmp && shift 2 && exec "$@"',
+  ].join('\n');
+  const args = [gatewayTmp, ROOT, process.execPath, OPENCLAW, 'gateway', 'run', '--port', String(GATEWAY_PORT)];
+  const child = pod.spawn('sh', ['-c', script, 'sh', ...args], {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
