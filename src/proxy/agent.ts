@@ -1,6 +1,6 @@
 // The connection pool towards the gateway. Keep-alive is what makes a Node proxy fast
 // (about 4x over a connection per request); the benchmark's bare forwarder uses this too.
-import { Agent } from 'undici';
+import Agent from 'undici/lib/dispatcher/agent.js';
 import type { Config } from '../config/schema.js';
 
 type Upstream = Config['upstream'];
