@@ -24,29 +24,34 @@ export interface UpgradeHooks {
   failed(err: Error): void;
 }
 
+// No keep-alive: every upgrade's connection becomes its WebSocket or is closed.
+const AGENTS = { 'http:': new http.Agent(), 'https:': new https.Agent() };
+
 export function relayUpgrade(req: IncomingMessage, client: Duplex, head: Buffer, headers: Record<string, string | string[]>, target: UpgradeTarget, hooks: UpgradeHooks): void {
   const url = new URL(target.url);
   const outgoing = (url.protocol === 'https:' ? https : http).request({
+    agent: url.protocol === 'https:' ? AGENTS['https:'] : AGENTS['http:'],
     host: url.hostname.replace(/^\[(.*)\]$/, '$1'),
     port: url.port,
     method: req.method,
     // Byte for byte, as on the HTTP path: the assertion binds this exact target.
     path: req.url,
     headers,
-    agent: false,
     setHost: false,
   });
   // A client that leaves during the handshake takes the gateway's half with it.
   const abandon = () => outgoing.destroy();
   client.once('close', abandon);
-  client.on('error', () => client.destroy());
+  client.on('error', destroyOnError);
+  const timedOut = () => outgoing.destroy(answerTimeout());
   outgoing.once('socket', (socket: Socket) => {
+    socket.setTimeout(target.timeoutMs, timedOut);
     if (!socket.connecting) return;
     const timer = setTimeout(() => outgoing.destroy(connectTimeout()), target.connectTimeoutMs);
-    socket.once('connect', () => clearTimeout(timer));
-    socket.once('close', () => clearTimeout(timer));
+    const clear = () => clearTimeout(timer);
+    socket.once('connect', clear);
+    outgoing.once('close', clear);
   });
-  outgoing.setTimeout(target.timeoutMs, () => outgoing.destroy(answerTimeout()));
   outgoing.on('error', (err) => {
     if (client.destroyed) return;
     client.off('close', abandon);
@@ -61,17 +66,32 @@ export function relayUpgrade(req: IncomingMessage, client: Duplex, head: Buffer,
     client.off('close', abandon);
     // The wait for the answer is over; the WebSocket's lifetime is bounded elsewhere.
     upstream.setTimeout(0);
+    upstream.off('timeout', timedOut);
     hooks.response(101);
     client.write(statusBlock(res));
     if (upstreamHead.length > 0) client.write(upstreamHead);
     if (head.length > 0) upstream.write(head);
-    // A reset on either side ends both; an orderly end is passed on by the pipes.
-    upstream.on('error', () => client.destroy());
-    client.on('error', () => upstream.destroy());
-    upstream.pipe(client).pipe(upstream);
+    splice(client, upstream);
     hooks.switched(upstream);
   });
   outgoing.end();
+}
+
+/**
+ * The two sockets piped into each other. Outside relayUpgrade so that what stays attached
+ * for the WebSocket's life holds neither the handshake nor the decision (closures keep
+ * their whole enclosing scope): about 8 KiB per idle WebSocket.
+ */
+function splice(client: Duplex, upstream: Socket): void {
+  client.off('error', destroyOnError);
+  // A reset on either side ends both; an orderly end is passed on by the pipes.
+  upstream.on('error', () => client.destroy());
+  client.on('error', () => upstream.destroy());
+  upstream.pipe(client).pipe(upstream);
+}
+
+function destroyOnError(this: Duplex): void {
+  this.destroy();
 }
 
 /** A refused upgrade (401, 426, ...) goes back to the client as is, then the connection ends. */
