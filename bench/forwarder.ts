@@ -1,13 +1,14 @@
 // Child process: a bare forwarder with no checks at all, the ceiling for the sidecar's
-// proxy layer. `http-proxy-3` uses the sidecar's own library and upstream agent; the
-// others are the alternatives measured against it (Node's http client, undici).
+// proxy layer. `proxy-layer` runs the sidecar's own forwarding code and upstream pool; the
+// others are the alternatives measured against it (Node's http client, undici's request()).
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { createProxyServer } from 'http-proxy-3';
 import { Agent, request as undiciRequest } from 'undici';
 import { configSchema } from '../src/config/schema.js';
-import { createUpstreamAgent } from '../src/proxy/agent.js';
+import { createUpstreamPool } from '../src/proxy/agent.js';
+import { forward, hasBody } from '../src/proxy/forward.js';
+import { relayUpgrade as sidecarUpgrade } from '../src/proxy/upgrade.js';
 
 const [kind, target] = process.argv.slice(2) as [string, string];
 const upstream = configSchema.parse({ upstream: { url: target } }).upstream;
@@ -16,14 +17,18 @@ const { hostname, port } = new URL(target);
 const server = http.createServer();
 
 function handler(): http.RequestListener {
-  if (kind === 'http-proxy-3') {
-    const proxy = createProxyServer({ agent: createUpstreamAgent(upstream), xfwd: false, ws: true });
+  if (kind === 'proxy-layer') {
+    const forwarding = { dispatcher: createUpstreamPool(upstream), origin: target, timeoutMs: upstream.timeoutSeconds * 1000 };
+    const failed = (res: http.ServerResponse) => () => (res.headersSent ? res.destroy() : res.writeHead(502).end());
     // WebSockets too, relayed as the sidecar relays them: the floor for the echo benchmark.
-    server.on('upgrade', (req, socket, head) => proxy.ws(req, socket, head, { target }, () => socket.destroy()));
-    return (req, res) => proxy.web(req, res, { target }, () => res.writeHead(502).end());
+    const relaying = { url: target, connectTimeoutMs: upstream.connectTimeoutSeconds * 1000, timeoutMs: upstream.timeoutSeconds * 1000 };
+    server.on('upgrade', (req, socket, head) =>
+      sidecarUpgrade(req, socket, head, headersOf(req), relaying, { response: () => undefined, switched: () => undefined, failed: () => socket.destroy() }),
+    );
+    return (req, res) => forward(req, res, headersOf(req), forwarding, { response: () => undefined, failed: failed(res) });
   }
   if (kind === 'node-http') {
-    const agent = createUpstreamAgent(upstream);
+    const agent = new http.Agent({ keepAlive: true, maxSockets: upstream.maxSockets, maxFreeSockets: 64, scheduling: 'lifo' });
     server.on('upgrade', relayUpgrade);
     return (req, res) => {
       const out = http.request({ agent, host: hostname, port, method: req.method, path: req.url, headers: req.headers }, (up) => {
@@ -66,8 +71,13 @@ function relayUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): 
   out.end();
 }
 
-function hasBody(req: http.IncomingMessage): boolean {
-  return req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
+/** The request's headers minus its own hop's, as the sidecar's sanitiser leaves them (no checks). */
+function headersOf(req: http.IncomingMessage): Record<string, string | string[]> {
+  const { connection, 'keep-alive': _k, 'transfer-encoding': _t, ...rest } = req.headers;
+  const headers = rest as Record<string, string | string[]>;
+  if (req.headers.upgrade !== undefined) headers['connection'] = String(connection);
+  else delete headers['upgrade'];
+  return headers;
 }
 
 server.on('request', handler());

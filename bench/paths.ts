@@ -54,7 +54,7 @@ export const DIRECT: PathSpec = {
   start: (upstreamPort) => Promise.resolve({ url: `http://127.0.0.1:${upstreamPort}`, pids: () => [], stop: () => Promise.resolve() }),
 };
 
-export const BARE: PathSpec = forwarder('http-proxy-3', 'bare forwarder (http-proxy-3, same agent)');
+export const BARE: PathSpec = forwarder('proxy-layer', "bare forwarder (the sidecar's proxy layer and pool)");
 
 export const INLINE: PathSpec = {
   id: 'sidecar',
@@ -116,7 +116,7 @@ function twoHop(id: string, title: string, front: (listen: number, upstream: num
 export const NGINX_AUTH = twoHop('nginx-auth', 'nginx auth_request → sidecar', (listen, upstream, sidecar) => startNginx({ listen, upstream, sidecar }, true), true);
 export const CADDY_AUTH = twoHop('caddy-auth', 'Caddy forward_auth → sidecar', (listen, upstream, sidecar) => startCaddy({ listen, upstream, sidecar }), false);
 
-/** Alternatives to http-proxy-3 for the proxy layer, measured in the same run. */
+/** Alternatives for the proxy layer, measured in the same run. */
 export const NODE_RELAY = forwarder('node-http', 'bare forwarder (Node http client)');
 export const ALTERNATIVES: PathSpec[] = [NODE_RELAY, forwarder('undici', 'bare forwarder (undici)')];
 

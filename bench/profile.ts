@@ -1,4 +1,4 @@
-// `node .run/bench/bench/profile.js [seconds] [sidecar|http-proxy-3|node-http|undici]`:
+// `node .run/bench/bench/profile.js [seconds] [sidecar|proxy-layer|node-http|undici]`:
 // runs the sidecar inline (or a bare forwarder) under wrk with --cpu-prof and prints the functions with the most self time (the .cpuprofile is kept
 // for a flame graph in Chrome DevTools or speedscope).
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';

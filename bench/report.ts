@@ -67,7 +67,7 @@ function wsTotalAt(idle: IdleCost, n: number): number {
 export function targets(r: Results): Target[] {
   const by = (id: string) => r.http.find((h) => h.id === id);
   const direct = by('direct');
-  const bare = by('forwarder-http-proxy-3');
+  const bare = by('forwarder-proxy-layer');
   const inline = by('sidecar');
   const nginx = by('nginx');
   const twoHop = [by('nginx-auth'), by('caddy-auth')].filter((h): h is HttpResult => h !== undefined);
@@ -150,7 +150,7 @@ function versions(): string {
 
 /** What the checks and signing add per request: sidecar CPU minus the bare forwarder's. */
 function checksCost(r: Results): string[] {
-  const bare = r.http.find((h) => h.id === 'forwarder-http-proxy-3')?.cpuPer10k;
+  const bare = r.http.find((h) => h.id === 'forwarder-proxy-layer')?.cpuPer10k;
   const inline = r.http.find((h) => h.id === 'sidecar')?.cpuPer10k;
   if (bare === undefined || inline === undefined) return [];
   const us = (x: number) => (x / 10000) * 1e6;
@@ -203,7 +203,7 @@ export function markdown(r: Results): string {
     '',
   ];
   if (r.alternatives.length > 0) {
-    lines.push('## Proxy layer alternatives (bare forwarders, no checks)', '', ...httpTable(r.http.filter((h) => h.id === 'forwarder-http-proxy-3').concat(r.alternatives), direct, nginx), '');
+    lines.push('## Proxy layer alternatives (bare forwarders, no checks)', '', ...httpTable(r.http.filter((h) => h.id === 'forwarder-proxy-layer').concat(r.alternatives), direct, nginx), '');
   }
   if (r.websockets) {
     const { idle, echo } = r.websockets;

@@ -177,7 +177,7 @@ async function main(): Promise<void> {
     if (wanted('coldstart')) {
       log('cold starts');
       results.coldStart = await coldStarts(upstreamPort, T.coldRuns);
-      results.imports = importCosts(['./dist/server/sidecar.js', '@kubernetes/client-node', 'express', 'prom-client', 'zod', 'pino', 'http-proxy-3'], quick ? 1 : 3);
+      results.imports = importCosts(['./dist/server/sidecar.js', '@kubernetes/client-node', 'express', 'prom-client', 'zod', 'pino', 'undici/lib/dispatcher/agent.js'], quick ? 1 : 3);
     }
   } finally {
     await stopChild(upstream);

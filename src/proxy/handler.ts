@@ -1,10 +1,9 @@
 // The thin I/O shell around the decision: turn a request into facts, decide, record the
 // decision, then either forward (inline), answer (forward-auth) or refuse.
-import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
-import { createProxyServer } from 'http-proxy-3';
 import { decide, upstreamHeaders, type AllowedDecision, type Decision, type Mode, type RequestFacts } from '../decision/decide.js';
 import { refusalBody } from '../decision/reasons.js';
 import { loggedIdentity } from '../logging/logger.js';
@@ -12,16 +11,19 @@ import { perKey, statusClass } from '../metrics/metrics.js';
 import { isAllowed } from '../policy/policy.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { pathOf } from '../sanitise/forwarded.js';
-import { createUpstreamAgent } from './agent.js';
+import { UpstreamPool } from './agent.js';
+import { upstreamErrorKind, type UpstreamErrorKind } from './errors.js';
+import { forward, hasBody } from './forward.js';
 import { rejectUpgrade, sendJson } from './respond.js';
+import { relayUpgrade } from './upgrade.js';
 import { WebSocketTracker } from './websockets.js';
 
-const UPSTREAM_TIMEOUT = 'ETIMEDOUT_UPSTREAM';
+const TIMEOUT_BODY = '{"error":"upstream_timeout"}';
+const UNAVAILABLE_BODY = '{"error":"upstream_unavailable"}';
 
 export class RequestHandler {
   readonly websockets: WebSocketTracker;
-  private readonly agent: http.Agent;
-  private readonly proxy;
+  private readonly pool: UpstreamPool;
   // Metric children for what every allowed request records.
   private readonly decisionTime;
   private readonly allowedCount;
@@ -30,45 +32,17 @@ export class RequestHandler {
   private readonly responseCount;
 
   constructor(private readonly runtime: Runtime) {
-    const { upstream } = runtime.config;
     const { metrics } = runtime;
     this.decisionTime = perKey((mode: Mode) => metrics.decisionSeconds.labels(mode));
     this.allowedCount = perKey((mode: Mode) => metrics.decisions.labels(mode, 'allowed', 'allowed'));
     this.strippedCount = perKey((header: string) => metrics.headersStripped.labels(header));
     this.signedCount = perKey((kid: string) => metrics.assertionsSigned.labels(kid));
     this.responseCount = perKey((status: number) => metrics.upstreamResponses.labels(statusClass(status)));
-    this.agent = createUpstreamAgent(upstream);
-    // toProxy: forward the request target byte for byte. http-proxy otherwise re-parses it
-    // as a URL (resolving `..`, re-encoding), and the gateway would be sent another path
-    // than the one the assertion binds.
-    this.proxy = createProxyServer({
-      agent: this.agent,
-      xfwd: false,
-      ws: true,
-      toProxy: true,
-      connectTimeout: upstream.connectTimeoutSeconds * 1000,
-    });
+    this.pool = new UpstreamPool(runtime.config.upstream);
     this.websockets = new WebSocketTracker(runtime.metrics);
-    // Without a listener http-proxy-3 throws the socket errors it has no callback for (a
-    // client resetting an open WebSocket), which would end the process.
-    this.proxy.on('error', (err, _req, res) => {
-      runtime.logger.debug({ code: (err as NodeJS.ErrnoException).code }, 'client connection error');
-      res.destroy();
-    });
-    this.proxy.on('proxyReq', (proxyReq, req) => this.armUpstream(proxyReq, req));
-    this.proxy.on('proxyReqWs', (proxyReq, req, socket) => this.armUpgrade(proxyReq, req, socket as Socket));
-    this.proxy.on('proxyRes', (proxyRes, req, res) => {
-      // The upstream's Connection and Keep-Alive describe the pooled upstream hop; copied
-      // to the client they would keep open a connection the client asked to close. Headers
-      // the upstream's Connection names belong to that hop too (RFC 9110, 7.6.1).
-      for (const name of String(proxyRes.headers['connection'] ?? '').split(',')) delete proxyRes.headers[name.trim().toLowerCase()];
-      proxyRes.headers['connection'] = (res as ServerResponse).shouldKeepAlive ? 'keep-alive' : 'close';
-      delete proxyRes.headers['keep-alive'];
-      this.observeUpstream(proxyRes.statusCode ?? 502, req);
-    });
     // A reload that narrows the allow lists ends WebSockets of users it no longer admits.
     runtime.onRulesChange((rules) => {
-      this.agent.maxSockets = rules.config.upstream.maxSockets;
+      this.pool.update(rules.config.upstream);
       this.revoke((identity) => isAllowed(identity, rules.policy), 'config reload');
     });
     runtime.trust.onChange((set) => this.revoke((_i, peer) => set.lookup(peer).trusted, 'trusted set change'));
@@ -88,8 +62,16 @@ export class RequestHandler {
       sendJson(res, 200, '{"result":"allowed"}', this.grantHeaders(decision));
       return;
     }
-    req.headers = upstreamHeaders(decision, this.runtime.rules) as IncomingMessage['headers'];
-    this.proxy.web(req, res, this.upstreamOptions(), (err) => this.upstreamFailed(err, res));
+    const { url, timeoutSeconds } = this.runtime.config.upstream;
+    const started = process.hrtime.bigint();
+    // Read per request, so a reloaded upstream URL or timeout applies at once.
+    forward(req, res, upstreamHeaders(decision, this.runtime.rules), { dispatcher: this.pool.dispatcher, origin: url, timeoutMs: timeoutSeconds * 1000 }, {
+      response: (status) => this.observeUpstream(status, started),
+      failed: (err) => {
+        const kind = this.countUpstreamError(err);
+        sendJson(res, kind === 'timeout' ? 504 : 502, kind === 'timeout' ? TIMEOUT_BODY : UNAVAILABLE_BODY);
+      },
+    });
   }
 
   onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -105,19 +87,18 @@ export class RequestHandler {
       rejectUpgrade(socket, 200, '{"result":"allowed"}', this.grantHeaders(decision));
       return;
     }
-    (req as UpgradeRequest).allowed = decision;
-    req.headers = upstreamHeaders(decision, this.runtime.rules) as IncomingMessage['headers'];
-    this.proxy.ws(req, socket, head, this.upstreamOptions(), (err) => {
-      const kind = this.countUpstreamError(err);
-      if (kind === 'timeout') rejectUpgrade(socket, 504, '{"error":"upstream_timeout"}');
-      else rejectUpgrade(socket, 502, '{"error":"upstream_unavailable"}');
+    const { url, connectTimeoutSeconds, timeoutSeconds } = this.runtime.config.upstream;
+    const { maxWebSocketLifetimeSeconds } = this.runtime.config.listen;
+    const started = process.hrtime.bigint();
+    const target = { url, connectTimeoutMs: connectTimeoutSeconds * 1000, timeoutMs: timeoutSeconds * 1000 };
+    relayUpgrade(req, socket, head, upstreamHeaders(decision, this.runtime.rules), target, {
+      response: (status) => this.observeUpstream(status, started),
+      switched: (upstream) => this.websockets.add(socket as Socket, upstream, decision.identity, decision.peer, maxWebSocketLifetimeSeconds),
+      failed: (err) => {
+        const kind = this.countUpstreamError(err);
+        rejectUpgrade(socket, kind === 'timeout' ? 504 : 502, kind === 'timeout' ? TIMEOUT_BODY : UNAVAILABLE_BODY);
+      },
     });
-  }
-
-  /** Per request, so a reloaded upstream URL or connect timeout applies at once. */
-  private upstreamOptions() {
-    const { url, connectTimeoutSeconds } = this.runtime.config.upstream;
-    return { target: url, connectTimeout: connectTimeoutSeconds * 1000 };
   }
 
   private modeOf(req: IncomingMessage): Mode {
@@ -127,8 +108,7 @@ export class RequestHandler {
 
   /** Stops the upstream connection pool (after draining). */
   close(): void {
-    this.agent.destroy();
-    this.proxy.close();
+    this.pool.close();
   }
 
   private decide(req: IncomingMessage, mode: Mode): Decision {
@@ -170,54 +150,15 @@ export class RequestHandler {
     return headers;
   }
 
-  private armUpstream(proxyReq: http.ClientRequest, req: IncomingMessage): void {
-    (req as TimedRequest).upstreamStarted = process.hrtime.bigint();
-    this.limitWait(proxyReq);
-  }
-
-  /** Bounds the wait for the response (or the 101); http-proxy-3 clears it on an upgraded socket. */
-  private limitWait(proxyReq: http.ClientRequest): void {
-    proxyReq.setTimeout(this.runtime.config.upstream.timeoutSeconds * 1000, () => {
-      proxyReq.destroy(Object.assign(new Error('upstream timed out'), { code: UPSTREAM_TIMEOUT }));
-    });
-  }
-
-  private armUpgrade(proxyReq: http.ClientRequest, req: IncomingMessage, client: Socket): void {
-    const allowed = (req as UpgradeRequest).allowed;
-    this.limitWait(proxyReq);
-    proxyReq.once('upgrade', (_res, upstream: Socket) => {
-      this.observeUpstream(101, req);
-      if (allowed) {
-        this.websockets.add(client, upstream, allowed.identity, allowed.peer, this.runtime.config.listen.maxWebSocketLifetimeSeconds);
-      }
-    });
-  }
-
-  private observeUpstream(status: number, req: IncomingMessage): void {
-    const { metrics } = this.runtime;
+  private observeUpstream(status: number, started: bigint): void {
     this.responseCount(status).inc();
-    const started = (req as TimedRequest).upstreamStarted;
-    if (started !== undefined) metrics.upstreamSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
+    this.runtime.metrics.upstreamSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
   }
 
-  private upstreamFailed(err: Error, res: ServerResponse): void {
-    const kind = this.countUpstreamError(err);
-    if (kind === 'timeout') sendJson(res, 504, '{"error":"upstream_timeout"}');
-    else sendJson(res, 502, '{"error":"upstream_unavailable"}');
-  }
-
-  private countUpstreamError(err: Error): string {
-    const code = (err as NodeJS.ErrnoException).code;
-    const kind =
-      code === 'ECONNREFUSED'
-        ? 'refused'
-        : code === UPSTREAM_TIMEOUT || code === 'ECONNECT_TIMEOUT'
-          ? 'timeout'
-          : code === 'ECONNRESET' || code === 'EPIPE'
-            ? 'reset'
-            : 'other';
+  private countUpstreamError(err: Error): UpstreamErrorKind {
+    const kind = upstreamErrorKind(err);
     this.runtime.metrics.upstreamErrors.inc({ kind });
-    this.runtime.logger.warn({ kind, code }, 'upstream error');
+    this.runtime.logger.warn({ kind, code: (err as NodeJS.ErrnoException).code }, 'upstream error');
     return kind;
   }
 
@@ -234,11 +175,3 @@ export class RequestHandler {
 function refusalStatus(status: number, mode: Mode): number {
   return mode === 'forward-auth' && status !== 401 ? 403 : status;
 }
-
-function hasBody(req: IncomingMessage): boolean {
-  const length = req.headers['content-length'];
-  return (length !== undefined && length !== '0') || req.headers['transfer-encoding'] !== undefined;
-}
-
-type UpgradeRequest = IncomingMessage & { allowed?: AllowedDecision };
-type TimedRequest = IncomingMessage & { upstreamStarted?: bigint };

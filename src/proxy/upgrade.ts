@@ -1,0 +1,112 @@
+// Relays an allowed WebSocket upgrade with Node's own client: the handshake goes to the
+// gateway on a connection of its own (never the pool's: it becomes the WebSocket), the
+// gateway's answer comes back, and after a 101 the two sockets are piped into each other.
+import http, { type IncomingMessage } from 'node:http';
+import https from 'node:https';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { answerTimeout, connectTimeout } from './errors.js';
+
+export interface UpgradeTarget {
+  /** The gateway's base URL. */
+  readonly url: string;
+  readonly connectTimeoutMs: number;
+  /** The longest wait for the gateway's answer; an open WebSocket may idle for ever. */
+  readonly timeoutMs: number;
+}
+
+export interface UpgradeHooks {
+  /** The gateway answered (101 or anything else). */
+  response(status: number): void;
+  /** The gateway switched protocols: both sockets are now piped into each other. */
+  switched(upstream: Socket): void;
+  /** No answer came (refused, reset, timed out); the client socket is still open. */
+  failed(err: Error): void;
+}
+
+// No keep-alive: every upgrade's connection becomes its WebSocket or is closed.
+const AGENTS = { 'http:': new http.Agent(), 'https:': new https.Agent() };
+
+export function relayUpgrade(req: IncomingMessage, client: Duplex, head: Buffer, headers: Record<string, string | string[]>, target: UpgradeTarget, hooks: UpgradeHooks): void {
+  const url = new URL(target.url);
+  const outgoing = (url.protocol === 'https:' ? https : http).request({
+    agent: url.protocol === 'https:' ? AGENTS['https:'] : AGENTS['http:'],
+    host: url.hostname.replace(/^\[(.*)\]$/, '$1'),
+    port: url.port,
+    method: req.method,
+    // Byte for byte, as on the HTTP path: the assertion binds this exact target.
+    path: req.url,
+    headers,
+    setHost: false,
+  });
+  // A client that leaves during the handshake takes the gateway's half with it.
+  const abandon = () => outgoing.destroy();
+  client.once('close', abandon);
+  client.on('error', destroyOnError);
+  const timedOut = () => outgoing.destroy(answerTimeout());
+  outgoing.once('socket', (socket: Socket) => {
+    socket.setTimeout(target.timeoutMs, timedOut);
+    if (!socket.connecting) return;
+    const timer = setTimeout(() => outgoing.destroy(connectTimeout()), target.connectTimeoutMs);
+    const clear = () => clearTimeout(timer);
+    socket.once('connect', clear);
+    outgoing.once('close', clear);
+  });
+  outgoing.on('error', (err) => {
+    if (client.destroyed) return;
+    client.off('close', abandon);
+    hooks.failed(err);
+  });
+  outgoing.on('response', (res) => {
+    client.off('close', abandon);
+    hooks.response(res.statusCode ?? 502);
+    relayAnswer(res, client);
+  });
+  outgoing.on('upgrade', (res, upstream: Socket, upstreamHead: Buffer) => {
+    client.off('close', abandon);
+    // The wait for the answer is over; the WebSocket's lifetime is bounded elsewhere.
+    upstream.setTimeout(0);
+    upstream.off('timeout', timedOut);
+    hooks.response(101);
+    client.write(statusBlock(res));
+    if (upstreamHead.length > 0) client.write(upstreamHead);
+    if (head.length > 0) upstream.write(head);
+    splice(client, upstream);
+    hooks.switched(upstream);
+  });
+  outgoing.end();
+}
+
+/**
+ * The two sockets piped into each other. Outside relayUpgrade so that what stays attached
+ * for the WebSocket's life holds neither the handshake nor the decision (closures keep
+ * their whole enclosing scope): about 8 KiB per idle WebSocket.
+ */
+function splice(client: Duplex, upstream: Socket): void {
+  client.off('error', destroyOnError);
+  // A reset on either side ends both; an orderly end is passed on by the pipes.
+  upstream.on('error', () => client.destroy());
+  client.on('error', () => upstream.destroy());
+  upstream.pipe(client).pipe(upstream);
+}
+
+function destroyOnError(this: Duplex): void {
+  this.destroy();
+}
+
+/** A refused upgrade (401, 426, ...) goes back to the client as is, then the connection ends. */
+function relayAnswer(res: IncomingMessage, client: Duplex): void {
+  const drop = new Set(['connection', 'keep-alive', 'transfer-encoding']);
+  const raw: string[] = [];
+  for (let i = 0; i < res.rawHeaders.length; i += 2) if (!drop.has(res.rawHeaders[i]!.toLowerCase())) raw.push(res.rawHeaders[i]!, res.rawHeaders[i + 1]!);
+  // Node has removed the chunked framing; the end of the connection delimits the body.
+  client.write(statusBlock(res, raw.concat('connection', 'close')));
+  res.on('error', () => client.destroy());
+  res.pipe(client);
+}
+
+function statusBlock(res: IncomingMessage, raw = res.rawHeaders): string {
+  let block = `HTTP/1.1 ${res.statusCode} ${res.statusMessage}\r\n`;
+  for (let i = 0; i < raw.length; i += 2) block += `${raw[i]}: ${raw[i + 1]}\r\n`;
+  return `${block}\r\n`;
+}
