@@ -140,7 +140,14 @@ export async function startStack(): Promise<Stack> {
       edit(config);
       const before = gateway.output().length;
       writeFileSync(gatewayConfigPath, JSON.stringify(config, null, 2));
-      await waitFor(() => /config change applied|config hot reload applied/i.test(gateway.output().slice(before)), 'the gateway to reload its config', 30_000, 100);
+      // The gateway also rewrites its own config at run time, so only a reload line that
+      // names the auth settings proves this edit is in force.
+      await waitFor(
+        () => /config (change|hot reload) applied \([^)]*gateway\.auth/i.test(gateway.output().slice(before)),
+        'the gateway to apply the auth change',
+        30_000,
+        100,
+      );
     };
 
     const launchBrowser = async (host: Host) => {
