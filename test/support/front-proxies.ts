@@ -302,26 +302,28 @@ export interface JsonProcess extends RunningProcess {
   lines: Record<string, unknown>[];
 }
 
-/** Runs a process that prints JSON lines on stdout, and waits (bounded) for its ready line. */
-export async function startJsonProcess(host: Host, cmd: string, args: string[], timeoutMs = 10_000): Promise<JsonProcess> {
-  const child = host.spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  const output = capture(child);
-  const lines: Record<string, unknown>[] = [];
+/** Calls `each` with every JSON line a process prints (blank lines skipped). */
+export function onJsonLines(stream: NodeJS.ReadableStream, each: (line: Record<string, unknown>) => void): void {
   let pending = '';
-  let onReady: (line: Record<string, unknown>) => void = () => undefined;
-  const ready = new Promise<Record<string, unknown>>((resolve) => (onReady = resolve));
-  child.stdout!.on('data', (chunk: Buffer) => {
+  stream.on('data', (chunk: Buffer) => {
     pending += chunk.toString();
     let nl: number;
     while ((nl = pending.indexOf('\n')) !== -1) {
       const text = pending.slice(0, nl);
       pending = pending.slice(nl + 1);
-      if (!text.trim()) continue;
-      const line = JSON.parse(text) as Record<string, unknown>;
-      if (line['ready'] === true) onReady(line);
-      else lines.push(line);
+      if (text.trim()) each(JSON.parse(text) as Record<string, unknown>);
     }
   });
+}
+
+/** Runs a process that prints JSON lines on stdout, and waits (bounded) for its ready line. */
+export async function startJsonProcess(host: Host, cmd: string, args: string[], timeoutMs = 10_000): Promise<JsonProcess> {
+  const child = host.spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const output = capture(child);
+  const lines: Record<string, unknown>[] = [];
+  let onReady: (line: Record<string, unknown>) => void = () => undefined;
+  const ready = new Promise<Record<string, unknown>>((resolve) => (onReady = resolve));
+  onJsonLines(child.stdout!, (line) => (line['ready'] === true ? onReady(line) : lines.push(line)));
   const stop = () => stopChild(child);
   let timer: NodeJS.Timeout | undefined;
   try {

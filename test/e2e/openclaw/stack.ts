@@ -11,7 +11,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
-import { startJsonProcess, stopChild, waitForPort, type JsonProcess } from '../../support/front-proxies.js';
+import { onJsonLines, startJsonProcess, stopChild, waitForPort, type JsonProcess } from '../../support/front-proxies.js';
 import { createNetwork, type Host, type TestNetwork } from '../../support/netns.js';
 import { waitFor } from '../../support/wait.js';
 
@@ -293,16 +293,7 @@ async function stopGateway(pod: Host, child: ChildProcess): Promise<void> {
 function startJsonLines(host: Host, cmd: string, args: string[]): Proc & { lines(): Record<string, unknown>[] } {
   const child = host.spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: Record<string, unknown>[] = [];
-  let pending = '';
-  child.stdout!.on('data', (chunk: Buffer) => {
-    pending += chunk.toString();
-    let nl: number;
-    while ((nl = pending.indexOf('\n')) !== -1) {
-      const text = pending.slice(0, nl);
-      pending = pending.slice(nl + 1);
-      if (text.trim()) lines.push(JSON.parse(text) as Record<string, unknown>);
-    }
-  });
+  onJsonLines(child.stdout!, (line) => lines.push(line));
   let errors = '';
   child.stderr!.on('data', (c: Buffer) => (errors += c.toString()));
   return { child, output: () => `${errors}\n${lines.slice(-20).map((l) => JSON.stringify(l)).join('\n')}`, lines: () => lines };
