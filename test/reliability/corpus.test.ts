@@ -4,24 +4,18 @@
 // oracle is what the recording gateways received: every request there must carry an
 // assertion that verifies, name the identity the trusted side vouched for, carry no
 // client copy of a header the sidecar owns, and match one decision the sidecar allowed.
-import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLASSES, forgedAssertions, loadCorpus, render, statuses, type CorpusCase, type Materials } from '../../reliability/corpus.js';
 import { recordSection, table } from '../../reliability/report.js';
-import { startCaddy, startJsonProcess, startNginx, stopChild, waitForPort, type FrontProxySite, type JsonProcess } from '../support/front-proxies.js';
-import { createNetwork, type Host, type TestNetwork } from '../support/netns.js';
+import type { JsonProcess } from '../support/front-proxies.js';
+import type { Host } from '../support/netns.js';
+import { PORTS, startTopology, type Topology } from '../support/topology.js';
 import type { GatewayRecord } from '../support/recording-gateway.js';
 import { parseAddress } from '../../src/trust/address.js';
 import { normaliseName } from '../../src/sanitise/protected.js';
 import { waitFor } from '../support/wait.js';
 
-const SIDECAR_PORT = 8080;
-const ADMIN_PORT = 9090;
-const AUTH_PORT = 4180;
-const GATEWAY_INLINE_PORT = 18789;
-const GATEWAY_FA_PORT = 18790;
+const { sidecar: SIDECAR_PORT } = PORTS;
 const USER = 'alice@example.com';
 const EVIL = 'mallory@evil.example';
 const repo = process.cwd();
@@ -57,9 +51,7 @@ const OWNED = ['x-auth-request-', 'x-trusted-proxy-assertion', 'x-forwarded-', '
 const ISSUED_ONCE = ['x-trusted-proxy-assertion', 'x-forwarded-user', 'x-openclaw-scopes'];
 const ISSUED = new Set([...ISSUED_ONCE, 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host']);
 
-let net: TestNetwork | undefined;
-let dir: string | undefined;
-const processes: { stop(): Promise<void> }[] = [];
+let topology: Topology | undefined;
 let hosts: Record<From, Host>;
 let gateways: { inline: JsonProcess; fa: JsonProcess };
 const sidecarLogs: Record<string, unknown>[] = [];
@@ -67,72 +59,30 @@ let cookie: string;
 let key: Buffer;
 
 beforeAll(async () => {
-  net = await createNetwork(['ingress', 'pod', 'rogue']);
-  hosts = { ingress: net.host('ingress'), pod: net.host('pod'), rogue: net.host('rogue') };
-  const { ingress, pod } = hosts;
-  dir = mkdtempSync(join(tmpdir(), 'tps-corpus-'));
-  const keysDir = join(dir, 'keys');
-  mkdirSync(keysDir);
-  key = randomBytes(32);
-  writeFileSync(join(keysDir, 'k1'), key);
-  const users = join(dir, 'users.json');
-  writeFileSync(users, JSON.stringify({ alice: { password: 'pw', email: USER, groups: ['operators'] } }));
-  const config = join(dir, 'sidecar.json');
-  writeFileSync(
-    config,
-    JSON.stringify({
+  topology = await startTopology({
+    name: 'corpus',
+    users: { alice: { password: 'pw', email: USER, groups: ['operators'] } },
+    sidecar: {
       // Dual-stack: every IPv4 peer arrives as ::ffff:a.b.c.d, so each case also proves
       // mapped addresses are classified as their IPv4 selves.
-      listen: { host: '::', port: SIDECAR_PORT, shutdownGraceSeconds: 1, allowedOrigins: ['https://app.example'] },
-      admin: { host: pod.address, port: ADMIN_PORT },
-      upstream: { url: `http://127.0.0.1:${GATEWAY_INLINE_PORT}` },
-      trust: { cidrs: [`${ingress.address}/32`] },
-      identity: { userHeader: 'x-auth-request-email', groupsHeader: 'x-auth-request-groups' },
-      assertion: { keysDir },
-      gateway: { userHeader: 'x-forwarded-user', scopesHeader: 'x-openclaw-scopes', scopes: { default: ['operator.read'] } },
-      sanitise: { extraPrefixes: ['x-auth-request-'] },
-      forwardAuth: { enabled: true, path: '/forward-auth' },
+      listen: { host: '::', allowedOrigins: ['https://app.example'] },
       // Debug logs name every allowed request (id, method, path): the smuggling count.
       logging: { level: 'debug' },
-    }),
-  );
-  const node = process.execPath;
-  const auth = await startJsonProcess(ingress, node, [join(repo, 'test/support/auth-service.ts'), '--host', '127.0.0.1', '--port', `${AUTH_PORT}`, '--users', users]);
-  processes.push(auth);
-  cookie = (auth.ready['cookies'] as Record<string, string>)['alice']!;
-  const gateway = (host: string, port: number) =>
-    startJsonProcess(pod, node, [join(repo, 'test/support/recording-gateway.ts'), '--host', host, '--port', `${port}`, '--keys-dir', keysDir]);
-  gateways = { inline: await gateway('127.0.0.1', GATEWAY_INLINE_PORT), fa: await gateway(pod.address, GATEWAY_FA_PORT) };
-  processes.push(gateways.inline, gateways.fa);
-
-  const sidecar = pod.spawn(node, [join(repo, 'dist/cli/main.js'), 'serve', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  let partial = '';
-  sidecar.stdout!.on('data', (c: Buffer) => {
-    const lines = (partial + c.toString()).split('\n');
-    partial = lines.pop()!;
-    for (const line of lines) if (line.trim()) sidecarLogs.push(JSON.parse(line) as Record<string, unknown>);
+    },
+    sites: {
+      caddy: [['inline', PROXY_PORTS.caddy], ['forward-auth', PROXY_PORTS['caddy-fa']]],
+      nginx: [['inline', PROXY_PORTS.nginx], ['forward-auth', PROXY_PORTS['nginx-fa']]],
+    },
+    onSidecarLog: (line) => sidecarLogs.push(line),
   });
-  sidecar.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
-  processes.push({ stop: () => stopChild(sidecar) });
-  await waitForPort(pod.address, SIDECAR_PORT, sidecar, () => stderr);
-  await waitFor(async () => (await fetch(`http://${pod.address}:${ADMIN_PORT}/readyz`)).status === 200, 'sidecar ready');
-
-  const site = (mode: FrontProxySite['mode'], port: number): FrontProxySite => ({
-    mode,
-    port,
-    authService: `127.0.0.1:${AUTH_PORT}`,
-    sidecar: `${pod.address}:${SIDECAR_PORT}`,
-    gateway: `${pod.address}:${GATEWAY_FA_PORT}`,
-  });
-  processes.push(await startCaddy(ingress, [site('inline', PROXY_PORTS.caddy), site('forward-auth', PROXY_PORTS['caddy-fa'])]));
-  processes.push(await startNginx(ingress, [site('inline', PROXY_PORTS.nginx), site('forward-auth', PROXY_PORTS['nginx-fa'])]));
+  hosts = { ingress: topology.ingress, pod: topology.pod, rogue: topology.rogue };
+  gateways = { inline: topology.gateways.inline, fa: topology.gateways['forward-auth'] };
+  cookie = topology.cookies['alice']!;
+  key = topology.key;
 }, 90_000);
 
 afterAll(async () => {
-  for (const p of processes.reverse()) await p.stop().catch(() => undefined);
-  await net?.teardown();
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  await topology?.teardown();
 }, 30_000);
 
 // ------------------------------------------------------------------------------ sending

@@ -2,33 +2,20 @@
 // host: "ingress" (the front proxies and the session service), "pod" (the sidecar and the
 // recording gateways) and "rogue" (an attacker). Every case asserts what the gateway got.
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { WebSocket } from 'ws';
 import { parseAllDocuments } from 'yaml';
 import { scrape, sample } from '../../support/metrics.js';
-import { createNetwork, type Host, type TestNetwork } from '../../support/netns.js';
+import type { Host } from '../../support/netns.js';
 import { rawRequest, statusOf } from '../../support/raw.js';
-import {
-  startCaddy,
-  startJsonProcess,
-  startNginx,
-  stopChild,
-  waitForPort,
-  type FrontProxySite,
-  type JsonProcess,
-  type RunningProxy,
-} from '../../support/front-proxies.js';
+import type { FrontProxySite, JsonProcess } from '../../support/front-proxies.js';
+import { PORTS, startTopology, type Topology } from '../../support/topology.js';
 import type { GatewayRecord } from '../../support/recording-gateway.js';
 import { waitFor } from '../../support/wait.js';
 
-const AUTH_PORT = 4180;
-const SIDECAR_PORT = 8080;
-const ADMIN_PORT = 9090;
-const GATEWAY_INLINE_PORT = 18789;
-const GATEWAY_FA_PORT = 18790;
+const { sidecar: SIDECAR_PORT, admin: ADMIN_PORT, gatewayForwardAuth: GATEWAY_FA_PORT } = PORTS;
+const repo = process.cwd();
 const ALICE = 'alice@example.com';
 const ALICE_SCOPES = 'operator.read,operator.write';
 
@@ -40,91 +27,32 @@ const SITES: { proxy: Proxy; mode: FrontProxySite['mode']; port: number }[] = [
   { proxy: 'nginx', mode: 'forward-auth', port: 8084 },
 ];
 
-let net: TestNetwork | undefined;
-let dir: string | undefined;
+let topology: Topology | undefined;
 let ingress: Host;
 let pod: Host;
 let rogue: Host;
-const processes: { stop(): Promise<void> }[] = [];
-let auth: JsonProcess;
 let gateways: Record<FrontProxySite['mode'], JsonProcess>;
 let cookies: Record<string, string>;
 
-const repo = process.cwd();
-
 beforeAll(async () => {
-  net = await createNetwork(['ingress', 'pod', 'rogue']);
-  ingress = net.host('ingress');
-  pod = net.host('pod');
-  rogue = net.host('rogue');
-  dir = mkdtempSync(join(tmpdir(), 'tps-fa-e2e-'));
-  const keysDir = join(dir, 'keys');
-  const users = join(dir, 'users.json');
-  const config = join(dir, 'sidecar.json');
-  mkdirSync(keysDir);
-  writeFileSync(join(keysDir, 'k1'), randomBytes(32));
-  writeFileSync(
-    users,
-    JSON.stringify({
+  const sitesOf = (proxy: Proxy) => SITES.filter((s) => s.proxy === proxy).map((s): [FrontProxySite['mode'], number] => [s.mode, s.port]);
+  topology = await startTopology({
+    name: 'fa-e2e',
+    users: {
       alice: { password: 'alice-pw', email: ALICE, groups: ['operators'] },
       bob: { password: 'bob-pw', email: 'bob@example.com', groups: [] },
-    }),
-  );
-  writeFileSync(
-    config,
-    JSON.stringify({
-      listen: { host: '0.0.0.0', port: SIDECAR_PORT, shutdownGraceSeconds: 1 },
-      admin: { host: pod.address, port: ADMIN_PORT },
-      upstream: { url: `http://127.0.0.1:${GATEWAY_INLINE_PORT}` },
-      trust: { cidrs: [`${ingress.address}/32`] },
-      identity: { userHeader: 'x-auth-request-email', groupsHeader: 'x-auth-request-groups', allowGroups: ['operators'] },
-      assertion: { keysDir },
-      gateway: {
-        userHeader: 'x-forwarded-user',
-        scopesHeader: 'x-openclaw-scopes',
-        scopes: { default: ['operator.read'], byGroup: { operators: ['operator.read', 'operator.write'] } },
-      },
-      // Every oauth2-proxy header is the front proxy's to set, aliases included.
-      sanitise: { extraPrefixes: ['x-auth-request-'] },
-      forwardAuth: { enabled: true, path: '/forward-auth' },
-      logging: { level: 'info' },
-    }),
-  );
-
-  const node = process.execPath;
-  auth = await startJsonProcess(ingress, node, [join(repo, 'test/support/auth-service.ts'), '--host', '127.0.0.1', '--port', `${AUTH_PORT}`, '--users', users]);
-  processes.push(auth);
-  cookies = auth.ready['cookies'] as Record<string, string>;
-  const gateway = (host: string, port: number) =>
-    startJsonProcess(pod, node, [join(repo, 'test/support/recording-gateway.ts'), '--host', host, '--port', `${port}`, '--keys-dir', keysDir]);
-  // Inline, the gateway listens on the pod's loopback only; in forward-auth mode the
-  // ingress reaches it around the sidecar, so it listens on the pod's address.
-  gateways = { inline: await gateway('127.0.0.1', GATEWAY_INLINE_PORT), 'forward-auth': await gateway(pod.address, GATEWAY_FA_PORT) };
-  processes.push(gateways.inline, gateways['forward-auth']);
-
-  const sidecar = pod.spawn(node, [join(repo, 'dist/cli/main.js'), 'serve', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let sidecarErr = '';
-  sidecar.stderr!.on('data', (c: Buffer) => (sidecarErr += c.toString()));
-  processes.push({ stop: () => stopChild(sidecar) });
-  await waitForPort(pod.address, SIDECAR_PORT, sidecar, () => sidecarErr);
-  await waitFor(async () => (await fetch(`http://${pod.address}:${ADMIN_PORT}/readyz`)).status === 200, 'sidecar ready');
-
-  const site = (mode: FrontProxySite['mode'], port: number): FrontProxySite => ({
-    mode,
-    port,
-    authService: `127.0.0.1:${AUTH_PORT}`,
-    sidecar: `${pod.address}:${SIDECAR_PORT}`,
-    gateway: `${pod.address}:${GATEWAY_FA_PORT}`,
+    },
+    sidecar: {
+      identity: { allowGroups: ['operators'] },
+      gateway: { scopes: { default: ['operator.read'], byGroup: { operators: ['operator.read', 'operator.write'] } } },
+    },
+    sites: { caddy: sitesOf('caddy'), nginx: sitesOf('nginx') },
   });
-  const sitesOf = (proxy: Proxy) => SITES.filter((s) => s.proxy === proxy).map((s) => site(s.mode, s.port));
-  const proxies: RunningProxy[] = [await startCaddy(ingress, sitesOf('caddy')), await startNginx(ingress, sitesOf('nginx'))];
-  processes.push(...proxies);
+  ({ ingress, pod, rogue, gateways, cookies } = topology);
 }, 60_000);
 
 afterAll(async () => {
-  for (const p of processes.reverse()) await p.stop().catch(() => undefined);
-  await net?.teardown();
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  await topology?.teardown();
 }, 30_000);
 
 // ------------------------------------------------------------------------------ helpers
