@@ -1,7 +1,7 @@
 // The sidecar as a real process (`node dist/cli/main.js serve`), so its file descriptors,
 // memory and signals are its own to count, plus bounded load loops and counters.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -30,8 +30,13 @@ export interface SidecarProcess {
 }
 
 export interface ServeOptions {
-  /** Run as this uid/gid (root ignores file modes; an unreadable folder needs another user). */
-  user?: { uid: number; gid: number };
+  /**
+   * Honour file modes: root without the two capabilities that bypass them, so a folder made
+   * unreadable is unreadable to the sidecar. (Running as another user instead would also
+   * need every folder above the checkout to be traversable, which a CI clone in a private
+   * mktemp folder is not.)
+   */
+  honourFileModes?: boolean;
   /** Node flags for the sidecar process, e.g. a heap bound as a container limit would set. */
   nodeFlags?: string[];
 }
@@ -57,11 +62,10 @@ export async function serveProcess(input: ConfigInput, options: ServeOptions = {
     renameSync(staged, configPath);
   };
   writeConfig(full);
-  if (options.user) for (const p of [dir, keysDir, configPath, join(keysDir, 'k1')]) chownSync(p, options.user.uid, options.user.gid);
-  const child = spawn(process.execPath, [...(options.nodeFlags ?? []), MAIN, 'serve', '--config', configPath], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    ...(options.user && { uid: options.user.uid, gid: options.user.gid }),
-  });
+  const command = [process.execPath, ...(options.nodeFlags ?? []), MAIN, 'serve', '--config', configPath];
+  // setpriv execs the sidecar in place, so the child's pid is the sidecar's (for /proc).
+  const [file, ...args] = options.honourFileModes ? ['setpriv', '--bounding-set', '-dac_override,-dac_read_search', '--', ...command] : command;
+  const child = spawn(file!, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   // The last lines only, parsed when asked: a soak logs every refusal, and a reader that
   // falls behind would make the sidecar buffer its log output and skew its memory.
   const recent: string[] = [];
