@@ -9,6 +9,7 @@ import type { WrkResult } from './load.js';
 import type { Rate } from './micro.js';
 import { tempDir } from './procs.js';
 import type { EchoResult } from './ws.js';
+import { CHROMIUM_ARGS } from '../test/support/chromium.js';
 
 export interface HttpResult {
   id: string;
@@ -343,12 +344,7 @@ export async function writeReport(r: Results, dir: string): Promise<void> {
     'chromium',
     [
       '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
+      ...CHROMIUM_ARGS,
       '--hide-scrollbars',
       `--user-data-dir=${join(work, 'profile')}`,
       `--window-size=${width},${height}`,

@@ -14,6 +14,7 @@ import { chromium, type Browser } from 'playwright-core';
 import { onJsonLines, startJsonProcess, stopChild, waitForPort, type JsonProcess } from '../../support/front-proxies.js';
 import { createNetwork, type Host, type TestNetwork } from '../../support/netns.js';
 import { waitFor } from '../../support/wait.js';
+import { CHROMIUM_ARGS } from '../../support/chromium.js';
 
 const ROOT = join(import.meta.dirname, '..', '..', '..');
 export const FIXTURES = join(ROOT, 'test', 'fixtures', 'openclaw');
@@ -160,13 +161,7 @@ export async function startStack(): Promise<Stack> {
         headless: true,
         timeout: 60_000,
         args: [
-          '--no-sandbox',
-          '--disable-gpu',
-          '--disable-background-networking',
-          '--disable-component-update',
-          '--disable-sync',
-          '--no-first-run',
-          '--disable-quic',
+          ...CHROMIUM_ARGS,
           `--host-resolver-rules=MAP ${PUBLIC_HOST} ${ingress.address}`,
         ],
       });
