@@ -8,6 +8,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { sample } from '../../support/metrics.js';
+import { waitFor } from '../../support/wait.js';
 import { ARTIFACTS, PUBLIC_ORIGIN, USERS, startStack, type Stack } from './stack.js';
 
 jest.setTimeout(120_000);
@@ -165,8 +166,11 @@ test('3. a browser on another host that reaches the sidecar directly with forged
   // Around the sidecar there is no way in: the gateway listens on the pod's loopback only.
   await expect(page.goto(`http://${stack.pod.address}:18789/`)).rejects.toThrow(/ERR_CONNECTION_REFUSED/);
 
-  // The page, its favicon and the WebSocket: each refused at the source stage.
-  const fromRogue = stack.sidecarLogs().filter((l) => l['peer'] === stack.rogue.address);
+  // The page, its favicon and the WebSocket: each refused at the source stage. The sidecar
+  // logs asynchronously, so wait (bounded) for the last line before reading them.
+  const rogueLines = () => stack.sidecarLogs().filter((l) => l['peer'] === stack.rogue.address);
+  await waitFor(() => rogueLines().filter((l) => l['path'] === '/').length >= 2, 'both refusals of / logged', 5000);
+  const fromRogue = rogueLines();
   expect(fromRogue.length).toBeGreaterThanOrEqual(2);
   expect(new Set(fromRogue.map((l) => `${l['msg']} ${l['reason']}`))).toEqual(new Set(['refused untrusted_source']));
   expect(fromRogue.filter((l) => l['path'] === '/')).toHaveLength(2);
