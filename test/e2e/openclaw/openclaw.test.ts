@@ -218,8 +218,16 @@ test('4. a forged x-openclaw-scopes: operator.admin sent through the real proxy 
 
 test('5. with deviceAutoApprove off the seed\'s exact failure comes back ("pairing required"), and doctor names it', async () => {
   await stack.editGatewayConfig((config) => (config['gateway'].auth.trustedProxy.deviceAutoApprove.enabled = false));
-  const outputBefore = stack.gatewayOutput().length;
-  const denied = await visit('alice');
+  // The gateway logs the applied reload before every connection path sees it: a first new
+  // browser can still be auto-approved. Visit again, bounded, until the setting is in force.
+  let outputBefore = stack.gatewayOutput().length;
+  let denied = await visit('alice');
+  for (let attempt = 1; attempt < 6 && denied.outcome.kind === 'hello-ok'; attempt++) {
+    await denied.page.context().close();
+    await new Promise((resolve) => setTimeout(resolve, 5000));
+    outputBefore = stack.gatewayOutput().length;
+    denied = await visit('alice');
+  }
   // As in the seed report: the reason, then the request id.
   expect(denied.outcome).toEqual({
     kind: 'closed',
