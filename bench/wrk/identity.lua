@@ -15,6 +15,19 @@ wrk.headers["Accept-Language"] = "en-GB,en;q=0.9"
 wrk.headers["Accept-Encoding"] = "gzip, deflate, br"
 wrk.headers["Cookie"] = "theme=dark; _oauth2_proxy=Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0Z2FycGx5d2FsZG9mcmVkcGx1Z2h4eXp6eQ"
 
+-- `wrk ... -- MEAN_MS`: every connection waits a random, exponentially distributed time
+-- (mean MEAN_MS) before each request, so N connections send N * 1000 / MEAN_MS requests/s
+-- in Poisson arrivals, whatever the path's latency. Without it wrk sends flat out.
+function init(args)
+  local mean = tonumber(args[1])
+  if mean then
+    math.randomseed(os.time() + math.floor(os.clock() * 1e6))
+    delay = function()
+      return math.floor(-math.log(1 - math.random()) * mean + 0.5)
+    end
+  end
+end
+
 local percentiles = { 1, 5, 10, 25, 50, 75, 90, 95, 97.5, 99, 99.5, 99.9, 99.95, 99.99 }
 
 done = function(summary, latency, requests)
@@ -22,9 +35,14 @@ done = function(summary, latency, requests)
   for _, p in ipairs(percentiles) do
     parts[#parts + 1] = string.format('"%s":%d', p, latency:percentile(p))
   end
+  -- The whole distribution too, at every half percentile, for the chart.
+  local curve = {}
+  for i = 1, 200 do
+    curve[i] = string.format('%d', latency:percentile(i / 2))
+  end
   io.write(string.format(
-    'WRK_JSON {"requests":%d,"duration_us":%d,"errors":%d,"non2xx":%d,"max_us":%d,"percentiles_us":{%s}}\n',
+    'WRK_JSON {"requests":%d,"duration_us":%d,"errors":%d,"non2xx":%d,"max_us":%d,"percentiles_us":{%s},"distribution_us":[%s]}\n',
     summary.requests, summary.duration,
     summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
-    summary.errors.status, latency.max, table.concat(parts, ",")))
+    summary.errors.status, latency.max, table.concat(parts, ","), table.concat(curve, ",")))
 end
