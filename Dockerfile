@@ -2,14 +2,14 @@
 # The trusted-proxy-sidecar image: `make image` (needs a Docker engine).
 # Build stage: the same scripts/build-runtime-tree.sh that `make test` starts the sidecar
 # from, so the image holds exactly the tested tree: dist/, package.json and production
-# node_modules.
+# node_modules; the command is dist/sidecar.js, one bundled file.
 FROM node:24-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm install --no-audit --no-fund --ignore-scripts --loglevel=error
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
-COPY scripts/build-runtime-tree.sh ./scripts/
+COPY scripts/build-runtime-tree.sh scripts/bundle.mjs ./scripts/
 RUN scripts/build-runtime-tree.sh /out
 
 # Runtime: distroless Node 24 (no shell, no package manager), a fixed non-root UID, and
@@ -28,5 +28,5 @@ WORKDIR /app
 COPY --from=build --chown=0:0 /out /app
 USER 65532:65532
 EXPOSE 8080 9090
-ENTRYPOINT ["/nodejs/bin/node", "/app/dist/cli/main.js"]
+ENTRYPOINT ["/nodejs/bin/node", "/app/dist/sidecar.js"]
 CMD ["serve", "--config", "/etc/trusted-proxy-sidecar/config/sidecar.yaml"]

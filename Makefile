@@ -29,8 +29,10 @@ unit: deps
 soak: system-deps build
 	RELIABILITY_PROFILE=soak jest --maxWorkers=1 test/reliability
 
+# tsc's output is the library; the command users run is its bundle, dist/sidecar.js.
 build: deps
 	tsc -p tsconfig.build.json
+	node scripts/bundle.mjs dist
 
 typecheck: deps
 	tsc -p tsconfig.json --noEmit

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds the sidecar's runtime tree into OUT: compiled dist/, package.json and the
-# production node_modules only. The Dockerfile runs this same script in its build stage,
-# and `make test` starts the sidecar from its output, so both use one recipe.
+# Builds the sidecar's runtime tree into OUT: compiled dist/ with the command's bundle
+# (dist/sidecar.js), package.json and the production node_modules only. The Dockerfile
+# runs this same script in its build stage, and `make test` starts the sidecar from its
+# output, so both use one recipe.
 #   scripts/build-runtime-tree.sh OUT
 set -euo pipefail
 out=${1:?usage: build-runtime-tree.sh OUT}
@@ -9,8 +10,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 rm -rf "$out"
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
-# tsc comes from the build's own (dev) dependencies.
+# tsc and esbuild come from the build's own (dev) dependencies.
 "$root/node_modules/.bin/tsc" -p "$root/tsconfig.build.json" --outDir "$out/dist" --declaration false --sourceMap false
+node "$root/scripts/bundle.mjs" "$out/dist"
 cp "$root/package.json" "$root/package-lock.json" "$out/"
 cd "$out"
 # The committed lock decides every version; dev dependencies and install scripts stay out.

@@ -4,12 +4,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 keys=.run/keys
 if [ ! -f "$keys/dev" ]; then
-  node dist/cli/main.js keygen --keys-dir "$keys" --kid dev >/dev/null
+  node dist/sidecar.js keygen --keys-dir "$keys" --kid dev >/dev/null
   printf '\n\033[1;33m!!! WARNING: generated a DEVELOPMENT signing key in %s/dev.\n!!! It is for this demo only; never use it in a real deployment.\033[0m\n\n' "$keys"
 fi
 node dist/demo/gateway.js "$keys" 18789 &
 gateway=$!
-node dist/cli/main.js serve --config examples/dev/sidecar.yaml &
+node dist/sidecar.js serve --config examples/dev/sidecar.yaml &
 sidecar=$!
 trap 'kill $sidecar $gateway 2>/dev/null; wait 2>/dev/null' EXIT INT TERM
 for _ in $(seq 50); do curl -fs http://127.0.0.1:9090/readyz >/dev/null 2>&1 && break; sleep 0.1; done

@@ -1,0 +1,46 @@
+#!/usr/bin/env node
+// Bundles the command that tsc compiled (DIST/cli/main.js) into one ESM file, DIST/sidecar.js:
+// Node's module loader walking hundreds of package files was most of the start-up time.
+// The bundle sits directly in DIST so that what it resolves at run time (../package.json for
+// the version, undici's agent through createRequire, the Kubernetes client) resolves as from
+// the other compiled files. The Makefile and scripts/build-runtime-tree.sh both run this.
+//   node scripts/bundle.mjs [DIST]   (default: dist)
+import { chmodSync } from 'node:fs';
+import { join } from 'node:path';
+import { build } from 'esbuild';
+
+const dist = process.argv[2] ?? 'dist';
+const outfile = join(dist, 'sidecar.js');
+
+// The Kubernetes client stays out of the bundle (it is large) and loads only when a discovery
+// source is configured. esbuild would hoist discovery's static imports of it to the top of the
+// bundle and so load it at every start; routing them through a module that awaits import()
+// keeps it lazy: that module runs only when discovery, itself imported on demand, first does.
+const LAZY = '@kubernetes/client-node';
+const lazyNames = Object.keys(await import(LAZY));
+
+const lazyExternal = {
+  name: 'lazy-external',
+  setup(b) {
+    b.onResolve({ filter: /^@kubernetes\/client-node$/ }, (args) =>
+      args.namespace === 'lazy' ? { path: LAZY, external: true } : { path: LAZY, namespace: 'lazy' },
+    );
+    b.onLoad({ filter: /.*/, namespace: 'lazy' }, () => ({
+      contents: `const m = await import(${JSON.stringify(LAZY)});\nexport const { ${lazyNames.join(', ')} } = m;\n`,
+      loader: 'js',
+    }));
+  },
+};
+
+await build({
+  entryPoints: [join(dist, 'cli/main.js')],
+  outfile,
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  // Bundled CommonJS code requires Node's built-ins; an ES module has no `require` of its own.
+  banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
+  plugins: [lazyExternal],
+  logLevel: 'warning',
+});
+chmodSync(outfile, 0o755);
