@@ -7,7 +7,7 @@ import { stringify } from 'yaml';
 import type { ConfigInput } from '../src/config/schema.js';
 import { freePort, httpOk, start, tempDir, until, type Proc } from './procs.js';
 
-export const MAIN = new URL('../../../dist/cli/main.js', import.meta.url).pathname;
+export const MAIN = new URL('../../../dist/sidecar.js', import.meta.url).pathname;
 
 export interface RunningSidecar extends Proc {
   port: number;

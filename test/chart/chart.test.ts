@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { parse } from 'yaml';
 import { CHART, find, one, renderChart, ROOT, validateObject, type K8sObject } from './k8s.js';
 import { metricNamesIn, sidecarMetricNames } from './metric-names.js';
+import { COMMAND } from '../support/command.js';
 
 const VALUES = join(import.meta.dirname, 'values');
 const valuesFiles = readdirSync(VALUES).filter((f) => f.endsWith('.yaml')).sort();
@@ -101,7 +102,7 @@ describe.each(valuesFiles)('values/%s', (file) => {
   test('the generated sidecar config passes check-config', () => {
     const path = join(tmp, `${file}.sidecar.yaml`);
     writeFileSync(path, sidecarConfigText(objects(file)));
-    const r = spawnSync(process.execPath, [join(ROOT, 'dist/cli/main.js'), 'check-config', '--config', path], { encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [COMMAND, 'check-config', '--config', path], { encoding: 'utf8' });
     expect([r.status, r.stderr]).toEqual([0, '']);
   });
 

@@ -6,10 +6,10 @@ import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFile
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import JSON5 from 'json5';
-import { one, renderChart, ROOT } from './k8s.js';
+import { one, renderChart } from './k8s.js';
+import { COMMAND as CLI } from '../support/command.js';
 
 const VALUES = join(import.meta.dirname, 'values');
-const CLI = join(ROOT, 'dist/cli/main.js');
 let tmp: string;
 beforeAll(() => {
   tmp = mkdtempSync(join(tmpdir(), 'tps-gwconfig-'));

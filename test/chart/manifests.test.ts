@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { ensureRenderer, find, kustomize, one, ROOT, validateObject, type K8sObject } from './k8s.js';
+import { COMMAND } from '../support/command.js';
 
 const base = kustomize(join(ROOT, 'manifests/base'));
 const withComponent = kustomize(join(import.meta.dirname, 'fixtures/component'));
@@ -64,7 +65,7 @@ test('the component adds only the sidecar, to the annotated Deployment only, wit
   expect(cm.metadata.name).toMatch(/^trusted-proxy-sidecar-[a-z0-9]{10}$/);
   const path = join(tmp, 'component-sidecar.yaml');
   writeFileSync(path, cm.data['sidecar.yaml']);
-  const r = spawnSync(process.execPath, [join(ROOT, 'dist/cli/main.js'), 'check-config', '--config', path], { encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [COMMAND, 'check-config', '--config', path], { encoding: 'utf8' });
   expect([r.status, r.stderr]).toEqual([0, '']);
   expect(parse(cm.data['sidecar.yaml']).trust.cidrs).toEqual([]);
 });

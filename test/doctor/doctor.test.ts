@@ -10,9 +10,9 @@ import { parseConfig } from '../../src/config/load.js';
 import { configSchema, type Config, type ConfigInput } from '../../src/config/schema.js';
 import { diagnose } from '../../src/doctor/doctor.js';
 import { mergeGatewayConfig } from '../../src/openclaw/gateway-config.js';
+import { COMMAND as CLI } from '../support/command.js';
 
 const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'openclaw');
-const CLI = join(import.meta.dirname, '..', '..', 'dist', 'cli', 'main.js');
 const ORIGIN = 'https://claw.example.com';
 const seedText = readFileSync(join(FIXTURES, 'seed-config.json5'), 'utf8');
 const seed = (): Record<string, any> => JSON5.parse(seedText);

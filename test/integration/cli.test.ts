@@ -1,14 +1,14 @@
-// The command as users run it (`node dist/cli/main.js …`): help on every subcommand, config
+// The command as users run it (`node dist/sidecar.js …`): help on every subcommand, config
 // checking with every problem listed, key generation, and token verification.
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { loadKeyRing } from '../../src/assertion/keys.js';
 import { startSidecar, type TestSidecar } from '../support/sidecar.js';
 import { startRecordingUpstream, type RecordingUpstream } from '../support/upstream.js';
+import { COMMAND as MAIN } from '../support/command.js';
 
-const MAIN = resolve('dist/cli/main.js');
 let dir: string;
 
 beforeAll(() => {

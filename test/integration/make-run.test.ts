@@ -7,6 +7,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync,
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { COMMAND_PATH } from '../support/command.js';
 import { waitFor } from '../support/wait.js';
 
 const REPO = resolve('.');
@@ -30,7 +31,7 @@ function portFree(port: number): Promise<boolean> {
 }
 
 beforeAll(async () => {
-  if (!existsSync(join(REPO, 'dist/cli/main.js'))) throw new Error('dist/ is missing: run "make build" (make test builds before jest runs)');
+  if (!existsSync(join(REPO, COMMAND_PATH))) throw new Error('dist/ is missing: run "make build" (make test builds before jest runs)');
   const taken = [];
   for (const port of PORTS) if (!(await portFree(port))) taken.push(port);
   if (taken.length > 0) throw new Error(`make run needs ports ${PORTS.join(', ')} on 127.0.0.1; in use: ${taken.join(', ')}`);

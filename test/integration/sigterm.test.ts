@@ -1,18 +1,18 @@
-// SIGTERM on the real command (`node dist/cli/main.js serve`): requests in flight finish,
+// SIGTERM on the real command (`node dist/sidecar.js serve`): requests in flight finish,
 // new connections are refused, WebSockets get 1001, and the process exits 0 within the grace.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import type { ServerResponse } from 'node:http';
 import { stringify } from 'yaml';
 import { TEST_KEY } from '../support/sidecar.js';
 import { startRecordingUpstream, type RecordingUpstream } from '../support/upstream.js';
 import { waitFor } from '../support/wait.js';
 import { closed, echo, openWebSocket } from '../support/websocket.js';
+import { COMMAND as MAIN } from '../support/command.js';
 
-const MAIN = resolve('dist/cli/main.js');
 const ALICE = { 'x-auth-request-email': 'alice@example.com' };
 const SLOW_MS = 1200;
 

@@ -14,8 +14,8 @@ import { createNetwork, type TestNetwork } from '../support/netns.js';
 import { startRecordingUpstream, type RecordingUpstream } from '../support/upstream.js';
 import { waitFor } from '../support/wait.js';
 import { pod } from './objects.js';
+import { COMMAND as MAIN } from '../support/command.js';
 
-const MAIN = new URL('../../dist/cli/main.js', import.meta.url).pathname;
 const SOURCE = 'pods:traefik/app.kubernetes.io/name=traefik';
 
 // Runs in the proxy's namespace: requests on one keep-alive connection, one after the

@@ -1,17 +1,16 @@
-// The sidecar as a real process (`node dist/cli/main.js serve`), so its file descriptors,
+// The sidecar as a real process (`node dist/sidecar.js serve`), so its file descriptors,
 // memory and signals are its own to count, plus bounded load loops and counters.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { stringify } from 'yaml';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { sample, scrape } from '../support/metrics.js';
 import { TEST_KEY } from '../support/sidecar.js';
 import { waitFor } from '../support/wait.js';
-
-const MAIN = resolve('dist/cli/main.js');
+import { COMMAND as MAIN } from '../support/command.js';
 
 export interface SidecarProcess {
   child: ChildProcess;

@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { COMMAND } from './command.js';
 import { onJsonLines, startCaddy, startJsonProcess, startNginx, stopChild, waitForPort, type FrontProxySite, type JsonProcess } from './front-proxies.js';
 import { createNetwork, type Host, type TestNetwork } from './netns.js';
 import { waitFor } from './wait.js';
@@ -83,7 +84,7 @@ export async function startTopology(opts: TopologyOptions): Promise<Topology> {
     };
     const gateways = { inline: await gateway('127.0.0.1', PORTS.gatewayInline), 'forward-auth': await gateway(pod.address, PORTS.gatewayForwardAuth) };
 
-    const sidecar = pod.spawn(node, [join(repo, 'dist/cli/main.js'), 'serve', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const sidecar = pod.spawn(node, [COMMAND, 'serve', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
     onJsonLines(sidecar.stdout!, opts.onSidecarLog ?? (() => undefined));
     let stderr = '';
     sidecar.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));

@@ -15,10 +15,10 @@ import { onJsonLines, startJsonProcess, stopChild, waitForPort, type JsonProcess
 import { createNetwork, type Host, type TestNetwork } from '../../support/netns.js';
 import { waitFor } from '../../support/wait.js';
 import { CHROMIUM_ARGS } from '../../support/chromium.js';
+import { COMMAND as CLI } from '../../support/command.js';
 
 const ROOT = join(import.meta.dirname, '..', '..', '..');
 export const FIXTURES = join(ROOT, 'test', 'fixtures', 'openclaw');
-const CLI = join(ROOT, 'dist', 'cli', 'main.js');
 const OPENCLAW = join(ROOT, '.cache', 'openclaw', 'node_modules', 'openclaw', 'openclaw.mjs');
 export const ARTIFACTS = join(ROOT, 'test-artifacts', 'openclaw');
 
