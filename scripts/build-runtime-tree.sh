@@ -12,9 +12,10 @@ mkdir -p "$out"
 out=$(cd "$out" && pwd)
 # tsc and esbuild come from the build's own (dev) dependencies.
 "$root/node_modules/.bin/tsc" -p "$root/tsconfig.build.json" --outDir "$out/dist" --declaration false --sourceMap false
-node "$root/scripts/bundle.mjs" "$out/dist"
 cp "$root/package.json" "$root/package-lock.json" "$out/"
 cd "$out"
 # The committed lock decides every version; dev dependencies and install scripts stay out.
 npm install --omit=dev --ignore-scripts --no-save --no-audit --no-fund --prefer-offline --loglevel=error
+# Bundled from the very packages the tree ships.
+node "$root/scripts/bundle.mjs" "$out/dist"
 rm -f package-lock.json node_modules/.package-lock.json

@@ -41,6 +41,8 @@ await build({
   // Bundled CommonJS code requires Node's built-ins; an ES module has no `require` of its own.
   banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
   plugins: [lazyExternal],
+  // The input is tsc's JavaScript: no tsconfig.json found around DIST may change the output.
+  tsconfigRaw: {},
   logLevel: 'warning',
 });
 chmodSync(outfile, 0o755);
