@@ -179,4 +179,9 @@ test('the Dockerfile builds with the same script and runs as that user, with the
   expect(dockerfile).toContain(`ENTRYPOINT ["/nodejs/bin/node", "/app/${COMMAND_PATH}"]\n`);
   expect(dockerfile).toMatch(/^FROM gcr\.io\/distroless\/nodejs24-debian12:nonroot$/m);
   expect(dockerfile).toContain('org.opencontainers.image.version');
+  // Every file the build stage copies from the context gets past .dockerignore.
+  const allowed = readFileSync(join(ROOT, '.dockerignore'), 'utf8').split('\n').filter((l) => l.startsWith('!')).map((l) => l.slice(1));
+  const copied = [...dockerfile.matchAll(/^COPY (?!--from)(.+) \S+$/gm)].flatMap((m) => m[1]!.split(/\s+/)).map((p) => p.replace(/\/$/, ''));
+  expect(copied).toContain('scripts/bundle.mjs');
+  expect(copied.filter((p) => !allowed.includes(p) && !allowed.includes(`${p}/**`))).toEqual([]);
 });
