@@ -1,4 +1,4 @@
-// Cold start: from spawning the built command to the first 200 from /readyz (static
+// Cold start: from spawning the built command (the bundle users run) to the first 200 from /readyz (static
 // trust, no discovery), then the idle RSS once it has settled.
 import { execFileSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -10,23 +10,32 @@ export interface ColdStart {
   idleRssBytes: number[];
 }
 
-export async function coldStarts(upstreamPort: number, runs: number): Promise<ColdStart> {
-  const readyMs: number[] = [];
-  const idleRssBytes: number[] = [];
+/** The same command unbundled: tsc's module tree, which the bundle is made from. */
+export const UNBUNDLED = new URL('../../../dist/cli/main.js', import.meta.url).pathname;
+
+/**
+ * `runs` cold starts of the shipped bundle and, alternating with them, of the unbundled
+ * module tree, to show what bundling saves.
+ */
+export async function coldStarts(upstreamPort: number, runs: number): Promise<{ bundle: ColdStart; unbundled: ColdStart }> {
+  const bundle: ColdStart = { readyMs: [], idleRssBytes: [] };
+  const unbundled: ColdStart = { readyMs: [], idleRssBytes: [] };
   for (let i = 0; i < runs; i++) {
-    const { path, adminPort } = await sidecarConfig(upstreamPort);
-    const t0 = performance.now();
-    const proc = start(process.execPath, [MAIN, 'serve', '--config', path], { env: cleanEnv() });
-    try {
-      await until('sidecar ready', () => httpOk(`http://127.0.0.1:${adminPort}/readyz`), 10000, 2);
-      readyMs.push(performance.now() - t0);
-      await sleep(2000);
-      idleRssBytes.push(rssBytes(proc.pid));
-    } finally {
-      await proc.stop();
+    for (const [main, into] of [[MAIN, bundle], [UNBUNDLED, unbundled]] as const) {
+      const { path, adminPort } = await sidecarConfig(upstreamPort);
+      const t0 = performance.now();
+      const proc = start(process.execPath, [main, 'serve', '--config', path], { env: cleanEnv() });
+      try {
+        await until('sidecar ready', () => httpOk(`http://127.0.0.1:${adminPort}/readyz`), 10000, 2);
+        into.readyMs.push(performance.now() - t0);
+        await sleep(2000);
+        into.idleRssBytes.push(rssBytes(proc.pid));
+      } finally {
+        await proc.stop();
+      }
     }
   }
-  return { readyMs, idleRssBytes };
+  return { bundle, unbundled };
 }
 
 export interface ImportCost {

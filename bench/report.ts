@@ -44,6 +44,8 @@ export interface Results {
   };
   micro?: { decisions: Rate; signs: Rate; lookups: Record<string, number> };
   coldStart?: ColdStart;
+  /** The same command as tsc's module tree, before bundling. */
+  coldStartUnbundled?: ColdStart;
   imports?: ImportCost[];
 }
 
@@ -183,6 +185,13 @@ function fixedTable(rows: HttpResult[], direct: HttpResult | undefined): string[
   ];
 }
 
+function coldRows(label: string, c: ColdStart): string[] {
+  return [
+    `| spawn → /readyz 200${label} | ${f(median(c.readyMs), 0)} ms | ${c.readyMs.map((x) => x.toFixed(0)).join(', ')} |`,
+    `| idle RSS after 2 s${label} | ${f(median(c.idleRssBytes) / MB, 1)} MB | ${c.idleRssBytes.map((x) => (x / MB).toFixed(1)).join(', ')} |`,
+  ];
+}
+
 function versions(): string {
   // nginx and wrk print their versions on stderr, and wrk exits 1 doing it.
   const first = (cmd: string, args: string[]) => {
@@ -281,8 +290,8 @@ export function markdown(r: Results): string {
       '',
       '| measure | median | all runs |',
       '|---|---:|---|',
-      `| spawn → /readyz 200 | ${f(median(c.readyMs), 0)} ms | ${c.readyMs.map((x) => x.toFixed(0)).join(', ')} |`,
-      `| idle RSS after 2 s | ${f(median(c.idleRssBytes) / MB, 1)} MB | ${c.idleRssBytes.map((x) => (x / MB).toFixed(1)).join(', ')} |`,
+      ...coldRows('', c),
+      ...(r.coldStartUnbundled ? coldRows(' (unbundled module tree)', r.coldStartUnbundled) : []),
       '',
     );
   }

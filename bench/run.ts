@@ -206,7 +206,9 @@ async function main(): Promise<void> {
     }
     if (wanted('coldstart')) {
       log('cold starts');
-      results.coldStart = await coldStarts(upstreamPort, T.coldRuns);
+      const starts = await coldStarts(upstreamPort, T.coldRuns);
+      results.coldStart = starts.bundle;
+      results.coldStartUnbundled = starts.unbundled;
       results.imports = importCosts(['./dist/server/sidecar.js', '@kubernetes/client-node', 'express', 'prom-client', 'zod', 'pino', 'undici/lib/dispatcher/agent.js'], quick ? 1 : 3);
     }
   } finally {
