@@ -67,10 +67,10 @@ function ipv6Groups(s: string, out: Uint16Array): 'malformed' | 'canonical' | 'o
     let v = 0;
     for (; j < n && j - i < 5; j++) {
       const c = s.charCodeAt(j);
-      const h = hexValue(c);
+      const h = c < 128 ? HEX[c]! : -1;
       if (h < 0) break;
       if (h > 9 && c < 97) plain = false;
-      v = v * 16 + h;
+      v = (v << 4) | h;
     }
     if (j < n && s.charCodeAt(j) === 46) {
       const q = count <= 6 ? dottedQuad(s.slice(i)) : -1;
@@ -107,12 +107,11 @@ function ipv6Groups(s: string, out: Uint16Array): 'malformed' | 'canonical' | 'o
   return plain && longestZeroRun(out) === gap && zerosFrom(out, gap) === shift ? 'canonical' : 'other';
 }
 
-function hexValue(c: number): number {
-  if (c >= 48 && c <= 57) return c - 48;
-  if (c >= 97 && c <= 102) return c - 87;
-  if (c >= 65 && c <= 70) return c - 55;
-  return -1;
-}
+/** Hex digit values by character code below 128 (-1: not a digit): a table, as this runs per character. */
+const HEX = new Int8Array(128).fill(-1);
+for (let c = 48; c <= 57; c++) HEX[c] = c - 48;
+for (let c = 97; c <= 102; c++) HEX[c] = c - 87;
+for (let c = 65; c <= 70; c++) HEX[c] = c - 55;
 
 /** Where the longest run of two or more zero groups starts (the first on a tie), or -1. */
 function longestZeroRun(g: Uint16Array): number {
@@ -190,14 +189,14 @@ function ipv4(value: number): Address {
 
 export function isLoopback(a: Address): boolean {
   if (a.family === 4) return a.value >>> 24 === 127;
-  const [w0, w1, w2, w3] = a.words;
-  return w0 === 0 && w1 === 0 && w2 === 0 && w3 === 1;
+  const w = a.words;
+  return w[0] === 0 && w[1] === 0 && w[2] === 0 && w[3] === 1;
 }
 
 export function isUnspecified(a: Address): boolean {
   if (a.family === 4) return a.value >>> 24 === 0;
-  const [w0, w1, w2, w3] = a.words;
-  return w0 === 0 && w1 === 0 && w2 === 0 && w3 === 0;
+  const w = a.words;
+  return w[0] === 0 && w[1] === 0 && w[2] === 0 && w[3] === 0;
 }
 
 /** An address or CIDR as an inclusive range. Throws on malformed input (config is validated first). */
