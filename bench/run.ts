@@ -33,8 +33,9 @@ process.once('SIGINT', () => {
   process.exit(130);
 });
 
+const began = performance.now();
 function log(message: string): void {
-  process.stderr.write(`[bench] ${message}\n`);
+  process.stderr.write(`[bench ${((performance.now() - began) / 1000).toFixed(0).padStart(3)} s] ${message}\n`);
 }
 
 function sum(pids: number[], f: (pid: number) => number): number {
@@ -216,6 +217,7 @@ async function main(): Promise<void> {
     await cleanup();
   }
   results.loadAfter = loadavg();
+  results.minutes = (performance.now() - began) / 60000;
   const out = quick ? new URL('../../bench-quick/', import.meta.url).pathname : REPORT_DIR;
   mkdirSync(out, { recursive: true });
   // The raw figures stay out of the repository, beside the compiled benchmark.
