@@ -19,7 +19,7 @@ const quick = process.argv.includes('--quick');
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',');
 const T = quick
   ? { warm: 1, wrk: 3, rateRounds: 2, rateSeconds: 2, wsIdle: 1000, echo: 2, micro: 0.5, coldRuns: 2 }
-  : { warm: 2, wrk: 8, rateRounds: 7, rateSeconds: 3, wsIdle: 10000, echo: 5, micro: 2, coldRuns: 5 };
+  : { warm: 2, wrk: 8, rateRounds: 11, rateSeconds: 3, wsIdle: 10000, echo: 5, micro: 2, coldRuns: 5 };
 const CONNECTIONS = 50;
 const ECHO = { connections: 32, messageBytes: 1024 };
 const RATE = 2000;
