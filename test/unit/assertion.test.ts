@@ -58,6 +58,17 @@ describe('signer', () => {
     expect(token).toBe(handmade(HEADER, c));
   });
 
+
+  // The MAC is RFC 2104 over one-shot hashes: keys shorter than, equal to and longer than
+  // SHA-256's 64-byte block, and signing inputs longer than the buffer it starts with.
+  test.each([1, 16, 32, 63, 64, 65, 200])('a %i-byte key MACs exactly as createHmac, for short and long inputs', (length) => {
+    const key = Buffer.from(Array.from({ length }, (_, i) => (i * 37 + length) & 0xff));
+    const s = new AssertionSigner('k', key);
+    for (const groups of [[], ['g'.repeat(700)], Array.from({ length: 40 }, (_, i) => `group-${i}`), ['x'.repeat(5000)]]) {
+      const [h, p, mac] = s.sign(claims({ groups })).split('.') as [string, string, string];
+      expect(mac).toBe(createHmac('sha256', key).update(`${h}.${p}`).digest('base64url'));
+    }
+  });
   test('jose, an independent implementation, verifies what the signer mints', async () => {
     const c = claims({ sub: 'quote " backslash \\ and \u2028 and zoë' });
     const { payload, protectedHeader } = await jwtVerify(signer.sign(c), KEY, { algorithms: ['HS256'], currentDate: new Date(NOW_MS) });
