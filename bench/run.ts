@@ -98,14 +98,16 @@ async function measureHttp(path: PathSpec, upstreamPort: number, upstream: Child
  * disturbance from the shared machine lands in one path's round rather than in all of one
  * path's measurement. The report takes the median over rounds.
  */
-async function measureFixedRate(results: HttpResult[], specs: PathSpec[], upstreamPort: number): Promise<void> {
+async function measureFixedRate(results: HttpResult[], specs: PathSpec[], upstreamPort: number, upstream: ChildProcess): Promise<void> {
   const running: RunningPath[] = [];
   try {
     for (const spec of specs) running.push(await spec.start(upstreamPort));
     const rounds: WrkResult[][] = specs.map(() => []);
     const once = async (i: number, seconds: number) => {
+      const stats = await upstreamStats(upstream);
       const load = await fixedRate(running[i]!.url, RATE, seconds);
       if (load.errors > 0 || load.non2xx > 0) throw new Error(`${specs[i]!.title}: ${load.errors} errors, ${load.non2xx} non-2xx at ${RATE} req/s`);
+      checkDelivery(specs[i]!, load.requests, stats, await upstreamStats(upstream));
       return load;
     };
     for (let i = 0; i < specs.length; i++) await once(i, 1); // warm-up at the rate
@@ -177,7 +179,7 @@ async function main(): Promise<void> {
     const measured = [...PATHS, ...ALTERNATIVES].filter((p) => wanted(p.id));
     if (measured.length > 0) {
       log(`fixed rate: ${T.rateRounds} rounds of ${T.rateSeconds} s at ${RATE} req/s per path`);
-      await measureFixedRate([...results.http, ...results.alternatives], measured, upstreamPort);
+      await measureFixedRate([...results.http, ...results.alternatives], measured, upstreamPort, upstream);
     }
 
     if (wanted('websockets')) {
