@@ -17,8 +17,11 @@ export interface HttpResult {
   wrk: WrkResult;
   cpuPer10k: number | undefined;
   rssBytes: number | undefined;
-  /** Latency at a fixed rate: one wrk result per round. */
-  fixed?: { rate: number; rounds: WrkResult[] };
+  /**
+   * Latency at a fixed rate: one wrk result per round, and the proxying processes' CPU
+   * seconds over all rounds (undefined for direct).
+   */
+  fixed?: { rate: number; rounds: WrkResult[]; cpuSeconds: number | undefined };
 }
 
 export interface IdleCost {
@@ -174,14 +177,19 @@ function fixedTable(rows: HttpResult[], direct: HttpResult | undefined): string[
     '',
     'Poisson arrivals from 100 connections (wrk with random waits between requests). Percentiles are medians over the rounds;',
     '"added over direct" is each round\'s p99 minus direct\'s p99 in the same round, then the median.',
+    'CPU per request is that of the proxying processes over all rounds; beside it, the same at saturation (the table above):',
+    'at this rate each request finds the process idle and its caches cold, and the busier a path keeps its process, the longer',
+    'a request that arrives meanwhile waits.',
     '',
-    '| path | requests | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | p99 per round ms | p99 added over direct ms |',
-    '|---|---:|---:|---:|---:|---:|---:|---|---:|',
+    '| path | requests | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | p99 per round ms | p99 added over direct ms | CPU µs / req | at saturation |',
+    '|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|',
     ...measured.map((h) => {
       const x = h.fixed!;
       const added = direct?.fixed ? f(perRound(x, direct.fixed, (a, b) => p99(a) - p99(b)).median, 3) : '—';
       const requests = x.rounds.reduce((n, r) => n + r.requests, 0);
-      return `| ${h.title} | ${int(requests)} | ${int(median(x.rounds.map((r) => r.rps)))} | ${f(fixedP(x, '50'), 3)} | ${f(fixedP(x, '90'), 3)} | ${f(fixedP(x, '99'), 3)} | ${f(fixedP(x, '99.9'), 3)} | ${roundList(x.rounds.map(p99), 2)} | ${added} |`;
+      const cpu = x.cpuSeconds === undefined ? undefined : (x.cpuSeconds / requests) * 1e6;
+      const saturated = h.cpuPer10k === undefined ? undefined : h.cpuPer10k * 100;
+      return `| ${h.title} | ${int(requests)} | ${int(median(x.rounds.map((r) => r.rps)))} | ${f(fixedP(x, '50'), 3)} | ${f(fixedP(x, '90'), 3)} | ${f(fixedP(x, '99'), 3)} | ${f(fixedP(x, '99.9'), 3)} | ${roundList(x.rounds.map(p99), 2)} | ${added} | ${f(cpu, 0)} | ${f(saturated, 0)} |`;
     }),
     '',
   ];

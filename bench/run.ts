@@ -103,14 +103,18 @@ async function measureFixedRate(results: HttpResult[], specs: PathSpec[], upstre
   try {
     for (const spec of specs) running.push(await spec.start(upstreamPort));
     const rounds: WrkResult[][] = specs.map(() => []);
+    const cpu = specs.map(() => 0);
     const once = async (i: number, seconds: number) => {
       const stats = await upstreamStats(upstream);
+      const cpuBefore = sum(running[i]!.pids(), cpuSeconds);
       const load = await fixedRate(running[i]!.url, RATE, seconds);
+      cpu[i] = cpu[i]! + sum(running[i]!.pids(), cpuSeconds) - cpuBefore;
       if (load.errors > 0 || load.non2xx > 0) throw new Error(`${specs[i]!.title}: ${load.errors} errors, ${load.non2xx} non-2xx at ${RATE} req/s`);
       checkDelivery(specs[i]!, load.requests, stats, await upstreamStats(upstream));
       return load;
     };
     for (let i = 0; i < specs.length; i++) await once(i, 1); // warm-up at the rate
+    cpu.fill(0);
     for (let round = 0; round < T.rateRounds; round++) {
       log(`fixed rate: round ${round + 1} of ${T.rateRounds}`);
       for (let k = 0; k < specs.length; k++) {
@@ -120,7 +124,7 @@ async function measureFixedRate(results: HttpResult[], specs: PathSpec[], upstre
     }
     specs.forEach((spec, i) => {
       const result = results.find((h) => h.id === spec.id)!;
-      result.fixed = { rate: RATE, rounds: rounds[i]! };
+      result.fixed = { rate: RATE, rounds: rounds[i]!, cpuSeconds: running[i]!.pids().length > 0 ? cpu[i] : undefined };
       log(`${spec.title}: at ${RATE}/s p99 ${rounds[i]!.map((r) => r.percentiles['99']!.toFixed(3)).join(', ')} ms`);
     });
   } finally {
