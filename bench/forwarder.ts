@@ -71,13 +71,18 @@ function relayUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): 
   out.end();
 }
 
-/** The request's headers minus its own hop's, as the sidecar's sanitiser leaves them (no checks). */
-function headersOf(req: http.IncomingMessage): Record<string, string | string[]> {
-  const { connection, 'keep-alive': _k, 'transfer-encoding': _t, ...rest } = req.headers;
-  const headers = rest as Record<string, string | string[]>;
-  if (req.headers.upgrade !== undefined) headers['connection'] = String(connection);
-  else delete headers['upgrade'];
-  return headers;
+/** The request's header lines minus its own hop's, flat and lower-case as the sidecar's header pass leaves them (no checks). */
+function headersOf(req: http.IncomingMessage): string[] {
+  const upgrading = req.headers.upgrade !== undefined;
+  const out: string[] = [];
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    if (name === 'keep-alive' || name === 'transfer-encoding') continue;
+    if ((name === 'connection' || name === 'upgrade') && !upgrading) continue;
+    out.push(name, raw[i + 1]!);
+  }
+  return out;
 }
 
 server.on('request', handler());

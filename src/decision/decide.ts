@@ -180,33 +180,26 @@ function isRequestId(id: string): boolean {
 }
 
 /**
- * The headers the gateway receives: the client's own headers less everything the sidecar
- * owns, then the sidecar's values, set last so nothing a client sent can displace them.
+ * The header lines the gateway receives, flat as Node's `rawHeaders` (name, value, …, names
+ * lower-case): the client's own lines less everything the sidecar owns, then the sidecar's
+ * values. Every name the sidecar sets is owned or hop-by-hop, so the client's copies were
+ * stripped and each value here is the only one. undici and Node's client send a flat list
+ * as it is (no object to build and walk), and a name like `__proto__` stays plain data.
  */
-export function upstreamHeaders(allowed: AllowedDecision, rules: Rules): Record<string, string | string[]> {
-  // No prototype: a client's `constructor` or `__proto__` header is data, not a member.
-  const out: Record<string, string | string[]> = Object.create(null) as Record<string, string | string[]>;
+export function upstreamHeaders(allowed: AllowedDecision, rules: Rules): string[] {
   const { forward } = allowed.inbound;
+  const out: string[] = [];
   for (let i = 0; i < forward.length; i += 2) {
-    const name = forward[i]!;
-    const value = forward[i + 1]!;
-    if (name === 'x-request-id') continue;
-    const existing = out[name];
-    if (existing === undefined) out[name] = value;
-    else if (Array.isArray(existing)) existing.push(value);
-    else out[name] = [existing, value];
+    if (forward[i] !== 'x-request-id') out.push(forward[i]!, forward[i + 1]!);
   }
   const { gateway, assertion } = rules.config;
-  if (forwardableClient(allowed.client)) out['x-forwarded-for'] = allowed.client;
-  out['x-forwarded-proto'] = allowed.proto;
-  if (allowed.host !== undefined) out['x-forwarded-host'] = allowed.host;
-  out['x-request-id'] = allowed.requestId;
-  if (gateway.userHeader) out[gateway.userHeader] = allowed.identity.userRaw;
-  if (gateway.scopesHeader) out[gateway.scopesHeader] = allowed.scopes.join(',');
-  out[assertion.header] = allowed.assertion;
-  if (allowed.inbound.upgrade !== undefined) {
-    out['connection'] = 'upgrade';
-    out['upgrade'] = allowed.inbound.upgrade;
-  }
+  if (forwardableClient(allowed.client)) out.push('x-forwarded-for', allowed.client);
+  out.push('x-forwarded-proto', allowed.proto);
+  if (allowed.host !== undefined) out.push('x-forwarded-host', allowed.host);
+  out.push('x-request-id', allowed.requestId);
+  if (gateway.userHeader) out.push(gateway.userHeader, allowed.identity.userRaw);
+  if (gateway.scopesHeader) out.push(gateway.scopesHeader, allowed.scopes.join(','));
+  out.push(assertion.header, allowed.assertion);
+  if (allowed.inbound.upgrade !== undefined) out.push('connection', 'upgrade', 'upgrade', allowed.inbound.upgrade);
   return out;
 }

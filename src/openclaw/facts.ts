@@ -56,7 +56,7 @@ export function headersSidecarSends(sidecar: Config): Set<string> {
     inbound: { forward: [], read: new Map(), stripped: [], upgrade: undefined, count: 0 },
   };
   const sent = upstreamHeaders(allowed, compileRules(sidecar));
-  return new Set(Object.entries(sent).filter(([, v]) => String(v).trim() !== '').map(([k]) => k));
+  return new Set(sent.filter((_, i) => i % 2 === 0 && sent[i + 1]!.trim() !== ''));
 }
 
 /** Whether an OpenClaw trustedProxies entry (an address or CIDR) covers an address. */

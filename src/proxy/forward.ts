@@ -21,10 +21,11 @@ export interface ForwardHooks {
   failed(err: Error): void;
 }
 
-export function forward(req: IncomingMessage, res: ServerResponse, headers: Record<string, string | string[]>, target: ForwardTarget, hooks: ForwardHooks): void {
+/** `headers`: flat header lines (name, value, …) with lower-case names, as upstreamHeaders() makes them. */
+export function forward(req: IncomingMessage, res: ServerResponse, headers: string[], target: ForwardTarget, hooks: ForwardHooks): void {
   // The server already answered a client's `Expect: 100-continue` (and refused any other
   // expectation), so the body comes either way; undici refuses to send the header.
-  delete headers['expect'];
+  for (let i = headers.length - 2; i >= 0; i -= 2) if (headers[i] === 'expect') headers.splice(i, 2);
   let controller: Dispatcher.DispatchController | undefined;
   let clientGone = false;
   let done = false;

@@ -27,7 +27,7 @@ export interface UpgradeHooks {
 // No keep-alive: every upgrade's connection becomes its WebSocket or is closed.
 const AGENTS = { 'http:': new http.Agent(), 'https:': new https.Agent() };
 
-export function relayUpgrade(req: IncomingMessage, client: Duplex, head: Buffer, headers: Record<string, string | string[]>, target: UpgradeTarget, hooks: UpgradeHooks): void {
+export function relayUpgrade(req: IncomingMessage, client: Duplex, head: Buffer, headers: string[], target: UpgradeTarget, hooks: UpgradeHooks): void {
   const url = new URL(target.url);
   const outgoing = (url.protocol === 'https:' ? https : http).request({
     agent: url.protocol === 'https:' ? AGENTS['https:'] : AGENTS['http:'],

@@ -57,3 +57,18 @@ test('an absolute-form target is refused before it reaches the gateway', async (
   expect(statusOf(reply)).toBe(400);
   expect(upstream.received.length).toBe(before);
 });
+
+// The sidecar's server answers `Expect: 100-continue` itself; the expectation belongs to
+// that hop, and the body reaches the gateway without it.
+test('a body sent after Expect: 100-continue reaches the gateway, without the expectation', async () => {
+  const before = upstream.received.length;
+  const reply = await rawRequest(
+    sc.port,
+    'POST /upload HTTP/1.1\r\nHost: gw.example\r\nX-Auth-Request-Email: a@example.com\r\nExpect: 100-continue\r\n' +
+      'Content-Length: 5\r\nConnection: close\r\n\r\nhello',
+  );
+  expect(reply).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 /);
+  const got = upstream.received[before]!;
+  expect(got.body).toBe('hello');
+  expect(got.rawHeaders.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase())).not.toContain('expect');
+});

@@ -10,6 +10,7 @@ import { recordSection, table } from '../../reliability/report.js';
 import { profile } from '../../reliability/profile.js';
 import { decide, upstreamHeaders, type Decision } from '../../src/decision/decide.js';
 import { normaliseName } from '../../src/sanitise/protected.js';
+import { headerPairs, headerValues } from '../support/header-lines.js';
 import { rawRequest, statusOf } from '../support/raw.js';
 import { startSidecar, TEST_KEY } from '../support/sidecar.js';
 import { startRecordingUpstream } from '../support/upstream.js';
@@ -62,10 +63,10 @@ const lines = (raw: string[], name: string) => raw.filter((_, i) => i % 2 === 1 
 
 function checkAllowed(raw: string[], r: Generated, d: Decision & { ok: true }): void {
   const out = upstreamHeaders(d, ctx.rules);
-  for (const [name, v] of Object.entries(out)) {
+  for (const [name, v] of headerPairs(out)) {
     // Everything sent upstream is a header Node will write as is: no injection possible.
     validateHeaderName(name);
-    for (const one of Array.isArray(v) ? v : [v]) validateHeaderValue(name, one);
+    validateHeaderValue(name, v);
     const n = normaliseName(name);
     if (OWNED.some((p) => n.startsWith(p)) && !SET_BY_SIDECAR.has(name)) throw new Error(`client copy of owned ${name} forwarded`);
   }
@@ -76,7 +77,9 @@ function checkAllowed(raw: string[], r: Generated, d: Decision & { ok: true }): 
   if (d.inbound.upgrade !== undefined && d.inbound.upgrade.trim().toLowerCase() !== 'websocket') throw new Error('non-WebSocket upgrade allowed');
   if (!d.target.startsWith('/')) throw new Error(`target ${d.target} is not origin-form`);
   // The assertion: HS256 over its own bytes with the key, claims as decided.
-  const token = out['x-trusted-proxy-assertion'] as string;
+  const tokens = headerValues(out, 'x-trusted-proxy-assertion');
+  if (tokens.length !== 1) throw new Error(`${tokens.length} assertions sent`);
+  const token = tokens[0]!;
   const [h, p, s] = token.split('.');
   if (createHmac('sha256', KEY).update(`${h}.${p}`).digest('base64url') !== s) throw new Error('assertion does not verify');
   const claims = JSON.parse(Buffer.from(p!, 'base64url').toString()) as Record<string, unknown>;
