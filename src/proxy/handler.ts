@@ -34,10 +34,10 @@ export class RequestHandler {
   constructor(private readonly runtime: Runtime) {
     const { metrics } = runtime;
     this.decisionTime = perKey((mode: Mode) => metrics.decisionSeconds.labels(mode));
-    this.allowedCount = perKey((mode: Mode) => metrics.decisions.labels(mode, 'allowed', 'allowed'));
-    this.strippedCount = perKey((header: string) => metrics.headersStripped.labels(header));
-    this.signedCount = perKey((kid: string) => metrics.assertionsSigned.labels(kid));
-    this.responseCount = perKey((status: number) => metrics.upstreamResponses.labels(statusClass(status)));
+    this.allowedCount = perKey((mode: Mode) => metrics.batched(metrics.decisions, { mode, result: 'allowed', reason: 'allowed' }));
+    this.strippedCount = perKey((header: string) => metrics.batched(metrics.headersStripped, { header }));
+    this.signedCount = perKey((kid: string) => metrics.batched(metrics.assertionsSigned, { kid }));
+    this.responseCount = perKey((status: number) => metrics.batched(metrics.upstreamResponses, { class: statusClass(status) }));
     this.pool = new UpstreamPool(runtime.config.upstream);
     this.websockets = new WebSocketTracker(runtime.metrics);
     // A reload that narrows the allow lists ends WebSockets of users it no longer admits.
