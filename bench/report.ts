@@ -14,7 +14,11 @@ import { CHROMIUM_ARGS } from '../test/support/chromium.js';
 export interface HttpResult {
   id: string;
   title: string;
+  /** At saturation, the round with the median rate: the percentiles reported. */
   wrk: WrkResult;
+  /** At saturation, one wrk result per round. */
+  saturation: WrkResult[];
+  /** Over all saturation rounds. */
   cpuPer10k: number | undefined;
   rssBytes: number | undefined;
   /**
@@ -34,7 +38,9 @@ export interface Results {
   startedAt: string;
   quick: boolean;
   connections: number;
+  /** Length and number of the saturation rounds. */
   seconds: number;
+  rounds: number;
   loadBefore: number[];
   loadAfter?: number[];
   /** How long the measurements took. */
@@ -62,9 +68,9 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 type Fixed = NonNullable<HttpResult['fixed']>;
 /** A fixed-rate percentile: the median over rounds. */
 const fixedP = (fixed: Fixed, p: string) => median(fixed.rounds.map((r) => r.percentiles[p]!));
-/** A comparison of two paths at the fixed rate, round by round (both measured within the round), then the median. */
-function perRound(a: Fixed, b: Fixed, compare: (a: WrkResult, b: WrkResult) => number): { median: number; rounds: number[] } {
-  const rounds = a.rounds.slice(0, b.rounds.length).map((r, i) => compare(r, b.rounds[i]!));
+/** A comparison of two paths, round by round (both measured within the round), then the median. */
+function perRound(a: WrkResult[], b: WrkResult[], compare: (a: WrkResult, b: WrkResult) => number): { median: number; rounds: number[] } {
+  const rounds = a.slice(0, b.length).map((r, i) => compare(r, b[i]!));
   return { median: median(rounds), rounds };
 }
 const p99 = (r: WrkResult) => r.percentiles['99']!;
@@ -93,8 +99,13 @@ export function targets(r: Results): Target[] {
   const twoHop = [by('nginx-auth'), by('caddy-auth')].filter((h): h is HttpResult => h !== undefined);
   const out: Target[] = [];
   if (inline && bare) {
-    const ratio = inline.wrk.rps / bare.wrk.rps;
-    out.push({ name: 'Inline throughput vs bare forwarder', goal: '≥ 0.90×', measured: `${f(ratio)}× (${int(inline.wrk.rps)} vs ${int(bare.wrk.rps)} req/s)`, met: ratio >= 0.9 });
+    const ratio = perRound(inline.saturation, bare.saturation, (a, b) => a.rps / b.rps);
+    out.push({
+      name: `Inline throughput vs bare forwarder (median of ${ratio.rounds.length} rounds)`,
+      goal: '≥ 0.90×',
+      measured: `${f(ratio.median)}× (rounds: ${roundList(ratio.rounds, 2)})`,
+      met: ratio.median >= 0.9,
+    });
   }
   if (inline?.cpuPer10k !== undefined && nginx?.cpuPer10k !== undefined) {
     const ratio = inline.cpuPer10k / nginx.cpuPer10k;
@@ -118,7 +129,7 @@ export function targets(r: Results): Target[] {
     out.push({ name: 'Inline p99 vs the better two-hop set-up, at saturation', goal: '≤ 1.2×', measured: `${f(ratio)}× (${f(inline.wrk.percentiles['99'], 3)} vs ${f(best, 3)} ms)`, met: ratio <= 1.2 });
   }
   if (inline?.fixed && direct?.fixed) {
-    const added = perRound(inline.fixed, direct.fixed, (a, b) => p99(a) - p99(b));
+    const added = perRound(inline.fixed.rounds, direct.fixed.rounds, (a, b) => p99(a) - p99(b));
     out.push({
       name: `Added p99 latency over direct at ${inline.fixed.rate} req/s (median of ${added.rounds.length} rounds)`,
       goal: '≤ 1 ms',
@@ -156,13 +167,13 @@ export function targets(r: Results): Target[] {
 
 function httpTable(rows: HttpResult[], direct: HttpResult | undefined, nginx: HttpResult | undefined): string[] {
   const lines = [
-    '| path | req/s | × direct | × nginx | p50 ms | p99 ms | p99.9 ms | CPU s / 10k req | CPU × nginx | RSS MB |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| path | req/s | × direct | × nginx | p50 ms | p99 ms | p99.9 ms | CPU s / 10k req | CPU × nginx | RSS MB | req/s per round |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
   ];
   for (const h of rows) {
     const p = h.wrk.percentiles;
     lines.push(
-      `| ${h.title} | ${int(h.wrk.rps)} | ${direct ? f(h.wrk.rps / direct.wrk.rps) : '—'} | ${nginx ? f(h.wrk.rps / nginx.wrk.rps) : '—'} | ${f(p['50'])} | ${f(p['99'])} | ${f(p['99.9'])} | ${f(h.cpuPer10k, 3)} | ${h.cpuPer10k !== undefined && nginx?.cpuPer10k ? f(h.cpuPer10k / nginx.cpuPer10k) : '—'} | ${h.rssBytes ? f(h.rssBytes / MB, 1) : '—'} |`,
+      `| ${h.title} | ${int(h.wrk.rps)} | ${direct ? f(h.wrk.rps / direct.wrk.rps) : '—'} | ${nginx ? f(h.wrk.rps / nginx.wrk.rps) : '—'} | ${f(p['50'])} | ${f(p['99'])} | ${f(p['99.9'])} | ${f(h.cpuPer10k, 3)} | ${h.cpuPer10k !== undefined && nginx?.cpuPer10k ? f(h.cpuPer10k / nginx.cpuPer10k) : '—'} | ${h.rssBytes ? f(h.rssBytes / MB, 1) : '—'} | ${h.saturation.map((r) => int(r.rps)).join(', ')} |`,
     );
   }
   return lines;
@@ -185,7 +196,7 @@ function fixedTable(rows: HttpResult[], direct: HttpResult | undefined): string[
     '|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|',
     ...measured.map((h) => {
       const x = h.fixed!;
-      const added = direct?.fixed ? f(perRound(x, direct.fixed, (a, b) => p99(a) - p99(b)).median, 3) : '—';
+      const added = direct?.fixed ? f(perRound(x.rounds, direct.fixed.rounds, (a, b) => p99(a) - p99(b)).median, 3) : '—';
       const requests = x.rounds.reduce((n, r) => n + r.requests, 0);
       const cpu = x.cpuSeconds === undefined ? undefined : (x.cpuSeconds / requests) * 1e6;
       const saturated = h.cpuPer10k === undefined ? undefined : h.cpuPer10k * 100;
@@ -251,9 +262,12 @@ export function markdown(r: Results): string {
     '',
     '![Latency distributions](performance.png)',
     '',
-    `## HTTP at saturation (wrk, 1 thread, ${r.connections} keep-alive connections, ${r.seconds} s after a warm-up)`,
+    `## HTTP at saturation (wrk, 1 thread, ${r.connections} keep-alive connections; ${r.rounds} rounds of ${r.seconds} s per path)`,
     '',
-    'CPU and RSS are those of the proxying processes (for the two-hop set-ups, the front proxy and the sidecar together).',
+    'Every path runs at once and each round measures them one after the other, so a slow spell of the shared machine lands in one',
+    'round of one path. Rates and percentiles are those of each path\'s round with the median rate (every round\'s rate is listed);',
+    'CPU per request is over all rounds. CPU and RSS are those of the proxying processes (for the two-hop set-ups, the front proxy',
+    'and the sidecar together).',
     '',
     ...httpTable(r.http, direct, nginx),
     '',

@@ -18,8 +18,8 @@ import { echo, openIdle, type EchoResult } from './ws.js';
 const quick = process.argv.includes('--quick');
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',');
 const T = quick
-  ? { warm: 1, wrk: 3, rateRounds: 2, rateSeconds: 2, wsIdle: 1000, echo: 2, micro: 0.5, coldRuns: 2 }
-  : { warm: 2, wrk: 8, rateRounds: 11, rateSeconds: 3, wsIdle: 10000, echo: 5, micro: 2, coldRuns: 5 };
+  ? { warm: 1, wrk: 2, wrkRounds: 2, rateRounds: 2, rateSeconds: 2, wsIdle: 1000, echo: 2, micro: 0.5, coldRuns: 2 }
+  : { warm: 2, wrk: 3, wrkRounds: 5, rateRounds: 11, rateSeconds: 3, wsIdle: 10000, echo: 5, micro: 2, coldRuns: 5 };
 const CONNECTIONS = 50;
 const ECHO = { connections: 32, messageBytes: 1024 };
 const RATE = 2000;
@@ -66,70 +66,76 @@ function checkDelivery(path: PathSpec, requests: number, before: UpstreamStats, 
   if (after.last?.url !== WRK_PATH) throw new Error(`${path.title}: the upstream got ${after.last?.url}, not ${WRK_PATH}`);
 }
 
-async function measureHttp(path: PathSpec, upstreamPort: number, upstream: ChildProcess): Promise<HttpResult> {
-  log(`${path.title}: starting`);
-  const running = await path.start(upstreamPort);
-  try {
-    await wrk(running.url, T.warm, CONNECTIONS);
-    const pids = running.pids();
-    const cpuBefore = sum(pids, cpuSeconds);
-    const stats = await upstreamStats(upstream);
-    const load = await wrk(running.url, T.wrk, CONNECTIONS);
-    const cpu = sum(pids, cpuSeconds) - cpuBefore;
-    checkDelivery(path, load.requests, stats, await upstreamStats(upstream));
-    const rss = sum(pids, rssBytes);
-    if (load.errors > 0 || load.non2xx > 0) throw new Error(`${path.title}: ${load.errors} errors, ${load.non2xx} non-2xx under load`);
-    log(`${path.title}: ${load.rps.toFixed(0)} req/s, p99 ${load.percentiles['99']!.toFixed(2)} ms`);
-    return {
-      id: path.id,
-      title: path.title,
-      wrk: load,
-      cpuPer10k: pids.length > 0 ? (cpu / load.requests) * 10000 : undefined,
-      rssBytes: pids.length > 0 ? rss : undefined,
-    };
-  } finally {
-    await running.stop();
-  }
+/** One path's rounds under one load, with its proxying processes' CPU over them and RSS after. */
+interface Measured {
+  rounds: WrkResult[];
+  cpuSeconds: number | undefined;
+  rssBytes: number | undefined;
 }
 
 /**
- * Latency at a fixed rate, in rounds: every path is started at once and each round
- * measures them one after the other, starting each round with the next path, so a
- * disturbance from the shared machine lands in one path's round rather than in all of one
- * path's measurement. The report takes the median over rounds.
+ * Measures paths in rounds: every path is started at once and warmed up, then each round
+ * runs the load against each path in turn, starting each round with the next path, so a
+ * slow spell of the shared machine lands in one round of one path rather than in all of
+ * one path's measurement. The report takes medians over rounds. CPU is that of the
+ * proxying processes over all rounds (undefined for direct), RSS theirs after the last.
  */
-async function measureFixedRate(results: HttpResult[], specs: PathSpec[], upstreamPort: number, upstream: ChildProcess): Promise<void> {
+async function inRounds(
+  what: string,
+  specs: PathSpec[],
+  load: (url: string, seconds: number) => Promise<WrkResult>,
+  plan: { warm: number; rounds: number; seconds: number },
+  upstreamPort: number,
+  upstream: ChildProcess,
+): Promise<Measured[]> {
   const running: RunningPath[] = [];
   try {
     for (const spec of specs) running.push(await spec.start(upstreamPort));
-    const rounds: WrkResult[][] = specs.map(() => []);
-    const cpu = specs.map(() => 0);
+    const measured = specs.map((): Measured => ({ rounds: [], cpuSeconds: 0, rssBytes: undefined }));
     const once = async (i: number, seconds: number) => {
+      const pids = running[i]!.pids();
       const stats = await upstreamStats(upstream);
-      const cpuBefore = sum(running[i]!.pids(), cpuSeconds);
-      const load = await fixedRate(running[i]!.url, RATE, seconds);
-      cpu[i] = cpu[i]! + sum(running[i]!.pids(), cpuSeconds) - cpuBefore;
-      if (load.errors > 0 || load.non2xx > 0) throw new Error(`${specs[i]!.title}: ${load.errors} errors, ${load.non2xx} non-2xx at ${RATE} req/s`);
-      checkDelivery(specs[i]!, load.requests, stats, await upstreamStats(upstream));
-      return load;
+      const cpuBefore = sum(pids, cpuSeconds);
+      const result = await load(running[i]!.url, seconds);
+      const cpu = sum(pids, cpuSeconds) - cpuBefore;
+      if (result.errors > 0 || result.non2xx > 0) throw new Error(`${specs[i]!.title}: ${result.errors} errors, ${result.non2xx} non-2xx at ${what}`);
+      checkDelivery(specs[i]!, result.requests, stats, await upstreamStats(upstream));
+      return { result, cpu };
     };
-    for (let i = 0; i < specs.length; i++) await once(i, 1); // warm-up at the rate
-    cpu.fill(0);
-    for (let round = 0; round < T.rateRounds; round++) {
-      log(`fixed rate: round ${round + 1} of ${T.rateRounds}`);
+    for (let i = 0; i < specs.length; i++) await once(i, plan.warm);
+    for (let round = 0; round < plan.rounds; round++) {
+      log(`${what}: round ${round + 1} of ${plan.rounds}`);
       for (let k = 0; k < specs.length; k++) {
         const i = (round + k) % specs.length;
-        rounds[i]!.push(await once(i, T.rateSeconds));
+        const { result, cpu } = await once(i, plan.seconds);
+        measured[i]!.rounds.push(result);
+        measured[i]!.cpuSeconds! += cpu;
       }
     }
-    specs.forEach((spec, i) => {
-      const result = results.find((h) => h.id === spec.id)!;
-      result.fixed = { rate: RATE, rounds: rounds[i]!, cpuSeconds: running[i]!.pids().length > 0 ? cpu[i] : undefined };
-      log(`${spec.title}: at ${RATE}/s p99 ${rounds[i]!.map((r) => r.percentiles['99']!.toFixed(3)).join(', ')} ms`);
+    return specs.map((spec, i) => {
+      const m = measured[i]!;
+      log(`${spec.title} at ${what}: ${m.rounds.map((r) => `${r.rps.toFixed(0)}/s p99 ${r.percentiles['99']!.toFixed(2)} ms`).join(', ')}`);
+      const pids = running[i]!.pids();
+      return pids.length > 0 ? { ...m, rssBytes: sum(pids, rssBytes) } : { ...m, cpuSeconds: undefined };
     });
   } finally {
     for (const r of running) await r.stop();
   }
+}
+
+/** A path's figures: at saturation its round with the median rate, CPU per request over all rounds. */
+function httpResult(spec: PathSpec, saturation: Measured, fixed: Measured): HttpResult {
+  const requests = saturation.rounds.reduce((n, r) => n + r.requests, 0);
+  const byRate = [...saturation.rounds].sort((a, b) => a.rps - b.rps);
+  return {
+    id: spec.id,
+    title: spec.title,
+    wrk: byRate[Math.floor(byRate.length / 2)]!,
+    saturation: saturation.rounds,
+    cpuPer10k: saturation.cpuSeconds === undefined ? undefined : (saturation.cpuSeconds / requests) * 10000,
+    rssBytes: saturation.rssBytes,
+    fixed: { rate: RATE, rounds: fixed.rounds, cpuSeconds: fixed.cpuSeconds },
+  };
 }
 
 /** The sidecar's JS heap in use, from its own metrics (how much of the RSS is JS objects). */
@@ -174,16 +180,15 @@ async function trustedSetLookups(): Promise<Record<string, number>> {
 }
 
 async function main(): Promise<void> {
-  const results: Results = { startedAt: new Date().toISOString(), quick, connections: CONNECTIONS, seconds: T.wrk, loadBefore: loadavg(), http: [], alternatives: [] };
+  const results: Results = { startedAt: new Date().toISOString(), quick, connections: CONNECTIONS, seconds: T.wrk, rounds: T.wrkRounds, loadBefore: loadavg(), http: [], alternatives: [] };
   const { child: upstream, port: upstreamPort } = await forkChild(UPSTREAM, []);
   const wanted = (id: string) => only === undefined || only.includes(id);
   try {
-    for (const path of PATHS) if (wanted(path.id)) results.http.push(await measureHttp(path, upstreamPort, upstream));
-    for (const path of ALTERNATIVES) if (wanted(path.id)) results.alternatives.push(await measureHttp(path, upstreamPort, upstream));
-    const measured = [...PATHS, ...ALTERNATIVES].filter((p) => wanted(p.id));
-    if (measured.length > 0) {
-      log(`fixed rate: ${T.rateRounds} rounds of ${T.rateSeconds} s at ${RATE} req/s per path`);
-      await measureFixedRate([...results.http, ...results.alternatives], measured, upstreamPort, upstream);
+    const specs = [...PATHS, ...ALTERNATIVES].filter((p) => wanted(p.id));
+    if (specs.length > 0) {
+      const saturated = await inRounds('saturation', specs, (url, seconds) => wrk(url, seconds, CONNECTIONS), { warm: T.warm, rounds: T.wrkRounds, seconds: T.wrk }, upstreamPort, upstream);
+      const fixed = await inRounds(`${RATE} req/s`, specs, (url, seconds) => fixedRate(url, RATE, seconds), { warm: 1, rounds: T.rateRounds, seconds: T.rateSeconds }, upstreamPort, upstream);
+      specs.forEach((spec, i) => (PATHS.includes(spec) ? results.http : results.alternatives).push(httpResult(spec, saturated[i]!, fixed[i]!)));
     }
 
     if (wanted('websockets')) {
