@@ -10,16 +10,18 @@ endif
 export PATH := $(CURDIR)/.tools/node/node_modules/.bin:$(CURDIR)/node_modules/.bin:$(PATH)
 export NODE_OPTIONS := --experimental-vm-modules --no-warnings=ExperimentalWarning
 
-.PHONY: run test unit build typecheck node deps system-deps clean image bench openclaw soak
+.PHONY: run test unit build typecheck node deps system-deps clean image bench bench-build openclaw soak
 
 run: build
 	scripts/run.sh
 
-# The soak runs alone, after the rest: its latency-drift bound measures the sidecar, and
-# beside other suites it would measure their load instead.
-test: system-deps build typecheck .tools/helm-render openclaw
-	jest --testPathIgnorePatterns='/test/reliability/soak\.test\.ts$$'
+# The soak and the quick benchmark run alone, after the rest: the soak's latency-drift
+# bound measures the sidecar, and beside other suites it would measure their load instead;
+# the benchmark loads both cores.
+test: system-deps build typecheck .tools/helm-render openclaw bench-build
+	jest --testPathIgnorePatterns='/test/reliability/soak\.test\.ts$$' '/test/bench/'
 	jest test/reliability/soak.test.ts
+	jest test/bench
 
 unit: deps
 	jest test/unit
@@ -57,9 +59,11 @@ openclaw: node
 
 # The performance benchmark (a few minutes): writes reports/performance.md and .png.
 # Each proxied WebSocket holds two descriptors, so the runner asks for more than 20,000.
-bench: system-deps build
-	tsc -p bench/tsconfig.json
+bench: system-deps bench-build
 	ulimit -n 65536 2>/dev/null || ulimit -n $$(ulimit -Hn); node .run/bench/bench/run.js $(BENCH_ARGS)
+
+bench-build: build
+	tsc -p bench/tsconfig.json
 
 # The chart renderer for tests (no Helm here): Go with Debian's sprig, built offline.
 .tools/helm-render: tools/helm-render/*.go | system-deps

@@ -1,0 +1,36 @@
+// `make bench` in quick mode on a subset of its paths: they start, carry wrk's requests and
+// WebSockets to the upstream (the runner itself fails when an answer did not come from the
+// upstream, or a request through the sidecar arrived unsigned), and the report and chart are
+// written. No figure is judged here: performance is the benchmark's business, not a test's.
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+const PATHS = ['direct', 'forwarder-proxy-layer', 'sidecar', 'nginx', 'nginx-auth'];
+
+test('the quick benchmark measures its paths end to end and writes the report and chart', async () => {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  delete env.NODE_OPTIONS;
+  // `make test` compiles the benchmark into .run/bench (as `make bench` does).
+  await run(process.execPath, ['.run/bench/bench/run.js', '--quick', `--only=${PATHS.join(',')},micro`], { env, timeout: 240_000 });
+
+  const results = JSON.parse(readFileSync('.run/bench-quick.json', 'utf8')) as {
+    http: { id: string; saturation: unknown[]; fixed: { rounds: unknown[] }; cpuPer10k?: number }[];
+    micro: { decisions: { perSecond: number }; signs: { perSecond: number } };
+  };
+  expect(results.http.map((h) => h.id)).toEqual(PATHS);
+  for (const h of results.http) {
+    expect(h.saturation).toHaveLength(2);
+    expect(h.fixed.rounds).toHaveLength(2);
+    if (h.id !== 'direct') expect(h.cpuPer10k).toBeGreaterThan(0);
+  }
+  expect(results.micro.decisions.perSecond).toBeGreaterThan(0);
+  expect(results.micro.signs.perSecond).toBeGreaterThan(0);
+
+  const report = readFileSync('.run/bench-quick/performance.md', 'utf8');
+  for (const section of ['## Targets', '## HTTP at saturation', '## Latency at a fixed 2000 requests/s', '## Micro-benchmarks']) expect(report).toContain(section);
+  expect(report).toMatch(/\| Inline throughput vs bare forwarder \(median of 2 rounds\) \| ≥ 0\.90× \| \d+\.\d\d× /);
+  const chart = '.run/bench-quick/performance.png';
+  expect(existsSync(chart) && statSync(chart).size).toBeGreaterThan(10_000);
+}, 300_000);
