@@ -30,7 +30,9 @@ test('the quick benchmark measures its paths end to end and writes the report an
 
   const report = readFileSync('.run/bench-quick/performance.md', 'utf8');
   for (const section of ['## Targets', '## HTTP at saturation', '## Latency at a fixed 2000 requests/s', '## Micro-benchmarks']) expect(report).toContain(section);
-  expect(report).toMatch(/\| Inline throughput vs bare forwarder \(median of 2 rounds\) \| ≥ 0\.90× \| \d+\.\d\d× /);
+  expect(report).toMatch(/\| Inline throughput vs bare forwarder \(median of 2 rounds\) \| ≥ 0\.90× \| \d+\.\d\d× .*\| at most \d\.\d\d× with nothing added but the required work/);
+  expect(report).toMatch(/\| Sidecar CPU per request vs nginx proxy_pass .*\| the cheapest Node forwarder, checking nothing: \d+\.\d\d× /);
+  expect(report).toMatch(/\| Added p99 latency over direct .*\| the least any Node forwarder adds, checking nothing: \d+\.\d{3} ms .*nginx proxy_pass adds/);
   const chart = '.run/bench-quick/performance.png';
   expect(existsSync(chart) && statSync(chart).size).toBeGreaterThan(10_000);
 }, 300_000);
