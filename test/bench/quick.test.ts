@@ -17,7 +17,7 @@ test('the quick benchmark measures its paths end to end and writes the report an
 
   const results = JSON.parse(readFileSync('.run/bench-quick.json', 'utf8')) as {
     http: { id: string; saturation: unknown[]; fixed: { rounds: unknown[] }; cpuPer10k?: number }[];
-    micro: { decisions: { perSecond: number }; signs: { perSecond: number } };
+    micro: { rounds: { decisions: number; signs: number; lookups: Record<string, number> }[] };
   };
   expect(results.http.map((h) => h.id)).toEqual(PATHS);
   for (const h of results.http) {
@@ -25,8 +25,12 @@ test('the quick benchmark measures its paths end to end and writes the report an
     expect(h.fixed.rounds).toHaveLength(2);
     if (h.id !== 'direct') expect(h.cpuPer10k).toBeGreaterThan(0);
   }
-  expect(results.micro.decisions.perSecond).toBeGreaterThan(0);
-  expect(results.micro.signs.perSecond).toBeGreaterThan(0);
+  expect(results.micro.rounds).toHaveLength(3);
+  for (const m of results.micro.rounds) {
+    expect(m.decisions).toBeGreaterThan(0);
+    expect(m.signs).toBeGreaterThan(0);
+    expect(Object.keys(m.lookups)).toEqual(['IPv4', 'IPv6', 'mixed IPv4/IPv6']);
+  }
 
   const report = readFileSync('.run/bench-quick/performance.md', 'utf8');
   for (const section of ['## Targets', '## HTTP at saturation', '## Latency at a fixed 2000 requests/s', '## Micro-benchmarks']) expect(report).toContain(section);
