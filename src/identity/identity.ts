@@ -2,7 +2,7 @@
 // decodes header bytes (latin1); they are checked as bytes and decoded as UTF-8.
 import type { IdentityConfig } from '../config/schema.js';
 import { refuse, type Refusal } from '../decision/reasons.js';
-import { DUPLICATED, singleValue } from '../sanitise/headers.js';
+import { DUPLICATED, singleValue, trimOws } from '../sanitise/headers.js';
 
 export interface Identity {
   readonly user: string;
@@ -19,7 +19,7 @@ const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 type Checked = { ok: true; value: string } | Refusal;
 
 function checkValue(raw: string, maxBytes: number, what: string): Checked {
-  const value = raw.trim();
+  const value = trimOws(raw);
   if (value === '') return refuse('identity', 'identity_blank', `${what} is blank`);
   // Printable ASCII (nearly every value) is its own UTF-8 decoding, one byte a character.
   if (isPrintableAscii(value)) {
@@ -56,7 +56,7 @@ export function readIdentity(read: Map<string, string[]>, config: IdentityConfig
 
   for (const name of config.requiredHeaders) {
     const values = read.get(name);
-    if (values === undefined || values.every((v) => v.trim() === '')) {
+    if (values === undefined || values.every((v) => trimOws(v) === '')) {
       return refuse('identity', 'required_header_missing', name);
     }
   }
@@ -65,7 +65,7 @@ export function readIdentity(read: Map<string, string[]>, config: IdentityConfig
   if (config.emailHeader) {
     const raw = singleValue(read, config.emailHeader);
     if (raw === DUPLICATED) return refuse('identity', 'identity_duplicated', config.emailHeader);
-    if (raw !== undefined && raw.trim() !== '') {
+    if (raw !== undefined && trimOws(raw) !== '') {
       const checked = checkValue(raw, config.maxValueBytes, config.emailHeader);
       if (!checked.ok) return checked;
       if (!checked.value.includes('@') || checked.value.includes(',')) {
@@ -80,7 +80,7 @@ export function readIdentity(read: Map<string, string[]>, config: IdentityConfig
     const raw = singleValue(read, config.groupsHeader);
     if (raw === DUPLICATED) return refuse('identity', 'identity_duplicated', config.groupsHeader);
     for (const part of raw?.split(',') ?? []) {
-      if (part.trim() === '') continue;
+      if (trimOws(part) === '') continue;
       const checked = checkValue(part, config.maxValueBytes, config.groupsHeader);
       if (!checked.ok) return checked;
       groups.push(checked.value);
@@ -88,5 +88,5 @@ export function readIdentity(read: Map<string, string[]>, config: IdentityConfig
     if (groups.length > config.maxGroups) return refuse('identity', 'identity_invalid', `over ${config.maxGroups} groups`);
   }
 
-  return { ok: true, identity: { user: user.value, userRaw: userRaw.trim(), email, groups } };
+  return { ok: true, identity: { user: user.value, userRaw: trimOws(userRaw), email, groups } };
 }

@@ -3,7 +3,7 @@
 // connection itself.
 import { isLoopback, parseAddress } from '../trust/address.js';
 import type { TrustedSet } from '../trust/trusted-set.js';
-import { singleValue } from './headers.js';
+import { singleValue, trimOws } from './headers.js';
 
 /**
  * The client address: walk the trusted proxy's X-Forwarded-For from the right, skipping
@@ -16,7 +16,7 @@ export function clientAddress(read: Map<string, string[]>, peer: string, trusted
   if (lines !== undefined) {
     const entries = lines.join(',').split(',');
     for (let i = entries.length - 1; i >= 0; i--) {
-      const address = parseAddress(entries[i]!.trim());
+      const address = parseAddress(trimOws(entries[i]!));
       if (address === null) break;
       const verdict = trusted.lookupAddress(address);
       if (verdict.trusted) continue;
@@ -36,7 +36,7 @@ export function forwardableClient(address: string): boolean {
 export function forwardedProto(read: Map<string, string[]>, tls: boolean): 'http' | 'https' {
   const value = singleValue(read, 'x-forwarded-proto');
   if (typeof value === 'string') {
-    const v = value.trim().toLowerCase();
+    const v = trimOws(value).toLowerCase();
     if (v === 'http' || v === 'https') return v;
   }
   return tls ? 'https' : 'http';
@@ -50,9 +50,9 @@ export function isValidHost(value: string): boolean {
 
 export function forwardedHost(read: Map<string, string[]>): string | undefined {
   const forwarded = singleValue(read, 'x-forwarded-host');
-  if (typeof forwarded === 'string' && isValidHost(forwarded.trim())) return forwarded.trim();
+  if (typeof forwarded === 'string' && isValidHost(trimOws(forwarded))) return trimOws(forwarded);
   const host = singleValue(read, 'host');
-  return typeof host === 'string' && isValidHost(host.trim()) ? host.trim() : undefined;
+  return typeof host === 'string' && isValidHost(trimOws(host)) ? trimOws(host) : undefined;
 }
 
 const METHOD = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,32}$/;

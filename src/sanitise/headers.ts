@@ -60,11 +60,28 @@ function connectionNominations(raw: readonly string[]): Set<string> | undefined 
   for (let i = 0; i < raw.length; i += 2) {
     if (raw[i]!.length !== 10 || raw[i]!.toLowerCase() !== 'connection') continue;
     for (const token of raw[i + 1]!.split(',')) {
-      const t = token.trim().toLowerCase();
+      const t = trimOws(token).toLowerCase();
       if (t && t !== 'close' && t !== 'keep-alive' && t !== 'upgrade') (names ??= new Set()).add(t);
     }
   }
   return names;
+}
+
+/**
+ * A header value without the optional white space around it (RFC 9110, 5.6.3: SP and HTAB
+ * only). String.prototype.trim() is wrong here: values arrive decoded as latin1, and it
+ * also eats 0xA0, the last byte of many UTF-8 characters (`à`, `Š`, `张`).
+ */
+export function trimOws(value: string): string {
+  let start = 0;
+  let end = value.length;
+  while (start < end && isOws(value.charCodeAt(start))) start++;
+  while (end > start && isOws(value.charCodeAt(end - 1))) end--;
+  return start === 0 && end === value.length ? value : value.slice(start, end);
+}
+
+function isOws(c: number): boolean {
+  return c === 0x20 || c === 0x09;
 }
 
 export const DUPLICATED = Symbol('duplicated');

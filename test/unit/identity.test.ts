@@ -28,6 +28,19 @@ test('UTF-8 values are decoded for the assertion and kept as bytes for the plain
   expect(r).toMatchObject({ ok: true, identity: { user: 'zoë@example.com', userRaw: latin1('zoë@example.com'), groups: ['équipe'] } });
 });
 
+// 0xA0 ends many UTF-8 characters (à is C3 A0, Š is C5 A0, 张 is E5 BC A0); as latin1 it
+// reads as a no-break space, which String.prototype.trim() would eat.
+test.each(['équipe-à', 'ops-Š', '李张', 'à'])('a value ending in the byte 0xA0 (%s) is kept whole', (name) => {
+  const r = readIdentity(read({ ...ok, 'x-auth-request-email': latin1(name), 'x-auth-request-groups': latin1(`${name},${name}x`) }), base);
+  expect(r).toMatchObject({ ok: true, identity: { user: name, userRaw: latin1(name), groups: [name, `${name}x`] } });
+});
+
+test('only SP and HTAB are optional white space around a value', () => {
+  const r = readIdentity(read({ ...ok, 'x-auth-request-email': ' \t alice@example.com\t ' }), base);
+  expect(r).toMatchObject({ ok: true, identity: { user: 'alice@example.com', userRaw: 'alice@example.com' } });
+  expect(readIdentity(read({ ...ok, 'x-auth-request-email': 'alice@example.com\u00a0' }), base)).toMatchObject({ ok: false, reason: 'identity_invalid' });
+});
+
 test('every printable ASCII character but the comma is kept as sent', () => {
   const printable = Array.from({ length: 0x7e - 0x20 + 1 }, (_, i) => String.fromCharCode(0x20 + i)).filter((c) => c !== ',').join('');
   const value = `a${printable}@b.c`;
