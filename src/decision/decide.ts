@@ -16,7 +16,7 @@ import {
   isValidMethod,
   pathOf,
 } from '../sanitise/forwarded.js';
-import { DUPLICATED, readHeaders, singleValue, type InboundHeaders } from '../sanitise/headers.js';
+import { DUPLICATED, readHeaders, singleValue, trimOws, type InboundHeaders } from '../sanitise/headers.js';
 import type { TrustedSet } from '../trust/trusted-set.js';
 import { refuse, type Refusal } from './reasons.js';
 import type { Rules } from './rules.js';
@@ -33,6 +33,12 @@ export interface RequestFacts {
   /** The request target as received (origin-form). */
   readonly target: string;
   readonly rawHeaders: readonly string[];
+  /**
+   * The connection asked to switch protocols (Upgrade with `Connection: upgrade`). An
+   * Upgrade header without it is only a hop-by-hop header of a plain request, and is
+   * stripped as one.
+   */
+  readonly upgrade?: boolean;
 }
 
 export interface DecisionContext {
@@ -56,6 +62,8 @@ export interface Allowed {
   readonly target: string;
   readonly assertion: string;
   readonly kid: string;
+  /** The protocol a WebSocket upgrade switches to; undefined for a plain request. */
+  readonly upgrade: string | undefined;
   readonly inbound: InboundHeaders;
 }
 
@@ -89,7 +97,8 @@ export function decide(facts: RequestFacts, ctx: DecisionContext): Decision {
   if (!target.ok) return refused(target, peer, inbound, requestId);
   // Only WebSockets are relayed: another protocol switch (h2c) would open a tunnel that
   // carries later requests to the gateway past every check.
-  if (inbound.upgrade !== undefined && inbound.upgrade.trim().toLowerCase() !== 'websocket') {
+  const upgrade = facts.upgrade === true ? inbound.upgrade : undefined;
+  if (facts.upgrade === true && (upgrade === undefined || trimOws(upgrade).toLowerCase() !== 'websocket')) {
     return refused(refuse('request', 'bad_request', 'unsupported upgrade'), peer, inbound, requestId);
   }
 
@@ -100,7 +109,7 @@ export function decide(facts: RequestFacts, ctx: DecisionContext): Decision {
   if (!isAllowed(identity, policy)) return refused(refuse('policy', 'user_not_allowed', identity.user), peer, inbound, requestId);
   // The Origin check guards WebSocket upgrades; a forward-auth sub-request cannot show
   // whether the original was an upgrade (proxies drop Upgrade), so there it always applies.
-  if (inbound.upgrade !== undefined || facts.mode === 'forward-auth') {
+  if (upgrade !== undefined || facts.mode === 'forward-auth') {
     const origin = singleValue(inbound.read, 'origin');
     const bad = origin === DUPLICATED ? refuse('policy', 'origin_not_allowed', 'duplicate Origin') : checkOrigin(origin, policy);
     if (bad) return refused(bad, peer, inbound, requestId);
@@ -143,6 +152,7 @@ export function decide(facts: RequestFacts, ctx: DecisionContext): Decision {
     target: target.target,
     assertion: ctx.signer.sign(claims),
     kid: ctx.signer.kid,
+    upgrade,
     inbound,
   };
 }
@@ -160,12 +170,12 @@ function requestTarget(facts: RequestFacts, inbound: InboundHeaders): { ok: true
     return { ok: true, method: facts.method, target: facts.target };
   }
   const method = singleValue(inbound.read, 'x-forwarded-method');
-  if (typeof method !== 'string' || !isValidMethod(method.trim())) {
+  if (typeof method !== 'string' || !isValidMethod(trimOws(method))) {
     return refuse('request', 'forwarded_method_invalid');
   }
   const uri = singleValue(inbound.read, 'x-forwarded-uri');
-  if (typeof uri !== 'string' || !isOriginForm(uri.trim())) return refuse('request', 'forwarded_uri_invalid');
-  return { ok: true, method: method.trim().toUpperCase(), target: uri.trim() };
+  if (typeof uri !== 'string' || !isOriginForm(trimOws(uri))) return refuse('request', 'forwarded_uri_invalid');
+  return { ok: true, method: trimOws(method).toUpperCase(), target: trimOws(uri) };
 }
 
 /** `[A-Za-z0-9._:-]{1,128}`, as a character scan: a client's id is checked on every request. */
@@ -200,6 +210,6 @@ export function upstreamHeaders(allowed: AllowedDecision, rules: Rules): string[
   if (gateway.userHeader) out.push(gateway.userHeader, allowed.identity.userRaw);
   if (gateway.scopesHeader) out.push(gateway.scopesHeader, allowed.scopes.join(','));
   out.push(assertion.header, allowed.assertion);
-  if (allowed.inbound.upgrade !== undefined) out.push('connection', 'upgrade', 'upgrade', allowed.inbound.upgrade);
+  if (allowed.upgrade !== undefined) out.push('connection', 'upgrade', 'upgrade', allowed.upgrade);
   return out;
 }

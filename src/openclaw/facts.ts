@@ -53,6 +53,7 @@ export function headersSidecarSends(sidecar: Config): Set<string> {
     target: '/',
     assertion: 'a',
     kid: 'k',
+    upgrade: undefined,
     inbound: { forward: [], read: new Map(), stripped: [], upgrade: undefined, count: 0 },
   };
   const sent = upstreamHeaders(allowed, compileRules(sidecar));

@@ -52,7 +52,11 @@ const input = fc.record({
   forwarded: fc.option(fc.tuple(fc.constantFrom('GET', 'post', ' DELETE ', 'G T', ''), fc.constantFrom('/a?b', ' /x ', 'http://evil/x', '/p#f', '')), { freq: 4 }),
   headers: fc.array(header, { maxLength: 14 }),
   at: fc.nat(),
+  upgrade: fc.boolean(),
 });
+
+/** Optional white space as HTTP defines it (SP, HTAB), written out here: 0xA0 is part of a value. */
+const ows = (v: string) => v.replace(/^[ \t]+|[ \t]+$/g, '');
 
 type Generated = typeof input extends fc.Arbitrary<infer T> ? T : never;
 
@@ -72,9 +76,10 @@ function checkAllowed(raw: string[], r: Generated, d: Decision & { ok: true }): 
   }
   // The identity is the one canonical line, whatever aliases or nominations surround it.
   const userLines = lines(raw, 'x-auth-request-email');
-  if (userLines.length !== 1 || d.identity.userRaw !== userLines[0]!.trim()) throw new Error('identity not the one canonical line');
+  if (userLines.length !== 1 || d.identity.userRaw !== ows(userLines[0]!)) throw new Error('identity not the one canonical line');
   if (/[\u0000-\u001f\u007f-\u009f]/.test(d.identity.user)) throw new Error('control character in the identity');
-  if (d.inbound.upgrade !== undefined && d.inbound.upgrade.trim().toLowerCase() !== 'websocket') throw new Error('non-WebSocket upgrade allowed');
+  if (d.upgrade !== undefined && (!r.upgrade || ows(d.upgrade).toLowerCase() !== 'websocket')) throw new Error('non-WebSocket upgrade allowed');
+  if (!r.upgrade && headerValues(out, 'upgrade').length > 0) throw new Error('Upgrade sent upstream for a plain request');
   if (!d.target.startsWith('/')) throw new Error(`target ${d.target} is not origin-form`);
   // The assertion: HS256 over its own bytes with the key, claims as decided.
   const tokens = headerValues(out, 'x-trusted-proxy-assertion');
@@ -84,9 +89,9 @@ function checkAllowed(raw: string[], r: Generated, d: Decision & { ok: true }): 
   if (createHmac('sha256', KEY).update(`${h}.${p}`).digest('base64url') !== s) throw new Error('assertion does not verify');
   const claims = JSON.parse(Buffer.from(p!, 'base64url').toString()) as Record<string, unknown>;
   if (claims['sub'] !== d.identity.user) throw new Error('sub is not the identity');
-  const expectedMethod = r.mode === 'inline' ? r.method : lines(raw, 'x-forwarded-method')[0]!.trim().toUpperCase();
+  const expectedMethod = r.mode === 'inline' ? r.method : ows(lines(raw, 'x-forwarded-method')[0]!).toUpperCase();
   if (claims['htm'] !== expectedMethod) throw new Error(`htm ${String(claims['htm'])}, expected ${expectedMethod}`);
-  const target = r.mode === 'inline' ? r.target : lines(raw, 'x-forwarded-uri')[0]!.trim();
+  const target = r.mode === 'inline' ? r.target : ows(lines(raw, 'x-forwarded-uri')[0]!);
   if (!String(claims['htu']).endsWith(target.split('?')[0]!)) throw new Error('htu does not name the target');
 }
 
@@ -99,7 +104,7 @@ test(`decide() and upstreamHeaders(): ${P.fuzzRuns} generated requests, no forge
       const raw = r.headers.flat();
       if (r.user !== null) raw.splice(2 * (r.at % (r.headers.length + 1)), 0, 'X-Auth-Request-Email', r.user);
       if (r.forwarded !== null) raw.push('X-Forwarded-Method', r.forwarded[0], 'X-Forwarded-Uri', r.forwarded[1]);
-      const d = decide(facts(raw, { peer: r.peer, method: r.method, target: r.target, mode: r.mode }), ctx);
+      const d = decide(facts(raw, { peer: r.peer, method: r.method, target: r.target, mode: r.mode, upgrade: r.upgrade }), ctx);
       const trusted = ctx.trusted.lookup(r.peer).trusted;
       if (!d.ok) {
         refused++;

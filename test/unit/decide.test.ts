@@ -35,15 +35,17 @@ describe('refusals: each reason with its status', () => {
     [
       'cross-site Origin on upgrade',
       { ...TRUSTED, listen: { allowedOrigins: ['https://app.example'] } },
-      [[...user, 'Connection', 'Upgrade', 'Upgrade', 'websocket', 'Origin', 'https://evil.example']],
+      [[...user, 'Connection', 'Upgrade', 'Upgrade', 'websocket', 'Origin', 'https://evil.example'], { upgrade: true }],
       'origin_not_allowed',
     ],
     [
       'two Origin lines on upgrade',
       { ...TRUSTED, listen: { allowedOrigins: ['https://app.example'] } },
-      [[...user, 'Upgrade', 'websocket', 'Origin', 'https://app.example', 'Origin', 'https://evil.example']],
+      [[...user, 'Connection', 'Upgrade', 'Upgrade', 'websocket', 'Origin', 'https://app.example', 'Origin', 'https://evil.example'], { upgrade: true }],
       'origin_not_allowed',
     ],
+    ['upgrade to anything but WebSocket', TRUSTED, [[...user, 'Connection', 'Upgrade', 'Upgrade', 'h2c'], { upgrade: true }], 'bad_request'],
+    ['upgrade without an Upgrade header', TRUSTED, [[...user, 'Connection', 'Upgrade'], { upgrade: true }], 'bad_request'],
     ['forward-auth without method', TRUSTED, [[...user, 'X-Forwarded-Uri', '/x'], { mode: 'forward-auth' }], 'forwarded_method_invalid'],
     ['forward-auth bad method', TRUSTED, [[...user, 'X-Forwarded-Method', 'GET /', 'X-Forwarded-Uri', '/x'], { mode: 'forward-auth' }], 'forwarded_method_invalid'],
     ['forward-auth without uri', TRUSTED, [[...user, 'X-Forwarded-Method', 'GET'], { mode: 'forward-auth' }], 'forwarded_uri_invalid'],
@@ -129,7 +131,18 @@ describe('allowed', () => {
     expect(
       decide(facts([...user, 'Origin', 'https://evil.example', 'X-Forwarded-Method', 'GET', 'X-Forwarded-Uri', '/'], { mode: 'forward-auth' }), ctx),
     ).toMatchObject({ reason: 'origin_not_allowed' });
-    expect(decide(facts([...user, 'Upgrade', 'websocket', 'Origin', 'https://app.example']), ctx).ok).toBe(true);
+    expect(decide(facts([...user, 'Connection', 'Upgrade', 'Upgrade', 'websocket', 'Origin', 'https://app.example'], { upgrade: true }), ctx).ok).toBe(true);
+  });
+
+  // Node emits 'upgrade' only with Connection: upgrade; without it the request is a plain
+  // one whose Upgrade line is just another hop-by-hop header.
+  test('Upgrade without Connection: upgrade is a plain request: no Origin check, no Upgrade upstream', () => {
+    const ctx = context({ ...TRUSTED, listen: { allowedOrigins: ['https://app.example'] } });
+    const d = allowed(decide(facts([...user, 'Upgrade', 'websocket', 'Origin', 'https://evil.example']), ctx));
+    expect(d.upgrade).toBeUndefined();
+    const out = upstreamHeaders(d, ctx.rules);
+    expect(headerValues(out, 'upgrade')).toEqual([]);
+    expect(headerValues(out, 'connection')).toEqual([]);
   });
 });
 
@@ -188,7 +201,7 @@ describe('upstreamHeaders', () => {
 
   test('an upgrade is re-issued as exactly Connection: upgrade', () => {
     const ctx = context(input);
-    const out = upstreamHeaders(allowed(decide(facts([...user, 'Connection', 'Upgrade, x-forwarded-user', 'Upgrade', 'websocket']), ctx)), ctx.rules);
+    const out = upstreamHeaders(allowed(decide(facts([...user, 'Connection', 'Upgrade, x-forwarded-user', 'Upgrade', 'websocket'], { upgrade: true }), ctx)), ctx.rules);
     expect(headerValues(out, 'connection')).toEqual(['upgrade']);
     expect(headerValues(out, 'upgrade')).toEqual(['websocket']);
     expect(headerValues(out, 'x-forwarded-user')).toEqual(['alice@example.com']);
