@@ -30,6 +30,11 @@ export function isAddressOrCidr(value: string): boolean {
   }
 }
 
+/** Never throws: a refinement that throws ends validation instead of listing every problem. */
+function isHttpUrl(value: string): boolean {
+  return URL.canParse(value) && /^https?:$/.test(new URL(value).protocol);
+}
+
 const tlsFiles = {
   certFile: z.string().default(''),
   keyFile: z.string().default(''),
@@ -84,11 +89,7 @@ export const configSchema = z.strictObject({
     .prefault({}),
   upstream: z
     .strictObject({
-      url: z
-        .string()
-        .url()
-        .refine((u) => /^https?:$/.test(new URL(u).protocol), 'must be an http:// or https:// URL')
-        .default('http://127.0.0.1:18789'),
+      url: z.string().refine(isHttpUrl, 'must be an http:// or https:// URL').default('http://127.0.0.1:18789'),
       connectTimeoutSeconds: z.number().positive().default(5),
       timeoutSeconds: z.number().positive().default(60),
       maxSockets: z.number().int().positive().default(256),

@@ -82,6 +82,37 @@ describe('check-config and serve', () => {
     expect(served.stdout).not.toContain('listening');
   });
 
+  // A value no URL parser accepts, and files that do not exist, in one file: every problem
+  // is listed in one pass, none of them is an exception that hides the others.
+  test('"not a url", a missing key folder and missing TLS files are listed together, with the schema errors', async () => {
+    const path = join(dir, 'files.yaml');
+    const missing = join(dir, 'no-such-dir');
+    writeFileSync(
+      path,
+      [
+        'upstream: { url: "not a url" }',
+        `listen: { certFile: ${JSON.stringify(join(missing, 'tls.crt'))}, keyFile: ${JSON.stringify(join(missing, 'tls.key'))} }`,
+        `assertion: { keysDir: ${JSON.stringify(missing)} }`,
+        'logging: { level: chatty }',
+      ].join('\n'),
+    );
+    const [checked, served] = await Promise.all([cli('check-config', '--config', path, '--keys'), cli('serve', '--config', path)]);
+    expect(checked.status).toBe(2);
+    const problems = checked.stderr.split('\n').filter((l) => l.startsWith('  - ')).map((l) => l.slice(4));
+    expect(problems).toEqual([
+      'upstream.url: must be an http:// or https:// URL',
+      'logging.level: Invalid option: expected one of "fatal"|"error"|"warn"|"info"|"debug"|"trace"',
+      `listen.certFile: cannot read ${join(missing, 'tls.crt')} (ENOENT)`,
+      `listen.keyFile: cannot read ${join(missing, 'tls.key')} (ENOENT)`,
+      `assertion: keysDir ${missing}: cannot read (ENOENT)`,
+    ]);
+    expect(checked.stderr).not.toContain('Invalid URL');
+    // serve checks the TLS files it must open; a key folder may appear later (not ready till then).
+    expect(served.status).toBe(2);
+    expect(served.stderr).toContain('listen.certFile: cannot read');
+    expect(served.stderr).not.toContain('assertion: keysDir');
+  });
+
   test('a missing file and a YAML syntax error are refused the same way', async () => {
     const broken = join(dir, 'broken.yaml');
     writeFileSync(broken, 'listen: { port: 8080\n');

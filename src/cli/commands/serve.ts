@@ -12,7 +12,7 @@ SIGTERM or SIGINT drains in-flight requests and exits 0.`,
   options: { config: { type: 'string', short: 'c' } },
   async run({ values }) {
     const path = requireString(values, 'config');
-    const result = loadConfigFile(path);
+    const result = loadConfigFile(path, { tls: true });
     if (!result.ok) {
       process.stderr.write(`invalid config ${path}:\n${result.problems.map((p) => `  - ${p}`).join('\n')}\n`);
       return 2;
