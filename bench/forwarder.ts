@@ -18,7 +18,7 @@ const server = http.createServer();
 
 function handler(): http.RequestListener {
   if (kind === 'proxy-layer') {
-    const forwarding = { dispatcher: createUpstreamPool(upstream), origin: target, timeoutMs: upstream.timeoutSeconds * 1000 };
+    const forwarding = { dispatcher: createUpstreamPool(upstream), origin: target, timeoutMs: upstream.timeoutSeconds * 1000, bodyStallMs: 30_000, maxBodyBytes: 0 };
     const failed = (res: http.ServerResponse) => () => (res.headersSent ? res.destroy() : res.writeHead(502).end());
     // WebSockets too, relayed as the sidecar relays them: the floor for the echo benchmark.
     const relaying = { url: target, connectTimeoutMs: upstream.connectTimeoutSeconds * 1000, timeoutMs: upstream.timeoutSeconds * 1000 };

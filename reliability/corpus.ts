@@ -45,7 +45,16 @@ export const CLASSES: Record<number, string> = {
   12: 'Algorithm confusion',
   13: 'WebSocket specifics',
   14: 'Slow and large clients',
+  15: 'Crash attempts',
+  16: 'Exhaustion by an allowed user',
+  17: 'Exhaustion by an unauthenticated client',
 };
+
+/**
+ * Classes of what a client does with the connection rather than the bytes of a request:
+ * their cases are paths × stages × acts in reliability/chaos.ts, not files here.
+ */
+export const CONNECTION_CLASSES: ReadonlySet<number> = new Set([15, 16, 17]);
 
 export const CORPUS_DIR = join(process.cwd(), 'reliability', 'corpus');
 
@@ -54,7 +63,7 @@ export function loadCorpus(dir = CORPUS_DIR): CorpusCase[] {
   for (const file of readdirSync(dir).filter((f) => f.endsWith('.json')).sort()) {
     for (const c of JSON.parse(readFileSync(join(dir, file), 'utf8')) as CorpusCase[]) {
       if (!/^[a-z0-9-]+$/.test(c.id)) throw new Error(`${file}: bad case id ${c.id}`);
-      if (!(c.class in CLASSES)) throw new Error(`${file}: ${c.id} has unknown class ${c.class}`);
+      if (!(c.class in CLASSES) || CONNECTION_CLASSES.has(c.class)) throw new Error(`${file}: ${c.id} has unknown class ${c.class}`);
       if ((c.bytes === undefined) === (c.lines === undefined)) throw new Error(`${file}: ${c.id} needs exactly one of bytes, lines`);
       if (cases.some((o) => o.id === c.id)) throw new Error(`${file}: duplicate case id ${c.id}`);
       cases.push(c);

@@ -17,6 +17,10 @@ export interface Profile {
   readonly floodSockets: number;
   /** Requests each fault-under-load scenario sends. */
   readonly faultLoadRequests: number;
+  /** Connections one allowed identity opens in each exhaustion scenario (the pool is 256). */
+  readonly exhaustionConnections: number;
+  /** Refused connections that never read nor close, in each unauthenticated exhaustion scenario. */
+  readonly refusedConnections: number;
 }
 
 function int(name: string, fallback: number): number {
@@ -38,5 +42,7 @@ export function profile(): Profile {
     soakSeconds: int('SOAK_SECONDS', soak ? 600 : 60),
     floodSockets: int('FLOOD_SOCKETS', soak ? 8_000 : 3_000),
     faultLoadRequests: int('FAULT_LOAD_REQUESTS', soak ? 2_000 : 240),
+    exhaustionConnections: int('EXHAUSTION_CONNECTIONS', soak ? 1_000 : 300),
+    refusedConnections: int('REFUSED_CONNECTIONS', soak ? 5_000 : 1_000),
   };
 }

@@ -16,6 +16,7 @@ export const SECTIONS = {
   'kube-faults': 'Kubernetes API faults under load',
   soak: 'Soak: mixed HTTP and WebSocket traffic',
   flood: 'Slowloris and idle-socket flood',
+  chaos: 'Connection-level attacks: crash attempts and exhaustion',
 } as const;
 export type Section = keyof typeof SECTIONS;
 

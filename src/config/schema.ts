@@ -49,6 +49,8 @@ const listenSchema = z
     maxWebSocketLifetimeSeconds: z.number().int().min(0).default(0),
     maxHeaderBytes: z.number().int().min(1024).max(1048576).default(16384),
     maxHeaderCount: z.number().int().min(16).max(1000).default(100),
+    // 0: as many as the descriptor limit leaves room for (docs/configuration.md).
+    maxConnections: z.number().int().min(0).default(0),
     headersTimeoutSeconds: z.number().positive().default(10),
     requestTimeoutSeconds: z.number().positive().default(300),
     keepAliveTimeoutSeconds: z.number().positive().default(65),
@@ -144,6 +146,17 @@ export const configSchema = z.strictObject({
       extraPrefixes: z.array(headerName).default([]),
     })
     .prefault({}),
+  // What one client may hold, so that no identity starves the others and no connection is
+  // kept for a client that stopped reading or sending (docs/configuration.md, "Limits").
+  limits: z
+    .strictObject({
+      identityPoolShare: z.number().gt(0).max(1).default(0.25),
+      maxWebSocketsPerIdentity: z.number().int().min(1).default(64),
+      queueTimeoutSeconds: z.number().positive().default(10),
+      clientStallTimeoutSeconds: z.number().positive().default(30),
+      maxRequestBodyBytes: z.number().int().min(0).default(0),
+    })
+    .prefault({}),
   forwardAuth: z
     .strictObject({
       enabled: z.boolean().default(false),
@@ -165,3 +178,4 @@ export type IdentityConfig = Config['identity'];
 export type AssertionConfig = Config['assertion'];
 export type GatewayConfig = Config['gateway'];
 export type DiscoveryConfig = Config['trust']['discovery'];
+export type LimitsConfig = Config['limits'];

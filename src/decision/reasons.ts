@@ -20,6 +20,13 @@ export const REFUSALS = {
   origin_not_allowed: 403,
   // signing
   assertion_key_unavailable: 503,
+  // the connection and the limits, applied by the I/O shell around an allowed decision
+  request_timeout: 408,
+  body_timeout: 408,
+  body_too_large: 413,
+  identity_request_limit: 429,
+  identity_websocket_limit: 429,
+  upstream_busy: 503,
 } as const;
 
 export type ReasonCode = keyof typeof REFUSALS;

@@ -16,6 +16,8 @@ export function createMetrics(version: string) {
   const collect = () => {
     for (const count of pending) count.flush();
   };
+  // Read at scrape time from whatever the handler registers, so the hot path sets nothing.
+  let slots: () => { busy: number; queued: number } = () => ({ busy: 0, queued: 0 });
 
   const m = {
     registry,
@@ -64,6 +66,38 @@ export function createMetrics(version: string) {
       name: `${PREFIX}upstream_duration_seconds`,
       help: 'Time from forwarding a request to the gateway to its response headers.',
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    }),
+    limitRefusals: new Counter({
+      name: `${PREFIX}limit_refusals_total`,
+      help: 'Allowed requests and WebSockets refused by a limit (per-identity, queue, body), by reason code.',
+      labelNames: ['reason'] as const,
+      registers,
+    }),
+    upstreamInFlight: new Gauge({
+      name: `${PREFIX}upstream_in_flight`,
+      help: 'Requests holding one of the upstream pool connections.',
+      registers,
+      collect() {
+        this.set(slots().busy);
+      },
+    }),
+    upstreamQueued: new Gauge({
+      name: `${PREFIX}upstream_queued`,
+      help: 'Requests waiting for a free upstream pool connection.',
+      registers,
+      collect() {
+        this.set(slots().queued);
+      },
+    }),
+    connectionsStalled: new Counter({
+      name: `${PREFIX}connections_stalled_total`,
+      help: 'Client connections closed because the client stopped reading what the sidecar wrote.',
+      registers,
+    }),
+    connectionsDropped: new Counter({
+      name: `${PREFIX}connections_dropped_total`,
+      help: 'Client connections closed at accept because the data port held its maximum.',
       registers,
     }),
     websocketsOpen: new Gauge({
@@ -126,6 +160,10 @@ export function createMetrics(version: string) {
      * registry is read (prom-client hashes and checks the labels on every increment,
      * even a child's, and an allowed request counts up to ten things).
      */
+    /** Where the upstream gauges read the pool's permits from. */
+    observeUpstreamSlots(read: () => { busy: number; queued: number }): void {
+      slots = read;
+    },
     batched(counter: Counter<string>, labels: Record<string, string>): BatchedCount {
       const count = new BatchedCount(counter, labels);
       pending.push(count);

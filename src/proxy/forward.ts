@@ -2,9 +2,9 @@
 // back. Both bodies stream with backpressure and are never held whole; either side going
 // away ends the other.
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import { PassThrough } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { HOP_BY_HOP } from '../sanitise/protected.js';
+import { RequestBodyGuard } from './body.js';
 
 export interface ForwardTarget {
   readonly dispatcher: Dispatcher;
@@ -12,6 +12,10 @@ export interface ForwardTarget {
   readonly origin: string;
   /** The longest wait for the response headers, and between two pieces of a body. */
   readonly timeoutMs: number;
+  /** The longest wait for the client's next bytes of a request body. */
+  readonly bodyStallMs: number;
+  /** The largest request body passed on (0: no maximum); over it the exchange fails with BODY_TOO_LARGE. */
+  readonly maxBodyBytes: number;
 }
 
 export interface ForwardHooks {
@@ -47,10 +51,10 @@ export function forward(req: IncomingMessage, res: ServerResponse, headers: stri
       path: req.url ?? '/',
       method: req.method ?? 'GET',
       headers,
-      // Through a PassThrough because undici destroys the body it was given when the
+      // Through a stream of its own because undici destroys the body it was given when the
       // exchange fails, and destroying the request itself would reset the client's
-      // connection before the 502/504 reaches it.
-      body: hasBody(req) ? req.pipe(new PassThrough()) : null,
+      // connection before the answer reaches it.
+      body: hasBody(req) ? req.pipe(new RequestBodyGuard(target.maxBodyBytes, target.bodyStallMs)) : null,
       headersTimeout: target.timeoutMs,
       bodyTimeout: target.timeoutMs,
     },

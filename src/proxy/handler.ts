@@ -5,15 +5,18 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { decide, upstreamHeaders, type AllowedDecision, type Decision, type Mode, type RequestFacts } from '../decision/decide.js';
-import { refusalBody } from '../decision/reasons.js';
+import { REFUSALS, refusalBody } from '../decision/reasons.js';
 import { loggedIdentity } from '../logging/logger.js';
 import { perKey, statusClass } from '../metrics/metrics.js';
 import { isAllowed } from '../policy/policy.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { pathOf } from '../sanitise/forwarded.js';
 import { UpstreamPool } from './agent.js';
+import { BODY_TIMEOUT, BODY_TOO_LARGE, declaredLength } from './body.js';
 import { upstreamErrorKind, type UpstreamErrorKind } from './errors.js';
 import { forward, hasBody } from './forward.js';
+import { owe, whenSettled } from './in-flight.js';
+import { identityRequestLimit, PerIdentityLimit, UpstreamSlots } from './limits.js';
 import { rejectUpgrade, sendJson } from './respond.js';
 import { relayUpgrade } from './upgrade.js';
 import { WebSocketTracker } from './websockets.js';
@@ -21,9 +24,17 @@ import { WebSocketTracker } from './websockets.js';
 const TIMEOUT_BODY = '{"error":"upstream_timeout"}';
 const UNAVAILABLE_BODY = '{"error":"upstream_unavailable"}';
 
+/** Refusals by a limit, after the decision allowed the request. */
+type LimitReason = 'body_timeout' | 'body_too_large' | 'identity_request_limit' | 'identity_websocket_limit' | 'upstream_busy';
+
 export class RequestHandler {
   readonly websockets: WebSocketTracker;
   private readonly pool: UpstreamPool;
+  /** Upstream requests each identity has in flight or waiting. */
+  private readonly requests: PerIdentityLimit;
+  /** WebSockets each identity has open or opening. */
+  private readonly webSocketsHeld: PerIdentityLimit;
+  readonly slots: UpstreamSlots;
   // Metric children for what every allowed request records.
   private readonly decisionTime;
   private readonly allowedCount;
@@ -40,21 +51,32 @@ export class RequestHandler {
     this.responseCount = perKey((status: number) => metrics.batched(metrics.upstreamResponses, { class: statusClass(status) }));
     this.pool = new UpstreamPool(runtime.config.upstream);
     this.websockets = new WebSocketTracker(runtime.metrics);
+    const { upstream, limits } = runtime.config;
+    this.requests = new PerIdentityLimit(identityRequestLimit(upstream.maxSockets, limits.identityPoolShare));
+    this.webSocketsHeld = new PerIdentityLimit(limits.maxWebSocketsPerIdentity);
+    this.slots = new UpstreamSlots(upstream.maxSockets, limits.queueTimeoutSeconds * 1000);
+    metrics.observeUpstreamSlots(() => ({ busy: this.slots.busy, queued: this.slots.queued }));
     // A reload that narrows the allow lists ends WebSockets of users it no longer admits.
     runtime.onRulesChange((rules) => {
-      this.pool.update(rules.config.upstream);
+      const { upstream: u, limits: l } = rules.config;
+      this.pool.update(u);
+      this.requests.setLimit(identityRequestLimit(u.maxSockets, l.identityPoolShare));
+      this.webSocketsHeld.setLimit(l.maxWebSocketsPerIdentity);
+      this.slots.update(u.maxSockets, l.queueTimeoutSeconds * 1000);
       this.revoke((identity) => isAllowed(identity, rules.policy), 'config reload');
     });
     runtime.trust.onChange((set) => this.revoke((_i, peer) => set.lookup(peer).trusted, 'trusted set change'));
   }
 
   onRequest(req: IncomingMessage, res: ServerResponse): void {
+    owe(req.socket, res);
     const mode = this.modeOf(req);
-    const decision = this.decide(req, mode);
+    const decision = this.decide(req, mode, false);
     if (!decision.ok) {
-      // A refused request's body is never read: close the connection rather than drain it.
       const headers: Record<string, string> = { 'x-request-id': decision.requestId };
-      if (hasBody(req)) headers['connection'] = 'close';
+      // A refused request's body is never read, and a peer outside the trusted set has no
+      // business keeping a connection: close rather than drain or keep it.
+      if (hasBody(req) || decision.reason === 'untrusted_source') headers['connection'] = 'close';
       sendJson(res, refusalStatus(decision.status, mode), refusalBody(decision.reason), headers);
       return;
     }
@@ -62,21 +84,79 @@ export class RequestHandler {
       sendJson(res, 200, '{"result":"allowed"}', this.grantHeaders(decision));
       return;
     }
-    const { url, timeoutSeconds } = this.runtime.config.upstream;
+    this.admit(req, res, decision);
+  }
+
+  /**
+   * An allowed inline request takes its identity's share and then a pooled connection
+   * (waiting, with a deadline, when all are busy); both are given back when the response
+   * is done or abandoned.
+   */
+  private admit(req: IncomingMessage, res: ServerResponse, decision: AllowedDecision): void {
+    const { limits } = this.runtime.config;
+    const length = declaredLength(req.headers['content-length']);
+    if (limits.maxRequestBodyBytes > 0 && length !== undefined && length > limits.maxRequestBodyBytes) {
+      this.refuseByLimit(res, decision, 'body_too_large');
+      return;
+    }
+    const user = decision.identity.user;
+    if (!this.requests.tryAcquire(user)) {
+      this.refuseByLimit(res, decision, 'identity_request_limit');
+      return;
+    }
+    let holding = false;
+    const withdraw = this.slots.acquire(
+      () => {
+        holding = true;
+        this.forward(req, res, decision);
+      },
+      () => this.refuseByLimit(res, decision, 'upstream_busy'),
+    );
+    res.once('close', () => {
+      withdraw();
+      this.requests.release(user);
+      if (holding) this.slots.release();
+    });
+  }
+
+  private forward(req: IncomingMessage, res: ServerResponse, decision: AllowedDecision): void {
+    const { upstream, limits } = this.runtime.config;
     const started = process.hrtime.bigint();
     // Read per request, so a reloaded upstream URL or timeout applies at once.
-    forward(req, res, upstreamHeaders(decision, this.runtime.rules), { dispatcher: this.pool.dispatcher, origin: url, timeoutMs: timeoutSeconds * 1000 }, {
+    const target = {
+      dispatcher: this.pool.dispatcher,
+      origin: upstream.url,
+      timeoutMs: upstream.timeoutSeconds * 1000,
+      bodyStallMs: limits.clientStallTimeoutSeconds * 1000,
+      maxBodyBytes: limits.maxRequestBodyBytes,
+    };
+    forward(req, res, upstreamHeaders(decision, this.runtime.rules), target, {
       response: (status) => this.observeUpstream(status, started),
       failed: (err) => {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === BODY_TIMEOUT || code === BODY_TOO_LARGE) {
+          this.refuseByLimit(res, decision, code === BODY_TIMEOUT ? 'body_timeout' : 'body_too_large');
+          return;
+        }
         const kind = this.countUpstreamError(err);
         sendJson(res, kind === 'timeout' ? 504 : 502, kind === 'timeout' ? TIMEOUT_BODY : UNAVAILABLE_BODY);
       },
     });
   }
 
+  /**
+   * Node hands over an upgrading connection as soon as it parses the request; responses to
+   * requests pipelined before it are finished first, so nothing overtakes them.
+   */
   onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    whenSettled(socket, () => {
+      if (!socket.destroyed) this.upgrade(req, socket, head);
+    });
+  }
+
+  private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const mode = this.modeOf(req);
-    const decision = this.decide(req, mode);
+    const decision = this.decide(req, mode, true);
     if (!decision.ok) {
       rejectUpgrade(socket, refusalStatus(decision.status, mode), refusalBody(decision.reason), { 'x-request-id': decision.requestId });
       return;
@@ -87,6 +167,13 @@ export class RequestHandler {
       rejectUpgrade(socket, 200, '{"result":"allowed"}', this.grantHeaders(decision));
       return;
     }
+    const user = decision.identity.user;
+    if (!this.webSocketsHeld.tryAcquire(user)) {
+      this.countLimit(decision, 'identity_websocket_limit');
+      rejectUpgrade(socket, REFUSALS.identity_websocket_limit, refusalBody('identity_websocket_limit'), { 'x-request-id': decision.requestId });
+      return;
+    }
+    socket.once('close', () => this.webSocketsHeld.release(user));
     const { url, connectTimeoutSeconds, timeoutSeconds } = this.runtime.config.upstream;
     const { maxWebSocketLifetimeSeconds } = this.runtime.config.listen;
     const started = process.hrtime.bigint();
@@ -101,6 +188,19 @@ export class RequestHandler {
     });
   }
 
+  private refuseByLimit(res: ServerResponse, decision: AllowedDecision, reason: LimitReason): void {
+    this.countLimit(decision, reason);
+    // Past a body limit the rest of the body is never read: close rather than drain it.
+    const close = reason === 'body_timeout' || reason === 'body_too_large';
+    sendJson(res, REFUSALS[reason], refusalBody(reason), { 'x-request-id': decision.requestId, ...(close && { connection: 'close' }) });
+  }
+
+  private countLimit(decision: AllowedDecision, reason: LimitReason): void {
+    this.runtime.metrics.limitRefusals.inc({ reason });
+    const user = loggedIdentity(decision.identity.user, this.runtime.config.logging.identity);
+    this.runtime.logger.warn({ requestId: decision.requestId, peer: decision.peer, user, reason, status: REFUSALS[reason] }, 'refused by a limit');
+  }
+
   private modeOf(req: IncomingMessage): Mode {
     const { forwardAuth } = this.runtime.config;
     return forwardAuth.enabled && pathOf(req.url ?? '/') === forwardAuth.path ? 'forward-auth' : 'inline';
@@ -111,7 +211,7 @@ export class RequestHandler {
     this.pool.close();
   }
 
-  private decide(req: IncomingMessage, mode: Mode): Decision {
+  private decide(req: IncomingMessage, mode: Mode, upgrade: boolean): Decision {
     const started = process.hrtime.bigint();
     const facts: RequestFacts = {
       mode,
@@ -120,6 +220,7 @@ export class RequestHandler {
       method: req.method ?? 'GET',
       target: req.url ?? '/',
       rawHeaders: req.rawHeaders,
+      upgrade,
     };
     const decision = decide(facts, this.runtime.context());
     const { metrics, logger } = this.runtime;

@@ -6,6 +6,7 @@ import https from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { answerTimeout, connectTimeout } from './errors.js';
+import { lingerThenDestroy, REFUSAL_LINGER_MS } from './respond.js';
 
 export interface UpgradeTarget {
   /** The gateway's base URL. */
@@ -84,9 +85,19 @@ export function relayUpgrade(req: IncomingMessage, client: Duplex, head: Buffer,
  */
 function splice(client: Duplex, upstream: Socket): void {
   client.off('error', destroyOnError);
-  // A reset on either side ends both; an orderly end is passed on by the pipes.
+  // A reset on either side ends both; an orderly end is passed on by the pipes, and the
+  // other side gets a short while to finish before both go (a peer that never answers a
+  // FIN must not keep two descriptors open).
   upstream.on('error', () => client.destroy());
   client.on('error', () => upstream.destroy());
+  const halfClosed = () => {
+    setTimeout(() => {
+      client.destroy();
+      upstream.destroy();
+    }, REFUSAL_LINGER_MS).unref();
+  };
+  client.once('end', halfClosed);
+  upstream.once('end', halfClosed);
   upstream.pipe(client).pipe(upstream);
 }
 
@@ -103,10 +114,12 @@ function relayAnswer(res: IncomingMessage, client: Duplex): void {
   client.write(statusBlock(res, raw.concat('connection', 'close')));
   res.on('error', () => client.destroy());
   res.pipe(client);
+  res.once('end', () => lingerThenDestroy(client));
 }
 
-function statusBlock(res: IncomingMessage, raw = res.rawHeaders): string {
+/** The gateway's status and header lines, byte for byte as they arrived (latin1). */
+function statusBlock(res: IncomingMessage, raw = res.rawHeaders): Buffer {
   let block = `HTTP/1.1 ${res.statusCode} ${res.statusMessage}\r\n`;
   for (let i = 0; i < raw.length; i += 2) block += `${raw[i]}: ${raw[i + 1]}\r\n`;
-  return `${block}\r\n`;
+  return Buffer.from(`${block}\r\n`, 'latin1');
 }

@@ -1,4 +1,5 @@
 // The admin listener (express): health, readiness and metrics. Never proxied.
+import http from 'node:http';
 import { connect } from 'node:net';
 import express, { type Express } from 'express';
 import type { Runtime } from '../runtime/runtime.js';
@@ -7,7 +8,18 @@ export interface AdminState {
   draining: boolean;
 }
 
-export function createAdminApp(runtime: Runtime, state: AdminState): Express {
+/**
+ * The admin port answers probes and scrapes, which are small and quick: a client that
+ * stalls or sends slowly is cut off within seconds, as on the data port, so it cannot hold
+ * connections the kubelet and Prometheus need.
+ */
+export function createAdminServer(runtime: Runtime, state: AdminState): http.Server {
+  const server = http.createServer({ connectionsCheckingInterval: 1000, headersTimeout: 5000, requestTimeout: 10_000, keepAliveTimeout: 5000 }, createAdminApp(runtime, state));
+  server.on('connection', (socket) => socket.on('error', () => socket.destroy()));
+  return server;
+}
+
+function createAdminApp(runtime: Runtime, state: AdminState): Express {
   const app = express();
   app.disable('x-powered-by');
   app.get('/healthz', (_req, res) => {

@@ -1,5 +1,5 @@
-// The data-plane listener: the only way into the pod. Strict parsing, bounded headers
-// and timeouts; malformed requests get a JSON error instead of Node's bare 400.
+// The data-plane listener: the only way into the pod. Strict parsing, bounded headers,
+// connections and timeouts; malformed requests get a JSON error instead of Node's bare 400.
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
@@ -7,6 +7,8 @@ import type { Duplex } from 'node:stream';
 import type { ListenConfig } from '../config/schema.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { RequestHandler } from '../proxy/handler.js';
+import { isMidResponse } from '../proxy/in-flight.js';
+import { endAndRelease, rawAnswer } from '../proxy/respond.js';
 
 export function createDataPlane(listen: ListenConfig, handler: RequestHandler, metrics: Metrics): http.Server {
   const options: http.ServerOptions = {
@@ -24,18 +26,19 @@ export function createDataPlane(listen: ListenConfig, handler: RequestHandler, m
   applyListenLimits(server, listen);
   server.on('request', (req, res) => handler.onRequest(req, res));
   server.on('upgrade', (req, socket, head) => handler.onUpgrade(req, socket, head));
+  server.on('drop', () => metrics.connectionsDropped.inc());
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
     const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-    metrics.decisions.inc({ mode: 'inline', result: 'refused', reason: status === 431 ? 'too_many_headers' : 'bad_request' });
-    if (err.code === 'ECONNRESET' || !socket.writable) {
+    const reason = status === 431 ? 'too_many_headers' : status === 408 ? 'request_timeout' : 'bad_request';
+    metrics.decisions.inc({ mode: 'inline', result: 'refused', reason });
+    // A response already under way cannot be followed by another: the connection ends, and
+    // the upstream exchanges on it with it. Otherwise the answer goes out now, and responses
+    // not yet begun on this broken connection are abandoned, as Node itself would.
+    if (err.code === 'ECONNRESET' || !socket.writable || isMidResponse(socket)) {
       socket.destroy();
       return;
     }
-    const body = `{"error":"${status === 431 ? 'too_many_headers' : 'bad_request'}"}`;
-    socket.end(
-      `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: application/json\r\n` +
-        `content-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`,
-    );
+    endAndRelease(socket, rawAnswer(status, `{"error":"${reason}"}`));
   });
   return server;
 }
@@ -47,4 +50,27 @@ export function applyListenLimits(server: http.Server, listen: ListenConfig): vo
   server.keepAliveTimeout = listen.keepAliveTimeoutSeconds * 1000;
   // One over the limit, so that exceeding it is seen (and refused) rather than truncated.
   server.maxHeadersCount = listen.maxHeaderCount + 1;
+  server.maxConnections = listen.maxConnections > 0 ? listen.maxConnections : connectionsWithinDescriptorLimit();
+}
+
+/**
+ * Without a configured maximum: as many client connections as the descriptor limit leaves
+ * room for, each with its upstream connection, keeping a reserve for the admin port, the
+ * config and key files and the Kubernetes client. Past it new connections are closed at
+ * accept, so a flood cannot take the descriptors the admin port and the gateway need.
+ */
+export function connectionsWithinDescriptorLimit(limits = readLimits()): number {
+  const soft = /^Max open files\s+(\d+|unlimited)/m.exec(limits)?.[1];
+  if (soft === undefined || soft === 'unlimited') return Infinity;
+  return Math.max(1, Math.floor((Number(soft) - DESCRIPTOR_RESERVE) / 2));
+}
+
+const DESCRIPTOR_RESERVE = 256;
+
+function readLimits(): string {
+  try {
+    return readFileSync('/proc/self/limits', 'utf8');
+  } catch {
+    return '';
+  }
 }

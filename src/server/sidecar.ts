@@ -10,7 +10,8 @@ import { RequestHandler } from '../proxy/handler.js';
 import { CLOSE_GOING_AWAY } from '../proxy/websockets.js';
 import { Runtime } from '../runtime/runtime.js';
 import { VERSION } from '../version.js';
-import { createAdminApp, type AdminState } from './admin.js';
+import { createAdminServer, type AdminState } from './admin.js';
+import { ConnectionWatch } from './connections.js';
 import { applyListenLimits, createDataPlane } from './data-plane.js';
 
 export interface SidecarOptions {
@@ -25,6 +26,7 @@ export class Sidecar {
   readonly runtime: Runtime;
   readonly handler: RequestHandler;
   private readonly dataPlane: Server;
+  readonly connections: ConnectionWatch;
   private discovery: Discovery | undefined;
   private started = false;
   private admin: Server | undefined;
@@ -35,8 +37,10 @@ export class Sidecar {
     this.runtime = new Runtime(config, logger, options.metrics ?? createMetrics(VERSION));
     this.handler = new RequestHandler(this.runtime);
     this.dataPlane = createDataPlane(config.listen, this.handler, this.runtime.metrics);
+    this.connections = new ConnectionWatch(this.dataPlane, config.limits.clientStallTimeoutSeconds * 1000, this.runtime.metrics, this.runtime.logger);
     this.runtime.onRulesChange((rules) => {
       applyListenLimits(this.dataPlane, rules.config.listen);
+      this.connections.setStallTimeout(rules.config.limits.clientStallTimeoutSeconds * 1000);
       // A reload that configures the first discovery source brings discovery up.
       if (!this.discovery && discoveryConfigured(rules.config.trust.discovery)) {
         void this.loadDiscovery().then(() => this.started && this.discovery?.start());
@@ -58,9 +62,9 @@ export class Sidecar {
     const { listen, admin } = this.runtime.config;
     await this.loadDiscovery();
     await listenOn(this.dataPlane, listen.host, listen.port);
-    const adminServer = createAdminApp(this.runtime, this.state).listen(admin.port, admin.host);
+    const adminServer = createAdminServer(this.runtime, this.state);
     this.admin = adminServer;
-    await new Promise<void>((resolve, reject) => adminServer.once('listening', resolve).once('error', reject));
+    await listenOn(adminServer, admin.host, admin.port);
     this.runtime.watch(this.options.configPath, this.options.watchIntervalMs);
     this.started = true;
     this.discovery?.start();
@@ -88,6 +92,7 @@ export class Sidecar {
     clearInterval(idle);
     this.dataPlane.closeAllConnections();
     this.handler.close();
+    this.connections.close();
     const admin = this.admin;
     if (admin) await new Promise<void>((resolve) => admin.close(() => resolve()));
     this.runtime.logger.info('stopped');

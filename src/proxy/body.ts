@@ -1,0 +1,62 @@
+// The request body on its way to the gateway, guarded: a client that stops sending in the
+// middle of a body, or sends more than the configured maximum, ends the exchange (and with
+// it the upstream request) instead of holding a pooled connection.
+import { Transform, type TransformCallback } from 'node:stream';
+
+export const BODY_TIMEOUT = 'BODY_TIMEOUT';
+export const BODY_TOO_LARGE = 'BODY_TOO_LARGE';
+
+export class RequestBodyGuard extends Transform {
+  private bytes = 0;
+  private timer: NodeJS.Timeout | undefined;
+
+  /** `maxBytes` 0: no maximum. `stallMs`: the longest wait for the client's next bytes. */
+  constructor(
+    private readonly maxBytes: number,
+    private readonly stallMs: number,
+  ) {
+    super();
+    this.arm();
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
+    this.bytes += chunk.length;
+    if (this.maxBytes > 0 && this.bytes > this.maxBytes) {
+      done(Object.assign(new Error('request body over the maximum'), { code: BODY_TOO_LARGE }));
+      return;
+    }
+    this.arm();
+    done(null, chunk);
+  }
+
+  override _flush(done: TransformCallback): void {
+    clearTimeout(this.timer);
+    done();
+  }
+
+  override _destroy(err: Error | null, done: (err: Error | null) => void): void {
+    clearTimeout(this.timer);
+    done(err);
+  }
+
+  private arm(): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.stalled(), this.stallMs);
+  }
+
+  private stalled(): void {
+    // Bytes still waiting for the gateway to read them: the wait is the gateway's, not the client's.
+    if (this.readableLength >= this.readableHighWaterMark) {
+      this.arm();
+      return;
+    }
+    this.destroy(Object.assign(new Error('client stopped sending the request body'), { code: BODY_TIMEOUT }));
+  }
+}
+
+/** The declared length of a request body; undefined when chunked or absent. */
+export function declaredLength(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  return Number.isSafeInteger(n) && n >= 0 ? n : undefined;
+}

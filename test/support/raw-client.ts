@@ -1,0 +1,89 @@
+// A client on a raw socket, for what an HTTP client library will not do: send bytes in
+// pieces, pipeline, stop reading, stay connected for ever, or reset the connection.
+import { connect, type Socket } from 'node:net';
+import { waitFor } from './wait.js';
+
+export class RawClient {
+  private chunks: Buffer[] = [];
+  /** Settles when the server ends or closes the connection. */
+  readonly closed: Promise<void>;
+  private closedFlag = false;
+
+  private constructor(readonly socket: Socket) {
+    socket.on('data', (c: Buffer) => this.chunks.push(c));
+    socket.on('error', () => undefined);
+    this.closed = new Promise((resolve) => {
+      const done = () => {
+        this.closedFlag = true;
+        resolve();
+      };
+      socket.once('end', done);
+      socket.once('close', done);
+    });
+  }
+
+  /**
+   * `allowHalfOpen`: stay open after the server's FIN, as a client that means to reset later.
+   * `localAddress`: the source address (one of a test network's own).
+   */
+  static connect(port: number, host = '127.0.0.1', options: { allowHalfOpen?: boolean; localAddress?: string } = {}): Promise<RawClient> {
+    return new Promise((resolve, reject) => {
+      const socket = connect({ host, port, allowHalfOpen: options.allowHalfOpen ?? false, ...(options.localAddress && { localAddress: options.localAddress }) });
+      socket.once('connect', () => resolve(new RawClient(socket)));
+      socket.once('error', reject);
+    });
+  }
+
+  /** Everything received so far, as bytes. */
+  get bytes(): Buffer {
+    if (this.chunks.length > 1) this.chunks = [Buffer.concat(this.chunks)];
+    return this.chunks[0] ?? Buffer.alloc(0);
+  }
+
+  /** Everything received so far, one character per byte. */
+  get text(): string {
+    return this.bytes.toString('latin1');
+  }
+
+  get isClosed(): boolean {
+    return this.closedFlag;
+  }
+
+  write(bytes: string | Buffer): void {
+    this.socket.write(typeof bytes === 'string' ? Buffer.from(bytes, 'latin1') : bytes);
+  }
+
+  /** Waits until what was received satisfies `ready`. */
+  async receive(ready: (text: string) => boolean, what: string, timeoutMs = 5000): Promise<string> {
+    await waitFor(() => ready(this.text), what, timeoutMs);
+    return this.text;
+  }
+
+  /** Stop reading: what the server sends stays in the kernel's buffers. */
+  stopReading(): void {
+    this.socket.pause();
+  }
+
+  resumeReading(): void {
+    this.socket.resume();
+  }
+
+  /** A TCP reset (RST), as a crashed or hostile client sends. */
+  reset(): void {
+    this.socket.resetAndDestroy();
+  }
+
+  /** An orderly end of the client's side (FIN); the socket stays open for reading. */
+  finish(): void {
+    this.socket.end();
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+}
+
+/** The status codes of every response in a raw reply, in order. */
+export function statuses(reply: string): number[] {
+  return [...reply.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
+}
