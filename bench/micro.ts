@@ -1,11 +1,16 @@
 // In-process micro-benchmarks of the hot path's pure parts: one inline decision (source,
-// identity, policy, sanitise, sign, upstream headers) and one assertion signature.
+// identity, policy, sanitise, sign, upstream headers), one assertion signature, and the
+// bookkeeping the limits add to every inline request.
+import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
+import type { ServerResponse } from 'node:http';
 import { AssertionSigner, randomId } from '../src/assertion/sign.js';
 import type { AssertionClaims } from '../src/assertion/claims.js';
 import { configSchema } from '../src/config/schema.js';
 import { decide, upstreamHeaders, type DecisionContext, type RequestFacts } from '../src/decision/decide.js';
 import { compileRules } from '../src/decision/rules.js';
+import { owe } from '../src/proxy/in-flight.js';
+import { PerIdentityLimit, UpstreamSlots } from '../src/proxy/limits.js';
 import { TrustedSet } from '../src/trust/trusted-set.js';
 import { LUA, WRK_PATH } from './load.js';
 
@@ -99,4 +104,35 @@ export function signs(seconds: number): Rate {
   };
   // Every signature is over different claims (a fresh jti), as in real traffic.
   return measure(() => signer.sign({ ...claims, jti: randomId() }), seconds);
+}
+
+/**
+ * What the limits add to one inline request, as the handler does it: the response counted
+ * as owed on its connection, the identity's share and a pooled-connection permit taken,
+ * and all of it given back when the response closes. The response is a bare emitter, so
+ * the figure includes an allocation the real request has anyway.
+ */
+export function limitsBookkeeping(seconds: number): Rate {
+  const slots = new UpstreamSlots(256, 10_000);
+  const requests = new PerIdentityLimit(64);
+  const connections = Array.from({ length: 64 }, () => ({}));
+  const users = Array.from({ length: 8 }, (_, i) => `user${i}@example.com`);
+  return measure((i) => {
+    const res = new EventEmitter() as unknown as ServerResponse;
+    owe(connections[i & 63]!, res);
+    const user = users[i & 7]!;
+    if (!requests.tryAcquire(user)) throw new Error('the benchmark ran into its own limit');
+    let holding = false;
+    const withdraw = slots.acquire(
+      () => (holding = true),
+      () => undefined,
+    );
+    res.once('close', () => {
+      withdraw();
+      requests.release(user);
+      if (holding) slots.release();
+    });
+    res.emit('close');
+    return holding;
+  }, seconds);
 }

@@ -37,6 +37,8 @@ export interface IdleCost {
 export interface MicroRound {
   decisions: number;
   signs: number;
+  /** The limits' bookkeeping for one inline request (absent in reports before it was measured). */
+  limits?: number;
   lookups: Record<string, number>;
 }
 
@@ -200,6 +202,17 @@ export function targets(r: Results): Target[] {
       measured: `${int(signs.median)} (rounds: ${signs.rounds.map(int).join(', ')})`,
       met: signs.median >= 200000,
     });
+    const sidecarUs = inline?.cpuPer10k === undefined ? undefined : inline.cpuPer10k * 100;
+    if (sidecarUs !== undefined && rounds.every((m) => m.limits !== undefined)) {
+      const limitsUs = 1e6 / microFigure(rounds, (m) => m.limits!).median;
+      const share = limitsUs / sidecarUs;
+      out.push({
+        name: "The limits' bookkeeping per inline request, as a share of the sidecar's CPU per request",
+        goal: '≤ 3 %',
+        measured: `${f(share * 100, 1)} % (${f(limitsUs, 2)} of ${f(sidecarUs, 0)} µs)`,
+        met: share <= 0.03,
+      });
+    }
     const lookups = Object.keys(rounds[0]!.lookups).map((mix) => [mix, microFigure(rounds, (m) => m.lookups[mix]!).median] as const);
     const slowest = Math.min(...lookups.map(([, n]) => n));
     out.push({
@@ -398,6 +411,7 @@ export function markdown(r: Results): string {
       '|---|---:|---|',
       row("`decide()` + `upstreamHeaders()` on wrk's request (trusted source, wrk's header lines, identity, policy, sanitise, sign)", (m) => m.decisions),
       row('`AssertionSigner.sign()`', (m) => m.signs),
+      ...(rounds.every((m) => m.limits !== undefined) ? [row("the limits' bookkeeping for one inline request (owed response, identity share, pool permit, release)", (m) => m.limits!)] : []),
       ...Object.keys(rounds[0]!.lookups).map((mix) => row(`trusted-set lookup, 5,000 CIDRs + 200 IPs, ${mix} addresses`, (m) => m.lookups[mix]!)),
       '',
     );

@@ -8,7 +8,7 @@ import { loadavg } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { coldStarts, importCosts } from './coldstart.js';
 import { fixedRate, wrk, WRK_PATH, type WrkResult } from './load.js';
-import { decisions, signs } from './micro.js';
+import { decisions, limitsBookkeeping, signs } from './micro.js';
 import { ALTERNATIVES, BARE, forkChild, INLINE, NGINX, NODE_RELAY, PATHS, type PathSpec, type RunningPath } from './paths.js';
 import { cleanup, cleanupSync, cpuSeconds, openFds, openFileLimit, rssBytes, stopChild } from './procs.js';
 import { writeReport, type HttpResult, type IdleCost, type MicroRound, type Results } from './report.js';
@@ -186,7 +186,7 @@ const microRounds: MicroRound[] = [];
 async function micro(round: number): Promise<void> {
   if (!wanted('micro')) return;
   log(`micro-benchmarks, round ${round} of 3`);
-  microRounds.push({ decisions: decisions(T.micro).perSecond, signs: signs(T.micro).perSecond, lookups: await trustedSetLookups() });
+  microRounds.push({ decisions: decisions(T.micro).perSecond, signs: signs(T.micro).perSecond, limits: limitsBookkeeping(T.micro).perSecond, lookups: await trustedSetLookups() });
 }
 
 async function main(): Promise<void> {
