@@ -7,10 +7,10 @@ NPM_GLOBALCONFIG := $(shell npm config get globalconfig 2>/dev/null)
 ifneq ($(NPM_GLOBALCONFIG),)
 export npm_config_globalconfig := $(NPM_GLOBALCONFIG)
 endif
-export PATH := $(CURDIR)/.tools/node/node_modules/.bin:$(CURDIR)/node_modules/.bin:$(PATH)
+export PATH := $(CURDIR)/.tools/node/node_modules/.bin:$(CURDIR)/node_modules/.bin:$(CURDIR)/.tools/bin:/usr/local/go/bin:$(PATH)
 export NODE_OPTIONS := --experimental-vm-modules --no-warnings=ExperimentalWarning
 
-.PHONY: run test unit build typecheck node deps system-deps clean image bench bench-build openclaw soak
+.PHONY: run test unit build typecheck node deps system-deps kube-tools clean image bench bench-build openclaw soak
 
 run: build
 	scripts/run.sh
@@ -18,7 +18,7 @@ run: build
 # The soak and the quick benchmark run alone, after the rest: the soak's latency-drift
 # bound measures the sidecar, and beside other suites it would measure their load instead;
 # the benchmark loads both cores.
-test: system-deps build typecheck .tools/helm-render openclaw bench-build
+test: system-deps build typecheck kube-tools openclaw bench-build
 	jest --testPathIgnorePatterns='/test/reliability/soak\.test\.ts$$' '/test/bench/'
 	jest test/reliability/soak.test.ts
 	jest test/bench
@@ -65,9 +65,10 @@ bench: system-deps bench-build
 bench-build: build
 	tsc -p bench/tsconfig.json
 
-# The chart renderer for tests (no Helm here): Go with Debian's sprig, built offline.
-.tools/helm-render: tools/helm-render/*.go | system-deps
-	cd tools/helm-render && GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE=$(CURDIR)/.tools/go-cache go build -o $(CURDIR)/$@ .
+# The real Kubernetes API server, kine, kubectl and Helm 3 and 4, built from the Go module
+# proxy at pinned versions (once per machine: about N minutes cold, see the README).
+kube-tools:
+	scripts/install-kube.sh
 
 # Needs a Docker engine (none on the project's own test machines).
 IMAGE ?= trusted-proxy-sidecar:$(shell node -p 'require("./package.json").version' 2>/dev/null || echo dev)

@@ -1,16 +1,13 @@
 #!/usr/bin/env bash
 # Debian packages the tests drive for real (front proxies, promtool, browser, netns tools,
-# the chart renderer). Idempotent: apt runs only when something is missing.
+# openssl for test certificates, gcc for kine's SQLite). Idempotent: apt runs only when
+# something is missing. Kubernetes, kubectl and Helm are built by scripts/install-kube.sh.
 set -euo pipefail
 packages=(
-  caddy nginx prometheus wrk chromium iproute2 curl
-  golang-go golang-github-masterminds-sprig-dev kubernetes-client
+  caddy nginx prometheus wrk chromium iproute2 curl openssl gcc libc6-dev
 )
 missing=()
 for p in "${packages[@]}"; do
-  # kubernetes-client is wanted only for `kubectl kustomize`; some machines already ship a
-  # newer kubectl from another package that owns /usr/bin/kubectl, and the two conflict.
-  [ "$p" = kubernetes-client ] && command -v kubectl >/dev/null && continue
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
