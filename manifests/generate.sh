@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Regenerates manifests/base from the Helm chart, so the plain manifests hold the same
 # objects as the chart's defaults, minus Helm's own labels and annotations.
-#   manifests/generate.sh   (needs the renderer: make .tools/helm-render)
+#   manifests/generate.sh   (needs Helm: scripts/install-kube.sh builds it into .tools/bin)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-.tools/helm-render -f manifests/base/values.yaml -name openclaw -namespace openclaw charts/trusted-proxy-sidecar 2>/dev/null |
+.tools/bin/helm3 template openclaw charts/trusted-proxy-sidecar --namespace openclaw --kube-version v1.35.4 -f manifests/base/values.yaml |
   node --input-type=module -e '
     import { parseAllDocuments, stringify } from "yaml";
     const HELM = ["helm.sh/chart", "app.kubernetes.io/managed-by", "helm.sh/resource-policy"];
@@ -18,7 +18,12 @@ cd "$(dirname "$0")/.."
     let text = "";
     for await (const chunk of process.stdin) text += chunk;
     const docs = parseAllDocuments(text).map((d) => d.toJS()).filter(Boolean);
+    // Every namespaced object names its namespace, so that kubectl apply -k manifests/base
+    // puts each where it belongs (kubectl -n cannot: the discovery Role lives in the
+    // namespace of the ingress controller, not in that of the release).
+    const CLUSTER_SCOPED = new Set(["ClusterRole", "ClusterRoleBinding"]);
     for (const o of docs) {
+      if (!CLUSTER_SCOPED.has(o.kind) && !o.metadata.namespace) o.metadata.namespace = "openclaw";
       strip(o.metadata);
       strip(o.spec?.template?.metadata);
     }

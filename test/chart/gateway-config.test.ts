@@ -2,14 +2,14 @@
 // the sidecar config the chart generates and a user's existing gateway config. The
 // result must pass `doctor` cleanly and keep everything that is not trust/auth.
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import JSON5 from 'json5';
-import { one, renderChart } from './k8s.js';
+import { CI_VALUES, ciValuesFiles, one, renderChart } from './k8s.js';
 import { COMMAND as CLI } from '../support/command.js';
 
-const VALUES = join(import.meta.dirname, 'values');
+const VALUES = CI_VALUES;
 let tmp: string;
 beforeAll(() => {
   tmp = mkdtempSync(join(tmpdir(), 'tps-gwconfig-'));
@@ -20,13 +20,11 @@ const cli = (args: string[]) => spawnSync(process.execPath, [CLI, ...args], { en
 
 const SEED = join(import.meta.dirname, 'fixtures/openclaw-seed-config.json5');
 const cases: [string, string | undefined][] = [
-  ...readdirSync(VALUES)
-    .filter((f) => f.endsWith('.yaml'))
-    .map((f): [string, string | undefined] => [f, SEED]),
-  ['defaults.yaml', undefined],
+  ...ciValuesFiles().map((f): [string, string | undefined] => [f, SEED]),
+  ['defaults-values.yaml', undefined],
 ];
 
-describe.each(cases)('values/%s', (file, seed) => {
+describe.each(cases)('ci/%s', (file, seed) => {
   test(`gateway-config on ${seed ? "the user's existing config" : 'a fresh volume'}, then doctor is clean`, () => {
     const { objects } = renderChart([join(VALUES, file)]);
     const deployment = one(objects, 'Deployment') as any;
@@ -67,7 +65,7 @@ describe.each(cases)('values/%s', (file, seed) => {
 });
 
 test('doctor catches the original misconfiguration, so the clean result above means something', () => {
-  const { objects } = renderChart([join(VALUES, 'defaults.yaml')]);
+  const { objects } = renderChart([join(VALUES, 'defaults-values.yaml')]);
   const sidecarConfig = join(tmp, 'defaults-sidecar.yaml');
   writeFileSync(sidecarConfig, (one(objects, 'ConfigMap', 'claw-trusted-proxy-sidecar-sidecar') as any).data['sidecar.yaml']);
   const r = cli(['doctor', '--config', sidecarConfig, '--gateway-config', join(import.meta.dirname, 'fixtures/openclaw-seed-config.json5'), '--public-origin', 'https://claw.example.com']);

@@ -1,15 +1,19 @@
 // Rendering and schema validation shared by the chart, manifest and image tests: the chart
-// is rendered by tools/helm-render (built once, cached in .tools), manifests by
+// is rendered by real Helm (built by scripts/install-kube.sh into .tools/bin), manifests by
 // `kubectl kustomize`, and every object is checked against the Kubernetes / CRD schemas.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, renameSync, statSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 export const CHART = join(ROOT, 'charts/trusted-proxy-sidecar');
-const RENDERER = join(ROOT, '.tools/helm-render');
-const RENDERER_SRC = join(ROOT, 'tools/helm-render');
+/** The chart's own values files for tests and linting (chart-testing's `ci/` folder). */
+export const CI_VALUES = join(CHART, 'ci');
+/** Helm 3 and Helm 4, built from the Go module proxy. */
+export const HELM = { 3: join(ROOT, '.tools/bin/helm3'), 4: join(ROOT, '.tools/bin/helm4') } as const;
+/** The Kubernetes version the API server in the tests runs; Helm renders for it. */
+export const KUBE_VERSION = 'v1.35.4';
 
 export interface K8sObject {
   apiVersion: string;
@@ -18,23 +22,17 @@ export interface K8sObject {
   [key: string]: unknown;
 }
 
-/** Builds the renderer unless an up-to-date binary is there; safe to race (atomic rename). */
-export function ensureRenderer(): string {
-  const newest = Math.max(...readdirSync(RENDERER_SRC).map((f) => statSync(join(RENDERER_SRC, f)).mtimeMs));
-  if (existsSync(RENDERER) && statSync(RENDERER).mtimeMs >= newest) return RENDERER;
-  const tmp = `${RENDERER}.${process.pid}`;
-  execFileSync('go', ['build', '-o', tmp, '.'], {
-    cwd: RENDERER_SRC,
-    env: { ...process.env, GO111MODULE: 'off', GOPATH: '/usr/share/gocode', GOCACHE: join(ROOT, '.tools/go-cache') },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  renameSync(tmp, RENDERER);
-  return RENDERER;
+/** The ci/ values files, by file name. */
+export function ciValuesFiles(): string[] {
+  return readdirSync(CI_VALUES)
+    .filter((f) => f.endsWith('-values.yaml'))
+    .sort();
 }
 
 export interface Rendered {
   objects: K8sObject[];
-  notes: string;
+  /** Helm's output as it is, `# Source:` comments included. */
+  text: string;
 }
 
 export function parseStream(text: string): K8sObject[] {
@@ -47,16 +45,15 @@ export function parseStream(text: string): K8sObject[] {
 }
 
 /** `helm template` for the chart with the given values files (paths). Throws with Helm's message. */
-export function renderChart(valueFiles: string[], opts: { name?: string; namespace?: string } = {}): Rendered {
-  const args = valueFiles.flatMap((f) => ['-f', f]);
-  args.push('-name', opts.name ?? 'claw', '-namespace', opts.namespace ?? 'openclaw', CHART);
-  const r = spawnSync(ensureRenderer(), args, { encoding: 'utf8' });
+export function renderChart(valueFiles: string[], opts: { name?: string; namespace?: string; helm?: 3 | 4 } = {}): Rendered {
+  const args = ['template', opts.name ?? 'claw', CHART, '--namespace', opts.namespace ?? 'openclaw', '--kube-version', KUBE_VERSION, ...valueFiles.flatMap((f) => ['-f', f])];
+  const r = spawnSync(HELM[opts.helm ?? 3], args, { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(r.stderr.trim());
-  return { objects: parseStream(r.stdout), notes: r.stderr.replace(/^NOTES:\n/, '') };
+  return { objects: parseStream(r.stdout), text: r.stdout };
 }
 
 export function kustomize(dir: string): K8sObject[] {
-  return parseStream(execFileSync('kubectl', ['kustomize', dir], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }));
+  return parseStream(execFileSync(join(ROOT, '.tools/bin/kubectl'), ['kustomize', dir], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }));
 }
 
 const GROUP_PACKAGES: Record<string, string> = {
