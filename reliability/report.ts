@@ -3,7 +3,7 @@
 // test-artifacts/, and every record regenerates the report from the fragments of the
 // same profile, so the file always shows the latest proven figures of each section.
 import { mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { profile } from './profile.js';
 
 /** The report's sections, in the order they appear. */
@@ -28,7 +28,11 @@ interface Fragment {
 
 const root = process.cwd();
 const fragmentsDir = (name = profile().name) => join(root, 'test-artifacts', 'reliability', name);
-export const REPORT_PATH = join(root, 'reports', 'reliability.md');
+/**
+ * The committed report comes from `make soak` alone; `make test`'s smaller run writes its
+ * report beside its fragments, so a test run leaves the working tree as it found it.
+ */
+export const reportPath = (name = profile().name) => (name === 'soak' ? join(root, 'reports', 'reliability.md') : join(root, 'test-artifacts', 'reliability', 'reliability.md'));
 
 /** Records a section's proven figures and regenerates the report. */
 export function recordSection(section: Section, markdown: string): void {
@@ -65,8 +69,9 @@ export function writeReport(): void {
     }
     out.push(`_Recorded ${f.at}._`, '', f.markdown, '');
   }
-  mkdirSync(join(root, 'reports'), { recursive: true });
-  atomicWrite(REPORT_PATH, `${out.join('\n').trimEnd()}\n`);
+  const path = reportPath(p.name);
+  mkdirSync(dirname(path), { recursive: true });
+  atomicWrite(path, `${out.join('\n').trimEnd()}\n`);
 }
 
 /** A Markdown table. */
