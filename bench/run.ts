@@ -7,6 +7,7 @@ import { writeFileSync, mkdirSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { coldStarts, importCosts } from './coldstart.js';
+import { kubeScale } from './kube-scale.js';
 import { fixedRate, wrk, WRK_PATH, type WrkResult } from './load.js';
 import { decisions, limitsBookkeeping, signs } from './micro.js';
 import { ALTERNATIVES, BARE, forkChild, INLINE, NGINX, NODE_RELAY, PATHS, type PathSpec, type RunningPath } from './paths.js';
@@ -18,8 +19,8 @@ import { echo, openIdle, type EchoResult } from './ws.js';
 const quick = process.argv.includes('--quick');
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',');
 const T = quick
-  ? { warm: 1, wrk: 2, wrkRounds: 2, rateRounds: 2, rateSeconds: 2, wsIdle: 1000, echo: 2, micro: 0.5, coldRuns: 2 }
-  : { warm: 2, wrk: 3, wrkRounds: 5, rateRounds: 11, rateSeconds: 3, wsIdle: 10000, echo: 5, micro: 2, coldRuns: 5 };
+  ? { warm: 1, wrk: 2, wrkRounds: 2, rateRounds: 2, rateSeconds: 2, wsIdle: 1000, echo: 2, micro: 0.5, coldRuns: 2, kube: { nodes: 300, pods: 1200, watchers: 2, changes: 200 } }
+  : { warm: 2, wrk: 3, wrkRounds: 5, rateRounds: 11, rateSeconds: 3, wsIdle: 10000, echo: 5, micro: 2, coldRuns: 5, kube: { nodes: 5000, pods: 20000, watchers: 5, changes: 1000 } };
 const CONNECTIONS = 50;
 const ECHO = { connections: 32, messageBytes: 1024 };
 const RATE = 2000;
@@ -232,6 +233,7 @@ async function main(): Promise<void> {
       results.coldStartUnbundled = starts.unbundled;
       results.imports = importCosts(['./dist/server/sidecar.js', '@kubernetes/client-node', 'express', 'prom-client', 'zod', 'pino', 'undici/lib/dispatcher/agent.js'], quick ? 1 : 3);
     }
+    if (wanted('kubernetes')) results.kubernetes = await kubeScale(T.kube, upstreamPort, log);
   } finally {
     await stopChild(upstream);
     await cleanup();

@@ -13,11 +13,12 @@ test('the quick benchmark measures its paths end to end and writes the report an
   const env: NodeJS.ProcessEnv = { ...process.env };
   delete env.NODE_OPTIONS;
   // `make test` compiles the benchmark into .run/bench (as `make bench` does).
-  await run(process.execPath, ['.run/bench/bench/run.js', '--quick', `--only=${PATHS.join(',')},micro`], { env, timeout: 240_000 });
+  await run(process.execPath, ['.run/bench/bench/run.js', '--quick', `--only=${PATHS.join(',')},micro,kubernetes`], { env, timeout: 300_000 });
 
   const results = JSON.parse(readFileSync('.run/bench-quick.json', 'utf8')) as {
     http: { id: string; saturation: unknown[]; fixed: { rounds: unknown[] }; cpuPer10k?: number }[];
-    micro: { rounds: { decisions: number; signs: number; lookups: Record<string, number> }[] };
+    micro: { rounds: { decisions: number; signs: number; limits: number; lookups: Record<string, number> }[] };
+    kubernetes: { nodes: number; pods: number; modes: { name: string; syncSeconds: number; entries: number }[] };
   };
   expect(results.http.map((h) => h.id)).toEqual(PATHS);
   for (const h of results.http) {
@@ -29,11 +30,18 @@ test('the quick benchmark measures its paths end to end and writes the report an
   for (const m of results.micro.rounds) {
     expect(m.decisions).toBeGreaterThan(0);
     expect(m.signs).toBeGreaterThan(0);
+    expect(m.limits).toBeGreaterThan(0);
     expect(Object.keys(m.lookups)).toEqual(['IPv4', 'IPv6', 'mixed IPv4/IPv6']);
   }
 
+  // Discovery at scale on the real API server, at the quick size: every mode synced, and
+  // each trusted what the seeded cluster holds (50 ingress pods and endpoints, a CIDR and an address per node).
+  expect(results.kubernetes).toMatchObject({ nodes: 300, pods: 1200 });
+  expect(results.kubernetes.modes.map((m) => m.entries)).toEqual([50, 50, 300, 300]);
+
   const report = readFileSync('.run/bench-quick/performance.md', 'utf8');
-  for (const section of ['## Targets', '## HTTP at saturation', '## Latency at a fixed 2000 requests/s', '## Micro-benchmarks']) expect(report).toContain(section);
+  for (const section of ['## Targets', '## HTTP at saturation', '## Latency at a fixed 2000 requests/s', '## Micro-benchmarks', '## Kubernetes discovery at scale']) expect(report).toContain(section);
+  expect(report).toMatch(/\| The limits' bookkeeping per inline request, as a share of the sidecar's CPU per request \| ≤ 3 % \| \d+\.\d %/);
   expect(report).toMatch(/\| Inline throughput vs bare forwarder \(median of 2 rounds\) \| ≥ 0\.90× \| \d+\.\d\d× .*\| at most \d\.\d\d× with nothing added but the required work/);
   expect(report).toMatch(/\| Sidecar CPU per request vs nginx proxy_pass .*\| the cheapest Node forwarder, checking nothing: \d+\.\d\d× /);
   expect(report).toMatch(/\| Added p99 latency over direct .*\| the least any Node forwarder adds, checking nothing: \d+\.\d{3} ms .*nginx proxy_pass adds/);

@@ -11,8 +11,9 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { waitFor } from './wait.js';
 
-const ROOT = resolve(import.meta.dirname, '../..');
-export const KUBE_BIN = join(ROOT, '.tools/bin');
+// The checkout's root: jest and the benchmark both run from it (and this file is compiled
+// elsewhere for the benchmark, so its own location says nothing).
+export const KUBE_BIN = resolve(process.cwd(), '.tools/bin');
 export const KUBECTL = join(KUBE_BIN, 'kubectl');
 
 export interface KubeCluster {
@@ -40,6 +41,8 @@ export interface KubeCluster {
   inCluster(namespace: string, serviceAccount: string): Promise<Record<string, string>>;
   /** Creates a namespace if it is not there. */
   namespace(name: string): Promise<void>;
+  /** The API server's and its storage's process ids (for their CPU and memory). */
+  pids: number[];
   stop(): Promise<void>;
 }
 
@@ -202,6 +205,7 @@ export async function startKubeCluster(options: ClusterOptions = {}): Promise<Ku
         const r = await request('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
         if (r.status !== 201 && r.status !== 409) throw new Error(`namespace ${name}: ${r.status} ${JSON.stringify(r.body)}`);
       },
+      pids: children.map((c) => c.pid!),
       stop: async () => {
         agent.destroy();
         await stop();
