@@ -10,13 +10,13 @@ endif
 export PATH := $(CURDIR)/.tools/node/node_modules/.bin:$(CURDIR)/node_modules/.bin:$(CURDIR)/.tools/bin:/usr/local/go/bin:$(PATH)
 export NODE_OPTIONS := --experimental-vm-modules --no-warnings=ExperimentalWarning
 
-.PHONY: run test unit build typecheck node deps system-deps kube-tools clean image bench bench-build openclaw soak
+.PHONY: run test unit build typecheck node deps system-deps peers clean image bench bench-build openclaw soak
 
 run: build
 	scripts/run.sh
 
 # Three phases, each run even if one before it failed (scripts/test.sh says why).
-test: system-deps build typecheck kube-tools openclaw bench-build
+test: system-deps build typecheck peers openclaw bench-build
 	scripts/test.sh
 
 unit: deps
@@ -55,16 +55,17 @@ openclaw: node
 
 # The performance benchmark (about 9 minutes): writes reports/performance.md and .png.
 # Each proxied WebSocket holds two descriptors, so the runner asks for more than 20,000.
-bench: system-deps kube-tools bench-build
+bench: system-deps peers bench-build
 	ulimit -n 65536 2>/dev/null || ulimit -n $$(ulimit -Hn); node .run/bench/bench/run.js $(BENCH_ARGS)
 
 bench-build: build
 	tsc -p bench/tsconfig.json
 
-# The real Kubernetes API server, kine, kubectl and Helm 3 and 4, built from the Go module
-# proxy at pinned versions (once per machine: about N minutes cold, see the README).
-kube-tools:
-	scripts/install-kube.sh
+# The real peers: the Kubernetes API server, kine, kubectl, Helm 3 and 4, Traefik and
+# oauth2-proxy, built from the Go module proxy at pinned versions (once per machine; the
+# README says how long a cold build takes).
+peers:
+	scripts/install-peers.sh
 
 # Needs a Docker engine (none on the project's own test machines).
 IMAGE ?= trusted-proxy-sidecar:$(shell node -p 'require("./package.json").version' 2>/dev/null || echo dev)

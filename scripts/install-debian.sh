@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages the tests drive for real (front proxies, promtool, browser, netns tools,
 # openssl for test certificates, gcc for kine's SQLite). Idempotent: apt runs only when
-# something is missing. Kubernetes, kubectl and Helm are built by scripts/install-kube.sh.
+# something is missing. Kubernetes, kubectl and Helm are built by scripts/install-peers.sh.
 set -euo pipefail
 packages=(
   caddy nginx prometheus wrk chromium iproute2 curl openssl gcc libc6-dev

@@ -1,5 +1,5 @@
 // Rendering and schema validation shared by the chart, manifest and image tests: the chart
-// is rendered by real Helm (built by scripts/install-kube.sh into .tools/bin), manifests by
+// is rendered by real Helm (built by scripts/install-peers.sh into .tools/bin), manifests by
 // `kubectl kustomize`, and every object is checked against the Kubernetes / CRD schemas.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';

@@ -1,7 +1,7 @@
 // The real Kubernetes API server and kubectl for the tests, built from the Go module proxy.
 // k8s.io/kubernetes replaces its staging modules with folders of its own repository, which
 // `go install` refuses; this module requires it and points each staging module at the
-// release published under the same number instead. scripts/install-kube.sh builds it.
+// release published under the same number instead. scripts/install-peers.sh builds it.
 module trusted-proxy-sidecar/tools/kube
 
 go 1.25.0
