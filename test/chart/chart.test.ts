@@ -232,6 +232,7 @@ test('Traefik: oauth2-proxy ForwardAuth first, then the sidecar Service as the o
     address: 'http://oauth2-proxy.openclaw.svc.cluster.local:4180/',
     trustForwardHeader: false,
     authResponseHeaders: ['X-Auth-Request-Email', 'X-Auth-Request-User', 'X-Auth-Request-Groups'],
+    maxResponseBodySize: 65536,
   });
   const route = one(objs, 'IngressRoute') as any;
   const [signIn, app] = route.spec.routes;

@@ -23,18 +23,22 @@ test('every object of the base and of the component is valid', async () => {
   for (const o of [...base, ...withComponent]) await validateObject(o);
 });
 
-test('the base is the chart rendered from base/values.yaml (regenerate with manifests/generate.sh)', () => {
+test('the base and the Traefik inline example are the chart rendered from their values (regenerate with manifests/generate.sh)', () => {
   const copy = join(tmp, 'regenerated');
-  execFileSync('mkdir', ['-p', join(copy, 'manifests/base'), join(copy, '.tools/bin'), join(copy, 'charts')]);
+  const generated = ['manifests/base/trusted-proxy-sidecar.yaml', 'manifests/examples/traefik/inline.yaml'];
+  execFileSync('mkdir', ['-p', join(copy, 'manifests/base'), join(copy, 'manifests/examples/traefik'), join(copy, '.tools/bin'), join(copy, 'charts')]);
   execFileSync('cp', ['-r', join(ROOT, 'charts/trusted-proxy-sidecar'), join(copy, 'charts/')]);
   execFileSync('cp', [join(ROOT, 'manifests/generate.sh'), join(copy, 'manifests/')]);
   execFileSync('cp', [join(ROOT, 'manifests/base/values.yaml'), join(copy, 'manifests/base/')]);
+  execFileSync('cp', [join(ROOT, 'manifests/examples/traefik/values.yaml'), join(copy, 'manifests/examples/traefik/')]);
   execFileSync('ln', ['-s', HELM[3], join(copy, '.tools/bin/helm3')]);
   execFileSync('ln', ['-s', join(ROOT, 'node_modules'), join(copy, 'node_modules')]);
   execFileSync(join(copy, 'manifests/generate.sh'));
-  const fresh = readFileSync(join(copy, 'manifests/base/trusted-proxy-sidecar.yaml'), 'utf8');
-  expect(fresh).toBe(readFileSync(join(ROOT, 'manifests/base/trusted-proxy-sidecar.yaml'), 'utf8'));
-  expect(fresh).not.toMatch(/managed-by|helm\.sh/);
+  for (const file of generated) {
+    const fresh = readFileSync(join(copy, file), 'utf8');
+    expect(fresh).toBe(readFileSync(join(ROOT, file), 'utf8'));
+    expect(fresh).not.toMatch(/managed-by|helm\.sh/);
+  }
 });
 
 test('the base: no Secret in git, gateway port not in the Service, token only for the sidecar', () => {
