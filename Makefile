@@ -24,7 +24,7 @@ unit: deps
 
 # The reliability suite at full size (1,000,000 fuzz cases, a 10-minute soak; SOAK_SECONDS
 # and the other sizes in reliability/profile.ts override); writes reports/reliability.md.
-soak: system-deps build
+soak: system-deps build peers
 	RELIABILITY_PROFILE=soak jest --maxWorkers=1 test/reliability
 
 # tsc's output is the library; the command users run is its bundle, dist/sidecar.js.

@@ -17,6 +17,7 @@ export const SECTIONS = {
   soak: 'Soak: mixed HTTP and WebSocket traffic',
   flood: 'Slowloris and idle-socket flood',
   chaos: 'Connection-level attacks: crash attempts and exhaustion',
+  'real-stack': 'Attacks through the real stack: Traefik, oauth2-proxy, an OpenID provider',
 } as const;
 export type Section = keyof typeof SECTIONS;
 

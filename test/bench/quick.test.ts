@@ -7,7 +7,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
-const PATHS = ['direct', 'forwarder-proxy-layer', 'sidecar', 'nginx', 'nginx-auth'];
+const PATHS = ['direct', 'forwarder-proxy-layer', 'sidecar', 'nginx', 'traefik', 'oauth2-proxy', 'nginx-auth', 'traefik-auth'];
 
 test('the quick benchmark measures its paths end to end and writes the report and chart', async () => {
   const env: NodeJS.ProcessEnv = { ...process.env };

@@ -1,4 +1,4 @@
-// A real Kubernetes API server for tests: kube-apiserver (built by scripts/install-kube.sh)
+// A real Kubernetes API server for tests: kube-apiserver (built by scripts/install-peers.sh)
 // on loopback, with kine on SQLite as its storage, its own CA and serving certificate, a
 // service-account signing key, a static admin token and the RBAC authorizer. No kubelet
 // and no controllers run: tests create objects and set pod status through the API, as a
@@ -17,7 +17,7 @@ export const KUBE_BIN = resolve(process.cwd(), '.tools/bin');
 export const KUBECTL = join(KUBE_BIN, 'kubectl');
 
 export interface KubeCluster {
-  /** https://127.0.0.1:PORT */
+  /** https://ADDRESS:PORT (127.0.0.1 unless the options say otherwise) */
   url: string;
   port: number;
   dir: string;
@@ -51,10 +51,13 @@ export interface ClusterOptions {
   compactionSeconds?: number;
   /** false: watches are served from storage, so a compacted resourceVersion is really gone. */
   watchCache?: boolean;
+  /** Where the API server listens (default 127.0.0.1): a test network's root address makes it reachable from that network's hosts. */
+  address?: string;
 }
 
 export async function startKubeCluster(options: ClusterOptions = {}): Promise<KubeCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'tps-kube-'));
+  const address = options.address ?? '127.0.0.1';
   const f = (name: string) => join(dir, name);
   const children: ChildProcess[] = [];
   const logs: string[] = [];
@@ -73,10 +76,10 @@ export async function startKubeCluster(options: ClusterOptions = {}): Promise<Ku
     rmSync(dir, { recursive: true, force: true });
   };
   try {
-    makeCertificates(dir);
+    makeCertificates(dir, address);
     const adminToken = execFileSync('openssl', ['rand', '-hex', '24'], { encoding: 'utf8' }).trim();
     writeFileSync(f('tokens.csv'), `${adminToken},test-admin,test-admin-uid,system:masters\n`);
-    const [kinePort, port] = [await freePort(), await freePort()];
+    const [kinePort, port] = [await freePort('127.0.0.1'), await freePort(address)];
     const started = (name: string, child: ChildProcess) => {
       children.push(child);
       const keep = (chunk: Buffer) => {
@@ -103,8 +106,8 @@ export async function startKubeCluster(options: ClusterOptions = {}): Promise<Ku
           `--etcd-servers=http://127.0.0.1:${kinePort}`,
           `--etcd-compaction-interval=${options.compactionSeconds ?? 300}s`,
           `--watch-cache=${options.watchCache ?? true}`,
-          '--bind-address=127.0.0.1',
-          '--advertise-address=127.0.0.1',
+          `--bind-address=${address}`,
+          `--advertise-address=${address}`,
           `--secure-port=${port}`,
           `--tls-cert-file=${f('serving.crt')}`,
           `--tls-private-key-file=${f('serving.key')}`,
@@ -130,7 +133,7 @@ export async function startKubeCluster(options: ClusterOptions = {}): Promise<Ku
     const send = (token: string, method: string, path: string, body?: unknown, contentType = 'application/json') =>
       new Promise<{ status: number; body: any }>((done, fail) => {
         const req = https.request(
-          { host: '127.0.0.1', port, path, method, agent, headers: { authorization: `Bearer ${token}`, accept: 'application/json', ...(body !== undefined && { 'content-type': contentType }) } },
+          { host: address, port, path, method, agent, headers: { authorization: `Bearer ${token}`, accept: 'application/json', ...(body !== undefined && { 'content-type': contentType }) } },
           (res) => {
             const chunks: Buffer[] = [];
             res.on('data', (c: Buffer) => chunks.push(c));
@@ -161,7 +164,7 @@ export async function startKubeCluster(options: ClusterOptions = {}): Promise<Ku
     ).catch((err: Error) => {
       throw new Error(`${err.message}\n${logs.slice(-10).join('')}`);
     });
-    const url = `https://127.0.0.1:${port}`;
+    const url = `https://${address}:${port}`;
     const kubeconfig = f('admin.kubeconfig');
     writeFileSync(
       kubeconfig,
@@ -199,7 +202,7 @@ export async function startKubeCluster(options: ClusterOptions = {}): Promise<Ku
         writeFileSync(join(sa, 'ca.crt'), ca);
         writeFileSync(join(sa, 'namespace'), namespace);
         writeFileSync(join(sa, 'token'), await cluster.serviceAccountToken(namespace, serviceAccount));
-        return { KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: String(port), TPS_SERVICEACCOUNT_DIR: sa };
+        return { KUBERNETES_SERVICE_HOST: address, KUBERNETES_SERVICE_PORT: String(port), TPS_SERVICEACCOUNT_DIR: sa };
       },
       namespace: async (name) => {
         const r = await request('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
@@ -218,25 +221,25 @@ export async function startKubeCluster(options: ClusterOptions = {}): Promise<Ku
   }
 }
 
-/** A CA, a serving certificate for 127.0.0.1 and localhost, and a service-account key pair, by openssl. */
-function makeCertificates(dir: string): void {
+/** A CA, a serving certificate for the API server's address and localhost, and a service-account key pair, by openssl. */
+function makeCertificates(dir: string, address: string): void {
   const f = (name: string) => join(dir, name);
   const ssl = (...args: string[]) => execFileSync('openssl', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
   ssl('req', '-x509', ...ec, '-keyout', f('ca.key'), '-out', f('ca.crt'), '-days', '2', '-subj', '/CN=test-kubernetes-ca',
     '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign');
   ssl('req', ...ec, '-keyout', f('serving.key'), '-out', f('serving.csr'), '-subj', '/CN=kube-apiserver');
-  writeFileSync(f('serving.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\n');
+  writeFileSync(f('serving.ext'), `subjectAltName=IP:${address},DNS:localhost,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\n`);
   ssl('x509', '-req', '-in', f('serving.csr'), '-CA', f('ca.crt'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f('serving.crt'), '-days', '2', '-extfile', f('serving.ext'));
   ssl('genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', f('sa.key'));
   ssl('pkey', '-in', f('sa.key'), '-pubout', '-out', f('sa.pub'));
 }
 
-function freePort(): Promise<number> {
+function freePort(host: string): Promise<number> {
   return new Promise((done, fail) => {
     const server = createServer();
     server.once('error', fail);
-    server.listen(0, '127.0.0.1', () => {
+    server.listen(0, host, () => {
       const { port } = server.address() as AddressInfo;
       server.close(() => done(port));
     });

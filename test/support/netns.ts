@@ -3,6 +3,7 @@
 // Everything is named after this process so parallel test files never collide, and
 // teardown() removes namespaces, links and the processes started in them.
 import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 
 export interface Host {
   name: string;
@@ -16,6 +17,8 @@ export interface Host {
 
 export interface TestNetwork {
   subnet: string;
+  /** The root namespace's own address on the test network (the bridge's): servers the test runs itself listen there to be reachable from the hosts. */
+  rootAddress: string;
   hosts: Map<string, Host>;
   host(name: string): Host;
   teardown(): Promise<void>;
@@ -50,7 +53,15 @@ function pickId(): string {
   }
 }
 
-export async function createNetwork(names: string[]): Promise<TestNetwork> {
+export interface NetworkOptions {
+  /**
+   * Names every host resolves, each to the address of a host of this network (by its name):
+   * written to /etc/netns/<namespace>/hosts, which `ip netns exec` mounts over /etc/hosts.
+   */
+  dns?: Record<string, string>;
+}
+
+export async function createNetwork(names: string[], options: NetworkOptions = {}): Promise<TestNetwork> {
   const prefix = pickSubnet();
   const id = pickId();
   const bridge = `tpsb${id}`;
@@ -76,6 +87,7 @@ export async function createNetwork(names: string[]): Promise<TestNetwork> {
       } catch {
         /* already gone */
       }
+      rmSync(`/etc/netns/${ns}`, { recursive: true, force: true });
     }
     try {
       ip('link', 'del', bridge);
@@ -116,12 +128,24 @@ export async function createNetwork(names: string[]): Promise<TestNetwork> {
         },
       });
     });
+    const dns = Object.entries(options.dns ?? {}).map(([dnsName, hostName]) => {
+      const host = hosts.get(hostName);
+      if (!host) throw new Error(`dns: no host ${hostName}`);
+      return `${host.address} ${dnsName}\n`;
+    });
+    if (dns.length > 0) {
+      for (const ns of namespaces) {
+        mkdirSync(`/etc/netns/${ns}`, { recursive: true });
+        writeFileSync(`/etc/netns/${ns}/hosts`, `127.0.0.1 localhost\n${dns.join('')}`);
+      }
+    }
   } catch (err) {
     await teardown();
     throw err;
   }
   return {
     subnet: `${prefix}.0/24`,
+    rootAddress: `${prefix}.1`,
     hosts,
     host: (name) => {
       const h = hosts.get(name);

@@ -1,6 +1,6 @@
-// The real OpenClaw Control UI in a real browser, through Caddy + the oauth2-proxy
-// stand-in + the sidecar, with the gateway config that `gateway-config` merged into the
-// seed report's config. Every case is judged by what the browser and the gateway show:
+// The real OpenClaw Control UI in a real browser, through Traefik + oauth2-proxy + an
+// OpenID provider's login form + the sidecar, with the gateway config that
+// `gateway-config` merged into the seed report's config. Every case is judged by what the browser and the gateway show:
 // the `hello-ok` frame (auth method and scopes), the WebSocket close code and reason, the
 // gateway's HTTP answers and log lines.
 import { jest } from '@jest/globals';
@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { sample } from '../../support/metrics.js';
 import { waitFor } from '../../support/wait.js';
+import { IDP_HOST } from '../../support/real-ingress.js';
 import { ARTIFACTS, PUBLIC_ORIGIN, USERS, startStack, type Stack } from './stack.js';
 
 jest.setTimeout(120_000);
@@ -30,6 +31,11 @@ interface UiVisit {
 
 let stack: Stack;
 let browser: Browser;
+let failures = 0;
+afterEach(() => {
+  const state = expect.getState();
+  if (state.assertionCalls > 0 && state.numPassingAsserts < state.assertionCalls) failures++;
+});
 
 beforeAll(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
@@ -40,15 +46,27 @@ beforeAll(async () => {
 afterAll(async () => {
   const sidecar = stack?.sidecarOutput() ?? '';
   if (!sidecar.startsWith('exit=running')) console.log(sidecar.slice(0, 6000));
+  if (failures > 0) console.log(stack?.ingressOutput().slice(-8000));
   await stack?.teardown();
 }, 60_000);
 
+/** The page opens the public URL, is sent to the provider's login form, and signs in there. */
+async function signIn(page: Page, user: keyof typeof USERS): Promise<void> {
+  await page.goto(`${PUBLIC_ORIGIN}/`);
+  expect(new URL(page.url()).host).toBe(IDP_HOST);
+  expect(new URL(page.url()).pathname).toMatch(/^\/interaction\//);
+  await page.fill('input[name=username]', user);
+  await page.fill('input[name=password]', USERS[user].password);
+  await page.click('button[type=submit]');
+}
+
 /**
  * A new browser profile (so a new device identity) opens the public URL, is sent to the
- * login form, signs in, and lands in the Control UI.
+ * provider's login form, signs in, comes back through oauth2-proxy, and lands in the
+ * Control UI.
  */
 async function visit(user: keyof typeof USERS, extraHTTPHeaders: Record<string, string> = {}): Promise<UiVisit> {
-  const context = await browser.newContext({ ignoreHTTPSErrors: true, extraHTTPHeaders });
+  const context = await browser.newContext({ extraHTTPHeaders });
   const page = await context.newPage();
   // The close code and reason are only visible to the page itself. (Page-side code is a
   // string: the test's own types are Node's, not the DOM's.)
@@ -80,11 +98,7 @@ async function visit(user: keyof typeof USERS, extraHTTPHeaders: Record<string, 
       });
     });
   });
-  await page.goto(`${PUBLIC_ORIGIN}/`);
-  expect(new URL(page.url()).pathname).toBe('/login');
-  await page.fill('input[name=username]', user);
-  await page.fill('input[name=password]', USERS[user].password);
-  await page.click('button[type=submit]');
+  await signIn(page, user);
   const settled = await Promise.race([
     outcome,
     new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the Control UI opened no WebSocket within 45 s')), 45_000).unref()),
@@ -131,6 +145,8 @@ test('2. a read-only group gets a session capped to operator.read, and the gatew
   const allowed = await alice.post('/tools/invoke');
   expect(allowed.status).toBe(400);
   expect(allowed.body).toContain('tools.invoke requires name');
+  await bob.page.getByText('bob', { exact: true }).first().waitFor({ timeout: 20_000 });
+  await bob.page.screenshot({ path: join(ARTIFACTS, 'case2-read-only.png') });
   await bob.page.context().close();
 });
 
@@ -240,4 +256,21 @@ test('5. with deviceAutoApprove off the seed\'s exact failure comes back ("pairi
   // The seed's autoApproveCidrs are still there, and now again relied on in vain.
   expect(report.findings.map((f) => f.code).sort()).toEqual(['auto_approve_cidrs_for_browsers', 'device_auto_approve_off']);
   expect(report.findings.find((f) => f.code === 'device_auto_approve_off')!.userSees).toContain(PAIRING_REQUIRED);
+});
+
+test('6. a user the provider signs in but no allow list admits is refused by the sidecar, and nothing of theirs reaches the gateway', async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const outputBefore = stack.gatewayOutput().length;
+  await signIn(page, 'mallory');
+  // Back through oauth2-proxy's callback to the page first asked for: the sidecar's answer.
+  await page.waitForURL(`${PUBLIC_ORIGIN}/`, { timeout: 30_000 });
+  expect(await page.textContent('body')).toBe('{"error":"user_not_allowed"}');
+  await page.screenshot({ path: join(ARTIFACTS, 'case6-not-allowed.png') });
+
+  const refusals = () => stack.sidecarLogs().filter((l) => l['reason'] === 'user_not_allowed' && l['path'] === '/');
+  await waitFor(() => refusals().length >= 1, 'the refusal to be logged', 5000);
+  expect(refusals()[0]).toMatchObject({ msg: 'refused', peer: stack.ingress.address });
+  expect(stack.gatewayOutput().slice(outputBefore)).not.toContain('mallory');
+  await context.close();
 });

@@ -1,20 +1,23 @@
 // The whole path a user takes to the real OpenClaw Control UI, each part a real process in
 // its own network namespace:
-//   client (Chromium) → ingress (Caddy, TLS, forward_auth to the oauth2-proxy stand-in)
+//   client (Chromium) → ingress (Traefik, TLS, ForwardAuth to oauth2-proxy, which sends a
+//   browser without a session to the OpenID provider's login form; see real-ingress.ts)
 //   → pod (the sidecar on the pod address; the OpenClaw gateway on the pod's loopback)
-// and a "rogue" host on the same network that is not the ingress.
+// and a "rogue" host on the same network that is not the ingress. Traefik routes by
+// manifests/examples/traefik/inline.yaml (the chart's Traefik objects), applied as is.
 // The gateway runs with a private /tmp (a bind mount inside its own mount namespace), so
 // the lock and log files it writes outside its state dir go away with the run.
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
-import { onJsonLines, startJsonProcess, stopChild, waitForPort, type JsonProcess } from '../../support/front-proxies.js';
+import type { Browser } from 'playwright-core';
+import { onJsonLines, stopChild, waitForPort } from '../../support/front-proxies.js';
 import { createNetwork, type Host, type TestNetwork } from '../../support/netns.js';
+import { INGRESS_DNS, INGRESS_HOSTS, PUBLIC_ORIGIN, readObjects, startRealIngress } from '../../support/real-ingress.js';
 import { waitFor } from '../../support/wait.js';
-import { CHROMIUM_ARGS } from '../../support/chromium.js';
+import { launchChromium } from '../../support/chromium.js';
 import { COMMAND as CLI } from '../../support/command.js';
 
 const ROOT = join(import.meta.dirname, '..', '..', '..');
@@ -22,20 +25,22 @@ export const FIXTURES = join(ROOT, 'test', 'fixtures', 'openclaw');
 const OPENCLAW = join(ROOT, '.cache', 'openclaw', 'node_modules', 'openclaw', 'openclaw.mjs');
 export const ARTIFACTS = join(ROOT, 'test-artifacts', 'openclaw');
 
-export const PUBLIC_HOST = 'claw.example.test';
-export const PUBLIC_ORIGIN = `https://${PUBLIC_HOST}`;
+export { PUBLIC_ORIGIN };
 const GATEWAY_PORT = 18789;
 const SIDECAR_PORT = 8080;
-const AUTH_PORT = 4180;
 
+/** The identity provider's accounts: mallory signs in fine but is in no group the sidecar admits. */
 export const USERS = {
   alice: { password: 'alice-pw', email: 'alice@example.com', groups: ['claw-users'] },
   bob: { password: 'bob-pw', email: 'bob@example.com', groups: ['claw-readers'] },
+  mallory: { password: 'mallory-pw', email: 'mallory@example.com', groups: ['contractors'] },
 };
 
 export interface Stack {
   net: TestNetwork;
   client: Host;
+  /** Traefik's host: the one source the sidecar trusts. */
+  ingress: Host;
   rogue: Host;
   pod: Host;
   dir: string;
@@ -48,6 +53,8 @@ export interface Stack {
   sidecarLogs(): Record<string, unknown>[];
   /** The sidecar's stderr and log, and how it exited if it did (for failure messages). */
   sidecarOutput(): string;
+  /** Traefik's, oauth2-proxy's and the identity provider's output (for failure messages). */
+  ingressOutput(): string;
   /** Rewrites the gateway's config file and waits until the gateway has applied it. */
   editGatewayConfig(edit: (config: Record<string, any>) => void): Promise<void>;
   /** Debian's Chromium inside a test host, driven by Playwright. */
@@ -70,7 +77,7 @@ export async function startStack(): Promise<Stack> {
     }
   };
   try {
-    const net = await createNetwork(['client', 'ingress', 'pod', 'rogue']);
+    const net = await createNetwork(['client', ...INGRESS_HOSTS, 'pod', 'rogue'], { dns: INGRESS_DNS });
     cleanups.push(() => net.teardown());
     const [client, ingress, pod, rogue] = ['client', 'ingress', 'pod', 'rogue'].map((n) => net.host(n)) as [Host, Host, Host, Host];
     const cli = (args: string[]) => runCli(args);
@@ -87,7 +94,12 @@ export async function startStack(): Promise<Stack> {
         admin: { host: '127.0.0.1', port: 9090 },
         upstream: { url: `http://127.0.0.1:${GATEWAY_PORT}` },
         trust: { cidrs: [`${ingress.address}/32`] },
-        identity: { userHeader: 'x-auth-request-email', emailHeader: 'x-auth-request-email', groupsHeader: 'x-auth-request-groups' },
+        identity: {
+          userHeader: 'x-auth-request-email',
+          emailHeader: 'x-auth-request-email',
+          groupsHeader: 'x-auth-request-groups',
+          allowGroups: ['claw-users', 'claw-readers'],
+        },
         assertion: { keysDir },
         gateway: {
           userHeader: 'x-forwarded-user',
@@ -115,24 +127,16 @@ export async function startStack(): Promise<Stack> {
     const sidecar = startJsonLines(pod, process.execPath, [CLI, 'serve', '--config', sidecarConfigPath]);
     cleanups.push(() => stopChild(sidecar.child));
 
-    const usersFile = join(dir, 'users.json');
-    writeFileSync(usersFile, JSON.stringify(USERS));
-    const auth: JsonProcess = await startJsonProcess(ingress, process.execPath, [
-      join(ROOT, 'test', 'support', 'auth-service.ts'),
-      '--host',
-      '127.0.0.1',
-      '--port',
-      String(AUTH_PORT),
-      '--users',
-      usersFile,
-    ]);
-    cleanups.push(() => auth.stop());
-
-    const caddy = startCaddy(ingress, dir, `${pod.address}:${SIDECAR_PORT}`, `127.0.0.1:${AUTH_PORT}`);
-    cleanups.push(() => stopChild(caddy.child));
+    const realIngress = await startRealIngress({
+      net,
+      dir,
+      users: USERS,
+      traefikObjects: readObjects(join(ROOT, 'manifests', 'examples', 'traefik', 'inline.yaml')),
+      services: [{ name: 'openclaw', ports: [{ name: 'http', port: SIDECAR_PORT, host: pod, targetPort: SIDECAR_PORT }] }],
+    });
+    cleanups.push(() => realIngress.stop());
 
     await waitForPort(pod.address, SIDECAR_PORT, sidecar.child, sidecar.output);
-    await waitForPort(ingress.address, 443, caddy.child, caddy.output, 30_000);
     await waitFor(() => /\[gateway\] ready/.test(gateway.output()) || gatewayExited(gateway), 'the OpenClaw gateway to be ready', 90_000, 200);
     if (gateway.child.exitCode !== null) throw new Error(`the gateway exited:\n${gateway.output()}`);
 
@@ -152,19 +156,7 @@ export async function startStack(): Promise<Stack> {
     };
 
     const launchBrowser = async (host: Host) => {
-      // Playwright starts the browser through this wrapper, so it runs in the test host.
-      const wrapper = join(dir, `chromium-${host.address}.sh`);
-      writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${host.name} /usr/bin/chromium "$@"\n`);
-      chmodSync(wrapper, 0o755);
-      const browser = await chromium.launch({
-        executablePath: wrapper,
-        headless: true,
-        timeout: 60_000,
-        args: [
-          ...CHROMIUM_ARGS,
-          `--host-resolver-rules=MAP ${PUBLIC_HOST} ${ingress.address}`,
-        ],
-      });
+      const browser = await launchChromium(host, dir, realIngress.chromiumArgs);
       cleanups.push(() => browser.close());
       return browser;
     };
@@ -172,6 +164,7 @@ export async function startStack(): Promise<Stack> {
     return {
       net,
       client,
+      ingress,
       rogue,
       pod,
       dir,
@@ -180,6 +173,7 @@ export async function startStack(): Promise<Stack> {
       gatewayOutput: gateway.output,
       sidecarLogs: () => sidecar.lines(),
       sidecarOutput: () => `exit=${sidecar.child.exitCode ?? sidecar.child.signalCode ?? 'running'}\n${sidecar.output()}`,
+      ingressOutput: realIngress.output,
       editGatewayConfig,
       launchBrowser,
       cli,
@@ -292,47 +286,4 @@ function startJsonLines(host: Host, cmd: string, args: string[]): Proc & { lines
   let errors = '';
   child.stderr!.on('data', (c: Buffer) => (errors += c.toString()));
   return { child, output: () => `${errors}\n${lines.slice(-20).map((l) => JSON.stringify(l)).join('\n')}`, lines: () => lines };
-}
-
-/**
- * Caddy with its own CA (`tls internal`), standing in for Traefik: `/login` goes to the
- * login service, everything else must pass its session check (a 401 becomes a redirect to
- * the form) and then goes to the sidecar with the identity headers the check returned.
- */
-function startCaddy(ingress: Host, dir: string, sidecar: string, auth: string): Proc {
-  const caddyDir = join(dir, 'caddy');
-  mkdirSync(caddyDir);
-  const file = join(caddyDir, 'Caddyfile');
-  writeFileSync(
-    file,
-    `{
-\tadmin off
-\tauto_https disable_redirects
-\tskip_install_trust
-\tstorage file_system ${join(caddyDir, 'data')}
-}
-
-${PUBLIC_HOST}:443 {
-\ttls internal
-\thandle /login {
-\t\treverse_proxy ${auth}
-\t}
-\thandle {
-\t\tforward_auth ${auth} {
-\t\t\turi /oauth2/auth
-\t\t\tcopy_headers X-Auth-Request-User X-Auth-Request-Email X-Auth-Request-Groups
-\t\t\t@signin status 401
-\t\t\thandle_response @signin {
-\t\t\t\tredir * /login?rd={http.request.uri} 302
-\t\t\t}
-\t\t}
-\t\treverse_proxy ${sidecar}
-\t}
-}
-`,
-  );
-  const env = { ...process.env, HOME: caddyDir, XDG_DATA_HOME: join(caddyDir, 'data'), XDG_CONFIG_HOME: join(caddyDir, 'config') };
-  execFileSync('caddy', ['validate', '--config', file, '--adapter', 'caddyfile'], { env, stdio: 'pipe', timeout: 30_000 });
-  const child = ingress.spawn('caddy', ['run', '--config', file, '--adapter', 'caddyfile'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  return { child, output: collect(child) };
 }
