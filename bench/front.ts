@@ -1,10 +1,15 @@
-// nginx and Caddy as the comparison paths: nginx proxy_pass (the reference proxy), and
-// the two-hop set-ups where the front proxy asks the sidecar's forward-auth endpoint.
+// nginx, Caddy and Traefik as the comparison paths: nginx proxy_pass (the reference proxy),
+// Traefik as a plain proxy, and the two-hop set-ups where the front proxy asks the
+// sidecar's forward-auth endpoint.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { stringify } from 'yaml';
 import { start, tempDir, type Proc } from './procs.js';
+
+/** Built by scripts/install-peers.sh; the benchmark runs from the checkout's root. */
+const TRAEFIK = resolve('.tools/bin/traefik');
 
 /** Headers the sidecar grants that the front proxy copies onto the forwarded request. */
 export const GRANT_HEADERS = ['X-Trusted-Proxy-Assertion', 'X-Forwarded-User', 'X-Openclaw-Scopes'] as const;
@@ -107,4 +112,31 @@ export function startCaddy(p: FrontPorts): Proc {
   const env = { ...process.env, HOME: dir, XDG_DATA_HOME: join(dir, 'data'), XDG_CONFIG_HOME: join(dir, 'config') };
   execFileSync('caddy', ['validate', '--adapter', 'caddyfile', '--config', file], { stdio: 'pipe', env });
   return start('caddy', ['run', '--adapter', 'caddyfile', '--config', file], { env });
+}
+
+/** Traefik's dynamic configuration: one router for every request, ForwardAuth to the sidecar if asked. */
+export function traefikDynamic(p: FrontPorts, withAuth: boolean): string {
+  return stringify({
+    http: {
+      routers: { gateway: { rule: 'PathPrefix(`/`)', entryPoints: ['web'], service: 'gateway', ...(withAuth && { middlewares: ['sidecar'] }) } },
+      services: { gateway: { loadBalancer: { servers: [{ url: `http://127.0.0.1:${p.upstream}` }] } } },
+      ...(withAuth && {
+        middlewares: { sidecar: { forwardAuth: { address: `http://127.0.0.1:${p.sidecar}/forward-auth`, authResponseHeaders: [...GRANT_HEADERS] } } },
+      }),
+    },
+  });
+}
+
+export function startTraefik(p: FrontPorts, withAuth: boolean): Proc {
+  const dir = tempDir(mkdtempSync(join(tmpdir(), 'tps-bench-traefik-')));
+  const file = join(dir, 'dynamic.yaml');
+  writeFileSync(file, traefikDynamic(p, withAuth));
+  return start(TRAEFIK, [
+    '--global.checkNewVersion=false',
+    '--global.sendAnonymousUsage=false',
+    `--entryPoints.web.address=127.0.0.1:${p.listen}`,
+    `--providers.file.filename=${file}`,
+    // As nginx and Caddy here: no line per request.
+    '--log.level=ERROR',
+  ]);
 }

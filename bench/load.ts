@@ -21,11 +21,12 @@ export interface WrkResult {
 /**
  * wrk with `connections` keep-alive connections for `seconds`. With `meanDelayMs` every
  * connection waits a random time of that mean before each request (bench/wrk/identity.lua),
- * which sets the rate; without it, wrk sends as fast as the path answers.
+ * which sets the rate; without it, wrk sends as fast as the path answers. `cookie` replaces
+ * the request's Cookie header (a path that checks a real session).
  */
-export async function wrk(url: string, seconds: number, connections: number, meanDelayMs?: number): Promise<WrkResult> {
-  const args = ['-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', '5s', '-s', LUA, url];
-  if (meanDelayMs !== undefined) args.push('--', String(meanDelayMs));
+export async function wrk(url: string, seconds: number, connections: number, meanDelayMs?: number, cookie?: string): Promise<WrkResult> {
+  const args = ['-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', '5s', '-s', LUA, url, '--', meanDelayMs === undefined ? '-' : String(meanDelayMs)];
+  if (cookie !== undefined) args.push(cookie);
   const { stdout } = await run('wrk', args, { timeout: (seconds + 30) * 1000 });
   const line = stdout.split('\n').find((l) => l.startsWith('WRK_JSON '));
   if (!line) throw new Error(`wrk printed no result:\n${stdout}`);
@@ -61,8 +62,8 @@ export const RATE_CONNECTIONS = 100;
  * meanwhile on every other connection, so the stall shows in the percentiles; only the
  * next request of a connection already waiting on the stall is held back.
  */
-export function fixedRate(url: string, rate: number, seconds: number): Promise<WrkResult> {
-  return wrk(url, seconds, RATE_CONNECTIONS, (RATE_CONNECTIONS * 1000) / rate);
+export function fixedRate(url: string, rate: number, seconds: number, cookie?: string): Promise<WrkResult> {
+  return wrk(url, seconds, RATE_CONNECTIONS, (RATE_CONNECTIONS * 1000) / rate, cookie);
 }
 
 /** The request target wrk sends (bench/wrk/identity.lua). */

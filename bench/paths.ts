@@ -1,7 +1,8 @@
 // The paths from the load generator to the upstream, each started on demand and stopped
 // after its measurement, so no two compete for the CPU.
 import { fork, type ChildProcess } from 'node:child_process';
-import { startCaddy, startNginx } from './front.js';
+import { startCaddy, startNginx, startTraefik } from './front.js';
+import { startOauth2Proxy } from './oauth2-proxy.js';
 import { answers, freePort, httpOk, stopChild, until, withChildren } from './procs.js';
 import { cleanEnv, startSidecar } from './sidecar.js';
 
@@ -12,6 +13,8 @@ export interface RunningPath {
   /** The sidecar's pid and admin URL when the path goes through it. */
   sidecarPid?: number;
   adminUrl?: string;
+  /** A Cookie header every request must carry (a path that checks a real session). */
+  cookie?: string;
   stop(): Promise<void>;
 }
 
@@ -84,6 +87,25 @@ export const NGINX: PathSpec = {
   },
 };
 
+export const TRAEFIK: PathSpec = {
+  id: 'traefik',
+  title: 'Traefik (plain proxy)',
+  signed: false,
+  async start(upstreamPort) {
+    const listen = await freePort();
+    const traefik = startTraefik({ listen, upstream: upstreamPort }, false);
+    await until('Traefik', () => httpOk(`http://127.0.0.1:${listen}/`), 15000);
+    return { url: `http://127.0.0.1:${listen}`, pids: () => [traefik.pid], stop: traefik.stop };
+  },
+};
+
+export const OAUTH2_PROXY: PathSpec = {
+  id: 'oauth2-proxy',
+  title: 'oauth2-proxy reverse proxy (valid session)',
+  signed: false,
+  start: startOauth2Proxy,
+};
+
 function twoHop(id: string, title: string, front: (listen: number, upstream: number, sidecar: number) => { pid: number; stop(): Promise<void> }, tree: boolean): PathSpec {
   return {
     id,
@@ -115,9 +137,10 @@ function twoHop(id: string, title: string, front: (listen: number, upstream: num
 
 export const NGINX_AUTH = twoHop('nginx-auth', 'nginx auth_request → sidecar', (listen, upstream, sidecar) => startNginx({ listen, upstream, sidecar }, true), true);
 export const CADDY_AUTH = twoHop('caddy-auth', 'Caddy forward_auth → sidecar', (listen, upstream, sidecar) => startCaddy({ listen, upstream, sidecar }), false);
+export const TRAEFIK_AUTH = twoHop('traefik-auth', 'Traefik ForwardAuth → sidecar', (listen, upstream, sidecar) => startTraefik({ listen, upstream, sidecar }, true), false);
 
 /** Alternatives for the proxy layer, measured in the same run. */
 export const NODE_RELAY = forwarder('node-http', 'bare forwarder (Node http client)');
 export const ALTERNATIVES: PathSpec[] = [NODE_RELAY, forwarder('undici', 'bare forwarder (undici)')];
 
-export const PATHS: PathSpec[] = [DIRECT, BARE, INLINE, NGINX, NGINX_AUTH, CADDY_AUTH];
+export const PATHS: PathSpec[] = [DIRECT, BARE, INLINE, NGINX, TRAEFIK, OAUTH2_PROXY, NGINX_AUTH, CADDY_AUTH, TRAEFIK_AUTH];

@@ -114,7 +114,7 @@ export function targets(r: Results): Target[] {
   const bare = by('forwarder-proxy-layer');
   const inline = by('sidecar');
   const nginx = by('nginx');
-  const twoHop = [by('nginx-auth'), by('caddy-auth')].filter((h): h is HttpResult => h !== undefined);
+  const twoHop = [by('nginx-auth'), by('caddy-auth'), by('traefik-auth')].filter((h): h is HttpResult => h !== undefined);
   // The Node forwarders that check nothing: what any Node proxy costs here at least.
   const forwarders = [bare, ...r.alternatives].filter((h): h is HttpResult => h !== undefined);
   const out: Target[] = [];
@@ -319,7 +319,9 @@ function versions(): string {
   const nginx = first('nginx', ['-v']).replace('nginx version: ', '');
   const caddy = first('caddy', ['version']).split(' ')[0];
   const wrk = first('wrk', ['-v']).split(' [')[0];
-  return `Node ${process.version}, ${nginx}, Caddy ${caddy}, ${wrk}`;
+  const traefik = first('.tools/bin/traefik', ['version']).split(/\s+/)[1];
+  const oauth2Proxy = first('.tools/bin/oauth2-proxy', ['--version']).split(' ')[1];
+  return `Node ${process.version}, ${nginx}, Caddy ${caddy}, Traefik ${traefik}, oauth2-proxy ${oauth2Proxy}, ${wrk}`;
 }
 
 /** What the checks and signing add per request: sidecar CPU minus the bare forwarder's. */

@@ -85,7 +85,7 @@ interface Measured {
 async function inRounds(
   what: string,
   specs: PathSpec[],
-  load: (url: string, seconds: number) => Promise<WrkResult>,
+  load: (path: RunningPath, seconds: number) => Promise<WrkResult>,
   plan: { warm: number; rounds: number; seconds: number },
   upstreamPort: number,
   upstream: ChildProcess,
@@ -98,7 +98,7 @@ async function inRounds(
       const pids = running[i]!.pids();
       const stats = await upstreamStats(upstream);
       const cpuBefore = sum(pids, cpuSeconds);
-      const result = await load(running[i]!.url, seconds);
+      const result = await load(running[i]!, seconds);
       const cpu = sum(pids, cpuSeconds) - cpuBefore;
       if (result.errors > 0 || result.non2xx > 0) throw new Error(`${specs[i]!.title}: ${result.errors} errors, ${result.non2xx} non-2xx at ${what}`);
       checkDelivery(specs[i]!, result.requests, stats, await upstreamStats(upstream));
@@ -197,8 +197,8 @@ async function main(): Promise<void> {
     await micro(1);
     const specs = [...PATHS, ...ALTERNATIVES].filter((p) => wanted(p.id));
     if (specs.length > 0) {
-      const saturated = await inRounds('saturation', specs, (url, seconds) => wrk(url, seconds, CONNECTIONS), { warm: T.warm, rounds: T.wrkRounds, seconds: T.wrk }, upstreamPort, upstream);
-      const fixed = await inRounds(`${RATE} req/s`, specs, (url, seconds) => fixedRate(url, RATE, seconds), { warm: 1, rounds: T.rateRounds, seconds: T.rateSeconds }, upstreamPort, upstream);
+      const saturated = await inRounds('saturation', specs, (path, seconds) => wrk(path.url, seconds, CONNECTIONS, undefined, path.cookie), { warm: T.warm, rounds: T.wrkRounds, seconds: T.wrk }, upstreamPort, upstream);
+      const fixed = await inRounds(`${RATE} req/s`, specs, (path, seconds) => fixedRate(path.url, RATE, seconds, path.cookie), { warm: 1, rounds: T.rateRounds, seconds: T.rateSeconds }, upstreamPort, upstream);
       specs.forEach((spec, i) => (PATHS.includes(spec) ? results.http : results.alternatives).push(httpResult(spec, saturated[i]!, fixed[i]!)));
     }
 
