@@ -1,15 +1,21 @@
-// The three test hosts the end-to-end suites share: "ingress" (real Caddy and nginx, and
-// the oauth2-proxy stand-in on its loopback), "pod" (the sidecar process and two recording
-// gateways: on the pod's loopback for inline mode, on its address for forward-auth mode,
-// where the ingress reaches the gateway around the sidecar) and "rogue" (an attacker).
+// The test hosts the Caddy and nginx suites share: "ingress" (real Caddy and nginx, and
+// oauth2-proxy, which they ask at 127.0.0.1:4180/oauth2/auth), "idp" (the OpenID provider
+// oauth2-proxy signs users in with), "pod" (the sidecar process and two recording gateways:
+// on the pod's loopback for inline mode, on its address for forward-auth mode, where the
+// ingress reaches the gateway around the sidecar) and "rogue" (an attacker). Each user
+// signs in on the provider's form before the suite starts; the suite holds their sessions.
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { COMMAND } from './command.js';
 import { onJsonLines, startCaddy, startJsonProcess, startNginx, stopChild, waitForPort, type FrontProxySite, type JsonProcess } from './front-proxies.js';
 import { createNetwork, type Host, type TestNetwork } from './netns.js';
+import { signIn } from './oidc-sign-in.js';
+import { makeTestCa } from './test-ca.js';
 import { waitFor } from './wait.js';
+
+const IDP_HOST = 'idp.example.com';
 
 export const PORTS = { auth: 4180, sidecar: 8080, admin: 9090, gatewayInline: 18789, gatewayForwardAuth: 18790 } as const;
 
@@ -33,14 +39,14 @@ export interface Topology {
   rogue: Host;
   /** The HMAC key the sidecar signs with and the gateways verify with. */
   key: Buffer;
-  /** Valid session cookies of the auth service, by user. */
+  /** The value of each user's oauth2-proxy session cookie (`_oauth2_proxy`), from a real sign-in. */
   cookies: Record<string, string>;
   gateways: Record<Mode, JsonProcess>;
   teardown(): Promise<void>;
 }
 
 export async function startTopology(opts: TopologyOptions): Promise<Topology> {
-  const net: TestNetwork = await createNetwork(['ingress', 'pod', 'rogue']);
+  const net: TestNetwork = await createNetwork(['ingress', 'pod', 'rogue', 'idp'], { dns: { [IDP_HOST]: 'idp' } });
   const dir = mkdtempSync(join(tmpdir(), `tps-${opts.name}-`));
   const processes: { stop(): Promise<void> }[] = [];
   const teardown = async () => {
@@ -49,13 +55,11 @@ export async function startTopology(opts: TopologyOptions): Promise<Topology> {
     rmSync(dir, { recursive: true, force: true });
   };
   try {
-    const [ingress, pod, rogue] = [net.host('ingress'), net.host('pod'), net.host('rogue')];
+    const [ingress, pod, rogue, idp] = [net.host('ingress'), net.host('pod'), net.host('rogue'), net.host('idp')];
     const keysDir = join(dir, 'keys');
     mkdirSync(keysDir);
     const key = randomBytes(32);
     writeFileSync(join(keysDir, 'k1'), key);
-    const users = join(dir, 'users.json');
-    writeFileSync(users, JSON.stringify(opts.users));
     const shared: Record<string, Record<string, unknown>> = {
       listen: { host: '0.0.0.0', port: PORTS.sidecar, shutdownGraceSeconds: 1 },
       admin: { host: pod.address, port: PORTS.admin },
@@ -75,8 +79,8 @@ export async function startTopology(opts: TopologyOptions): Promise<Topology> {
 
     const repo = process.cwd();
     const node = process.execPath;
-    const auth = await startJsonProcess(ingress, node, [join(repo, 'test/support/auth-service.ts'), '--host', '127.0.0.1', '--port', `${PORTS.auth}`, '--users', users]);
-    processes.push(auth);
+    const auth = await startOauth2Proxy(ingress, idp, dir, opts.users);
+    processes.push(...auth.processes);
     const gateway = async (host: string, port: number) => {
       const g = await startJsonProcess(pod, node, [join(repo, 'test/support/recording-gateway.ts'), '--host', host, '--port', `${port}`, '--keys-dir', keysDir]);
       processes.push(g);
@@ -101,9 +105,63 @@ export async function startTopology(opts: TopologyOptions): Promise<Topology> {
     });
     processes.push(await startCaddy(ingress, opts.sites.caddy.map(site)));
     processes.push(await startNginx(ingress, opts.sites.nginx.map(site)));
-    return { ingress, pod, rogue, key, cookies: auth.ready['cookies'] as Record<string, string>, gateways, teardown };
+    return { ingress, pod, rogue, key, cookies: await auth.sessions(), gateways, teardown };
   } catch (err) {
     await teardown();
     throw err;
   }
+}
+
+/**
+ * The OpenID provider on the idp host and oauth2-proxy on the ingress host (all addresses,
+ * so the front proxies ask it on loopback and the sign-ins reach it from the test), run as
+ * the Caddy and nginx examples expect it: `/oauth2/auth` answers 202 with the identity
+ * headers, or 401.
+ */
+async function startOauth2Proxy(ingress: Host, idp: Host, dir: string, users: TopologyOptions['users']) {
+  const repo = process.cwd();
+  const processes: { stop(): Promise<void> }[] = [];
+  const ca = makeTestCa(dir, [IDP_HOST]);
+  const origin = `http://${ingress.address}:${PORTS.auth}`;
+  const clientSecret = randomBytes(24).toString('base64url');
+  writeFileSync(join(dir, 'idp-users.json'), JSON.stringify(users));
+  writeFileSync(
+    join(dir, 'idp-clients.json'),
+    JSON.stringify([{ client_id: 'front-proxies', client_secret: clientSecret, redirect_uris: [`${origin}/oauth2/callback`], grant_types: ['authorization_code'], response_types: ['code'] }]),
+  );
+  // prettier-ignore
+  processes.push(await startJsonProcess(idp, process.execPath, [join(repo, 'test/support/oidc-provider.ts'), '--issuer', `https://${IDP_HOST}`, '--host', idp.address, '--port', '443',
+    '--cert', ca.certFile, '--key', ca.keyFile, '--users', join(dir, 'idp-users.json'), '--clients', join(dir, 'idp-clients.json')], 30_000));
+  const child = ingress.spawn(join(repo, '.tools/bin/oauth2-proxy'), [
+    `--http-address=0.0.0.0:${PORTS.auth}`,
+    '--provider=oidc',
+    `--oidc-issuer-url=https://${IDP_HOST}`,
+    `--provider-ca-file=${ca.caFile}`,
+    '--client-id=front-proxies',
+    `--client-secret=${clientSecret}`,
+    `--cookie-secret=${randomBytes(16).toString('hex')}`,
+    '--cookie-secure=false',
+    `--redirect-url=${origin}/oauth2/callback`,
+    '--email-domain=*',
+    '--scope=openid email profile groups',
+    '--set-xauthrequest=true',
+    '--skip-provider-button=true',
+    '--upstream=static://202',
+  ]);
+  let stderr = '';
+  child.stderr!.on('data', (c: Buffer) => (stderr = (stderr + c.toString()).slice(-20_000)));
+  child.stdout!.on('data', () => undefined);
+  processes.push({ stop: () => stopChild(child) });
+  await waitForPort(ingress.address, PORTS.auth, child, () => stderr, 30_000);
+  const sessions = async () => {
+    const out: Record<string, string> = {};
+    for (const [user, { password }] of Object.entries(users)) {
+      const cookie = await signIn({ start: `${origin}/`, user, password, ca: readFileSync(ca.caFile), connectTo: (url) => (url.hostname === IDP_HOST ? idp.address : ingress.address) });
+      const match = /^_oauth2_proxy=([^;]+)$/.exec(cookie);
+      if (!match) throw new Error(`${user}'s session is not one _oauth2_proxy cookie: ${cookie.slice(0, 200)}`);
+      out[user] = match[1]!;
+    }
+    return out;
+  };
+  return { processes, sessions };
 }
