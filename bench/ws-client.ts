@@ -11,9 +11,13 @@ let opened = 0;
 let failed = 0;
 let next = 0;
 
-function openOne(): Promise<void> {
+function openOne(n: number): Promise<void> {
+  // A user each, as many people's idle Control UIs are: one identity may hold only
+  // limits.maxWebSocketsPerIdentity of them.
+  const user = `user-${localAddress.replace(/\./g, '-')}-${n}`;
+  const headers = { ...IDENTITY_HEADERS, 'x-auth-request-user': user, 'x-auth-request-email': `${user}@example.com` };
   return new Promise((resolve) => {
-    const ws = new WebSocket(url, { headers: IDENTITY_HEADERS, localAddress, handshakeTimeout: 10000 });
+    const ws = new WebSocket(url, { headers, localAddress, handshakeTimeout: 10000 });
     ws.once('open', () => {
       opened++;
       sockets.push(ws);
@@ -28,8 +32,7 @@ function openOne(): Promise<void> {
 
 async function worker(): Promise<void> {
   while (next < count) {
-    next++;
-    await openOne();
+    await openOne(next++);
   }
 }
 

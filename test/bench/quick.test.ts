@@ -13,12 +13,13 @@ test('the quick benchmark measures its paths end to end and writes the report an
   const env: NodeJS.ProcessEnv = { ...process.env };
   delete env.NODE_OPTIONS;
   // `make test` compiles the benchmark into .run/bench (as `make bench` does).
-  await run(process.execPath, ['.run/bench/bench/run.js', '--quick', `--only=${PATHS.join(',')},micro,kubernetes`], { env, timeout: 300_000 });
+  await run(process.execPath, ['.run/bench/bench/run.js', '--quick', `--only=${PATHS.join(',')},micro,kubernetes,websockets`], { env, timeout: 300_000 });
 
   const results = JSON.parse(readFileSync('.run/bench-quick.json', 'utf8')) as {
     http: { id: string; saturation: unknown[]; fixed: { rounds: unknown[] }; cpuPer10k?: number }[];
     micro: { rounds: { decisions: number; signs: number; limits: number; lookups: Record<string, number> }[] };
     kubernetes: { nodes: number; pods: number; modes: { name: string; syncSeconds: number; entries: number }[] };
+    websockets: { idle: { count: number; wanted: number; fileLimit: number }; echo: { sidecar: { roundTrips: number } } };
   };
   expect(results.http.map((h) => h.id)).toEqual(PATHS);
   for (const h of results.http) {
@@ -33,6 +34,12 @@ test('the quick benchmark measures its paths end to end and writes the report an
     expect(m.limits).toBeGreaterThan(0);
     expect(Object.keys(m.lookups)).toEqual(['IPv4', 'IPv6', 'mixed IPv4/IPv6']);
   }
+
+  // Every idle WebSocket the run asked for was held through the sidecar (each its own user,
+  // as the per-identity WebSocket limit requires), and the echo went through it.
+  const { idle } = results.websockets;
+  expect(idle.count).toBe(Math.min(idle.wanted, Math.floor((idle.fileLimit - 200) / 2)));
+  expect(results.websockets.echo.sidecar.roundTrips).toBeGreaterThan(0);
 
   // Discovery at scale on the real API server, at the quick size: every mode synced, and
   // each trusted what the seeded cluster holds (50 ingress pods and endpoints, a CIDR and an address per node).
