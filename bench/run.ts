@@ -11,6 +11,7 @@ import { kubeScale } from './kube-scale.js';
 import { fixedRate, wrk, WRK_PATH, type WrkResult } from './load.js';
 import { decisions, limitsBookkeeping, signs } from './micro.js';
 import { ALTERNATIVES, BARE, forkChild, INLINE, NGINX, NODE_RELAY, PATHS, type PathSpec, type RunningPath } from './paths.js';
+import { connectionsWithinDescriptorLimit } from '../src/server/data-plane.js';
 import { cleanup, cleanupSync, cpuSeconds, openFds, openFileLimit, rssBytes, stopChild } from './procs.js';
 import { writeReport, type HttpResult, type IdleCost, type MicroRound, type Results } from './report.js';
 import { cleanEnv } from './sidecar.js';
@@ -204,8 +205,9 @@ async function main(): Promise<void> {
 
     await micro(2);
     if (wanted('websockets')) {
-      // Two descriptors per proxied WebSocket (client and gateway side), plus headroom.
-      const idleCount = Math.min(T.wsIdle, Math.floor((openFileLimit() - 200) / 2));
+      // Two descriptors per proxied WebSocket (client and gateway side): as many as the
+      // sidecar itself accepts under this descriptor limit (it closes any more at accept).
+      const idleCount = Math.min(T.wsIdle, connectionsWithinDescriptorLimit());
       log(`WebSockets: ${idleCount} idle through each relay (open file limit ${openFileLimit()})`);
       const sidecar = await INLINE.start(upstreamPort);
       try {
