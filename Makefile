@@ -53,7 +53,7 @@ system-deps:
 openclaw: node
 	scripts/install-openclaw.sh
 
-# The performance benchmark (about 9 minutes): writes reports/performance.md and .png.
+# The performance benchmark (about 13 minutes): writes reports/performance.md and .png.
 # Each proxied WebSocket holds two descriptors, so the runner asks for more than 20,000.
 bench: system-deps peers bench-build
 	ulimit -n 65536 2>/dev/null || ulimit -n $$(ulimit -Hn); node .run/bench/bench/run.js $(BENCH_ARGS)
