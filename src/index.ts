@@ -1,7 +1,7 @@
 // Library entry: the decision pipeline and the sidecar, for embedding and tests.
 export { configSchema, type Config, type ConfigInput } from './config/schema.js';
 export { parseConfig, loadConfigFile } from './config/load.js';
-export { decide, upstreamHeaders, type Decision, type RequestFacts, type DecisionContext } from './decision/decide.js';
+export { decide, gatewayHeaders, upstreamHeaders, type Decision, type RequestFacts, type DecisionContext } from './decision/decide.js';
 export { compileRules, type Rules } from './decision/rules.js';
 export { REFUSALS, type ReasonCode } from './decision/reasons.js';
 export { TrustRegistry, STATIC_SOURCE } from './trust/registry.js';

@@ -4,6 +4,7 @@
 import type { AssertionClaims } from '../assertion/claims.js';
 import { targetUri } from '../assertion/claims.js';
 import type { AssertionSigner } from '../assertion/sign.js';
+import type { Config } from '../config/schema.js';
 import type { Identity } from '../identity/identity.js';
 import { readIdentity } from '../identity/identity.js';
 import { checkOrigin, isAllowed, scopesFor } from '../policy/policy.js';
@@ -189,12 +190,56 @@ function isRequestId(id: string): boolean {
   return true;
 }
 
+/** What the gateway is told of an allowed request's identity, in both modes. */
+export interface Grant {
+  requestId: string;
+  /** The user as received (gateway.userHeader). */
+  userRaw: string;
+  scopes: readonly string[];
+  assertion: string;
+}
+
+/** The forwarded facts the gateway is told of a request, besides its identity. */
+export interface ForwardedFacts {
+  /** The attributed client address; not sent when it is loopback or unparsable. */
+  client: string;
+  proto: 'http' | 'https';
+  host: string | undefined;
+}
+
 /**
- * The header lines the gateway receives, flat as Node's `rawHeaders` (name, value, …, names
- * lower-case): the client's own lines less everything the sidecar owns, then the sidecar's
- * values. Every name the sidecar sets is owned or hop-by-hop, so the client's copies were
- * stripped and each value here is the only one. undici and Node's client send a flat list
- * as it is (no object to build and walk), and a name like `__proto__` stays plain data.
+ * The gateway-header contract, the one place that says what the sidecar sets on a request
+ * to the gateway (flat header lines, lower-case names): the forwarded facts (inline only:
+ * in forward-auth mode the front proxy sends its own), then the request id, the user, the
+ * scopes and the assertion. Forward-auth answers carry the identity part for the front
+ * proxy to copy; `doctor` and `gateway-config` read the names from it.
+ */
+export function gatewayHeaders(config: Pick<Config, 'gateway' | 'assertion'>, grant: Grant, forwarded?: ForwardedFacts): string[] {
+  const out: string[] = [];
+  if (forwarded) {
+    if (forwardableClient(forwarded.client)) out.push('x-forwarded-for', forwarded.client);
+    out.push('x-forwarded-proto', forwarded.proto);
+    if (forwarded.host !== undefined) out.push('x-forwarded-host', forwarded.host);
+  }
+  out.push('x-request-id', grant.requestId);
+  if (config.gateway.userHeader) out.push(config.gateway.userHeader, grant.userRaw);
+  if (config.gateway.scopesHeader) out.push(config.gateway.scopesHeader, grant.scopes.join(','));
+  out.push(config.assertion.header, grant.assertion);
+  return out;
+}
+
+/** The grant of an allowed decision. */
+export function grantOf(allowed: AllowedDecision): Grant {
+  return { requestId: allowed.requestId, userRaw: allowed.identity.userRaw, scopes: allowed.scopes, assertion: allowed.assertion };
+}
+
+/**
+ * The header lines the gateway receives inline, flat as Node's `rawHeaders` (name, value,
+ * …, names lower-case): the client's own lines less everything the sidecar owns, then the
+ * sidecar's (gatewayHeaders). Every name the sidecar sets is owned or hop-by-hop, so the
+ * client's copies were stripped and each value here is the only one. undici and Node's
+ * client send a flat list as it is (no object to build and walk), and a name like
+ * `__proto__` stays plain data.
  */
 export function upstreamHeaders(allowed: AllowedDecision, rules: Rules): string[] {
   const { forward } = allowed.inbound;
@@ -202,14 +247,7 @@ export function upstreamHeaders(allowed: AllowedDecision, rules: Rules): string[
   for (let i = 0; i < forward.length; i += 2) {
     if (forward[i] !== 'x-request-id') out.push(forward[i]!, forward[i + 1]!);
   }
-  const { gateway, assertion } = rules.config;
-  if (forwardableClient(allowed.client)) out.push('x-forwarded-for', allowed.client);
-  out.push('x-forwarded-proto', allowed.proto);
-  if (allowed.host !== undefined) out.push('x-forwarded-host', allowed.host);
-  out.push('x-request-id', allowed.requestId);
-  if (gateway.userHeader) out.push(gateway.userHeader, allowed.identity.userRaw);
-  if (gateway.scopesHeader) out.push(gateway.scopesHeader, allowed.scopes.join(','));
-  out.push(assertion.header, allowed.assertion);
+  out.push(...gatewayHeaders(rules.config, grantOf(allowed), allowed));
   if (allowed.upgrade !== undefined) out.push('connection', 'upgrade', 'upgrade', allowed.upgrade);
   return out;
 }

@@ -2,8 +2,7 @@
 // sends it. `gateway-config` writes a gateway config from these and `doctor` checks one
 // against them, so the two cannot disagree.
 import type { Config } from '../config/schema.js';
-import { upstreamHeaders, type AllowedDecision } from '../decision/decide.js';
-import { compileRules } from '../decision/rules.js';
+import { gatewayHeaders } from '../decision/decide.js';
 import { addressValue, isLoopback, parseAddress, parseRange } from '../trust/address.js';
 
 /** The header OpenClaw reads declared operator scopes from (comma-separated). */
@@ -34,29 +33,13 @@ export function upstreamPort(sidecar: Config): number {
 
 /**
  * Header names the sidecar sets, non-blank, on every request it forwards from a browser
- * (a real client address and a Host). Derived from the sidecar's own `upstreamHeaders`,
- * with the default scopes standing in for a user whose groups map to nothing.
+ * (a real client address and a Host), read from the gateway-header contract itself; the
+ * scopes header counts when the default scopes (a user whose groups map to nothing) are not
+ * empty.
  */
 export function headersSidecarSends(sidecar: Config): Set<string> {
-  const allowed: AllowedDecision = {
-    ok: true,
-    peer: '192.0.2.1',
-    stripped: [],
-    requestId: 'r',
-    trustedBy: [],
-    identity: { user: 'u', userRaw: 'u', email: undefined, groups: [] },
-    scopes: sidecar.gateway.scopes.default,
-    client: '192.0.2.2',
-    proto: 'https',
-    host: 'gateway.invalid',
-    method: 'GET',
-    target: '/',
-    assertion: 'a',
-    kid: 'k',
-    upgrade: undefined,
-    inbound: { forward: [], read: new Map(), stripped: [], upgrade: undefined, count: 0 },
-  };
-  const sent = upstreamHeaders(allowed, compileRules(sidecar));
+  const example = { requestId: 'r', userRaw: 'u', scopes: sidecar.gateway.scopes.default, assertion: 'a' };
+  const sent = gatewayHeaders(sidecar, example, { client: '192.0.2.2', proto: 'https', host: 'gateway.invalid' });
   return new Set(sent.filter((_, i) => i % 2 === 0 && sent[i + 1]!.trim() !== ''));
 }
 

@@ -4,7 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
-import { decide, upstreamHeaders, type AllowedDecision, type Decision, type Mode, type RequestFacts } from '../decision/decide.js';
+import { decide, gatewayHeaders, grantOf, upstreamHeaders, type AllowedDecision, type Decision, type Mode, type RequestFacts } from '../decision/decide.js';
 import { REFUSALS, refusalBody } from '../decision/reasons.js';
 import { loggedIdentity } from '../logging/logger.js';
 import { perKey, statusClass } from '../metrics/metrics.js';
@@ -244,10 +244,9 @@ export class RequestHandler {
 
   /** Forward-auth answers carry what the front proxy copies onto the request it forwards. */
   private grantHeaders(decision: AllowedDecision): Record<string, string> {
-    const { gateway, assertion } = this.runtime.config;
-    const headers: Record<string, string> = { [assertion.header]: decision.assertion, 'x-request-id': decision.requestId };
-    if (gateway.userHeader) headers[gateway.userHeader] = decision.identity.userRaw;
-    if (gateway.scopesHeader) headers[gateway.scopesHeader] = decision.scopes.join(',');
+    const lines = gatewayHeaders(this.runtime.config, grantOf(decision));
+    const headers: Record<string, string> = {};
+    for (let i = 0; i < lines.length; i += 2) headers[lines[i]!] = lines[i + 1]!;
     return headers;
   }
 
