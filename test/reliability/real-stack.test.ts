@@ -1,6 +1,7 @@
 // Attacks through the stack our users run, every part real: Traefik reading the Traefik
 // examples from a real API server, oauth2-proxy with the install guide's settings and a
-// real OpenID provider, the sidecar process in the "pod" host, and recording gateways that
+// real OpenID provider, the sidecar process in the "pod" host (trusting Traefik's pod as
+// discovered from the same API server, with the chart's RBAC), and recording gateways that
 // verify every assertion (inline: on the pod's loopback; forward-auth: on the pod's address,
 // where Traefik reaches it around the sidecar). Sessions are real: each user signs in on the
 // provider's form. Every attack is shown to have been delivered (the request reached the
@@ -68,7 +69,7 @@ beforeAll(async () => {
       listen: { host: '0.0.0.0', port: PORTS.sidecar, shutdownGraceSeconds: 1, allowedOrigins: [`https://${PUBLIC_HOST}`] },
       admin: { host: pod.address, port: PORTS.admin },
       upstream: { url: `http://127.0.0.1:${PORTS.gatewayInline}` },
-      trust: { cidrs: [`${net.host('ingress').address}/32`] },
+      trust: { discovery: { pods: [{ namespace: 'traefik', labelSelector: 'app.kubernetes.io/name=traefik' }] } },
       identity: { userHeader: 'x-auth-request-email', groupsHeader: 'x-auth-request-groups', allowEmailDomains: ['example.com'] },
       assertion: { keysDir },
       gateway: { userHeader: 'x-forwarded-user', scopesHeader: 'x-openclaw-scopes', scopes: { default: ['operator.read'], byGroup: { 'claw-users': ['operator.read', 'operator.write'] } } },
@@ -80,13 +81,6 @@ beforeAll(async () => {
   const gateway = (host: string, port: number) =>
     startJsonProcess(pod, process.execPath, [join(process.cwd(), 'test/support/recording-gateway.ts'), '--host', host, '--port', `${port}`, '--keys-dir', keysDir]);
   gateways = { inline: await gateway('127.0.0.1', PORTS.gatewayInline), 'forward-auth': await gateway(pod.address, PORTS.gatewayForwardAuth) };
-  const child = pod.spawn(process.execPath, [COMMAND, 'serve', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const logs: Record<string, unknown>[] = [];
-  onJsonLines(child.stdout!, (line) => logs.push(line));
-  let stderr = '';
-  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
-  sidecar = { child, logs };
-  await waitForPort(pod.address, PORTS.sidecar, child, () => stderr);
 
   ingress = await startRealIngress({
     net,
@@ -98,6 +92,29 @@ beforeAll(async () => {
       { name: 'openclaw-gateway', ports: [{ name: 'http', port: 18789, host: pod, targetPort: PORTS.gatewayForwardAuth }] },
     ],
   });
+  // The sidecar trusts Traefik as the chart sets it up: its pod found by label in the
+  // namespace "traefik", with the ServiceAccount, Role and RoleBinding of manifests/base.
+  const kube = ingress.kube;
+  await kube.namespace('traefik');
+  const rbac = readObjects(join(process.cwd(), 'manifests', 'base', 'trusted-proxy-sidecar.yaml')).filter((o) => ['ServiceAccount', 'Role', 'RoleBinding'].includes(o.kind));
+  kube.kubectl(['apply', '-f', '-'], rbac.map((o) => JSON.stringify(o)).join('\n'));
+  await kube.call('POST', '/api/v1/namespaces/traefik/pods', {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: 'traefik-0', labels: { 'app.kubernetes.io/name': 'traefik' } },
+    spec: { containers: [{ name: 'traefik', image: 'traefik:v3.6.12' }] },
+  });
+  const ingressAddress = net.host('ingress').address;
+  await kube.call('PATCH', '/api/v1/namespaces/traefik/pods/traefik-0/status', { status: { phase: 'Running', podIP: ingressAddress, podIPs: [{ ip: ingressAddress }] } }, 'application/merge-patch+json');
+  const env = { ...process.env, ...(await kube.inCluster(NAMESPACE, 'openclaw')) };
+  const child = pod.spawn(process.execPath, [COMMAND, 'serve', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'], env });
+  const logs: Record<string, unknown>[] = [];
+  onJsonLines(child.stdout!, (line) => logs.push(line));
+  let stderr = '';
+  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+  sidecar = { child, logs };
+  await waitForPort(pod.address, PORTS.sidecar, child, () => stderr);
+  await waitFor(async () => (await fetch(`http://${pod.address}:${PORTS.admin}/readyz`)).status === 200, 'the sidecar to sync its trusted source', 30_000);
   for (const [user, { password }] of Object.entries(USERS)) sessions[user] = await ingress.signIn(user, password);
 }, 240_000);
 
@@ -106,7 +123,8 @@ afterAll(async () => {
     recordSection(
       'real-stack',
       `Traefik v3.6.12 (Kubernetes CRD provider on a real API server, objects from \`manifests/examples/traefik/\`), oauth2-proxy v7.15.6 ` +
-        `(docs/install.md's settings) with an OpenID provider (oidc-provider), the sidecar process, and recording gateways that verify every assertion. ` +
+        `(docs/install.md's settings) with an OpenID provider (oidc-provider), the sidecar process trusting Traefik's pod as discovered from the API server, ` +
+        `and recording gateways that verify every assertion. ` +
         `Every attack was delivered; "gateway saw" is what reached the gateway.\n\n` +
         table(['attack', 'topology', 'delivered', 'gateway saw'], rows),
     );
@@ -179,6 +197,9 @@ describe('inline: manifests/examples/traefik/inline.yaml (the chart\'s Traefik o
     expect(h.get('x-forwarded-user')).toEqual(['alice@example.com']);
     expect(h.get('x-openclaw-scopes')).toEqual(['operator.read,operator.write']);
     expect(record.assertion).toMatchObject({ verified: true, sub: 'alice@example.com', htm: 'GET' });
+    // Trusted because the API server lists Traefik's pod, the sidecar's only trusted source.
+    const decision = await waitFor(() => sidecar.logs.find((l) => l['msg'] === 'allowed' && l['path'] === '/hello'), 'the decision log', 5000);
+    expect(decision['trustedBy']).toEqual([expect.stringMatching(/^pods:traefik\//)]);
   });
 
   test('without a session Traefik sends the browser to sign in, and nothing reaches the sidecar or the gateway', async () => {
