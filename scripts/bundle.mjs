@@ -2,7 +2,7 @@
 // Bundles the command that tsc compiled (DIST/cli/main.js) into one ESM file, DIST/sidecar.js:
 // Node's module loader walking hundreds of package files was most of the start-up time.
 // The bundle sits directly in DIST so that what it resolves at run time (../package.json for
-// the version, undici's agent through createRequire, the Kubernetes client) resolves as from
+// the version, the Kubernetes client) resolves as from
 // the other compiled files. The Makefile and scripts/build-runtime-tree.sh both run this.
 //   node scripts/bundle.mjs [DIST]   (default: dist)
 import { chmodSync } from 'node:fs';

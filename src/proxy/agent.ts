@@ -1,12 +1,7 @@
 // The connection pool towards the gateway. Keep-alive is what makes a Node proxy fast
 // (about 4x over a connection per request); the benchmark's bare forwarder uses this too.
-import { createRequire } from 'node:module';
+import { Agent } from 'undici';
 import type { Config } from '../config/schema.js';
-
-// undici's Agent on its own: the package's index also loads fetch, WebSocket, caching and
-// mocking, about 50 ms and 13 MB at start-up that the sidecar never uses.
-const Agent = createRequire(import.meta.url)('undici/lib/dispatcher/agent.js') as typeof import('undici').Agent;
-type Agent = import('undici').Agent;
 
 type Upstream = Config['upstream'];
 
