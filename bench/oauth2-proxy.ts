@@ -2,16 +2,16 @@
 // request carrying a valid session. The session is real: an OpenID provider
 // (test/support/oidc-provider.ts) on loopback, and a sign-in on its form before measuring.
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { flags, oauth2ProxyOidcSettings, oidcClient, providerArgs } from '../test/support/oidc-client.js';
 import { signIn } from '../test/support/oidc-sign-in.js';
 import { makeTestCa } from '../test/support/test-ca.js';
 import { freePort, start, tempDir, until, type Proc } from './procs.js';
 import { cleanEnv } from './sidecar.js';
 
 const OAUTH2_PROXY = resolve('.tools/bin/oauth2-proxy');
-const OIDC_PROVIDER = resolve('test/support/oidc-provider.ts');
 const USER = { name: 'alice', password: randomBytes(12).toString('hex'), email: 'alice@example.com', groups: ['staff'] };
 
 export interface Oauth2ProxyPath {
@@ -27,38 +27,29 @@ export async function startOauth2Proxy(upstreamPort: number): Promise<Oauth2Prox
   const ca = makeTestCa(dir, ['localhost']);
   const [idpPort, listen] = [await freePort(), await freePort()];
   const origin = `http://127.0.0.1:${listen}`;
-  const clientSecret = randomBytes(24).toString('base64url');
-  writeFileSync(join(dir, 'users.json'), JSON.stringify({ [USER.name]: { password: USER.password, email: USER.email, groups: USER.groups } }));
-  writeFileSync(
-    join(dir, 'clients.json'),
-    JSON.stringify([{ client_id: 'bench', client_secret: clientSecret, redirect_uris: [`${origin}/oauth2/callback`], grant_types: ['authorization_code'], response_types: ['code'] }]),
-  );
+  const client = oidcClient(`https://localhost:${idpPort}`, ca, `${origin}/oauth2/callback`, 'bench');
+  const users = { [USER.name]: { password: USER.password, email: USER.email, groups: USER.groups } };
   const procs: Proc[] = [];
   const stop = async () => {
     for (const p of procs.reverse()) await p.stop();
   };
   try {
-    // prettier-ignore
-    const idp = start(process.execPath, [OIDC_PROVIDER, '--issuer', `https://localhost:${idpPort}`, '--host', '127.0.0.1', '--port', String(idpPort),
-      '--cert', ca.certFile, '--key', ca.keyFile, '--users', join(dir, 'users.json'), '--clients', join(dir, 'clients.json')], { env: cleanEnv() });
+    const idp = start(process.execPath, providerArgs(dir, client, users, { host: '127.0.0.1', port: idpPort }), { env: cleanEnv() });
     procs.push(idp);
     await until('the OpenID provider', () => idp.output().includes('"ready":true'), 30000);
-    const proxy = start(OAUTH2_PROXY, [
-      `--http-address=127.0.0.1:${listen}`,
-      `--upstream=http://127.0.0.1:${upstreamPort}`,
-      '--provider=oidc',
-      `--oidc-issuer-url=https://localhost:${idpPort}`,
-      `--provider-ca-file=${ca.caFile}`,
-      '--client-id=bench',
-      `--client-secret=${clientSecret}`,
-      `--cookie-secret=${randomBytes(16).toString('hex')}`,
-      '--cookie-secure=false',
-      `--redirect-url=${origin}/oauth2/callback`,
-      '--email-domain=*',
-      '--skip-provider-button=true',
-      // As nginx and Caddy here: no line per request.
-      '--request-logging=false',
-    ]);
+    const proxy = start(
+      OAUTH2_PROXY,
+      flags({
+        ...oauth2ProxyOidcSettings(client),
+        'http-address': `127.0.0.1:${listen}`,
+        upstream: `http://127.0.0.1:${upstreamPort}`,
+        'cookie-secure': 'false',
+        'email-domain': '*',
+        'skip-provider-button': 'true',
+        // As nginx and Caddy here: no line per request.
+        'request-logging': 'false',
+      }),
+    );
     procs.push(proxy);
     await until('oauth2-proxy', async () => (await fetch(`${origin}/ping`).catch(() => undefined))?.status === 200, 30000);
     const cookie = await signIn({ start: `${origin}/`, user: USER.name, password: USER.password, ca: readFileSync(ca.caFile), connectTo: () => '127.0.0.1' });

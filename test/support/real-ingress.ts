@@ -8,8 +8,7 @@
 // point at the test hosts, as the endpoint controller would for pods. Cluster DNS names
 // resolve through each host's /etc/hosts (see netns.ts).
 import type { ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import https from 'node:https';
 import { join, resolve } from 'node:path';
 import { parse, parseAllDocuments, stringify } from 'yaml';
@@ -17,6 +16,7 @@ import { startKubeCluster, type KubeCluster } from './kube-cluster.js';
 import { startJsonProcess, stopChild, waitForPort } from './front-proxies.js';
 import type { Host, TestNetwork } from './netns.js';
 import type { OidcUser } from './oidc-provider.js';
+import { flags, oauth2ProxyOidcSettings, oidcClient, providerArgs } from './oidc-client.js';
 import { signIn as signInWithForm } from './oidc-sign-in.js';
 import { makeTestCa } from './test-ca.js';
 import { waitFor } from './wait.js';
@@ -35,7 +35,6 @@ export const INGRESS_HOSTS = ['ingress', 'auth', 'idp'] as const;
 export const INGRESS_DNS = { [`oauth2-proxy.${NAMESPACE}.svc.cluster.local`]: 'auth', [IDP_HOST]: 'idp' } as const;
 const OAUTH2_PROXY_PORT = 80;
 const TRAEFIK_API_PORT = 8080;
-const CLIENT_ID = 'openclaw';
 
 export interface K8sObject {
   apiVersion: string;
@@ -134,37 +133,19 @@ export async function startRealIngress(options: IngressOptions): Promise<RealIng
     ]);
 
     // The identity provider, then oauth2-proxy (it reads the provider's discovery at start).
-    const clientSecret = randomBytes(24).toString('base64url');
-    const usersFile = join(dir, 'idp-users.json');
-    const clientsFile = join(dir, 'idp-clients.json');
-    writeFileSync(usersFile, JSON.stringify(options.users));
-    writeFileSync(
-      clientsFile,
-      JSON.stringify([{ client_id: CLIENT_ID, client_secret: clientSecret, redirect_uris: [`${PUBLIC_ORIGIN}/oauth2/callback`], grant_types: ['authorization_code'], response_types: ['code'] }]),
-    );
-    const provider = await startJsonProcess(
-      idp,
-      process.execPath,
-      [join(ROOT, 'test', 'support', 'oidc-provider.ts'), '--issuer', `https://${IDP_HOST}`, '--host', idp.address, '--port', '443', '--cert', ca.certFile, '--key', ca.keyFile, '--users', usersFile, '--clients', clientsFile],
-      30_000,
-    );
+    const client = oidcClient(`https://${IDP_HOST}`, ca, `${PUBLIC_ORIGIN}/oauth2/callback`);
+    const provider = await startJsonProcess(idp, process.execPath, providerArgs(dir, client, options.users, { host: idp.address, port: 443 }), 30_000);
     children.push(provider.child);
     outputs.push(() => `oidc-provider: ${provider.output()}`);
 
-    const values = installGuideOauth2ProxyValues();
-    const flags: Record<string, string | boolean> = {
-      ...values.extraArgs,
+    const oauth2ProxyArgs = flags({
+      ...installGuideOauth2ProxyValues().extraArgs,
       // What the guide leaves to the user: their client, their provider, a cookie secret.
-      'client-id': CLIENT_ID,
-      'client-secret': clientSecret,
-      'cookie-secret': randomBytes(32).toString('base64url').slice(0, 32),
-      'oidc-issuer-url': `https://${IDP_HOST}`,
-      // The test's provider has a private CA; oauth2-proxy's chart listens on 4180 behind
-      // Service port 80, and here the Service's name resolves to the host itself.
-      'provider-ca-file': ca.caFile,
+      ...oauth2ProxyOidcSettings(client),
+      // oauth2-proxy's chart listens on 4180 behind Service port 80; here the Service's
+      // name resolves to the host itself.
       'http-address': `0.0.0.0:${OAUTH2_PROXY_PORT}`,
-    };
-    const oauth2ProxyArgs = Object.entries(flags).map(([k, v]) => `--${k}=${String(v)}`);
+    });
     const oauth2Proxy = auth.spawn(join(BIN, 'oauth2-proxy'), oauth2ProxyArgs, { stdio: ['ignore', 'pipe', 'pipe'] });
     children.push(oauth2Proxy);
     outputs.push(collect('oauth2-proxy', oauth2Proxy));

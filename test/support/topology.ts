@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { COMMAND } from './command.js';
 import { onJsonLines, startCaddy, startJsonProcess, startNginx, stopChild, waitForPort, type FrontProxySite, type JsonProcess } from './front-proxies.js';
 import { createNetwork, type Host, type TestNetwork } from './netns.js';
+import { flags, oauth2ProxyOidcSettings, oidcClient, providerArgs } from './oidc-client.js';
 import { signIn } from './oidc-sign-in.js';
 import { makeTestCa } from './test-ca.js';
 import { waitFor } from './wait.js';
@@ -123,31 +124,21 @@ async function startOauth2Proxy(ingress: Host, idp: Host, dir: string, users: To
   const processes: { stop(): Promise<void> }[] = [];
   const ca = makeTestCa(dir, [IDP_HOST]);
   const origin = `http://${ingress.address}:${PORTS.auth}`;
-  const clientSecret = randomBytes(24).toString('base64url');
-  writeFileSync(join(dir, 'idp-users.json'), JSON.stringify(users));
-  writeFileSync(
-    join(dir, 'idp-clients.json'),
-    JSON.stringify([{ client_id: 'front-proxies', client_secret: clientSecret, redirect_uris: [`${origin}/oauth2/callback`], grant_types: ['authorization_code'], response_types: ['code'] }]),
+  const client = oidcClient(`https://${IDP_HOST}`, ca, `${origin}/oauth2/callback`, 'front-proxies');
+  processes.push(await startJsonProcess(idp, process.execPath, providerArgs(dir, client, users, { host: idp.address, port: 443 }), 30_000));
+  const child = ingress.spawn(
+    join(repo, '.tools/bin/oauth2-proxy'),
+    flags({
+      ...oauth2ProxyOidcSettings(client),
+      'http-address': `0.0.0.0:${PORTS.auth}`,
+      'cookie-secure': 'false',
+      'email-domain': '*',
+      scope: 'openid email profile groups',
+      'set-xauthrequest': 'true',
+      'skip-provider-button': 'true',
+      upstream: 'static://202',
+    }),
   );
-  // prettier-ignore
-  processes.push(await startJsonProcess(idp, process.execPath, [join(repo, 'test/support/oidc-provider.ts'), '--issuer', `https://${IDP_HOST}`, '--host', idp.address, '--port', '443',
-    '--cert', ca.certFile, '--key', ca.keyFile, '--users', join(dir, 'idp-users.json'), '--clients', join(dir, 'idp-clients.json')], 30_000));
-  const child = ingress.spawn(join(repo, '.tools/bin/oauth2-proxy'), [
-    `--http-address=0.0.0.0:${PORTS.auth}`,
-    '--provider=oidc',
-    `--oidc-issuer-url=https://${IDP_HOST}`,
-    `--provider-ca-file=${ca.caFile}`,
-    '--client-id=front-proxies',
-    `--client-secret=${clientSecret}`,
-    `--cookie-secret=${randomBytes(16).toString('hex')}`,
-    '--cookie-secure=false',
-    `--redirect-url=${origin}/oauth2/callback`,
-    '--email-domain=*',
-    '--scope=openid email profile groups',
-    '--set-xauthrequest=true',
-    '--skip-provider-button=true',
-    '--upstream=static://202',
-  ]);
   let stderr = '';
   child.stderr!.on('data', (c: Buffer) => (stderr = (stderr + c.toString()).slice(-20_000)));
   child.stdout!.on('data', () => undefined);
