@@ -75,29 +75,23 @@ export const INLINE: PathSpec = {
   },
 };
 
-export const NGINX: PathSpec = {
-  id: 'nginx',
-  title: 'nginx proxy_pass',
-  signed: false,
-  async start(upstreamPort) {
-    const listen = await freePort();
-    const nginx = startNginx({ listen, upstream: upstreamPort }, false);
-    await until('nginx', () => httpOk(`http://127.0.0.1:${listen}/`));
-    return { url: `http://127.0.0.1:${listen}`, pids: () => withChildren(nginx.pid), stop: nginx.stop };
-  },
-};
+/** A front proxy alone in front of the upstream (no sidecar). */
+function plainProxy(id: string, title: string, front: (listen: number, upstream: number) => { pid: number; stop(): Promise<void> }, tree: boolean): PathSpec {
+  return {
+    id,
+    title,
+    signed: false,
+    async start(upstreamPort) {
+      const listen = await freePort();
+      const proxy = front(listen, upstreamPort);
+      await until(title, () => httpOk(`http://127.0.0.1:${listen}/`), 15000);
+      return { url: `http://127.0.0.1:${listen}`, pids: () => (tree ? withChildren(proxy.pid) : [proxy.pid]), stop: proxy.stop };
+    },
+  };
+}
 
-export const TRAEFIK: PathSpec = {
-  id: 'traefik',
-  title: 'Traefik (plain proxy)',
-  signed: false,
-  async start(upstreamPort) {
-    const listen = await freePort();
-    const traefik = startTraefik({ listen, upstream: upstreamPort }, false);
-    await until('Traefik', () => httpOk(`http://127.0.0.1:${listen}/`), 15000);
-    return { url: `http://127.0.0.1:${listen}`, pids: () => [traefik.pid], stop: traefik.stop };
-  },
-};
+export const NGINX = plainProxy('nginx', 'nginx proxy_pass', (listen, upstream) => startNginx({ listen, upstream }, false), true);
+export const TRAEFIK = plainProxy('traefik', 'Traefik (plain proxy)', (listen, upstream) => startTraefik({ listen, upstream }, false), false);
 
 export const OAUTH2_PROXY: PathSpec = {
   id: 'oauth2-proxy',
