@@ -190,11 +190,11 @@ function isRequestId(id: string): boolean {
   return true;
 }
 
-/** What the gateway is told of an allowed request's identity, in both modes. */
+/** What the gateway is told of an allowed request's identity, in both modes (an allowed decision is one). */
 export interface Grant {
   requestId: string;
   /** The user as received (gateway.userHeader). */
-  userRaw: string;
+  identity: { userRaw: string };
   scopes: readonly string[];
   assertion: string;
 }
@@ -212,25 +212,20 @@ export interface ForwardedFacts {
  * to the gateway (flat header lines, lower-case names): the forwarded facts (inline only:
  * in forward-auth mode the front proxy sends its own), then the request id, the user, the
  * scopes and the assertion. Forward-auth answers carry the identity part for the front
- * proxy to copy; `doctor` and `gateway-config` read the names from it.
+ * proxy to copy; `doctor` and `gateway-config` read the names from it. Appends to `out`
+ * when given (inline forwarding's list, with no copy on the hot path).
  */
-export function gatewayHeaders(config: Pick<Config, 'gateway' | 'assertion'>, grant: Grant, forwarded?: ForwardedFacts): string[] {
-  const out: string[] = [];
+export function gatewayHeaders(config: Pick<Config, 'gateway' | 'assertion'>, grant: Grant, forwarded?: ForwardedFacts, out: string[] = []): string[] {
   if (forwarded) {
     if (forwardableClient(forwarded.client)) out.push('x-forwarded-for', forwarded.client);
     out.push('x-forwarded-proto', forwarded.proto);
     if (forwarded.host !== undefined) out.push('x-forwarded-host', forwarded.host);
   }
   out.push('x-request-id', grant.requestId);
-  if (config.gateway.userHeader) out.push(config.gateway.userHeader, grant.userRaw);
+  if (config.gateway.userHeader) out.push(config.gateway.userHeader, grant.identity.userRaw);
   if (config.gateway.scopesHeader) out.push(config.gateway.scopesHeader, grant.scopes.join(','));
   out.push(config.assertion.header, grant.assertion);
   return out;
-}
-
-/** The grant of an allowed decision. */
-export function grantOf(allowed: AllowedDecision): Grant {
-  return { requestId: allowed.requestId, userRaw: allowed.identity.userRaw, scopes: allowed.scopes, assertion: allowed.assertion };
 }
 
 /**
@@ -247,7 +242,7 @@ export function upstreamHeaders(allowed: AllowedDecision, rules: Rules): string[
   for (let i = 0; i < forward.length; i += 2) {
     if (forward[i] !== 'x-request-id') out.push(forward[i]!, forward[i + 1]!);
   }
-  out.push(...gatewayHeaders(rules.config, grantOf(allowed), allowed));
+  gatewayHeaders(rules.config, allowed, allowed, out);
   if (allowed.upgrade !== undefined) out.push('connection', 'upgrade', 'upgrade', allowed.upgrade);
   return out;
 }

@@ -38,7 +38,7 @@ export function upstreamPort(sidecar: Config): number {
  * empty.
  */
 export function headersSidecarSends(sidecar: Config): Set<string> {
-  const example = { requestId: 'r', userRaw: 'u', scopes: sidecar.gateway.scopes.default, assertion: 'a' };
+  const example = { requestId: 'r', identity: { userRaw: 'u' }, scopes: sidecar.gateway.scopes.default, assertion: 'a' };
   const sent = gatewayHeaders(sidecar, example, { client: '192.0.2.2', proto: 'https', host: 'gateway.invalid' });
   return new Set(sent.filter((_, i) => i % 2 === 0 && sent[i + 1]!.trim() !== ''));
 }

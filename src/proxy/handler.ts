@@ -4,7 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
-import { decide, gatewayHeaders, grantOf, upstreamHeaders, type AllowedDecision, type Decision, type Mode, type RequestFacts } from '../decision/decide.js';
+import { decide, gatewayHeaders, upstreamHeaders, type AllowedDecision, type Decision, type Mode, type RequestFacts } from '../decision/decide.js';
 import { REFUSALS, refusalBody } from '../decision/reasons.js';
 import { loggedIdentity } from '../logging/logger.js';
 import { perKey, statusClass } from '../metrics/metrics.js';
@@ -244,7 +244,7 @@ export class RequestHandler {
 
   /** Forward-auth answers carry what the front proxy copies onto the request it forwards. */
   private grantHeaders(decision: AllowedDecision): Record<string, string> {
-    const lines = gatewayHeaders(this.runtime.config, grantOf(decision));
+    const lines = gatewayHeaders(this.runtime.config, decision);
     const headers: Record<string, string> = {};
     for (let i = 0; i < lines.length; i += 2) headers[lines[i]!] = lines[i + 1]!;
     return headers;

@@ -1,7 +1,7 @@
 import { decodeJwt } from 'jose';
 import { verifyAssertion } from '../../src/assertion/verify.js';
 import type { ConfigInput } from '../../src/config/schema.js';
-import { decide, gatewayHeaders, grantOf, upstreamHeaders, type AllowedDecision, type Decision } from '../../src/decision/decide.js';
+import { decide, gatewayHeaders, upstreamHeaders, type AllowedDecision, type Decision } from '../../src/decision/decide.js';
 import { headerPairs, headerValues } from '../support/header-lines.js';
 import { REFUSALS } from '../../src/decision/reasons.js';
 import { context, facts, KEYS, NOW_MS } from './context.js';
@@ -195,7 +195,7 @@ describe('upstreamHeaders', () => {
   test('one contract for both modes: inline ends with exactly the identity lines a forward-auth answer carries', () => {
     const ctx = context(input);
     const d = allowed(decide(facts([...user, 'X-Auth-Request-Groups', 'admins']), ctx));
-    const grant = gatewayHeaders(ctx.rules.config, grantOf(d));
+    const grant = gatewayHeaders(ctx.rules.config, d);
     expect(headerPairs(grant)).toEqual([
       ['x-request-id', d.requestId],
       ['x-forwarded-user', 'alice@example.com'],
