@@ -59,8 +59,8 @@ describe('signer', () => {
   });
 
 
-  // The MAC is RFC 2104 over one-shot hashes: keys shorter than, equal to and longer than
-  // SHA-256's 64-byte block, and signing inputs longer than the buffer it starts with.
+  // Keys shorter than, equal to and longer than SHA-256's 64-byte block (HMAC hashes a
+  // long key first), and signing inputs of every size a claim set reaches.
   test.each([1, 16, 32, 63, 64, 65, 200])('a %i-byte key MACs exactly as createHmac, for short and long inputs', (length) => {
     const key = Buffer.from(Array.from({ length }, (_, i) => (i * 37 + length) & 0xff));
     const s = new AssertionSigner('k', key);
