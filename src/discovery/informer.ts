@@ -1,13 +1,18 @@
 // A list-then-watch informer that keeps going. It wraps the client library's ListWatch,
 // which (checked in @kubernetes/client-node 2.0.1): relists on 410 Gone (HTTP status or
-// an ERROR event), resumes from the last resourceVersion after a clean close or its own
-// idle timeout, but on any other error (network, 401, 403, 5xx, 429, a failed list)
-// calls its error callbacks and stops for good; it never asks for bookmarks and lists
-// without paging. Added here: paged lists (limit/continue) with a timeout, bookmarks, a
-// server-side watch timeout, and restarts after errors with capped exponential backoff
-// and jitter. Health signals (synced, healthy, failing) drive the source's staleness.
+// an ERROR event), resumes from the last resourceVersion after a watch ends cleanly or
+// goes quiet, but on any other error (network, 401, 403, 5xx, 429, a failed list) calls
+// its error callbacks and stops for good; it never asks for bookmarks and lists without
+// paging. Added here: paged lists (limit/continue) with a timeout, a watch with bookmarks,
+// a server-side timeout and an idle bound of our choosing (ObservedWatch), and restarts
+// after errors with capped exponential backoff and jitter. Health signals (synced,
+// healthy, failing) drive the source's staleness.
+import { createInterface } from 'node:readline';
+import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { fetch } from 'undici';
 import {
+  HttpMethod,
   ListWatch,
   Observable,
   Watch,
@@ -16,6 +21,7 @@ import {
   type KubernetesListObject,
   type KubernetesObject,
   type ObservableMiddleware,
+  RequestContext,
 } from '@kubernetes/client-node';
 
 export interface Page<T> {
@@ -168,23 +174,21 @@ export class ResilientInformer<T extends KubernetesObject> {
 }
 
 /**
- * The library's Watch, asking for bookmarks and a server-side timeout, and reporting
- * when a watch is established and how it ended. ListWatch calls watch() right after it
- * has applied a list, which is when the cache is complete.
+ * A watch for the library's ListWatch, written on the client's public request API
+ * (KubeConfig.applySecurityAuthentication, RequestContext) rather than on Watch.watch,
+ * whose inactivity bound is fixed at 30 s: this one asks for bookmarks and a server-side
+ * timeout, reopens a watch that sends nothing for watchIdleTimeoutMs, and reports when a
+ * watch is established and how it ended. ListWatch calls watch() right after it has
+ * applied a list, which is when the cache is complete.
  */
 class ObservedWatch<T extends KubernetesObject> extends Watch {
   constructor(
     kc: KubeConfig,
     private readonly informer: ResilientInformer<T>,
-    timing: InformerTiming,
+    private readonly timing: InformerTiming,
   ) {
     super(kc);
-    // Declared private in the library's types, but it is the knob for its idle timeout.
-    (this as unknown as { requestTimeoutMs: number }).requestTimeoutMs = timing.watchIdleTimeoutMs;
-    this.timeoutSeconds = timing.watchTimeoutSeconds;
   }
-
-  private readonly timeoutSeconds: number;
 
   override async watch(
     path: string,
@@ -192,28 +196,68 @@ class ObservedWatch<T extends KubernetesObject> extends Watch {
     callback: (phase: string, apiObj: any, watchObj?: any) => void,
     done: (err: any) => void,
   ): Promise<AbortController> {
+    const controller = new AbortController();
     // ListWatch may reach here after stop() (a list was in flight): start nothing.
-    if (this.informer.isStopped) return new AbortController();
+    if (this.informer.isStopped) return controller;
     this.informer.noteListApplied();
-    let ended = false;
     let sawGone = false;
-    const controller = await super.watch(
-      path,
-      { ...queryParams, allowWatchBookmarks: true, timeoutSeconds: this.timeoutSeconds },
-      (phase, obj, raw) => {
-        if (phase === 'ERROR') sawGone ||= (obj as { code?: number })?.code === 410;
+    let ended = false;
+    const end = (err: unknown) => {
+      if (ended) return;
+      ended = true;
+      clearTimeout(idle);
+      controller.abort();
+      this.informer.noteWatchEnded(err, sawGone);
+      done(err);
+    };
+    let idle: NodeJS.Timeout | undefined;
+    // Until the answer's head arrives this bounds the connect; after it, silence.
+    const quiet = () => {
+      clearTimeout(idle);
+      idle = setTimeout(() => end(new DOMException('watch sent nothing for watchIdleTimeoutMs', 'TimeoutError')), this.timing.watchIdleTimeoutMs);
+      idle.unref();
+    };
+    try {
+      const url = watchUrl(this.config, path, { ...queryParams, allowWatchBookmarks: true, timeoutSeconds: this.timing.watchTimeoutSeconds });
+      const ctx = new RequestContext(url, HttpMethod.GET);
+      await this.config.applySecurityAuthentication(ctx);
+      quiet();
+      const response = await fetch(url, { headers: ctx.getHeaders(), dispatcher: ctx.getDispatcher(), signal: controller.signal });
+      if (response.status !== 200) {
+        void response.body?.cancel();
+        throw Object.assign(new Error(response.statusText || `HTTP ${response.status}`), { statusCode: response.status });
+      }
+      quiet();
+      this.informer.noteHealthy(false);
+      const lines = createInterface(Readable.fromWeb(response.body as import('node:stream/web').ReadableStream));
+      lines.on('line', (line) => {
+        quiet();
+        let event: { type?: string; object?: { code?: number } };
+        try {
+          event = JSON.parse(line);
+        } catch {
+          return;
+        }
+        if (event.type === 'ERROR') sawGone ||= event.object?.code === 410;
         else this.informer.noteHealthy(true);
-        callback(phase, obj, raw);
-      },
-      (err) => {
-        ended = true;
-        this.informer.noteWatchEnded(err, sawGone);
-        done(err);
-      },
-    );
-    if (!ended) this.informer.noteHealthy(false);
+        callback(event.type ?? '', event.object, event);
+      });
+      lines.once('close', () => end(null));
+      lines.once('error', end);
+    } catch (err) {
+      end(err);
+    }
     return controller;
   }
+}
+
+function watchUrl(kc: KubeConfig, path: string, query: Record<string, string | number | boolean | undefined>): string {
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) throw new Error('No currently active cluster');
+  const url = new URL(cluster.server + path);
+  url.searchParams.set('watch', 'true');
+  for (const [key, value] of Object.entries(query)) if (value !== undefined) url.searchParams.set(key, String(value));
+  return url.toString();
 }
 
 /** Call options that bound a list request's time (the object-parameter API takes observable middleware). */
