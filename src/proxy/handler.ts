@@ -8,9 +8,11 @@ import { decide, gatewayHeaders, upstreamHeaders, type AllowedDecision, type Dec
 import { REFUSALS, refusalBody } from '../decision/reasons.js';
 import { loggedIdentity } from '../logging/logger.js';
 import { perKey, statusClass } from '../metrics/metrics.js';
-import { isAllowed } from '../policy/policy.js';
+import type { Config } from '../config/schema.js';
 import type { Runtime } from '../runtime/runtime.js';
+import { decisionContext, type Snapshot } from '../runtime/snapshot.js';
 import { pathOf } from '../sanitise/forwarded.js';
+import { randomId } from '../assertion/sign.js';
 import { UpstreamPool } from './agent.js';
 import { BODY_TIMEOUT, BODY_TOO_LARGE, declaredLength } from './body.js';
 import { upstreamErrorKind, type UpstreamErrorKind } from './errors.js';
@@ -56,22 +58,23 @@ export class RequestHandler {
     this.webSocketsHeld = new PerIdentityLimit(limits.maxWebSocketsPerIdentity);
     this.slots = new UpstreamSlots(upstream.maxSockets, limits.queueTimeoutSeconds * 1000);
     metrics.observeUpstreamSlots(() => ({ busy: this.slots.busy, queued: this.slots.queued }));
-    // A reload that narrows the allow lists ends WebSockets of users it no longer admits.
-    runtime.onRulesChange((rules) => {
-      const { upstream: u, limits: l } = rules.config;
-      this.pool.update(u);
-      this.requests.setLimit(identityRequestLimit(u.maxSockets, l.identityPoolShare));
-      this.webSocketsHeld.setLimit(l.maxWebSocketsPerIdentity);
-      this.slots.update(u.maxSockets, l.queueTimeoutSeconds * 1000);
-      this.revoke((identity) => isAllowed(identity, rules.policy), 'config reload');
-    });
-    runtime.trust.onChange((set) => this.revoke((_i, peer) => set.lookup(peer).trusted, 'trusted set change'));
+  }
+
+  /** A reloaded config's pool and limits (reload.ts); requests already admitted keep theirs. */
+  follow(config: Config): void {
+    const { upstream, limits } = config;
+    this.pool.update(upstream);
+    this.requests.setLimit(identityRequestLimit(upstream.maxSockets, limits.identityPoolShare));
+    this.webSocketsHeld.setLimit(limits.maxWebSocketsPerIdentity);
+    this.slots.update(upstream.maxSockets, limits.queueTimeoutSeconds * 1000);
   }
 
   onRequest(req: IncomingMessage, res: ServerResponse): void {
     owe(req.socket, res);
-    const mode = this.modeOf(req);
-    const decision = this.decide(req, mode, false);
+    // One snapshot from the decision to the upstream write.
+    const snapshot = this.runtime.snapshot;
+    const mode = modeOf(req, snapshot.config);
+    const decision = this.decide(req, mode, false, snapshot);
     if (!decision.ok) {
       const headers: Record<string, string> = { 'x-request-id': decision.requestId };
       // A refused request's body is never read, and a peer outside the trusted set has no
@@ -81,10 +84,10 @@ export class RequestHandler {
       return;
     }
     if (mode === 'forward-auth') {
-      sendJson(res, 200, '{"result":"allowed"}', this.grantHeaders(decision));
+      sendJson(res, 200, '{"result":"allowed"}', grantHeaders(snapshot.config, decision));
       return;
     }
-    this.admit(req, res, decision);
+    this.admit(req, res, decision, snapshot);
   }
 
   /**
@@ -92,25 +95,25 @@ export class RequestHandler {
    * (waiting, with a deadline, when all are busy); both are given back when the response
    * is done or abandoned.
    */
-  private admit(req: IncomingMessage, res: ServerResponse, decision: AllowedDecision): void {
-    const { limits } = this.runtime.config;
+  private admit(req: IncomingMessage, res: ServerResponse, decision: AllowedDecision, snapshot: Snapshot): void {
+    const { limits } = snapshot.config;
     const length = declaredLength(req.headers['content-length']);
     if (limits.maxRequestBodyBytes > 0 && length !== undefined && length > limits.maxRequestBodyBytes) {
-      this.refuseByLimit(res, decision, 'body_too_large');
+      this.refuseByLimit(res, decision, 'body_too_large', snapshot.config);
       return;
     }
     const user = decision.identity.user;
     if (!this.requests.tryAcquire(user)) {
-      this.refuseByLimit(res, decision, 'identity_request_limit');
+      this.refuseByLimit(res, decision, 'identity_request_limit', snapshot.config);
       return;
     }
     let holding = false;
     const withdraw = this.slots.acquire(
       () => {
         holding = true;
-        this.forward(req, res, decision);
+        this.forward(req, res, decision, snapshot);
       },
-      () => this.refuseByLimit(res, decision, 'upstream_busy'),
+      () => this.refuseByLimit(res, decision, 'upstream_busy', snapshot.config),
     );
     res.once('close', () => {
       withdraw();
@@ -119,10 +122,9 @@ export class RequestHandler {
     });
   }
 
-  private forward(req: IncomingMessage, res: ServerResponse, decision: AllowedDecision): void {
-    const { upstream, limits } = this.runtime.config;
+  private forward(req: IncomingMessage, res: ServerResponse, decision: AllowedDecision, snapshot: Snapshot): void {
+    const { upstream, limits } = snapshot.config;
     const started = process.hrtime.bigint();
-    // Read per request, so a reloaded upstream URL or timeout applies at once.
     const target = {
       dispatcher: this.pool.dispatcher,
       origin: upstream.url,
@@ -130,12 +132,12 @@ export class RequestHandler {
       bodyStallMs: limits.clientStallTimeoutSeconds * 1000,
       maxBodyBytes: limits.maxRequestBodyBytes,
     };
-    forward(req, res, upstreamHeaders(decision, this.runtime.rules), target, {
+    forward(req, res, upstreamHeaders(decision, snapshot.rules), target, {
       response: (status) => this.observeUpstream(status, started),
       failed: (err) => {
         const code = (err as NodeJS.ErrnoException).code;
         if (code === BODY_TIMEOUT || code === BODY_TOO_LARGE) {
-          this.refuseByLimit(res, decision, code === BODY_TIMEOUT ? 'body_timeout' : 'body_too_large');
+          this.refuseByLimit(res, decision, code === BODY_TIMEOUT ? 'body_timeout' : 'body_too_large', snapshot.config);
           return;
         }
         const kind = this.countUpstreamError(err);
@@ -155,8 +157,9 @@ export class RequestHandler {
   }
 
   private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    const mode = this.modeOf(req);
-    const decision = this.decide(req, mode, true);
+    const snapshot = this.runtime.snapshot;
+    const mode = modeOf(req, snapshot.config);
+    const decision = this.decide(req, mode, true, snapshot);
     if (!decision.ok) {
       rejectUpgrade(socket, refusalStatus(decision.status, mode), refusalBody(decision.reason), { 'x-request-id': decision.requestId });
       return;
@@ -164,21 +167,21 @@ export class RequestHandler {
     // Caddy's forward_auth passes a client's Upgrade on to the auth endpoint: answer it
     // like any sub-request (the forward-auth path is never proxied) and close.
     if (mode === 'forward-auth') {
-      rejectUpgrade(socket, 200, '{"result":"allowed"}', this.grantHeaders(decision));
+      rejectUpgrade(socket, 200, '{"result":"allowed"}', grantHeaders(snapshot.config, decision));
       return;
     }
     const user = decision.identity.user;
     if (!this.webSocketsHeld.tryAcquire(user)) {
-      this.countLimit(decision, 'identity_websocket_limit');
+      this.countLimit(decision, 'identity_websocket_limit', snapshot.config);
       rejectUpgrade(socket, REFUSALS.identity_websocket_limit, refusalBody('identity_websocket_limit'), { 'x-request-id': decision.requestId });
       return;
     }
     socket.once('close', () => this.webSocketsHeld.release(user));
-    const { url, connectTimeoutSeconds, timeoutSeconds } = this.runtime.config.upstream;
-    const { maxWebSocketLifetimeSeconds } = this.runtime.config.listen;
+    const { url, connectTimeoutSeconds, timeoutSeconds } = snapshot.config.upstream;
+    const { maxWebSocketLifetimeSeconds } = snapshot.config.listen;
     const started = process.hrtime.bigint();
     const target = { url, connectTimeoutMs: connectTimeoutSeconds * 1000, timeoutMs: timeoutSeconds * 1000 };
-    relayUpgrade(req, socket, head, upstreamHeaders(decision, this.runtime.rules), target, {
+    relayUpgrade(req, socket, head, upstreamHeaders(decision, snapshot.rules), target, {
       response: (status) => this.observeUpstream(status, started),
       switched: (upstream) => this.websockets.add(socket as Socket, upstream, decision.identity, decision.peer, maxWebSocketLifetimeSeconds),
       failed: (err) => {
@@ -188,22 +191,17 @@ export class RequestHandler {
     });
   }
 
-  private refuseByLimit(res: ServerResponse, decision: AllowedDecision, reason: LimitReason): void {
-    this.countLimit(decision, reason);
+  private refuseByLimit(res: ServerResponse, decision: AllowedDecision, reason: LimitReason, config: Config): void {
+    this.countLimit(decision, reason, config);
     // Past a body limit the rest of the body is never read: close rather than drain it.
     const close = reason === 'body_timeout' || reason === 'body_too_large';
     sendJson(res, REFUSALS[reason], refusalBody(reason), { 'x-request-id': decision.requestId, ...(close && { connection: 'close' }) });
   }
 
-  private countLimit(decision: AllowedDecision, reason: LimitReason): void {
+  private countLimit(decision: AllowedDecision, reason: LimitReason, config: Config): void {
     this.runtime.metrics.limitRefusals.inc({ reason });
-    const user = loggedIdentity(decision.identity.user, this.runtime.config.logging.identity);
+    const user = loggedIdentity(decision.identity.user, config.logging.identity);
     this.runtime.logger.warn({ requestId: decision.requestId, peer: decision.peer, user, reason, status: REFUSALS[reason] }, 'refused by a limit');
-  }
-
-  private modeOf(req: IncomingMessage): Mode {
-    const { forwardAuth } = this.runtime.config;
-    return forwardAuth.enabled && pathOf(req.url ?? '/') === forwardAuth.path ? 'forward-auth' : 'inline';
   }
 
   /** Stops the upstream connection pool (after draining). */
@@ -211,7 +209,7 @@ export class RequestHandler {
     this.pool.close();
   }
 
-  private decide(req: IncomingMessage, mode: Mode, upgrade: boolean): Decision {
+  private decide(req: IncomingMessage, mode: Mode, upgrade: boolean, snapshot: Snapshot): Decision {
     const started = process.hrtime.bigint();
     const facts: RequestFacts = {
       mode,
@@ -222,7 +220,7 @@ export class RequestHandler {
       rawHeaders: req.rawHeaders,
       upgrade,
     };
-    const decision = decide(facts, this.runtime.context());
+    const decision = decide(facts, decisionContext(snapshot, Date.now(), randomId));
     const { metrics, logger } = this.runtime;
     this.decisionTime(mode).observe(Number(process.hrtime.bigint() - started) / 1e9);
     for (const header of decision.stripped) this.strippedCount(header).inc();
@@ -232,7 +230,7 @@ export class RequestHandler {
       this.allowedCount(mode).inc();
       this.signedCount(decision.kid).inc();
       if (logger.isLevelEnabled('debug')) {
-        const user = loggedIdentity(decision.identity.user, this.runtime.config.logging.identity);
+        const user = loggedIdentity(decision.identity.user, snapshot.config.logging.identity);
         logger.debug({ ...base(), user, client: decision.client, trustedBy: decision.trustedBy, scopes: decision.scopes }, 'allowed');
       }
     } else {
@@ -240,14 +238,6 @@ export class RequestHandler {
       logger.info({ ...base(), reason: decision.reason, status: decision.status, stage: decision.stage, detail: decision.detail }, 'refused');
     }
     return decision;
-  }
-
-  /** Forward-auth answers carry what the front proxy copies onto the request it forwards. */
-  private grantHeaders(decision: AllowedDecision): Record<string, string> {
-    const lines = gatewayHeaders(this.runtime.config, decision);
-    const headers: Record<string, string> = {};
-    for (let i = 0; i < lines.length; i += 2) headers[lines[i]!] = lines[i + 1]!;
-    return headers;
   }
 
   private observeUpstream(status: number, started: bigint): void {
@@ -261,11 +251,19 @@ export class RequestHandler {
     this.runtime.logger.warn({ kind, code: (err as NodeJS.ErrnoException).code }, 'upstream error');
     return kind;
   }
+}
 
-  private revoke(keep: Parameters<WebSocketTracker['revoke']>[0], why: string): void {
-    const closed = this.websockets.revoke(keep);
-    if (closed > 0) this.runtime.logger.info({ closed, why }, 'closed WebSockets no longer allowed');
-  }
+function modeOf(req: IncomingMessage, config: Config): Mode {
+  const { forwardAuth } = config;
+  return forwardAuth.enabled && pathOf(req.url ?? '/') === forwardAuth.path ? 'forward-auth' : 'inline';
+}
+
+/** Forward-auth answers carry what the front proxy copies onto the request it forwards. */
+function grantHeaders(config: Config, decision: AllowedDecision): Record<string, string> {
+  const lines = gatewayHeaders(config, decision);
+  const headers: Record<string, string> = {};
+  for (let i = 0; i < lines.length; i += 2) headers[lines[i]!] = lines[i + 1]!;
+  return headers;
 }
 
 /**

@@ -1,29 +1,27 @@
-// The sidecar's live state: compiled rules, the trusted set, the signing key. Config and
-// key changes are applied by building new values and swapping them whole, so a request
-// in flight always sees one consistent version.
+// The sidecar's inputs and the snapshot compiled from them. Three things change a running
+// sidecar: the config file, the key folder and a discovery source. Each builds a new
+// immutable snapshot (snapshot.ts) from the inputs in force and swaps it in whole; then
+// the shell follows it, as reload.ts lists.
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadKeyRing, type KeyRing } from '../assertion/keys.js';
-import { AssertionSigner, randomId } from '../assertion/sign.js';
 import { loadConfigFile } from '../config/load.js';
 import type { Config } from '../config/schema.js';
-import type { DecisionContext } from '../decision/decide.js';
-import { compileRules, type Rules } from '../decision/rules.js';
 import type { Logger } from '../logging/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { STATIC_SOURCE, TrustRegistry } from '../trust/registry.js';
+import { TrustRegistry } from '../trust/registry.js';
 import { digest, pollFingerprint, type Poller } from './poll.js';
+import { liveChangeProblems } from './reload.js';
+import { compileSnapshot, type Snapshot, type SnapshotInputs } from './snapshot.js';
 
-/** Settings bound when a socket is opened; changing them needs a restart. */
-const RESTART_KEYS = ['listen.host', 'listen.port', 'listen.certFile', 'listen.keyFile', 'listen.maxHeaderBytes', 'admin.host', 'admin.port'] as const;
+export type SnapshotListener = (previous: Snapshot, next: Snapshot) => void;
 
 export class Runtime {
-  rules: Rules;
+  /** Discovery sources' trusted ranges; a change compiles a new snapshot. */
   readonly trust = new TrustRegistry();
-  private signer: AssertionSigner | undefined;
-  private keyRing: KeyRing | undefined;
+  private current: Snapshot;
   private readonly pollers: Poller[] = [];
-  private readonly ruleListeners = new Set<(rules: Rules) => void>();
+  private readonly swapListeners = new Set<SnapshotListener>();
   private readonly readinessChecks: (() => string[])[] = [];
 
   constructor(
@@ -31,27 +29,23 @@ export class Runtime {
     readonly logger: Logger,
     readonly metrics: Metrics,
   ) {
-    this.rules = compileRules(config);
-    this.trust.onChange((set) => {
-      metrics.trustedSetSize.reset();
-      for (const source of this.trust.sourceNames()) metrics.trustedSetSize.set({ source }, set.sizeBySource.get(source) ?? 0);
-    });
-    this.applyTrust(config);
-    this.reloadKeys();
+    this.current = compileSnapshot({ config, trusted: this.trust.compile(config.trust), keys: this.loadKeys(config) });
+    this.trust.onChange(() => this.swap({ trusted: this.trust.compile(this.config.trust) }));
+  }
+
+  /** The snapshot in force: take it once per request and keep it to the end. */
+  get snapshot(): Snapshot {
+    return this.current;
   }
 
   get config(): Config {
-    return this.rules.config;
-  }
-
-  context(nowMs = Date.now()): DecisionContext {
-    return { rules: this.rules, trusted: this.trust.current(), signer: this.signer, nowMs, newId: randomId };
+    return this.current.config;
   }
 
   /** Why the sidecar is not ready, or an empty list. */
   readinessProblems(): string[] {
     const problems: string[] = [];
-    if (!this.signer) problems.push('no assertion key');
+    if (!this.current.signer) problems.push('no assertion key');
     const unsynced = this.trust.unsyncedSources();
     if (unsynced.length > 0) problems.push(`trust sources not synced: ${unsynced.join(', ')}`);
     for (const check of this.readinessChecks) problems.push(...check());
@@ -63,26 +57,16 @@ export class Runtime {
     this.readinessChecks.push(check);
   }
 
-  onRulesChange(listener: (rules: Rules) => void): () => void {
-    this.ruleListeners.add(listener);
-    return () => this.ruleListeners.delete(listener);
+  /** Called after every swap with the snapshot replaced and the one now in force. */
+  onSwap(listener: SnapshotListener): () => void {
+    this.swapListeners.add(listener);
+    return () => this.swapListeners.delete(listener);
   }
 
   applyConfig(config: Config): void {
-    const before = this.rules.config;
-    for (const key of RESTART_KEYS) {
-      const [a, b] = key.split('.') as [keyof Config, string];
-      const old = (before[a] as Record<string, unknown>)[b];
-      const now = (config[a] as Record<string, unknown>)[b];
-      if (old !== now) this.logger.warn({ key, old, new: now }, 'config change needs a restart to take effect');
-    }
-    this.rules = compileRules(config);
-    this.logger.level = config.logging.level;
-    this.applyTrust(config);
-    if (config.assertion.keysDir !== before.assertion.keysDir || config.assertion.activeKeyId !== before.assertion.activeKeyId) {
-      this.reloadKeys();
-    }
-    for (const l of this.ruleListeners) l(this.rules);
+    const before = this.config;
+    const keysMoved = config.assertion.keysDir !== before.assertion.keysDir || config.assertion.activeKeyId !== before.assertion.activeKeyId;
+    this.swap({ config, trusted: this.trust.compile(config.trust), ...(keysMoved && { keys: this.loadKeys(config) }) });
   }
 
   reloadFromFile(path: string): boolean {
@@ -100,19 +84,7 @@ export class Runtime {
   }
 
   reloadKeys(): void {
-    const { keysDir, activeKeyId } = this.config.assertion;
-    const ring = loadKeyRing(keysDir, activeKeyId);
-    this.keyRing = ring;
-    const kid = ring.activeKeyId;
-    this.signer = kid === undefined ? undefined : new AssertionSigner(kid, ring.keys.get(kid)!);
-    this.metrics.keysLoaded.set(ring.keys.size);
-    if (kid === undefined) {
-      this.metrics.keyReloads.inc({ result: 'rejected' });
-      this.logger.error({ keysDir, problems: ring.problems }, 'no usable assertion key: requests are refused until one is present');
-    } else {
-      this.metrics.keyReloads.inc({ result: 'applied' });
-      this.logger.info({ keysDir, kid, keys: [...ring.keys.keys()], problems: ring.problems }, 'assertion keys loaded');
-    }
+    this.swap({ keys: this.loadKeys(this.config) });
   }
 
   /** Starts watching the config file (when given) and the key folder. */
@@ -129,17 +101,26 @@ export class Runtime {
     for (const p of this.pollers.splice(0)) p.stop();
   }
 
-  private applyTrust(config: Config): void {
-    this.trust.setAllowLoopback(config.trust.allowLoopback);
-    this.trust.setSource(STATIC_SOURCE, { synced: true, cidrs: config.trust.cidrs });
+  private swap(changed: Partial<SnapshotInputs>): void {
+    const previous = this.current;
+    this.current = compileSnapshot({ config: previous.config, trusted: previous.trusted, keys: previous.keys, ...changed }, previous);
+    for (const listener of this.swapListeners) listener(previous, this.current);
   }
-}
 
-/** Changes a running sidecar cannot make: refusing them keeps the old config whole. */
-function liveChangeProblems(before: Config, after: Config): string[] {
-  return new URL(before.upstream.url).protocol === new URL(after.upstream.url).protocol
-    ? []
-    : ['upstream.url: switching between http and https needs a restart'];
+  private loadKeys(config: Config): KeyRing {
+    const { keysDir, activeKeyId } = config.assertion;
+    const ring = loadKeyRing(keysDir, activeKeyId);
+    const kid = ring.activeKeyId;
+    this.metrics.keysLoaded.set(ring.keys.size);
+    if (kid === undefined) {
+      this.metrics.keyReloads.inc({ result: 'rejected' });
+      this.logger.error({ keysDir, problems: ring.problems }, 'no usable assertion key: requests are refused until one is present');
+    } else {
+      this.metrics.keyReloads.inc({ result: 'applied' });
+      this.logger.info({ keysDir, kid, keys: [...ring.keys.keys()], problems: ring.problems }, 'assertion keys loaded');
+    }
+    return ring;
+  }
 }
 
 function fileFingerprint(path: string): string {

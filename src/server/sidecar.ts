@@ -1,18 +1,19 @@
 // Assembles the sidecar: runtime, handler, both listeners; and takes it down gracefully.
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Config } from '../config/schema.js';
+import type { Config, DiscoveryConfig } from '../config/schema.js';
 import { discoveryConfigured } from '../discovery/configured.js';
 import type { Discovery, DiscoveryOptions } from '../discovery/discovery.js';
 import { createLogger, type Logger } from '../logging/logger.js';
 import { createMetrics, type Metrics } from '../metrics/metrics.js';
 import { RequestHandler } from '../proxy/handler.js';
 import { CLOSE_GOING_AWAY } from '../proxy/websockets.js';
+import { followSnapshot, recordTrustedSet } from '../runtime/reload.js';
 import { Runtime } from '../runtime/runtime.js';
 import { VERSION } from '../version.js';
 import { createAdminServer, type AdminState } from './admin.js';
 import { ConnectionWatch } from './connections.js';
-import { applyListenLimits, createDataPlane } from './data-plane.js';
+import { createDataPlane } from './data-plane.js';
 
 export interface SidecarOptions {
   configPath?: string;
@@ -38,14 +39,20 @@ export class Sidecar {
     this.handler = new RequestHandler(this.runtime);
     this.dataPlane = createDataPlane(config.listen, this.handler, this.runtime.metrics);
     this.connections = new ConnectionWatch(this.dataPlane, config.limits.clientStallTimeoutSeconds * 1000, this.runtime.metrics, this.runtime.logger);
-    this.runtime.onRulesChange((rules) => {
-      applyListenLimits(this.dataPlane, rules.config.listen);
-      this.connections.setStallTimeout(rules.config.limits.clientStallTimeoutSeconds * 1000);
-      // A reload that configures the first discovery source brings discovery up.
-      if (!this.discovery && discoveryConfigured(rules.config.trust.discovery)) {
-        void this.loadDiscovery().then(() => this.started && this.discovery?.start());
-      }
-    });
+    recordTrustedSet(this.runtime.metrics, this.runtime.snapshot.trusted);
+    const shell = {
+      logger: this.runtime.logger,
+      metrics: this.runtime.metrics,
+      handler: this.handler,
+      dataPlane: this.dataPlane,
+      connections: this.connections,
+      discovery: (config: DiscoveryConfig) => {
+        if (this.discovery) this.discovery.follow(config);
+        // A reload that configures the first discovery source brings discovery up.
+        else if (discoveryConfigured(config)) void this.loadDiscovery().then(() => this.started && this.discovery?.start());
+      },
+    };
+    this.runtime.onSwap((previous, next) => followSnapshot(previous, next, shell));
   }
 
   /**

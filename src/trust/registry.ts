@@ -1,6 +1,8 @@
-// Where trusted ranges come from: static config and, later, live discovery sources. Each
-// source replaces its own entries; every change rebuilds one immutable TrustedSet and
-// swaps it in, so a request sees either the old set or the new one, never a mix.
+// Where trusted ranges come from: the config's static CIDRs and live discovery sources.
+// Each discovery source replaces its own entries here and the change is announced; the
+// runtime then compiles a new snapshot whose trusted set (`compile`) joins the static
+// CIDRs with every source's, and swaps it in whole, so a request sees either the old set
+// or the new one, never a mix.
 import { TrustedSet, type TrustEntry } from './trusted-set.js';
 
 export const STATIC_SOURCE = 'static';
@@ -13,27 +15,15 @@ export interface TrustSourceState {
 
 export class TrustRegistry {
   private readonly sources = new Map<string, TrustSourceState>();
-  private allowLoopback = false;
-  private snapshot = new TrustedSet([], false);
-  private readonly listeners = new Set<(set: TrustedSet) => void>();
-
-  /** The set in force now; hold on to it for one decision only. */
-  current(): TrustedSet {
-    return this.snapshot;
-  }
-
-  setAllowLoopback(allow: boolean): void {
-    this.allowLoopback = allow;
-    this.rebuild();
-  }
+  private changed: () => void = () => {};
 
   setSource(name: string, state: TrustSourceState): void {
     this.sources.set(name, state);
-    this.rebuild();
+    this.changed();
   }
 
   removeSource(name: string): void {
-    if (this.sources.delete(name)) this.rebuild();
+    if (this.sources.delete(name)) this.changed();
   }
 
   /** Declares a source that has not synced yet, so readiness waits for it. */
@@ -45,21 +35,17 @@ export class TrustRegistry {
     return [...this.sources].filter(([, s]) => !s.synced).map(([n]) => n);
   }
 
-  sourceNames(): string[] {
-    return [...this.sources.keys()];
+  /** The one listener: the runtime, which compiles and swaps in a new snapshot. */
+  onChange(listener: () => void): void {
+    this.changed = listener;
   }
 
-  onChange(listener: (set: TrustedSet) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
-  }
-
-  private rebuild(): void {
-    const entries: TrustEntry[] = [];
+  /** The trusted set of the static CIDRs and every source's entries, each labelled by its source. */
+  compile(trust: { readonly cidrs: readonly string[]; readonly allowLoopback: boolean }): TrustedSet {
+    const entries: TrustEntry[] = trust.cidrs.map((cidr) => ({ cidr, source: STATIC_SOURCE }));
     for (const [source, state] of this.sources) {
       for (const cidr of state.cidrs) entries.push({ cidr, source });
     }
-    this.snapshot = new TrustedSet(entries, this.allowLoopback, [...this.sources.keys()]);
-    for (const l of this.listeners) l(this.snapshot);
+    return new TrustedSet(entries, trust.allowLoopback, [STATIC_SOURCE, ...this.sources.keys()]);
   }
 }

@@ -1,6 +1,9 @@
-// Reloading the upstream settings: a new gateway address applies to the next request; a
-// switch between http and https cannot apply to a live connection pool and is refused
-// whole, the old config serving on.
+// Reloading the upstream settings: a new gateway address applies to the next request, and
+// a request decided before the reload goes where its own snapshot says (one snapshot from
+// decision to upstream write); a switch between http and https cannot apply to a live
+// connection pool and is refused whole, the old config serving on.
+import { startChaosGateway } from '../support/chaos-gateway.js';
+import { RawClient, statuses } from '../support/raw-client.js';
 import { startSidecar, type TestSidecar } from '../support/sidecar.js';
 import { startRecordingUpstream, type RecordingUpstream } from '../support/upstream.js';
 import { waitFor } from '../support/wait.js';
@@ -46,4 +49,40 @@ test('switching the upstream to https is refused and the running config keeps se
   expect(line.problems).toEqual(['upstream.url: switching between http and https needs a restart']);
   expect((await fetch(`${sc.url}/three`, { headers: ALICE })).status).toBe(200);
   expect(second.received.map((r) => r.url)).toEqual(['/two', '/three']);
+});
+
+test('a request waiting for a pooled connection when the upstream changes is forwarded to the upstream it was decided for', async () => {
+  const held = await startChaosGateway();
+  const other = await startRecordingUpstream();
+  const one = await startSidecar(held.url, { upstream: { maxSockets: 1 }, limits: { queueTimeoutSeconds: 30 } }, { configFile: true });
+  const clients: RawClient[] = [];
+  const send = async (user: string, path: string) => {
+    const client = await RawClient.connect(one.port);
+    client.write(`GET ${path} HTTP/1.1\r\nHost: gw\r\nX-Auth-Request-Email: ${user}\r\nConnection: close\r\n\r\n`);
+    clients.push(client);
+    return client;
+  };
+  try {
+    await send('alice@example.com', '/hold/first');
+    await waitFor(() => held.held.size === 1, 'the only pooled connection taken');
+    const waiting = await send('bob@example.com', '/decided-before');
+    await waitFor(() => one.sidecar.handler.slots.queued === 1, 'a request waiting for the pool');
+
+    one.writeConfig({ ...one.input, upstream: { url: other.url, maxSockets: 1 } });
+    await waitFor(() => one.logs.some((l) => l.msg === 'config reloaded'), 'config reload');
+    held.held.get('/hold/first')!.end('done');
+
+    const answer = await waiting.receive((t) => /\r\n\r\n[\s\S]*got 0/.test(t), 'the waiting request answered by the old upstream');
+    expect(statuses(answer)).toEqual([200]);
+    expect(other.received).toHaveLength(0);
+    // The next request is decided under the new snapshot.
+    expect((await fetch(`${one.url}/decided-after`, { headers: ALICE })).status).toBe(200);
+    expect(other.received.map((r) => r.url)).toEqual(['/decided-after']);
+  } finally {
+    for (const c of clients) c.destroy();
+    held.releaseAll();
+    await one.stop();
+    await held.close();
+    await other.close();
+  }
 });

@@ -48,7 +48,7 @@ export async function startHarness(
       { discovery: { env: opts.env ? opts.env(api) : api.env, timing: { ...FAST, ...opts.timing } } },
     );
     const trustedBy = (ip: string) => {
-      const r = sc.sidecar.runtime.context().trusted.lookup(ip);
+      const r = sc.sidecar.runtime.snapshot.trusted.lookup(ip);
       return r.trusted ? r.sources : false;
     };
     const readiness = async () => {

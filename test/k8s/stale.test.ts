@@ -57,7 +57,7 @@ test('onStale deny: the source is emptied after staleAfterSeconds and refilled f
   await h.waitUntrusted('10.0.0.1', 'the set emptied');
   expect(await staleProblem()).toContain('onStale=deny: trusted set emptied');
   expect(await staleMetric()).toBe(1);
-  expect(h.sc.sidecar.runtime.trust.current().sizeBySource.get(SOURCE)).toBe(0);
+  expect(h.sc.sidecar.runtime.snapshot.trusted.sizeBySource.get(SOURCE)).toBe(0);
   expect(h.logged('discovery source is stale: the Kubernetes API is unreachable; its trusted entries are removed until a fresh list')).toMatchObject({
     level: 50,
     onStale: 'deny',

@@ -8,7 +8,9 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { randomId } from '../../src/assertion/sign.js';
 import { decide } from '../../src/decision/decide.js';
+import { decisionContext } from '../../src/runtime/snapshot.js';
 import { sample, scrape } from '../support/metrics.js';
 import { startKubeCluster, type KubeCluster } from '../support/kube-cluster.js';
 import { startSidecar, type TestSidecar } from '../support/sidecar.js';
@@ -69,7 +71,7 @@ async function sidecarWith(discovery: Discovery, env: Record<string, string>): P
 }
 
 const trustedBy = (sc: TestSidecar, ip: string) => {
-  const r = sc.sidecar.runtime.context().trusted.lookup(ip);
+  const r = sc.sidecar.runtime.snapshot.trusted.lookup(ip);
   return r.trusted ? r.sources : false;
 };
 const waitTrusted = (sc: TestSidecar, ip: string) => waitFor(() => trustedBy(sc, ip), `${ip} trusted`, FOLLOW_MS);
@@ -114,7 +116,7 @@ describe('pods by namespace and label', () => {
       await waitReady(paged);
       for (let i = 1; i <= 5; i++) expect(trustedBy(paged, `10.1.1.${i}`)).toEqual(['pods:traefik/app=paged']);
       // A request from an address no source trusts is refused; the reason names every source checked.
-      const refused = decide({ mode: 'inline', peer: '10.1.1.77', tls: false, method: 'GET', target: '/', rawHeaders: ['Host', 'x', 'X-Auth-Request-Email', 'a@example.com'] }, paged.sidecar.runtime.context());
+      const refused = decide({ mode: 'inline', peer: '10.1.1.77', tls: false, method: 'GET', target: '/', rawHeaders: ['Host', 'x', 'X-Auth-Request-Email', 'a@example.com'] }, decisionContext(paged.sidecar.runtime.snapshot, Date.now(), randomId));
       expect(refused).toMatchObject({ ok: false, reason: 'untrusted_source', detail: 'not_in_trusted_set: no match in static (0 entries), pods:traefik/app=paged (5 entries)' });
     } finally {
       await paged.stop();
@@ -256,7 +258,7 @@ describe('nodes: pod CIDRs and addresses', () => {
     await waitTrusted(sc, '192.0.2.12');
     await waitUntrusted(sc, '192.0.2.11');
     // Only the one address: a Hostname is a name, never an entry.
-    expect(sc.sidecar.runtime.trust.current().sizeBySource.get('nodeAddresses')).toBe(1);
+    expect(sc.sidecar.runtime.snapshot.trusted.sizeBySource.get('nodeAddresses')).toBe(1);
     await cluster.call('DELETE', '/api/v1/nodes/edge-1');
     await waitUntrusted(sc, '192.0.2.12');
   });

@@ -238,22 +238,26 @@ describe('TrustedSet', () => {
 });
 
 describe('TrustRegistry', () => {
-  test('each source replaces its own entries and the set is swapped whole', () => {
+  test('each source replaces its own entries, every change is announced, and a compiled set joins them with the static CIDRs', () => {
     const registry = new TrustRegistry();
-    const seen: TrustedSet[] = [];
-    registry.onChange((s) => seen.push(s));
-    registry.setSource('static', { synced: true, cidrs: ['10.0.0.0/8'] });
+    let changes = 0;
+    registry.onChange(() => changes++);
+    const trust = { cidrs: ['10.0.0.0/8'], allowLoopback: false };
     registry.expectSource('pods');
     expect(registry.unsyncedSources()).toEqual(['pods']);
     registry.setSource('pods', { synced: true, cidrs: ['192.0.2.0/24'] });
-    const before = registry.current();
+    const before = registry.compile(trust);
     registry.setSource('pods', { synced: true, cidrs: ['198.51.100.0/24'] });
+    const after = registry.compile(trust);
+    expect(changes).toBe(3);
     expect(before.lookup('192.0.2.1').trusted).toBe(true);
-    expect(registry.current().lookup('192.0.2.1').trusted).toBe(false);
-    expect(registry.current().lookup('198.51.100.1')).toMatchObject({ trusted: true, sources: ['pods'] });
-    registry.removeSource('static');
-    expect(registry.current().lookup('10.0.0.1').trusted).toBe(false);
+    expect(after.lookup('192.0.2.1').trusted).toBe(false);
+    expect(after.lookup('198.51.100.1')).toMatchObject({ trusted: true, sources: ['pods'] });
+    expect(after.lookup('10.0.0.1')).toMatchObject({ trusted: true, sources: ['static'] });
+    expect(after.describeSources()).toBe('static (1 entry), pods (1 entry)');
+    registry.removeSource('pods');
+    expect(registry.compile(trust).lookup('198.51.100.1').trusted).toBe(false);
     expect(registry.unsyncedSources()).toEqual([]);
-    expect(seen.at(-1)).toBe(registry.current());
+    expect(changes).toBe(4);
   });
 });

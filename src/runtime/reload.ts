@@ -1,0 +1,82 @@
+// What a reload does. A running sidecar changes when its config file, its key folder or a
+// discovery source changes (runtime.ts watches them). A config file that cannot be taken
+// (invalid, or a change only a restart can make: liveChangeProblems) is refused before
+// anything else happens, and the previous config stays in force. Otherwise the change
+// compiles a new immutable snapshot from the inputs in force (snapshot.ts) and swaps it in
+// whole: requests that already took the old one finish on it. Then the shell follows the
+// new snapshot, in this order (followSnapshot):
+//   1. settings bound to open sockets (the listeners) that changed are named in a warning;
+//   2. the log level;
+//   3. the trusted-set size metrics;
+//   4. the upstream side: a new connection pool when its size or connect timeout changed
+//      (the old one finishes what it carries), the fair-share limits, the slot queue;
+//   5. the data plane: header, keep-alive and stall limits;
+//   6. discovery: sources added or removed (the first one loads the Kubernetes client);
+//   7. open WebSockets the new snapshot would refuse (their proxy no longer trusted, their
+//      user no longer allowed) are closed with 1008.
+import type { Server } from 'node:http';
+import type { Config, DiscoveryConfig } from '../config/schema.js';
+import type { Logger } from '../logging/logger.js';
+import type { Metrics } from '../metrics/metrics.js';
+import { isAllowed } from '../policy/policy.js';
+import type { RequestHandler } from '../proxy/handler.js';
+import type { ConnectionWatch } from '../server/connections.js';
+import { applyListenLimits } from '../server/data-plane.js';
+import type { TrustedSet } from '../trust/trusted-set.js';
+import type { Snapshot } from './snapshot.js';
+
+/** Settings bound when a socket is opened; changing them needs a restart. */
+const RESTART_KEYS = ['listen.host', 'listen.port', 'listen.certFile', 'listen.keyFile', 'listen.maxHeaderBytes', 'admin.host', 'admin.port'] as const;
+
+/** The live parts of the sidecar that follow a new snapshot. */
+export interface Shell {
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  readonly handler: RequestHandler;
+  readonly dataPlane: Server;
+  readonly connections: ConnectionWatch;
+  /** Brings discovery in step with the config (starting it for a first source). */
+  readonly discovery: (config: DiscoveryConfig) => void;
+}
+
+export function followSnapshot(previous: Snapshot, next: Snapshot, shell: Shell): void {
+  const configChanged = previous.config !== next.config;
+  const { config } = next;
+  if (configChanged) {
+    warnRestartNeeded(previous.config, config, shell.logger);
+    shell.logger.level = config.logging.level;
+  }
+  if (previous.trusted !== next.trusted) recordTrustedSet(shell.metrics, next.trusted);
+  if (configChanged) {
+    shell.handler.follow(config);
+    applyListenLimits(shell.dataPlane, config.listen);
+    shell.connections.setStallTimeout(config.limits.clientStallTimeoutSeconds * 1000);
+    shell.discovery(config.trust.discovery);
+  }
+  if (previous.trusted !== next.trusted || previous.rules.policy !== next.rules.policy) {
+    const closed = shell.handler.websockets.revoke((identity, peer) => next.trusted.lookup(peer).trusted && isAllowed(identity, next.rules.policy));
+    if (closed > 0) shell.logger.info({ closed, why: configChanged ? 'config reload' : 'trusted set change' }, 'closed WebSockets no longer allowed');
+  }
+}
+
+/** The trusted set's entry count per source, as the metric shows it. */
+export function recordTrustedSet(metrics: Metrics, set: TrustedSet): void {
+  metrics.trustedSetSize.reset();
+  for (const [source, size] of set.sizeBySource) metrics.trustedSetSize.set({ source }, size);
+}
+
+/** Changes a running sidecar cannot make: refusing them keeps the old config whole. */
+export function liveChangeProblems(before: Config, after: Config): string[] {
+  return new URL(before.upstream.url).protocol === new URL(after.upstream.url).protocol
+    ? []
+    : ['upstream.url: switching between http and https needs a restart'];
+}
+
+function warnRestartNeeded(before: Config, after: Config, logger: Logger): void {
+  for (const key of RESTART_KEYS) {
+    const [section, name] = key.split('.') as [keyof Config, string];
+    const old = (before[section] as Record<string, unknown>)[name];
+    const now = (after[section] as Record<string, unknown>)[name];
+    if (old !== now) logger.warn({ key, old, new: now }, 'config change needs a restart to take effect');
+  }
+}
