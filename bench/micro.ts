@@ -1,5 +1,5 @@
 // In-process micro-benchmarks of the hot path's pure parts: one inline decision (source,
-// identity, policy, sanitise, sign, upstream headers), one assertion signature, and the
+// request, identity, policy, assertion, upstream headers), one assertion signature, and the
 // bookkeeping the limits add to every inline request.
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';

@@ -414,7 +414,7 @@ export function markdown(r: Results): string {
       '',
       '| operation | per second (median) | per round |',
       '|---|---:|---|',
-      row("`decide()` + `upstreamHeaders()` on wrk's request (trusted source, wrk's header lines, identity, policy, sanitise, sign)", (m) => m.decisions),
+      row("`decide()` + `upstreamHeaders()` on wrk's request (source, request with wrk's header lines, identity, policy, assertion)", (m) => m.decisions),
       row('`AssertionSigner.sign()`', (m) => m.signs),
       ...(rounds.every((m) => m.limits !== undefined) ? [row("the limits' bookkeeping for one inline request (owed response, identity share, pool permit, release)", (m) => m.limits!)] : []),
       ...Object.keys(rounds[0]!.lookups).map((mix) => row(`trusted-set lookup, 5,000 CIDRs + 200 IPs, ${mix} addresses`, (m) => m.lookups[mix]!)),

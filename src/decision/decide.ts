@@ -1,4 +1,4 @@
-// The decision, as a pipeline of pure stages: source → identity → policy → sanitise →
+// The decision, as a pipeline of pure stages: source → request → identity → policy →
 // assertion. It reads only its inputs (no sockets, clock or randomness of its own), so
 // inline proxying and forward-auth share it and tests can drive it directly.
 import type { AssertionClaims } from '../assertion/claims.js';
@@ -7,17 +7,10 @@ import type { AssertionSigner } from '../assertion/sign.js';
 import type { Config } from '../config/schema.js';
 import type { Identity } from '../identity/identity.js';
 import { readIdentity } from '../identity/identity.js';
-import { checkOrigin, isAllowed, scopesFor } from '../policy/policy.js';
-import {
-  clientAddress,
-  forwardableClient,
-  forwardedHost,
-  forwardedProto,
-  isOriginForm,
-  isValidMethod,
-  pathOf,
-} from '../sanitise/forwarded.js';
-import { DUPLICATED, readHeaders, singleValue, trimOws, type InboundHeaders } from '../sanitise/headers.js';
+import { checkPolicy } from '../policy/policy.js';
+import { clientAddress, forwardableClient, forwardedHost, forwardedProto } from '../request/forwarded.js';
+import { readHeaders, type InboundHeaders } from '../request/headers.js';
+import { checkRequest, pathOf, requestIdOf } from '../request/request.js';
 import type { TrustedSet } from '../trust/trusted-set.js';
 import { refuse, type Refusal } from './reasons.js';
 import type { Rules } from './rules.js';
@@ -78,50 +71,38 @@ export type AllowedDecision = Allowed & DecisionMeta;
 export type Decision = AllowedDecision | (Refusal & DecisionMeta);
 
 export function decide(facts: RequestFacts, ctx: DecisionContext): Decision {
+  // source: the socket's peer must be in the trusted set.
   const source = ctx.trusted.lookup(facts.peer);
   if (!source.trusted) {
     const peer = source.address?.text ?? facts.peer;
     // Say which sources were checked, so "why was I refused" is answered from the log.
     const detail = source.reason === 'not_in_trusted_set' ? `${source.reason}: no match in ${ctx.trusted.describeSources()}` : source.reason;
-    return { ...refuse('source', 'untrusted_source', detail), peer, stripped: [], requestId: ctx.newId() };
+    return { ...refuse('untrusted_source', detail), peer, stripped: [], requestId: ctx.newId() };
   }
   const peer = source.address.text;
+  const { config } = ctx.rules;
+
+  // request: one pass over the header lines drops what a client could forge (sanitise)
+  // and keeps what the stages read; then the request's shape.
   const inbound = readHeaders(facts.rawHeaders, ctx.rules.owned, ctx.rules.reads);
-  const clientId = singleValue(inbound.read, 'x-request-id');
-  const requestId = typeof clientId === 'string' && isRequestId(clientId) ? clientId : ctx.newId();
-  const { config, policy } = ctx.rules;
+  const requestId = requestIdOf(inbound, ctx.newId);
+  const request = checkRequest(facts, inbound, config.listen.maxHeaderCount);
+  if (!request.ok) return refused(request, peer, inbound, requestId);
 
-  if (inbound.count > config.listen.maxHeaderCount) return refused(refuse('request', 'too_many_headers'), peer, inbound, requestId);
-  if (singleValue(inbound.read, 'host') === DUPLICATED) return refused(refuse('request', 'bad_request', 'duplicate Host'), peer, inbound, requestId);
-
-  const target = requestTarget(facts, inbound);
-  if (!target.ok) return refused(target, peer, inbound, requestId);
-  // Only WebSockets are relayed: another protocol switch (h2c) would open a tunnel that
-  // carries later requests to the gateway past every check.
-  const upgrade = facts.upgrade === true ? inbound.upgrade : undefined;
-  if (facts.upgrade === true && (upgrade === undefined || trimOws(upgrade).toLowerCase() !== 'websocket')) {
-    return refused(refuse('request', 'bad_request', 'unsupported upgrade'), peer, inbound, requestId);
-  }
-
+  // identity: the trusted proxy's identity headers, once each, clean and bounded.
   const who = readIdentity(inbound.read, config.identity);
   if (!who.ok) return refused(who, peer, inbound, requestId);
   const { identity } = who;
 
-  if (!isAllowed(identity, policy)) return refused(refuse('policy', 'user_not_allowed', identity.user), peer, inbound, requestId);
-  // The Origin check guards WebSocket upgrades; a forward-auth sub-request cannot show
-  // whether the original was an upgrade (proxies drop Upgrade), so there it always applies.
-  if (upgrade !== undefined || facts.mode === 'forward-auth') {
-    const origin = singleValue(inbound.read, 'origin');
-    const bad = origin === DUPLICATED ? refuse('policy', 'origin_not_allowed', 'duplicate Origin') : checkOrigin(origin, policy);
-    if (bad) return refused(bad, peer, inbound, requestId);
-  }
-  const scopes = scopesFor(identity, policy);
+  // policy: allowed user, group or domain; the Origin where it applies; the scopes.
+  const policy = checkPolicy(identity, request.upgrade !== undefined || facts.mode === 'forward-auth', inbound.read, ctx.rules.policy);
+  if (!policy.ok) return refused(policy, peer, inbound, requestId);
 
+  // assertion: the identity signed and bound to this request's method, target and client.
+  if (!ctx.signer) return refused(refuse('assertion_key_unavailable'), peer, inbound, requestId);
   const client = clientAddress(inbound.read, peer, ctx.trusted);
   const proto = forwardedProto(inbound.read, facts.tls);
   const host = forwardedHost(inbound.read);
-
-  if (!ctx.signer) return refused(refuse('assertion', 'assertion_key_unavailable'), peer, inbound, requestId);
   const iat = Math.floor(ctx.nowMs / 1000);
   const claims: AssertionClaims = {
     iss: config.assertion.issuer,
@@ -135,8 +116,8 @@ export function decide(facts: RequestFacts, ctx: DecisionContext): Decision {
     exp: iat + config.assertion.ttlSeconds,
     jti: ctx.newId(),
     cip: client,
-    htm: target.method,
-    htu: targetUri(proto, host ?? '', pathOf(target.target)),
+    htm: request.method,
+    htu: targetUri(proto, host ?? '', pathOf(request.target)),
   };
   return {
     ok: true,
@@ -145,49 +126,21 @@ export function decide(facts: RequestFacts, ctx: DecisionContext): Decision {
     requestId,
     trustedBy: source.sources,
     identity,
-    scopes,
+    scopes: policy.scopes,
     client,
     proto,
     host,
-    method: target.method,
-    target: target.target,
+    method: request.method,
+    target: request.target,
     assertion: ctx.signer.sign(claims),
     kid: ctx.signer.kid,
-    upgrade,
+    upgrade: request.upgrade,
     inbound,
   };
 }
 
 function refused(r: Refusal, peer: string, inbound: InboundHeaders, requestId: string): Decision {
   return { ...r, peer, stripped: inbound.stripped, requestId };
-}
-
-/** Inline, the request is its own target; forward-auth names the original in X-Forwarded-*. */
-function requestTarget(facts: RequestFacts, inbound: InboundHeaders): { ok: true; method: string; target: string } | Refusal {
-  if (facts.mode === 'inline') {
-    // Only origin-form: for an absolute-form target the gateway is sent the path alone,
-    // so an assertion bound to the whole target could never verify there.
-    if (!facts.target.startsWith('/')) return refuse('request', 'bad_request', 'request target is not origin-form');
-    return { ok: true, method: facts.method, target: facts.target };
-  }
-  const method = singleValue(inbound.read, 'x-forwarded-method');
-  if (typeof method !== 'string' || !isValidMethod(trimOws(method))) {
-    return refuse('request', 'forwarded_method_invalid');
-  }
-  const uri = singleValue(inbound.read, 'x-forwarded-uri');
-  if (typeof uri !== 'string' || !isOriginForm(trimOws(uri))) return refuse('request', 'forwarded_uri_invalid');
-  return { ok: true, method: trimOws(method).toUpperCase(), target: trimOws(uri) };
-}
-
-/** `[A-Za-z0-9._:-]{1,128}`, as a character scan: a client's id is checked on every request. */
-function isRequestId(id: string): boolean {
-  if (id.length === 0 || id.length > 128) return false;
-  for (let i = 0; i < id.length; i++) {
-    const c = id.charCodeAt(i);
-    const ok = (c >= 48 && c <= 58) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 45 || c === 46 || c === 95;
-    if (!ok) return false;
-  }
-  return true;
 }
 
 /** What the gateway is told of an allowed request's identity, in both modes (an allowed decision is one). */

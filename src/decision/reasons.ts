@@ -1,24 +1,20 @@
 // Every refusal has a stable reason code (shown to clients as {"error": code}, used as a
 // metric label and logged) and the status it maps to.
 export const REFUSALS = {
-  // source
+  // the decision's refusals, by stage (STAGE_OF)
   untrusted_source: 403,
-  // request shape
   bad_request: 400,
   too_many_headers: 431,
   forwarded_method_invalid: 403,
   forwarded_uri_invalid: 403,
-  // identity
   identity_missing: 401,
   identity_duplicated: 401,
   identity_blank: 401,
   identity_too_long: 401,
   identity_invalid: 401,
   required_header_missing: 401,
-  // policy
   user_not_allowed: 403,
   origin_not_allowed: 403,
-  // signing
   assertion_key_unavailable: 503,
   // the connection and the limits, applied by the I/O shell around an allowed decision
   request_timeout: 408,
@@ -30,19 +26,41 @@ export const REFUSALS = {
 } as const;
 
 export type ReasonCode = keyof typeof REFUSALS;
-export type Stage = 'source' | 'request' | 'identity' | 'policy' | 'assertion';
+
+/** The decision's stages, in the order a request passes them (decide.ts, README, docs). */
+export const STAGES = ['source', 'request', 'identity', 'policy', 'assertion'] as const;
+export type Stage = (typeof STAGES)[number];
+
+/** The stage that refuses each decision reason; the other codes are the shell's limits. */
+export const STAGE_OF = {
+  untrusted_source: 'source',
+  bad_request: 'request',
+  too_many_headers: 'request',
+  forwarded_method_invalid: 'request',
+  forwarded_uri_invalid: 'request',
+  identity_missing: 'identity',
+  identity_duplicated: 'identity',
+  identity_blank: 'identity',
+  identity_too_long: 'identity',
+  identity_invalid: 'identity',
+  required_header_missing: 'identity',
+  user_not_allowed: 'policy',
+  origin_not_allowed: 'policy',
+  assertion_key_unavailable: 'assertion',
+} as const satisfies Partial<Record<ReasonCode, Stage>>;
+export type DecisionReason = keyof typeof STAGE_OF;
 
 export interface Refusal {
   readonly ok: false;
   readonly stage: Stage;
-  readonly reason: ReasonCode;
-  readonly status: (typeof REFUSALS)[ReasonCode];
+  readonly reason: DecisionReason;
+  readonly status: (typeof REFUSALS)[DecisionReason];
   /** Operator-facing detail for the log; never sent to the client. */
   readonly detail?: string;
 }
 
-export function refuse(stage: Stage, reason: ReasonCode, detail?: string): Refusal {
-  return { ok: false, stage, reason, status: REFUSALS[reason], detail };
+export function refuse(reason: DecisionReason, detail?: string): Refusal {
+  return { ok: false, stage: STAGE_OF[reason], reason, status: REFUSALS[reason], detail };
 }
 
 /** The body a refused client sees: the code only, never an echoed header value. */

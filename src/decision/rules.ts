@@ -1,7 +1,7 @@
 // The config compiled into what the decision reads. Rebuilt on reload and swapped whole.
 import type { Config } from '../config/schema.js';
 import { compilePolicy, type Policy } from '../policy/policy.js';
-import { protectedNames, type ProtectedNames } from '../sanitise/protected.js';
+import { protectedNames, type ProtectedNames } from '../request/protected.js';
 
 export interface Rules {
   readonly config: Config;
@@ -16,7 +16,8 @@ export function compileRules(config: Config): Rules {
 }
 
 /**
- * Every name decide.ts, sanitise/forwarded.ts and the identity stage read. A name left
+ * Every name the stages read (request, identity, policy, and the forwarded facts the
+ * assertion binds). A name left
  * out would read as absent: the property test holds decisions made with this set equal
  * to decisions made over every header.
  */

@@ -2,6 +2,7 @@
 import type { Config } from '../config/schema.js';
 import { refuse, type Refusal } from '../decision/reasons.js';
 import type { Identity } from '../identity/identity.js';
+import { DUPLICATED, singleValue } from '../request/headers.js';
 
 export interface Policy {
   readonly allowUsers: ReadonlySet<string>;
@@ -22,6 +23,21 @@ export function compilePolicy(config: Config): Policy {
     scopesByGroup: new Map(Object.entries(config.gateway.scopes.byGroup)),
     allowedOrigins: new Set(config.listen.allowedOrigins.map((o) => new URL(o).origin)),
   };
+}
+
+/**
+ * The policy stage: the user must be allowed, and where the Origin check applies (a
+ * WebSocket upgrade, or any forward-auth sub-request, which cannot show whether the
+ * original was one: proxies drop Upgrade) a browser's Origin must be allowed too.
+ */
+export function checkPolicy(identity: Identity, checkOriginToo: boolean, read: Map<string, string[]>, policy: Policy): { ok: true; scopes: readonly string[] } | Refusal {
+  if (!isAllowed(identity, policy)) return refuse('user_not_allowed', identity.user);
+  if (checkOriginToo) {
+    const origin = singleValue(read, 'origin');
+    const bad = origin === DUPLICATED ? refuse('origin_not_allowed', 'duplicate Origin') : checkOrigin(origin, policy);
+    if (bad) return bad;
+  }
+  return { ok: true, scopes: scopesFor(identity, policy) };
 }
 
 function userKey(user: string): string {
@@ -63,7 +79,7 @@ export function checkOrigin(origin: string | undefined, policy: Policy): Refusal
   try {
     normalised = new URL(origin).origin;
   } catch {
-    return refuse('policy', 'origin_not_allowed', 'malformed Origin');
+    return refuse('origin_not_allowed', 'malformed Origin');
   }
-  return policy.allowedOrigins.has(normalised) ? undefined : refuse('policy', 'origin_not_allowed', normalised);
+  return policy.allowedOrigins.has(normalised) ? undefined : refuse('origin_not_allowed', normalised);
 }

@@ -3,7 +3,7 @@
 // away ends the other.
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
-import { HOP_BY_HOP } from '../sanitise/protected.js';
+import { HOP_BY_HOP } from '../request/protected.js';
 import { RequestBodyGuard } from './body.js';
 
 export interface ForwardTarget {

@@ -11,7 +11,7 @@ import { perKey, statusClass } from '../metrics/metrics.js';
 import type { Config } from '../config/schema.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { decisionContext, type Snapshot } from '../runtime/snapshot.js';
-import { pathOf } from '../sanitise/forwarded.js';
+import { pathOf } from '../request/request.js';
 import { randomId } from '../assertion/sign.js';
 import { UpstreamPool } from './agent.js';
 import { BODY_TIMEOUT, BODY_TOO_LARGE, declaredLength } from './body.js';

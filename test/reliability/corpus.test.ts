@@ -12,7 +12,7 @@ import type { Host } from '../support/netns.js';
 import { PORTS, startTopology, type Topology } from '../support/topology.js';
 import type { GatewayRecord } from '../support/recording-gateway.js';
 import { parseAddress } from '../../src/trust/address.js';
-import { normaliseName } from '../../src/sanitise/protected.js';
+import { normaliseName } from '../../src/request/protected.js';
 import { waitFor } from '../support/wait.js';
 
 const { sidecar: SIDECAR_PORT } = PORTS;

@@ -9,7 +9,7 @@ import fc from 'fast-check';
 import { recordSection, table } from '../../reliability/report.js';
 import { profile } from '../../reliability/profile.js';
 import { decide, upstreamHeaders, type Decision } from '../../src/decision/decide.js';
-import { normaliseName } from '../../src/sanitise/protected.js';
+import { normaliseName } from '../../src/request/protected.js';
 import { headerPairs, headerValues } from '../support/header-lines.js';
 import { rawRequest, statusOf } from '../support/raw.js';
 import { startSidecar, TEST_KEY } from '../support/sidecar.js';

@@ -1,15 +1,7 @@
-import {
-  clientAddress,
-  forwardableClient,
-  forwardedHost,
-  forwardedProto,
-  isOriginForm,
-  isValidHost,
-  isValidMethod,
-  pathOf,
-} from '../../src/sanitise/forwarded.js';
-import { DUPLICATED, readHeaders, singleValue } from '../../src/sanitise/headers.js';
-import { normaliseName, protectedNames } from '../../src/sanitise/protected.js';
+import { clientAddress, forwardableClient, forwardedHost, forwardedProto, isValidHost } from '../../src/request/forwarded.js';
+import { DUPLICATED, readHeaders, singleValue } from '../../src/request/headers.js';
+import { normaliseName, protectedNames } from '../../src/request/protected.js';
+import { isOriginForm, isValidMethod, pathOf } from '../../src/request/request.js';
 import { TrustedSet } from '../../src/trust/trusted-set.js';
 import { config } from './context.js';
 

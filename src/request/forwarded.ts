@@ -54,19 +54,3 @@ export function forwardedHost(read: Map<string, string[]>): string | undefined {
   const host = singleValue(read, 'host');
   return typeof host === 'string' && isValidHost(trimOws(host)) ? trimOws(host) : undefined;
 }
-
-const METHOD = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,32}$/;
-export function isValidMethod(value: string): boolean {
-  return METHOD.test(value);
-}
-
-// RFC 9112 origin-form: an absolute path and optional query; no fragment, no spaces or controls.
-const ORIGIN_FORM = /^\/[^\s#\u0000-\u001f\u007f]*$/;
-export function isOriginForm(value: string): boolean {
-  return value.length <= 8192 && ORIGIN_FORM.test(value);
-}
-
-export function pathOf(target: string): string {
-  const q = target.indexOf('?');
-  return q === -1 ? target : target.slice(0, q);
-}
