@@ -9,6 +9,7 @@ import JSON5 from 'json5';
 import { parseConfig } from '../../src/config/load.js';
 import { configSchema, type Config, type ConfigInput } from '../../src/config/schema.js';
 import { diagnose } from '../../src/doctor/doctor.js';
+import { RULES } from '../../src/doctor/rules.js';
 import { mergeGatewayConfig } from '../../src/openclaw/gateway-config.js';
 import { COMMAND as CLI } from '../support/command.js';
 
@@ -189,6 +190,14 @@ describe('each finding alone', () => {
     c.gateway?.(gateway);
     const findings = diagnose(sidecar, gateway, { publicOrigin: c.publicOrigin ?? ORIGIN });
     expect(findings.map((f) => [f.code, f.severity])).toEqual([[c.code, c.severity]]);
+  });
+
+  test('every rule has a case here and its row in docs/openclaw.md, and the docs list no other', () => {
+    const doc = readFileSync(join(import.meta.dirname, '..', '..', 'docs', 'openclaw.md'), 'utf8');
+    const rows = [...doc.matchAll(/^\| `(\w+)` \| (error|warning) \|/gm)].map((m) => [m[1], m[2]]);
+    expect(rows).toEqual([['gateway_config_invalid', 'error'], ...RULES.map((r) => [r.code, r.severity])]);
+    const provoked = new Set(cases.map((c) => c.code));
+    for (const rule of RULES.filter((r) => r.code !== 'auto_approve_cidrs_for_browsers')) expect(provoked).toContain(rule.code);
   });
 
   test('autoApproveCidrs relied on for browsers is named beside the pairing error', () => {
