@@ -1,6 +1,9 @@
 // Forwards one HTTP request to the gateway over the undici pool and streams the answer
 // back. Both bodies stream with backpressure and are never held whole; either side going
-// away ends the other.
+// away ends the other. On purpose: a client's request trailers are not passed on (they
+// never met the header pass, so an identity could hide there); the gateway's response
+// trailers are, as are its 103 Early Hints; its other informational answers (100, 102)
+// belong to its own hop, since the sidecar answered the client's Expect itself.
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { HOP_BY_HOP } from '../request/protected.js';
@@ -64,7 +67,10 @@ export function forward(req: IncomingMessage, res: ServerResponse, headers: stri
         if (clientGone) c.abort(new Error('client went away'));
       },
       onResponseStart(c, status, upstreamHeaders) {
-        if (status < 200) return; // informational answers stay on the gateway's hop
+        if (status < 200) {
+          if (status === 103) passEarlyHints(req, res, upstreamHeaders);
+          return;
+        }
         hooks.response(status);
         res.writeHead(status, clientHeaders(upstreamHeaders, res.shouldKeepAlive));
       },
@@ -74,8 +80,9 @@ export function forward(req: IncomingMessage, res: ServerResponse, headers: stri
           res.once('drain', () => c.resume());
         }
       },
-      onResponseEnd() {
+      onResponseEnd(_c, trailers) {
         finish();
+        passTrailers(res, trailers);
         res.end();
       },
       onResponseError(_c, err) {
@@ -90,15 +97,46 @@ export function forward(req: IncomingMessage, res: ServerResponse, headers: stri
  * The gateway's headers minus those of its own hop: Connection and Keep-Alive describe the
  * pooled connection (copied, they would keep open a connection the client asked to close),
  * Transfer-Encoding the framing undici already removed, and the names the gateway's
- * Connection lists belong to that hop too (RFC 9110, 7.6.1).
+ * Connection lists belong to that hop too (RFC 9110, 7.6.1). Trailer goes as well: Node
+ * refuses to write it on a response it does not chunk (to an HTTP/1.0 client, say), and the
+ * trailers themselves need no announcement.
  */
 function clientHeaders(upstream: IncomingHttpHeaders, keepAlive: boolean): OutgoingHttpHeaders {
   const headers = upstream as OutgoingHttpHeaders;
-  const connection = upstream['connection'];
-  if (connection !== undefined) for (const name of String(connection).split(',')) delete headers[name.trim().toLowerCase()];
-  for (const name of HOP_BY_HOP) delete headers[name];
+  dropHopByHop(headers);
   headers['connection'] = keepAlive ? 'keep-alive' : 'close';
   return headers;
+}
+
+function dropHopByHop(headers: Record<string, unknown>): void {
+  const connection = headers['connection'];
+  if (connection !== undefined) for (const name of String(connection).split(',')) delete headers[name.trim().toLowerCase()];
+  for (const name of HOP_BY_HOP) delete headers[name];
+}
+
+/**
+ * A 103's Link lines let the browser start loading early. HTTP/1.0 clients get no 1xx
+ * (RFC 9110, 15.2), nor does a response already begun; a Link Node will not write is dropped.
+ */
+function passEarlyHints(req: IncomingMessage, res: ServerResponse, hints: IncomingHttpHeaders): void {
+  if (hints['link'] === undefined || res.headersSent || req.httpVersionMinor === 0) return;
+  try {
+    res.writeEarlyHints({ link: hints['link'] });
+  } catch {
+    // Not a valid Link value: the hint is optional, the response follows regardless.
+  }
+}
+
+/** The gateway's trailers, less hop-by-hop names; Node sends them on a chunked response only (else drops them). */
+function passTrailers(res: ServerResponse, trailers: IncomingHttpHeaders | Record<string, string | string[]>): void {
+  const fields = { ...trailers } as Record<string, string | string[]>;
+  dropHopByHop(fields);
+  if (Object.keys(fields).length === 0) return;
+  try {
+    res.addTrailers(fields);
+  } catch {
+    // A field Node refuses to write (an invalid name or value) ends the body without trailers.
+  }
 }
 
 export function hasBody(req: IncomingMessage): boolean {
