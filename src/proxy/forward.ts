@@ -128,7 +128,14 @@ function passEarlyHints(req: IncomingMessage, res: ServerResponse, hints: Incomi
 }
 
 /** The gateway's trailers, less hop-by-hop names; Node sends them on a chunked response only (else drops them). */
-function passTrailers(res: ServerResponse, trailers: IncomingHttpHeaders | Record<string, string | string[]>): void {
+function passTrailers(res: ServerResponse, trailers: IncomingHttpHeaders | Record<string, string | string[]> | null): void {
+  // Most responses have none: no copy then.
+  let any = false;
+  for (const _ in trailers) {
+    any = true;
+    break;
+  }
+  if (!any) return;
   const fields = { ...trailers } as Record<string, string | string[]>;
   dropHopByHop(fields);
   if (Object.keys(fields).length === 0) return;
