@@ -1,17 +1,20 @@
 // The verifier gateways use (`trusted-proxy-sidecar/verify`). It is built on jose, pins
-// HS256, and checks signature (constant time), issuer, audience, time, and, given the
-// request, that the assertion was minted for this method and target.
+// the algorithm to the key's (HS256 for a shared key, EdDSA or ES256 for a public key from
+// a JWK Set, never HS256 then), and checks signature, issuer, audience, time, and, given
+// the request, that the assertion was minted for this method and target.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createSecretKey, type KeyObject } from 'node:crypto';
-import { decodeProtectedHeader, errors, jwtVerify } from 'jose';
+import { readFileSync } from 'node:fs';
+import { createPublicKey, createSecretKey, type KeyObject } from 'node:crypto';
+import { createLocalJWKSet, createRemoteJWKSet, decodeProtectedHeader, errors, jwtVerify, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
 import type { AssertionClaims } from './claims.js';
 import { targetUri } from './claims.js';
-import { loadKeyRing } from './keys.js';
+import { keyAlgorithm, loadKeyRing, type Algorithm } from './keys.js';
 
 export type AssertionErrorCode =
   | 'malformed'
   | 'algorithm'
   | 'unknown_key'
+  | 'key_set_unavailable'
   | 'signature'
   | 'expired'
   | 'not_yet_valid'
@@ -57,8 +60,14 @@ export class ReplayCache {
 }
 
 export interface VerifyOptions {
-  /** Key id → key bytes; or use `keysFromDir`. */
-  keys: ReadonlyMap<string, Uint8Array>;
+  /** Key id → HS256 key bytes, or key objects (a secret, or a public or private EdDSA/ES256 key); or use `keysFromDir`. */
+  keys?: ReadonlyMap<string, Uint8Array | KeyObject>;
+  /**
+   * The sidecar's public keys (EdDSA, ES256) as a JWK Set: the set itself, a file path, or
+   * an http(s) URL (the admin port's /.well-known/jwks.json). A file or URL is cached and
+   * read again when a token names a key id it lacks, at most every 30 s.
+   */
+  jwks?: JSONWebKeySet | string;
   issuer?: string;
   audience?: string;
   clockToleranceSeconds?: number;
@@ -70,15 +79,85 @@ export interface VerifyOptions {
 
 export type VerifiedAssertion = AssertionClaims & { kid: string };
 
-export function keysFromDir(dir: string): Map<string, Uint8Array> {
-  return new Map(loadKeyRing(dir, '').keys);
+/** The keys of a sidecar key folder (HS256 secrets by default). */
+export function keysFromDir(dir: string, algorithm: Algorithm = 'HS256'): Map<string, KeyObject> {
+  return new Map(loadKeyRing(dir, '', algorithm).keys);
 }
 
-const keyObjects = new WeakMap<Uint8Array, KeyObject>();
-function keyObject(bytes: Uint8Array): KeyObject {
-  let k = keyObjects.get(bytes);
-  if (!k) keyObjects.set(bytes, (k = createSecretKey(bytes)));
+const keyObjects = new WeakMap<Uint8Array | KeyObject, KeyObject>();
+/** The key that verifies: bytes become a secret, a private key gives its public half. */
+function keyObject(key: Uint8Array | KeyObject): KeyObject {
+  if (!(key instanceof Uint8Array) && key.type !== 'private') return key;
+  let k = keyObjects.get(key);
+  if (!k) keyObjects.set(key, (k = key instanceof Uint8Array ? createSecretKey(key) : createPublicKey(key)));
   return k;
+}
+
+/** How long a key set file or URL is trusted before an unknown key id may read it again. */
+const KEY_SET_COOLDOWN_MS = 30_000;
+const keySets = new Map<string, JWTVerifyGetKey>();
+const givenKeySets = new WeakMap<JSONWebKeySet, JWTVerifyGetKey>();
+
+function keySet(jwks: JSONWebKeySet | string): JWTVerifyGetKey {
+  if (typeof jwks !== 'string') {
+    let set = givenKeySets.get(jwks);
+    if (!set) givenKeySets.set(jwks, (set = createLocalJWKSet(jwks)));
+    return set;
+  }
+  let set = keySets.get(jwks);
+  if (!set) {
+    set = /^https?:\/\//.test(jwks)
+      ? createRemoteJWKSet(new URL(jwks), { cooldownDuration: KEY_SET_COOLDOWN_MS, cacheMaxAge: 10 * 60_000, timeoutDuration: 5000 })
+      : fileKeySet(jwks);
+    keySets.set(jwks, set);
+  }
+  return set;
+}
+
+/** A JWK Set file, read again (at most every cooldown) when a token names a key it lacks: a rotation adds keys there first. */
+function fileKeySet(path: string): JWTVerifyGetKey {
+  let set: JWTVerifyGetKey | undefined;
+  let readAt = 0;
+  const read = () => {
+    readAt = Date.now();
+    set = createLocalJWKSet(JSON.parse(readFileSync(path, 'utf8')) as JSONWebKeySet);
+    return set;
+  };
+  return async (header, token) => {
+    let current: JWTVerifyGetKey;
+    try {
+      current = set ?? read();
+    } catch (err) {
+      throw new AssertionError('key_set_unavailable', `cannot read ${path}: ${(err as Error).message}`);
+    }
+    try {
+      return await current(header, token);
+    } catch (err) {
+      if (!(err instanceof errors.JWKSNoMatchingKey) || Date.now() - readAt < KEY_SET_COOLDOWN_MS) throw err;
+      try {
+        current = read();
+      } catch (readErr) {
+        throw new AssertionError('key_set_unavailable', `cannot read ${path}: ${(readErr as Error).message}`);
+      }
+      return current(header, token);
+    }
+  };
+}
+
+/** The key to verify with and the one algorithm allowed for it. */
+function verificationKey(header: { alg?: string; kid?: string }, options: VerifyOptions): { kid: string; key: KeyObject | JWTVerifyGetKey; algorithms: Algorithm[] } {
+  if (typeof header.kid !== 'string') throw new AssertionError('unknown_key', 'no kid in header');
+  const given = options.keys?.get(header.kid);
+  if (given !== undefined) {
+    const key = keyObject(given);
+    const algorithm = keyAlgorithm(key);
+    if (algorithm === undefined || header.alg !== algorithm) throw new AssertionError('algorithm', `algorithm ${String(header.alg)} does not fit key ${header.kid}`);
+    return { kid: header.kid, key, algorithms: [algorithm] };
+  }
+  if (options.jwks === undefined || (header.alg === 'HS256' && options.keys !== undefined)) throw new AssertionError('unknown_key', `no key ${header.kid}`);
+  // A public key set never verifies an HMAC: that would let anyone holding it mint tokens.
+  if (header.alg !== 'EdDSA' && header.alg !== 'ES256') throw new AssertionError('algorithm', `algorithm ${String(header.alg)} is not EdDSA or ES256`);
+  return { kid: header.kid, key: keySet(options.jwks), algorithms: [header.alg] };
 }
 
 export async function verifyAssertion(token: string, options: VerifyOptions): Promise<VerifiedAssertion> {
@@ -88,22 +167,13 @@ export async function verifyAssertion(token: string, options: VerifyOptions): Pr
   } catch {
     throw new AssertionError('malformed', 'not a JWS compact token');
   }
-  if (header.alg !== 'HS256') throw new AssertionError('algorithm', `algorithm ${String(header.alg)} is not HS256`);
-  if (typeof header.kid !== 'string') throw new AssertionError('unknown_key', 'no kid in header');
-  const key = options.keys.get(header.kid);
-  if (!key) throw new AssertionError('unknown_key', `no key ${header.kid}`);
+  const { kid, key, algorithms } = verificationKey(header, options);
   const nowSeconds = Math.floor((options.now?.() ?? Date.now()) / 1000);
+  const checks = verifyOptions(options, algorithms, nowSeconds);
   let payload: Record<string, unknown>;
   try {
-    ({ payload } = await jwtVerify(token, keyObject(key), {
-      algorithms: ['HS256'],
-      typ: 'JWT',
-      issuer: options.issuer ?? 'trusted-proxy-sidecar',
-      audience: options.audience ?? 'gateway',
-      clockTolerance: options.clockToleranceSeconds ?? 5,
-      currentDate: new Date(nowSeconds * 1000),
-      requiredClaims: ['sub', 'iat', 'nbf', 'exp', 'jti', 'htm', 'htu'],
-    }));
+    // Two calls for jose's two overloads: a key, or a function that finds one in a set.
+    ({ payload } = await (typeof key === 'function' ? jwtVerify(token, key, checks) : jwtVerify(token, key, checks)));
   } catch (err) {
     throw mapJoseError(err);
   }
@@ -118,10 +188,25 @@ export async function verifyAssertion(token: string, options: VerifyOptions): Pr
   if (options.replayCache && !options.replayCache.claim(claims.jti, claims.exp, nowSeconds)) {
     throw new AssertionError('replayed', 'assertion already used');
   }
-  return { ...claims, kid: header.kid };
+  return { ...claims, kid };
+}
+
+function verifyOptions(options: VerifyOptions, algorithms: Algorithm[], nowSeconds: number) {
+  return {
+    algorithms,
+    typ: 'JWT',
+    issuer: options.issuer ?? 'trusted-proxy-sidecar',
+    audience: options.audience ?? 'gateway',
+    clockTolerance: options.clockToleranceSeconds ?? 5,
+    currentDate: new Date(nowSeconds * 1000),
+    requiredClaims: ['sub', 'iat', 'nbf', 'exp', 'jti', 'htm', 'htu'],
+  };
 }
 
 function mapJoseError(err: unknown): AssertionError {
+  if (err instanceof AssertionError) return err;
+  if (err instanceof errors.JWKSNoMatchingKey) return new AssertionError('unknown_key', 'no key of that id in the key set');
+  if (err instanceof errors.JWKSTimeout || err instanceof errors.JWKSInvalid) return new AssertionError('key_set_unavailable', err.message);
   if (err instanceof errors.JWSSignatureVerificationFailed) return new AssertionError('signature', 'bad signature');
   if (err instanceof errors.JWTExpired) return new AssertionError('expired', 'assertion expired');
   if (err instanceof errors.JOSEAlgNotAllowed) return new AssertionError('algorithm', err.message);

@@ -51,7 +51,7 @@ function fileProblems(raw: unknown, checks: FileChecks): string[] {
   if (checks.keys) {
     const assertion = section(raw, 'assertion');
     if (assertion) {
-      const ring = loadKeyRing(assertion.keysDir, assertion.activeKeyId);
+      const ring = loadKeyRing(assertion.keysDir, assertion.activeKeyId, assertion.algorithm);
       if (ring.activeKeyId === undefined) problems.push(...ring.problems.map((p) => `assertion: ${p}`));
     }
   }

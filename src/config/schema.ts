@@ -1,5 +1,6 @@
 // The one schema of the sidecar's configuration: types, defaults and validation all come
 // from here, so docs/configuration.md, the loader and the chart cannot drift apart.
+import { ALGORITHMS } from '../assertion/keys.js';
 import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
 import { parseRange } from '../trust/address.js';
@@ -120,11 +121,13 @@ export const configSchema = z.strictObject({
   assertion: z
     .strictObject({
       header: headerName.default('x-trusted-proxy-assertion'),
+      algorithm: z.enum(ALGORITHMS).default('HS256'),
       keysDir: z.string().min(1).default('/etc/trusted-proxy-sidecar/keys'),
       activeKeyId: z.string().default(''),
       issuer: z.string().min(1).default('trusted-proxy-sidecar'),
       audience: z.string().min(1).default('gateway'),
       ttlSeconds: z.number().int().min(1).max(3600).default(30),
+      jwksFile: z.string().default(''),
     })
     .prefault({}),
   gateway: z

@@ -2,9 +2,9 @@
 // sidecar: the config file, the key folder and a discovery source. Each builds a new
 // immutable snapshot (snapshot.ts) from the inputs in force and swaps it in whole; then
 // the shell follows it, as reload.ts lists.
-import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { loadKeyRing, type KeyRing } from '../assertion/keys.js';
+import { readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { loadKeyRing, publicKeySet, type KeyRing } from '../assertion/keys.js';
 import { loadConfigFile } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../logging/logger.js';
@@ -65,7 +65,8 @@ export class Runtime {
 
   applyConfig(config: Config): void {
     const before = this.config;
-    const keysMoved = config.assertion.keysDir !== before.assertion.keysDir || config.assertion.activeKeyId !== before.assertion.activeKeyId;
+    const { keysDir, activeKeyId, algorithm, jwksFile } = config.assertion;
+    const keysMoved = keysDir !== before.assertion.keysDir || activeKeyId !== before.assertion.activeKeyId || algorithm !== before.assertion.algorithm || jwksFile !== before.assertion.jwksFile;
     this.swap({ config, trusted: this.trust.compile(config.trust), ...(keysMoved && { keys: this.loadKeys(config) }) });
   }
 
@@ -108,8 +109,9 @@ export class Runtime {
   }
 
   private loadKeys(config: Config): KeyRing {
-    const { keysDir, activeKeyId } = config.assertion;
-    const ring = loadKeyRing(keysDir, activeKeyId);
+    const { keysDir, activeKeyId, algorithm, jwksFile } = config.assertion;
+    const ring = loadKeyRing(keysDir, activeKeyId, algorithm);
+    if (jwksFile) this.writeKeySet(jwksFile, ring);
     const kid = ring.activeKeyId;
     this.metrics.keysLoaded.set(ring.keys.size);
     if (kid === undefined) {
@@ -120,6 +122,17 @@ export class Runtime {
       this.logger.info({ keysDir, kid, keys: [...ring.keys.keys()], problems: ring.problems }, 'assertion keys loaded');
     }
     return ring;
+  }
+
+  /** The public keys as a JWK Set file for the gateway to read, replaced whole (rename) so it never reads half of one. */
+  private writeKeySet(path: string, ring: KeyRing): void {
+    const temporary = join(dirname(path), `.${Date.now()}-${process.pid}.jwks.tmp`);
+    try {
+      writeFileSync(temporary, `${JSON.stringify(publicKeySet(ring), null, 2)}\n`, { mode: 0o644 });
+      renameSync(temporary, path);
+    } catch (err) {
+      this.logger.error({ jwksFile: path, err: (err as Error).message }, 'cannot write the JWK Set file');
+    }
   }
 }
 

@@ -2,6 +2,7 @@
 import http from 'node:http';
 import { connect } from 'node:net';
 import express, { type Express } from 'express';
+import { publicKeySet } from '../assertion/keys.js';
 import type { Runtime } from '../runtime/runtime.js';
 
 export interface AdminState {
@@ -41,6 +42,15 @@ function createAdminApp(runtime: Runtime, state: AdminState): Express {
       res.status(problem ? 503 : 200).json(problem ? { ok: false, problem } : { ok: true });
     });
   }
+  // The public keys of EdDSA or ES256 assertions, for gateways that verify without a secret.
+  app.get('/.well-known/jwks.json', (_req, res) => {
+    const { keys } = runtime.snapshot;
+    if (keys.algorithm === 'HS256') {
+      res.status(404).json({ error: 'no_public_keys', detail: 'assertion.algorithm is HS256: the key is a shared secret' });
+      return;
+    }
+    res.set('cache-control', 'max-age=60').json(publicKeySet(keys));
+  });
   app.get('/metrics', async (_req, res) => {
     res.type(runtime.metrics.registry.contentType).send(await runtime.metrics.registry.metrics());
   });

@@ -4,7 +4,8 @@ import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadKeyRing } from '../../src/assertion/keys.js';
+import { loadKeyRing, publicKeySet } from '../../src/assertion/keys.js';
+import { AssertionSigner } from '../../src/assertion/sign.js';
 import { startSidecar, type TestSidecar } from '../support/sidecar.js';
 import { startRecordingUpstream, type RecordingUpstream } from '../support/upstream.js';
 import { COMMAND as MAIN } from '../support/command.js';
@@ -153,6 +154,29 @@ describe('keygen', () => {
     expect(readFileSync(file).equals(bytes)).toBe(true);
     expect(escape.status).toBe(2);
     expect(existsSync(join(dir, 'escape'))).toBe(false);
+  });
+});
+
+describe('keygen --algorithm and verify --jwks', () => {
+  test.each(['EdDSA', 'ES256'] as const)('%s: a private key the sidecar loads, whose public set verifies what it signs; a bad algorithm is a usage error', async (algorithm) => {
+    const keysDir = join(dir, `keys-${algorithm}`);
+    expect((await cli('keygen', '--keys-dir', keysDir, '--kid', 'p1', '--algorithm', algorithm)).status).toBe(0);
+    expect(statSync(join(keysDir, 'p1')).mode & 0o777).toBe(0o400);
+    const ring = loadKeyRing(keysDir, '', algorithm);
+    expect(ring).toMatchObject({ activeKeyId: 'p1', problems: [] });
+    const now = Math.floor(Date.now() / 1000);
+    const token = new AssertionSigner('p1', ring.keys.get('p1')!).sign({
+      iss: 'trusted-proxy-sidecar', aud: 'gateway', sub: 'bob', groups: [], iat: now, nbf: now, exp: now + 30, jti: 'j1', cip: '203.0.113.9', htm: 'GET', htu: 'http://gw/',
+    });
+    const jwks = join(dir, `${algorithm}.jwks.json`);
+    writeFileSync(jwks, JSON.stringify(publicKeySet(ring)));
+    const byJwks = await cli('verify', '--jwks', jwks, token);
+    expect([byJwks.status, JSON.parse(byJwks.stdout).sub]).toEqual([0, 'bob']);
+    expect((await cli('verify', '--keys-dir', keysDir, '--algorithm', algorithm, token)).status).toBe(0);
+    // The shared-key default refuses the key pair's folder outright.
+    expect((await cli('verify', '--keys-dir', keysDir, token)).stderr).toMatch(/^not valid: unknown_key/);
+    const bad = await cli('keygen', '--keys-dir', keysDir, '--kid', 'p2', '--algorithm', 'RS256');
+    expect([bad.status, bad.stderr]).toEqual([2, expect.stringContaining('--algorithm must be one of HS256, EdDSA, ES256')]);
   });
 });
 

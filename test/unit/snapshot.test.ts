@@ -1,6 +1,7 @@
 // The runtime's snapshots: every change compiles one new immutable snapshot and swaps it
 // in whole, reusing the parts whose inputs did not change; listeners see the snapshot
 // replaced and the new one, never a state between them.
+import { createSecretKey } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,7 +30,7 @@ function runtime(input: Parameters<typeof config>[0] = {}): { runtime: Runtime; 
 }
 
 test('a snapshot is frozen, and a recompile reuses the rules and the signer whose inputs are the same', () => {
-  const keys = { keys: new Map([[KID, KEY]]), activeKeyId: KID, problems: [] };
+  const keys = { algorithm: 'HS256' as const, keys: new Map([[KID, createSecretKey(KEY)]]), activeKeyId: KID, problems: [] };
   const cfg = config();
   const first = compileSnapshot({ config: cfg, trusted: new TrustedSet([], false), keys });
   expect(Object.isFrozen(first)).toBe(true);

@@ -1,13 +1,18 @@
+import { ALGORITHMS, type Algorithm } from '../../assertion/keys.js';
 import { AssertionError, keysFromDir, verifyAssertion } from '../../assertion/verify.js';
-import { requireString, UsageError, type Command } from '../command.js';
+import { UsageError, type Command } from '../command.js';
 
 export const verify: Command = {
   name: 'verify',
-  usage: `trusted-proxy-sidecar verify --keys-dir DIR [--issuer I] [--audience A] [--method M --uri U] TOKEN
+  usage: `trusted-proxy-sidecar verify (--keys-dir DIR [--algorithm A] | --jwks FILE|URL) [--issuer I] [--audience A] [--method M --uri U] TOKEN
 
+Verifies with the keys of a sidecar key folder (HS256 by default; EdDSA or ES256 with
+--algorithm) or with a JWK Set (a file, or the admin port's /.well-known/jwks.json).
 Prints the verified claims as JSON and exits 0, or prints the reason and exits 1.`,
   options: {
     'keys-dir': { type: 'string' },
+    algorithm: { type: 'string' },
+    jwks: { type: 'string' },
     issuer: { type: 'string' },
     audience: { type: 'string' },
     method: { type: 'string' },
@@ -15,7 +20,11 @@ Prints the verified claims as JSON and exits 0, or prints the reason and exits 1
   },
   allowPositionals: true,
   async run({ values, positionals }) {
-    const dir = requireString(values, 'keys-dir');
+    const dir = values['keys-dir'] as string | undefined;
+    const jwks = values.jwks as string | undefined;
+    if ((dir === undefined) === (jwks === undefined)) throw new UsageError('give one of --keys-dir and --jwks');
+    const algorithm = (values.algorithm as string | undefined) ?? 'HS256';
+    if (!(ALGORITHMS as readonly string[]).includes(algorithm)) throw new UsageError(`--algorithm must be one of ${ALGORITHMS.join(', ')}`);
     const token = positionals[0];
     if (!token || positionals.length > 1) throw new UsageError('exactly one TOKEN is required');
     const method = values.method as string | undefined;
@@ -23,7 +32,7 @@ Prints the verified claims as JSON and exits 0, or prints the reason and exits 1
     if ((method === undefined) !== (uri === undefined)) throw new UsageError('--method and --uri go together');
     try {
       const claims = await verifyAssertion(token, {
-        keys: keysFromDir(dir),
+        ...(dir !== undefined ? { keys: keysFromDir(dir, algorithm as Algorithm) } : { jwks }),
         issuer: values.issuer as string | undefined,
         audience: values.audience as string | undefined,
         ...(method !== undefined && uri !== undefined && { request: { method, uri } }),
