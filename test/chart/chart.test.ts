@@ -9,6 +9,7 @@ import { parse } from 'yaml';
 import { CHART, CI_VALUES, ciValuesFiles, find, one, renderChart, validateObject, type K8sObject } from './k8s.js';
 import { metricNamesIn, sidecarMetricNames } from './metric-names.js';
 import { COMMAND } from '../support/command.js';
+import { loadKeyRing } from '../../src/assertion/keys.js';
 
 const VALUES = CI_VALUES;
 const valuesFiles = ciValuesFiles();
@@ -193,6 +194,25 @@ test('the HMAC key Secret: generated with 48 random bytes unless an existing Sec
   const keysVolume = (podSpec(objs).volumes as any[]).find((v) => v.name === 'hmac-keys');
   expect(keysVolume.secret.secretName).toBe('claw-hmac-keys');
   expect(parse(sidecarConfigText(objs)).assertion).toMatchObject({ activeKeyId: 'k2', keysDir: '/etc/trusted-proxy-sidecar/keys' });
+});
+
+test.each([
+  ['eddsa-values.yaml', 'EdDSA', 'claw-trusted-proxy-sidecar-hmac-eddsa', '/etc/trusted-proxy-sidecar/jwks/jwks.json'],
+  ['es256-values.yaml', 'ES256', 'claw-trusted-proxy-sidecar-hmac-es256', '/var/run/claw-keys/public.json'],
+] as const)('a key pair (%s): a Secret of its own whose key the sidecar loads, and the JWK Set on a volume the gateway reads', (file, algorithm, secretName, jwksPath) => {
+  const objs = objects(file);
+  const secret = one(objs, 'Secret') as any;
+  expect(secret.metadata.name).toBe(secretName);
+  const keys = mkdtempSync(join(tmp, 'keys-'));
+  writeFileSync(join(keys, 'k1'), Buffer.from(secret.data.k1, 'base64'));
+  expect(loadKeyRing(keys, 'k1', algorithm)).toMatchObject({ activeKeyId: 'k1', problems: [] });
+  expect(parse(sidecarConfigText(objs)).assertion).toMatchObject({ algorithm, activeKeyId: 'k1', jwksFile: jwksPath });
+  const dir = jwksPath.slice(0, jwksPath.lastIndexOf('/'));
+  expect(container(objs, 'sidecar').volumeMounts).toContainEqual({ name: 'jwks', mountPath: dir });
+  expect(container(objs, 'gateway').volumeMounts).toContainEqual({ name: 'jwks', mountPath: dir, readOnly: true });
+  expect((podSpec(objs).volumes as any[]).find((v) => v.name === 'jwks')).toEqual({ name: 'jwks', emptyDir: {} });
+  // HS256 (the default) has nothing public to share.
+  expect(containers(objects('defaults-values.yaml')).flatMap((c) => c.volumeMounts ?? []).map((m) => m.name)).not.toContain('jwks');
 });
 
 test('values.schema.json refuses unknown keys, bad types and a missing public URL', () => {

@@ -42,7 +42,8 @@ app.kubernetes.io/part-of: {{ include "tps.name" . }}
 {{- end -}}
 
 {{- define "tps.hmacSecretName" -}}
-{{- default (printf "%s-hmac" (include "tps.fullname" .)) .Values.hmac.existingSecret -}}
+{{- $generated := printf "%s-hmac%s" (include "tps.fullname" .) (ternary "" (printf "-%s" (lower .Values.hmac.algorithm)) (eq .Values.hmac.algorithm "HS256")) -}}
+{{- default $generated .Values.hmac.existingSecret -}}
 {{- end -}}
 
 {{- define "tps.stateClaimName" -}}
@@ -92,12 +93,23 @@ the Secret (the first step of a rotation) never leaves the sidecar without an ac
 {{- end -}}
 {{- end -}}
 
+{{/* The assertion keys the chart fixes: key folder, active key, algorithm and, for a key pair, the JWK Set file. */}}
+{{- define "tps.assertionConfig" -}}
+keysDir: {{ include "tps.keysDir" . }}
+activeKeyId: {{ include "tps.activeKeyId" . | quote }}
+{{- /* HS256 is the sidecar's default: left out, an upgrade of a default release changes nothing. */}}
+{{- if ne .Values.hmac.algorithm "HS256" }}
+algorithm: {{ .Values.hmac.algorithm }}
+jwksFile: {{ .Values.hmac.jwksPath }}
+{{- end }}
+{{- end -}}
+
 {{- define "tps.sidecarConfig" -}}
 {{- $fixed := dict
   "listen" (dict "host" "0.0.0.0" "port" (int .Values.sidecar.ports.http) "allowedOrigins" (list (include "tps.publicUrl" .)))
   "admin" (dict "host" "0.0.0.0" "port" (int .Values.sidecar.ports.admin))
   "upstream" (dict "url" (printf "http://127.0.0.1:%d" (int .Values.gateway.port)))
-  "assertion" (dict "keysDir" (include "tps.keysDir" .) "activeKeyId" (include "tps.activeKeyId" .))
+  "assertion" (include "tps.assertionConfig" . | fromYaml)
 -}}
 {{- $user := deepCopy .Values.sidecar.config -}}
 {{- $assertion := merge (dict) $fixed.assertion (default (dict) $user.assertion) -}}
