@@ -1,9 +1,11 @@
 // In-process micro-benchmarks of the hot path's pure parts: one inline decision (source,
 // request, identity, policy, assertion, upstream headers), one assertion signature, and the
 // bookkeeping the limits add to every inline request.
+import { createPrivateKey } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import type { ServerResponse } from 'node:http';
+import { newKeyFile, type Algorithm } from '../src/assertion/keys.js';
 import { AssertionSigner, randomId } from '../src/assertion/sign.js';
 import type { AssertionClaims } from '../src/assertion/claims.js';
 import { configSchema } from '../src/config/schema.js';
@@ -85,8 +87,9 @@ function fresh(s: string): string {
   return Buffer.from(s, 'latin1').toString('latin1');
 }
 
-export function signs(seconds: number): Rate {
-  const signer = new AssertionSigner('bench-1', SECRET);
+/** Signs per second with the bench's HS256 key, or a new key pair of `algorithm`. */
+export function signs(seconds: number, algorithm: Algorithm = 'HS256'): Rate {
+  const signer = new AssertionSigner('bench-1', algorithm === 'HS256' ? SECRET : createPrivateKey(newKeyFile(algorithm)));
   const iat = Math.floor(Date.now() / 1000);
   const claims: AssertionClaims = {
     iss: 'trusted-proxy-sidecar',

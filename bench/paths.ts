@@ -1,5 +1,6 @@
 // The paths from the load generator to the upstream, each started on demand and stopped
 // after its measurement, so no two compete for the CPU.
+import type { Algorithm } from '../src/assertion/keys.js';
 import { fork, type ChildProcess } from 'node:child_process';
 import { startCaddy, startNginx, startTraefik } from './front.js';
 import { startOauth2Proxy } from './oauth2-proxy.js';
@@ -59,21 +60,27 @@ export const DIRECT: PathSpec = {
 
 export const BARE: PathSpec = forwarder('proxy-layer', "bare forwarder (the sidecar's proxy layer and pool)");
 
-export const INLINE: PathSpec = {
-  id: 'sidecar',
-  title: 'sidecar inline',
-  signed: true,
-  async start(upstreamPort) {
-    const sidecar = await startSidecar(upstreamPort);
-    return {
-      url: `http://127.0.0.1:${sidecar.port}`,
-      pids: () => [sidecar.pid],
-      sidecarPid: sidecar.pid,
-      adminUrl: `http://127.0.0.1:${sidecar.adminPort}`,
-      stop: sidecar.stop,
-    };
-  },
-};
+function inline(id: string, title: string, algorithm: Algorithm): PathSpec {
+  return {
+    id,
+    title,
+    signed: true,
+    async start(upstreamPort) {
+      const sidecar = await startSidecar(upstreamPort, [], algorithm);
+      return {
+        url: `http://127.0.0.1:${sidecar.port}`,
+        pids: () => [sidecar.pid],
+        sidecarPid: sidecar.pid,
+        adminUrl: `http://127.0.0.1:${sidecar.adminPort}`,
+        stop: sidecar.stop,
+      };
+    },
+  };
+}
+
+export const INLINE: PathSpec = inline('sidecar', 'sidecar inline', 'HS256');
+const INLINE_EDDSA = inline('sidecar-eddsa', 'sidecar inline, EdDSA assertions', 'EdDSA');
+const INLINE_ES256 = inline('sidecar-es256', 'sidecar inline, ES256 assertions', 'ES256');
 
 /** A front proxy alone in front of the upstream (no sidecar). */
 function plainProxy(id: string, title: string, front: (listen: number, upstream: number) => { pid: number; stop(): Promise<void> }, tree: boolean): PathSpec {
@@ -137,4 +144,4 @@ export const TRAEFIK_AUTH = twoHop('traefik-auth', 'Traefik ForwardAuth → side
 export const NODE_RELAY = forwarder('node-http', 'bare forwarder (Node http client)');
 export const ALTERNATIVES: PathSpec[] = [NODE_RELAY, forwarder('undici', 'bare forwarder (undici)')];
 
-export const PATHS: PathSpec[] = [DIRECT, BARE, INLINE, NGINX, TRAEFIK, OAUTH2_PROXY, NGINX_AUTH, CADDY_AUTH, TRAEFIK_AUTH];
+export const PATHS: PathSpec[] = [DIRECT, BARE, INLINE, INLINE_EDDSA, INLINE_ES256, NGINX, TRAEFIK, OAUTH2_PROXY, NGINX_AUTH, CADDY_AUTH, TRAEFIK_AUTH];

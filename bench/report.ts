@@ -36,7 +36,10 @@ export interface IdleCost {
 /** One round of the micro-benchmarks, per second on one thread; lookups by probe mix. */
 export interface MicroRound {
   decisions: number;
+  /** HS256 signs. */
   signs: number;
+  /** EdDSA and ES256 signs (absent in reports before they were measured). */
+  signsByAlgorithm?: Record<string, number>;
   /** The limits' bookkeeping for one inline request (absent in reports before it was measured). */
   limits?: number;
   lookups: Record<string, number>;
@@ -415,7 +418,8 @@ export function markdown(r: Results): string {
       '| operation | per second (median) | per round |',
       '|---|---:|---|',
       row("`decide()` + `upstreamHeaders()` on wrk's request (source, request with wrk's header lines, identity, policy, assertion)", (m) => m.decisions),
-      row('`AssertionSigner.sign()`', (m) => m.signs),
+      row('`AssertionSigner.sign()`, HS256', (m) => m.signs),
+      ...Object.keys(rounds[0]!.signsByAlgorithm ?? {}).map((algorithm) => row(`\`AssertionSigner.sign()\`, ${algorithm}`, (m) => m.signsByAlgorithm?.[algorithm] ?? 0)),
       ...(rounds.every((m) => m.limits !== undefined) ? [row("the limits' bookkeeping for one inline request (owed response, identity share, pool permit, release)", (m) => m.limits!)] : []),
       ...Object.keys(rounds[0]!.lookups).map((mix) => row(`trusted-set lookup, 5,000 CIDRs + 200 IPs, ${mix} addresses`, (m) => m.lookups[mix]!)),
       '',

@@ -188,7 +188,13 @@ const microRounds: MicroRound[] = [];
 async function micro(round: number): Promise<void> {
   if (!wanted('micro')) return;
   log(`micro-benchmarks, round ${round} of 3`);
-  microRounds.push({ decisions: decisions(T.micro).perSecond, signs: signs(T.micro).perSecond, limits: limitsBookkeeping(T.micro).perSecond, lookups: await trustedSetLookups() });
+  microRounds.push({
+    decisions: decisions(T.micro).perSecond,
+    signs: signs(T.micro).perSecond,
+    signsByAlgorithm: { EdDSA: signs(T.micro, 'EdDSA').perSecond, ES256: signs(T.micro, 'ES256').perSecond },
+    limits: limitsBookkeeping(T.micro).perSecond,
+    lookups: await trustedSetLookups(),
+  });
 }
 
 async function main(): Promise<void> {

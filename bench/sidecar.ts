@@ -4,6 +4,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
+import { newKeyFile, type Algorithm } from '../src/assertion/keys.js';
 import type { ConfigInput } from '../src/config/schema.js';
 import { freePort, httpOk, start, tempDir, until, type Proc } from './procs.js';
 
@@ -15,11 +16,12 @@ export interface RunningSidecar extends Proc {
   configPath: string;
 }
 
-export async function sidecarConfig(upstreamPort: number): Promise<{ path: string; port: number; adminPort: number }> {
+/** `algorithm`: how assertions are signed (a fixed HS256 key, or a new key pair). */
+export async function sidecarConfig(upstreamPort: number, algorithm: Algorithm = 'HS256'): Promise<{ path: string; port: number; adminPort: number }> {
   const dir = tempDir(mkdtempSync(join(tmpdir(), 'tps-bench-sidecar-')));
   const keysDir = join(dir, 'keys');
   mkdirSync(keysDir);
-  writeFileSync(join(keysDir, 'bench-1'), Buffer.alloc(32, 11));
+  writeFileSync(join(keysDir, 'bench-1'), algorithm === 'HS256' ? Buffer.alloc(32, 11) : newKeyFile(algorithm));
   const port = await freePort();
   const adminPort = await freePort();
   const config: ConfigInput = {
@@ -32,7 +34,7 @@ export async function sidecarConfig(upstreamPort: number): Promise<{ path: strin
       emailHeader: 'x-auth-request-email',
       groupsHeader: 'x-auth-request-groups',
     },
-    assertion: { keysDir, activeKeyId: 'bench-1', audience: 'openclaw-gateway' },
+    assertion: { algorithm, keysDir, activeKeyId: 'bench-1', audience: 'openclaw-gateway' },
     gateway: {
       userHeader: 'x-forwarded-user',
       scopesHeader: 'x-openclaw-scopes',
@@ -46,8 +48,8 @@ export async function sidecarConfig(upstreamPort: number): Promise<{ path: strin
   return { path, port, adminPort };
 }
 
-export async function startSidecar(upstreamPort: number, nodeArgs: readonly string[] = []): Promise<RunningSidecar> {
-  const { path, port, adminPort } = await sidecarConfig(upstreamPort);
+export async function startSidecar(upstreamPort: number, nodeArgs: readonly string[] = [], algorithm: Algorithm = 'HS256'): Promise<RunningSidecar> {
+  const { path, port, adminPort } = await sidecarConfig(upstreamPort, algorithm);
   const proc = start(process.execPath, [...nodeArgs, MAIN, 'serve', '--config', path], { env: cleanEnv() });
   await until('sidecar ready', () => httpOk(`http://127.0.0.1:${adminPort}/readyz`), 15000, 10).catch((err: Error) => {
     throw new Error(`${err.message}\n${proc.output()}`);
