@@ -229,7 +229,11 @@ class ObservedWatch<T extends KubernetesObject> extends Watch {
       }
       quiet();
       this.informer.noteHealthy(false);
-      const lines = createInterface(Readable.fromWeb(response.body as import('node:stream/web').ReadableStream));
+      const body = Readable.fromWeb(response.body as import('node:stream/web').ReadableStream);
+      // The stream itself says when the connection fails or ends, whatever readline makes of it.
+      body.once('error', end);
+      body.once('close', () => end(null));
+      const lines = createInterface(body);
       lines.on('line', (line) => {
         quiet();
         let event: { type?: string; object?: { code?: number } };
