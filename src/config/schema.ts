@@ -1,6 +1,7 @@
 // The one schema of the sidecar's configuration: types, defaults and validation all come
 // from here, so docs/configuration.md, the loader and the chart cannot drift apart.
 import { ALGORITHMS } from '../assertion/keys.js';
+import { TOKEN_ALGORITHMS } from '../identity/token.js';
 import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
 import { parseRange } from '../trust/address.js';
@@ -63,6 +64,31 @@ const listenSchema = z
     }
   });
 
+/** The identity provider's own token, checked by the identity stage (docs/configuration.md). */
+const tokenSchema = z
+  .strictObject({
+    mode: z.enum(['off', 'require', 'match']).default('off'),
+    header: headerName.default('authorization'),
+    issuer: z.string().default(''),
+    audiences: z.array(z.string().min(1)).default([]),
+    jwksUrl: z.string().default(''),
+    caFile: z.string().default(''),
+    algorithms: z.array(z.enum(TOKEN_ALGORITHMS)).min(1).default(['RS256', 'ES256', 'EdDSA']),
+    clockSkewSeconds: z.number().int().min(0).max(300).default(30),
+    userClaim: z.string().min(1).default('email'),
+    groupsClaim: z.string().default('groups'),
+    refreshSeconds: z.number().int().min(1).default(300),
+    staleAfterSeconds: z.number().int().min(1).default(3600),
+  })
+  .superRefine((v, ctx) => {
+    if (v.mode === 'off') return;
+    if (!isHttpUrl(v.issuer)) ctx.addIssue({ code: 'custom', path: ['issuer'], message: 'the provider\'s issuer URL is required when mode is not off' });
+    if (v.audiences.length === 0) ctx.addIssue({ code: 'custom', path: ['audiences'], message: 'at least one audience (the client id) is required when mode is not off' });
+    if (v.jwksUrl !== '' && !isHttpUrl(v.jwksUrl)) ctx.addIssue({ code: 'custom', path: ['jwksUrl'], message: 'must be an http:// or https:// URL' });
+    if (v.staleAfterSeconds <= v.refreshSeconds) ctx.addIssue({ code: 'custom', path: ['staleAfterSeconds'], message: 'must be longer than refreshSeconds' });
+  })
+  .prefault({});
+
 const discoverySchema = z.strictObject({
   nodePodCIDRs: z
     .strictObject({ enabled: z.boolean().default(false), nodeSelector: z.string().default('') })
@@ -116,6 +142,7 @@ export const configSchema = z.strictObject({
       allowUsers: z.array(z.string().min(1)).default([]),
       allowGroups: z.array(z.string().min(1)).default([]),
       allowEmailDomains: z.array(z.string().min(1).transform((s) => s.toLowerCase())).default([]),
+      token: tokenSchema,
     })
     .prefault({}),
   assertion: z
@@ -178,6 +205,7 @@ export type Config = z.output<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;
 export type ListenConfig = Config['listen'];
 export type IdentityConfig = Config['identity'];
+export type TokenConfig = Config['identity']['token'];
 export type AssertionConfig = Config['assertion'];
 export type GatewayConfig = Config['gateway'];
 export type DiscoveryConfig = Config['trust']['discovery'];

@@ -7,6 +7,7 @@ import type { AssertionSigner } from '../assertion/sign.js';
 import type { Config } from '../config/schema.js';
 import type { Identity } from '../identity/identity.js';
 import { readIdentity } from '../identity/identity.js';
+import type { ProviderKeys } from '../identity/token.js';
 import { checkPolicy } from '../policy/policy.js';
 import { clientAddress, forwardableClient, forwardedHost, forwardedProto } from '../request/forwarded.js';
 import { readHeaders, type InboundHeaders } from '../request/headers.js';
@@ -39,6 +40,8 @@ export interface DecisionContext {
   readonly rules: Rules;
   readonly trusted: TrustedSet;
   readonly signer: AssertionSigner | undefined;
+  /** The identity provider's keys, when identity.token is on and they have been fetched. */
+  readonly providerKeys?: ProviderKeys | undefined;
   readonly nowMs: number;
   readonly newId: () => string;
 }
@@ -89,8 +92,10 @@ export function decide(facts: RequestFacts, ctx: DecisionContext): Decision {
   const request = checkRequest(facts, inbound, config.listen.maxHeaderCount);
   if (!request.ok) return refused(request, peer, inbound, requestId);
 
-  // identity: the trusted proxy's identity headers, once each, clean and bounded.
-  const who = readIdentity(inbound.read, config.identity);
+  // identity: the trusted proxy's identity headers, once each, clean and bounded; with
+  // identity.token, the provider's own signed token too.
+  const token = config.identity.token.mode === 'off' ? undefined : { keys: ctx.providerKeys, rules: ctx.rules.token, nowSeconds: Math.floor(ctx.nowMs / 1000) };
+  const who = readIdentity(inbound.read, config.identity, token);
   if (!who.ok) return refused(who, peer, inbound, requestId);
   const { identity } = who;
 

@@ -1,10 +1,13 @@
 // The config compiled into what the decision reads. Rebuilt on reload and swapped whole.
 import type { Config } from '../config/schema.js';
 import { compilePolicy, type Policy } from '../policy/policy.js';
+import type { TokenRules } from '../identity/token.js';
 import { protectedNames, type ProtectedNames } from '../request/protected.js';
 
 export interface Rules {
   readonly config: Config;
+  /** How a provider token is checked (identity.token); unused when its mode is off. */
+  readonly token: TokenRules;
   readonly policy: Policy;
   readonly owned: ProtectedNames;
   /** The header names the decision reads; the header pass keeps only their values. */
@@ -12,7 +15,9 @@ export interface Rules {
 }
 
 export function compileRules(config: Config): Rules {
-  return { config, policy: compilePolicy(config), owned: protectedNames(config), reads: headerReads(config) };
+  const { issuer, audiences, algorithms, clockSkewSeconds } = config.identity.token;
+  const token = { issuer, audiences: new Set(audiences), algorithms: new Set<string>(algorithms), clockSkewSeconds };
+  return { config, token, policy: compilePolicy(config), owned: protectedNames(config), reads: headerReads(config) };
 }
 
 /**
@@ -22,7 +27,8 @@ export function compileRules(config: Config): Rules {
  * to decisions made over every header.
  */
 function headerReads(config: Config): ReadonlySet<string> {
-  const { userHeader, emailHeader, groupsHeader, requiredHeaders } = config.identity;
+  const { userHeader, emailHeader, groupsHeader, requiredHeaders, token } = config.identity;
   const names = ['host', 'origin', 'x-request-id', 'x-forwarded-method', 'x-forwarded-uri', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host'];
-  return new Set([...names, userHeader, emailHeader, groupsHeader, ...requiredHeaders].filter(Boolean));
+  const tokenHeader = token.mode === 'off' ? '' : token.header;
+  return new Set([...names, userHeader, emailHeader, groupsHeader, tokenHeader, ...requiredHeaders].filter(Boolean));
 }

@@ -128,6 +128,17 @@ export function createMetrics(version: string) {
       labelNames: ['result'] as const,
       registers,
     }),
+    providerKeyFetches: new Counter({
+      name: `${PREFIX}provider_key_fetches_total`,
+      help: "Fetches of the identity provider's key set (identity.token), by result (ok, error).",
+      labelNames: ['result'] as const,
+      registers,
+    }),
+    providerKeys: new Gauge({
+      name: `${PREFIX}provider_keys`,
+      help: "The identity provider's keys in force; 0 while none are (provider tokens are then refused with 503).",
+      registers,
+    }),
     keysLoaded: new Gauge({
       name: `${PREFIX}assertion_keys_loaded`,
       help: 'Valid assertion keys loaded; 0 means nothing is signed and requests are refused.',

@@ -234,6 +234,7 @@ export class RequestHandler {
         logger.debug({ ...base(), user, client: decision.client, trustedBy: decision.trustedBy, scopes: decision.scopes }, 'allowed');
       }
     } else {
+      if (decision.reason === 'identity_token_unknown_key') this.runtime.providerKeyMissed();
       metrics.decisions.inc({ mode, result: 'refused', reason: decision.reason });
       logger.info({ ...base(), reason: decision.reason, status: decision.status, stage: decision.stage, detail: decision.detail }, 'refused');
     }

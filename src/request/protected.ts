@@ -33,6 +33,8 @@ export function protectedNames(config: Config): ProtectedNames {
     config.identity.userHeader,
     config.identity.emailHeader,
     config.identity.groupsHeader,
+    // The provider's token is the sidecar's to check, not the gateway's to reuse.
+    config.identity.token.mode === 'off' ? '' : config.identity.token.header,
     config.assertion.header,
     config.gateway.userHeader,
     config.gateway.scopesHeader,

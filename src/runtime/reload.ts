@@ -12,10 +12,12 @@
 //      (the old one finishes what it carries), the fair-share limits, the slot queue;
 //   5. the data plane: header, keep-alive and stall limits;
 //   6. discovery: sources added or removed (the first one loads the Kubernetes client);
+//      the identity provider's key source, started, stopped or replaced when
+//      identity.token names another provider (its keys are an input of the snapshot);
 //   7. open WebSockets the new snapshot would refuse (their proxy no longer trusted, their
 //      user no longer allowed) are closed with 1008.
 import type { Server } from 'node:http';
-import type { Config, DiscoveryConfig } from '../config/schema.js';
+import type { Config, DiscoveryConfig, TokenConfig } from '../config/schema.js';
 import type { Logger } from '../logging/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { isAllowed } from '../policy/policy.js';
@@ -37,6 +39,8 @@ export interface Shell {
   readonly connections: ConnectionWatch;
   /** Brings discovery in step with the config (starting it for a first source). */
   readonly discovery: (config: DiscoveryConfig) => void;
+  /** Brings the identity provider's key source in step with identity.token. */
+  readonly providerKeys: (config: TokenConfig) => void;
 }
 
 export function followSnapshot(previous: Snapshot, next: Snapshot, shell: Shell): void {
@@ -52,6 +56,7 @@ export function followSnapshot(previous: Snapshot, next: Snapshot, shell: Shell)
     applyListenLimits(shell.dataPlane, config.listen);
     shell.connections.setStallTimeout(config.limits.clientStallTimeoutSeconds * 1000);
     shell.discovery(config.trust.discovery);
+    shell.providerKeys(config.identity.token);
   }
   if (previous.trusted !== next.trusted || previous.rules.policy !== next.rules.policy) {
     const closed = shell.handler.websockets.revoke((identity, peer) => next.trusted.lookup(peer).trusted && isAllowed(identity, next.rules.policy));

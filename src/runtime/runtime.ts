@@ -7,6 +7,7 @@ import { dirname, join } from 'node:path';
 import { loadKeyRing, publicKeySet, type KeyRing } from '../assertion/keys.js';
 import { loadConfigFile } from '../config/load.js';
 import type { Config } from '../config/schema.js';
+import type { ProviderKeys } from '../identity/token.js';
 import type { Logger } from '../logging/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { TrustRegistry } from '../trust/registry.js';
@@ -29,7 +30,7 @@ export class Runtime {
     readonly logger: Logger,
     readonly metrics: Metrics,
   ) {
-    this.current = compileSnapshot({ config, trusted: this.trust.compile(config.trust), keys: this.loadKeys(config) });
+    this.current = compileSnapshot({ config, trusted: this.trust.compile(config.trust), keys: this.loadKeys(config), providerKeys: undefined });
     this.trust.onChange(() => this.swap({ trusted: this.trust.compile(this.config.trust) }));
   }
 
@@ -88,6 +89,14 @@ export class Runtime {
     this.swap({ keys: this.loadKeys(this.config) });
   }
 
+  /** A token named a key the provider's set lacks; the key source may fetch again (rate-limited). */
+  providerKeyMissed: () => void = () => {};
+
+  /** A new set of the identity provider's keys (or none, once stale) from provider-keys.ts. */
+  setProviderKeys(providerKeys: ProviderKeys | undefined): void {
+    this.swap({ providerKeys });
+  }
+
   /** Starts watching the config file (when given) and the key folder. */
   watch(configPath: string | undefined, intervalMs = 1000): void {
     if (configPath) {
@@ -104,7 +113,7 @@ export class Runtime {
 
   private swap(changed: Partial<SnapshotInputs>): void {
     const previous = this.current;
-    this.current = compileSnapshot({ config: previous.config, trusted: previous.trusted, keys: previous.keys, ...changed }, previous);
+    this.current = compileSnapshot({ config: previous.config, trusted: previous.trusted, keys: previous.keys, providerKeys: previous.providerKeys, ...changed }, previous);
     for (const listener of this.swapListeners) listener(previous, this.current);
   }
 

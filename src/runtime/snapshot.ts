@@ -8,6 +8,7 @@ import { AssertionSigner } from '../assertion/sign.js';
 import type { Config } from '../config/schema.js';
 import type { DecisionContext } from '../decision/decide.js';
 import { compileRules, type Rules } from '../decision/rules.js';
+import type { ProviderKeys } from '../identity/token.js';
 import type { TrustedSet } from '../trust/trusted-set.js';
 
 export interface Snapshot {
@@ -17,6 +18,8 @@ export interface Snapshot {
   readonly keys: KeyRing;
   /** Undefined while no usable key is present: every request is refused then. */
   readonly signer: AssertionSigner | undefined;
+  /** The identity provider's keys (identity.token); undefined until fetched, or once stale. */
+  readonly providerKeys: ProviderKeys | undefined;
 }
 
 /** The inputs a snapshot is compiled from; each is itself immutable. */
@@ -24,6 +27,7 @@ export interface SnapshotInputs {
   readonly config: Config;
   readonly trusted: TrustedSet;
   readonly keys: KeyRing;
+  readonly providerKeys: ProviderKeys | undefined;
 }
 
 /**
@@ -31,15 +35,15 @@ export interface SnapshotInputs {
  * discovery event (a new trusted set) does not recompile the policy or the signer.
  */
 export function compileSnapshot(inputs: SnapshotInputs, previous?: Snapshot): Snapshot {
-  const { config, trusted, keys } = inputs;
+  const { config, trusted, keys, providerKeys } = inputs;
   const rules = previous?.config === config ? previous.rules : compileRules(config);
   const signer = previous?.keys === keys ? previous.signer : signerOf(keys);
-  return Object.freeze({ config, rules, trusted, keys, signer });
+  return Object.freeze({ config, rules, trusted, keys, signer, providerKeys });
 }
 
 /** What decide() reads: the snapshot's compiled parts, a clock reading and an id source. */
 export function decisionContext(snapshot: Snapshot, nowMs: number, newId: () => string): DecisionContext {
-  return { rules: snapshot.rules, trusted: snapshot.trusted, signer: snapshot.signer, nowMs, newId };
+  return { rules: snapshot.rules, trusted: snapshot.trusted, signer: snapshot.signer, providerKeys: snapshot.providerKeys, nowMs, newId };
 }
 
 function signerOf(keys: KeyRing): AssertionSigner | undefined {

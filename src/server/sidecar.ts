@@ -1,7 +1,8 @@
 // Assembles the sidecar: runtime, handler, both listeners; and takes it down gracefully.
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Config, DiscoveryConfig } from '../config/schema.js';
+import type { Config, DiscoveryConfig, TokenConfig } from '../config/schema.js';
+import { ProviderKeySource } from '../identity/provider-keys.js';
 import { discoveryConfigured } from '../discovery/configured.js';
 import type { Discovery, DiscoveryOptions } from '../discovery/discovery.js';
 import { createLogger, type Logger } from '../logging/logger.js';
@@ -29,6 +30,7 @@ export class Sidecar {
   private readonly dataPlane: Server;
   readonly connections: ConnectionWatch;
   private discovery: Discovery | undefined;
+  private providerKeys: { source: ProviderKeySource; config: TokenConfig } | undefined;
   private started = false;
   private admin: Server | undefined;
   private readonly state: AdminState = { draining: false };
@@ -46,6 +48,7 @@ export class Sidecar {
       handler: this.handler,
       dataPlane: this.dataPlane,
       connections: this.connections,
+      providerKeys: (config: TokenConfig) => this.followToken(config),
       discovery: (config: DiscoveryConfig) => {
         if (this.discovery) this.discovery.follow(config);
         // A reload that configures the first discovery source brings discovery up.
@@ -53,6 +56,28 @@ export class Sidecar {
       },
     };
     this.runtime.onSwap((previous, next) => followSnapshot(previous, next, shell));
+    this.runtime.providerKeyMissed = () => this.providerKeys?.source.unknownKey();
+    this.runtime.addReadinessCheck(() => this.providerKeys?.source.problems() ?? []);
+    this.followToken(config.identity.token);
+  }
+
+  /**
+   * identity.token's key source: one per provider. Another issuer, key set URL or CA drops
+   * the old keys at once (they are not the new provider's) and fetches the new ones.
+   */
+  private followToken(config: TokenConfig): void {
+    const current = this.providerKeys;
+    if (current && config.mode !== 'off' && sameProvider(current.config, config)) return;
+    if (!current && config.mode === 'off') return;
+    if (current) {
+      current.source.stop();
+      this.providerKeys = undefined;
+      if (this.runtime.snapshot.providerKeys !== undefined) this.runtime.setProviderKeys(undefined);
+    }
+    if (config.mode === 'off') return;
+    const source = new ProviderKeySource(config, (keys) => this.runtime.setProviderKeys(keys), this.runtime.logger, this.runtime.metrics);
+    this.providerKeys = { source, config };
+    if (this.started) source.start();
   }
 
   /**
@@ -75,6 +100,7 @@ export class Sidecar {
     this.runtime.watch(this.options.configPath, this.options.watchIntervalMs);
     this.started = true;
     this.discovery?.start();
+    this.providerKeys?.source.start();
     const addresses = { data: this.dataPlane.address() as AddressInfo, admin: adminServer.address() as AddressInfo };
     this.runtime.logger.info({ ...addresses, version: VERSION }, 'listening');
     return addresses;
@@ -89,6 +115,7 @@ export class Sidecar {
     this.runtime.stop();
     this.started = false;
     this.discovery?.stop();
+    this.providerKeys?.source.stop();
     const closed = new Promise<void>((resolve) => this.dataPlane.close(() => resolve()));
     this.dataPlane.closeIdleConnections();
     this.handler.websockets.closeAll(CLOSE_GOING_AWAY, 'server shutting down');
@@ -105,6 +132,10 @@ export class Sidecar {
     this.runtime.logger.info('stopped');
     this.runtime.logger.flush();
   }
+}
+
+function sameProvider(a: TokenConfig, b: TokenConfig): boolean {
+  return a.issuer === b.issuer && a.jwksUrl === b.jwksUrl && a.caFile === b.caFile && a.refreshSeconds === b.refreshSeconds && a.staleAfterSeconds === b.staleAfterSeconds;
 }
 
 function listenOn(server: Server, host: string, port: number): Promise<void> {

@@ -32,13 +32,13 @@ function runtime(input: Parameters<typeof config>[0] = {}): { runtime: Runtime; 
 test('a snapshot is frozen, and a recompile reuses the rules and the signer whose inputs are the same', () => {
   const keys = { algorithm: 'HS256' as const, keys: new Map([[KID, createSecretKey(KEY)]]), activeKeyId: KID, problems: [] };
   const cfg = config();
-  const first = compileSnapshot({ config: cfg, trusted: new TrustedSet([], false), keys });
+  const first = compileSnapshot({ config: cfg, trusted: new TrustedSet([], false), keys, providerKeys: undefined });
   expect(Object.isFrozen(first)).toBe(true);
-  const second = compileSnapshot({ config: cfg, trusted: new TrustedSet([{ cidr: '10.0.0.0/8', source: 'static' }], false), keys }, first);
+  const second = compileSnapshot({ config: cfg, trusted: new TrustedSet([{ cidr: '10.0.0.0/8', source: 'static' }], false), keys, providerKeys: undefined }, first);
   expect(second.rules).toBe(first.rules);
   expect(second.signer).toBe(first.signer);
   expect(second.trusted).not.toBe(first.trusted);
-  const third = compileSnapshot({ config: config(), trusted: second.trusted, keys: { ...keys } }, second);
+  const third = compileSnapshot({ config: config(), trusted: second.trusted, keys: { ...keys }, providerKeys: undefined }, second);
   expect(third.rules).not.toBe(second.rules);
   expect(third.signer).not.toBe(second.signer);
   expect(third.signer?.kid).toBe(KID);
