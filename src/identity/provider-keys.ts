@@ -27,9 +27,8 @@ export class ProviderKeySource {
   private stale = false;
   private fetching: Promise<void> | undefined;
   private stopped = false;
-  private readonly dispatcher: Agent;
-  /** A CA file that cannot be read fails every fetch with this, and readiness says so. */
-  private readonly setupProblem: string | undefined;
+  /** Fetches failed in a row: the next try comes after 1, 2, 4 … s, at most 30 s (or refreshSeconds). */
+  private failures = 0;
 
   constructor(
     private readonly config: TokenConfig,
@@ -37,13 +36,6 @@ export class ProviderKeySource {
     private readonly logger: Logger,
     private readonly metrics: Metrics,
   ) {
-    let ca: Buffer | undefined;
-    try {
-      ca = config.caFile ? readFileSync(config.caFile) : undefined;
-    } catch (err) {
-      this.setupProblem = `identity.token.caFile ${config.caFile}: cannot read (${(err as NodeJS.ErrnoException).code})`;
-    }
-    this.dispatcher = new Agent({ connect: { timeout: FETCH_TIMEOUT_MS, ...(ca && { ca }) } });
     metrics.providerKeys.set(0);
   }
 
@@ -54,7 +46,6 @@ export class ProviderKeySource {
   stop(): void {
     this.stopped = true;
     clearTimeout(this.timer);
-    void this.dispatcher.close();
   }
 
   /** A token named a key the set lacks: fetch again unless one was tried within the cooldown. */
@@ -74,8 +65,10 @@ export class ProviderKeySource {
       this.fetching = undefined;
       if (this.stopped) return;
       clearTimeout(this.timer);
-      // After a failure, try again sooner than the refresh interval, but never in a tight loop.
-      const delay = this.lastError === undefined ? this.config.refreshSeconds * 1000 : Math.min(this.config.refreshSeconds * 1000, UNKNOWN_KEY_COOLDOWN_MS);
+      // After a failure, try again sooner than the refresh interval (a provider still starting
+      // is found within seconds), backing off, never in a tight loop.
+      const refresh = this.config.refreshSeconds * 1000;
+      const delay = this.lastError === undefined ? refresh : Math.min(refresh, UNKNOWN_KEY_COOLDOWN_MS, 1000 * 2 ** Math.min(this.failures - 1, 10));
       this.timer = setTimeout(() => void this.refresh(), delay);
       this.timer.unref();
     });
@@ -84,15 +77,18 @@ export class ProviderKeySource {
 
   private async fetchKeys(): Promise<void> {
     this.lastAttemptAt = Date.now();
+    // The CA is read at every fetch: a bundle mounted or renewed later is used as it is then.
+    let dispatcher: Agent | undefined;
     try {
-      if (this.setupProblem) throw new Error(this.setupProblem);
-      const jwksUrl = this.config.jwksUrl || (await this.discoverJwksUrl());
-      const set = await this.getJson(jwksUrl);
+      dispatcher = new Agent({ connect: { timeout: FETCH_TIMEOUT_MS, ...(this.config.caFile && { ca: readCa(this.config.caFile) }) } });
+      const jwksUrl = this.config.jwksUrl || (await this.discoverJwksUrl(dispatcher));
+      const set = await this.getJson(jwksUrl, dispatcher);
       const keys = importKeySet(set);
       if (keys.byKid.size + keys.unnamed.length === 0) throw new Error(`${jwksUrl}: no usable signing key`);
       if (this.stopped) return;
       this.lastSuccessAt = Date.now();
       this.lastError = undefined;
+      this.failures = 0;
       this.stale = false;
       this.metrics.providerKeyFetches.inc({ result: 'ok' });
       this.metrics.providerKeys.set(keys.byKid.size + keys.unnamed.length);
@@ -101,6 +97,7 @@ export class ProviderKeySource {
     } catch (err) {
       if (this.stopped) return;
       this.lastError = (err as Error).message;
+      this.failures++;
       this.metrics.providerKeyFetches.inc({ result: 'error' });
       // Until the first success there are no keys to drop; after it, they go once stale.
       if (this.lastSuccessAt !== undefined && !this.stale && Date.now() >= this.lastSuccessAt + this.config.staleAfterSeconds * 1000) {
@@ -109,12 +106,14 @@ export class ProviderKeySource {
         this.publish(undefined);
       }
       this.logger.error({ err: this.lastError, stale: this.stale }, 'cannot fetch the identity provider keys');
+    } finally {
+      void dispatcher?.close();
     }
   }
 
-  private async discoverJwksUrl(): Promise<string> {
+  private async discoverJwksUrl(dispatcher: Agent): Promise<string> {
     const issuer = this.config.issuer.replace(/\/$/, '');
-    const discovery = await this.getJson(`${issuer}/.well-known/openid-configuration`);
+    const discovery = await this.getJson(`${issuer}/.well-known/openid-configuration`, dispatcher);
     // The configuration must be the issuer's own (OpenID Connect Discovery 1.0, 4.3).
     if (discovery['issuer'] !== this.config.issuer) throw new Error(`the OpenID configuration names issuer ${String(discovery['issuer'])}, not ${this.config.issuer}`);
     const uri = discovery['jwks_uri'];
@@ -122,8 +121,8 @@ export class ProviderKeySource {
     return uri;
   }
 
-  private async getJson(url: string): Promise<Record<string, unknown>> {
-    const res = await fetch(url, { dispatcher: this.dispatcher, signal: AbortSignal.timeout(FETCH_TIMEOUT_MS), headers: { accept: 'application/json' }, redirect: 'error' });
+  private async getJson(url: string, dispatcher: Agent): Promise<Record<string, unknown>> {
+    const res = await fetch(url, { dispatcher, signal: AbortSignal.timeout(FETCH_TIMEOUT_MS), headers: { accept: 'application/json' }, redirect: 'error' });
     if (res.status !== 200) {
       await res.body?.cancel();
       throw new Error(`${url}: HTTP ${res.status}`);
@@ -138,6 +137,14 @@ export class ProviderKeySource {
     const value: unknown = JSON.parse(text);
     if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error(`${url}: not a JSON object`);
     return value as Record<string, unknown>;
+  }
+}
+
+function readCa(path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new Error(`identity.token.caFile ${path}: cannot read (${(err as NodeJS.ErrnoException).code})`);
   }
 }
 

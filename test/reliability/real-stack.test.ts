@@ -63,21 +63,25 @@ beforeAll(async () => {
   mkdirSync(keysDir);
   writeFileSync(join(keysDir, 'k1'), randomBytes(32), { mode: 0o600 });
   const config = join(dir, 'sidecar.json');
-  writeFileSync(
-    config,
+  // Written once the provider is up: identity.token names it (docs/install.md's settings).
+  const sidecarConfig = (oidc: RealIngress['oidc']) =>
     JSON.stringify({
       listen: { host: '0.0.0.0', port: PORTS.sidecar, shutdownGraceSeconds: 1, allowedOrigins: [`https://${PUBLIC_HOST}`] },
       admin: { host: pod.address, port: PORTS.admin },
       upstream: { url: `http://127.0.0.1:${PORTS.gatewayInline}` },
       trust: { discovery: { pods: [{ namespace: 'traefik', labelSelector: 'app.kubernetes.io/name=traefik' }] } },
-      identity: { userHeader: 'x-auth-request-email', groupsHeader: 'x-auth-request-groups', allowEmailDomains: ['example.com'] },
+      identity: {
+        userHeader: 'x-auth-request-email',
+        groupsHeader: 'x-auth-request-groups',
+        allowEmailDomains: ['example.com'],
+        token: { mode: 'match', issuer: oidc.issuer, audiences: [oidc.clientId], caFile: oidc.caFile },
+      },
       assertion: { keysDir },
       gateway: { userHeader: 'x-forwarded-user', scopesHeader: 'x-openclaw-scopes', scopes: { default: ['operator.read'], byGroup: { 'claw-users': ['operator.read', 'operator.write'] } } },
       sanitise: { extraPrefixes: ['x-auth-request-'] },
       forwardAuth: { enabled: true, path: '/forward-auth' },
       logging: { level: 'debug' },
-    }),
-  );
+    });
   const gateway = (host: string, port: number) =>
     startJsonProcess(pod, process.execPath, [join(process.cwd(), 'test/support/recording-gateway.ts'), '--host', host, '--port', `${port}`, '--keys-dir', keysDir]);
   gateways = { inline: await gateway('127.0.0.1', PORTS.gatewayInline), 'forward-auth': await gateway(pod.address, PORTS.gatewayForwardAuth) };
@@ -106,6 +110,7 @@ beforeAll(async () => {
   });
   const ingressAddress = net.host('ingress').address;
   await kube.call('PATCH', '/api/v1/namespaces/traefik/pods/traefik-0/status', { status: { phase: 'Running', podIP: ingressAddress, podIPs: [{ ip: ingressAddress }] } }, 'application/merge-patch+json');
+  writeFileSync(config, sidecarConfig(ingress.oidc));
   const env = { ...process.env, ...(await kube.inCluster(NAMESPACE, 'openclaw')) };
   const child = pod.spawn(process.execPath, [COMMAND, 'serve', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'], env });
   const logs: Record<string, unknown>[] = [];
@@ -268,6 +273,28 @@ describe('inline: manifests/examples/traefik/inline.yaml (the chart\'s Traefik o
     rows.push(['a groupless user sends `X-Auth-Request-Groups: claw-users`', 'inline', 'request signed in as carol', 'carol with the default scopes only']);
   });
 
+  test('a compromised Traefik pod naming another user is refused by the token check, even with alice\'s real ID token', async () => {
+    // Alice's ID token, as oauth2-proxy hands it to Traefik for her session.
+    const auth = await ingress.request('/oauth2/auth', { cookie: sessions['alice']! });
+    expect(auth.status).toBe(202);
+    const token = String(auth.headers['authorization']);
+    expect(token).toMatch(/^Bearer eyJ/);
+    const traefikPod = net.host('ingress');
+    const direct = (id: string, extra: string[]) =>
+      traefikPod.exec('curl', ['-s', '--max-time', '5', '-w', '\\n%{http_code}', '-H', `host: ${PUBLIC_HOST}`, '-H', 'x-auth-request-email: bob@example.com', '-H', 'x-auth-request-groups: claw-admins', ...extra, `http://${pod.address}:${PORTS.sidecar}/direct?id=${id}`]);
+    expect(direct('pod1', []).split('\n')).toEqual(['{"error":"identity_token_missing"}', '401']);
+    expect(direct('pod2', ['-H', `authorization: ${token}`]).split('\n')).toEqual(['{"error":"identity_token_mismatch"}', '401']);
+    // The same address with alice's own identity and token passes: the refusals were the check's.
+    const own = traefikPod.exec('curl', ['-s', '--max-time', '5', '-o', '/dev/null', '-w', '%{http_code}', '-H', `host: ${PUBLIC_HOST}`, '-H', 'x-auth-request-email: alice@example.com', '-H', 'x-auth-request-groups: claw-users', '-H', `authorization: ${token}`, `http://${pod.address}:${PORTS.sidecar}/direct?id=pod3`]);
+    expect(own).toBe('200');
+    expect(await arrived('inline', 'pod1', false)).toBeUndefined();
+    expect(await arrived('inline', 'pod2', false)).toBeUndefined();
+    const record = (await arrived('inline', 'pod3'))!;
+    expect(headersOf(record).has('authorization')).toBe(false);
+    rows.push(['Traefik\'s own (trusted) address names bob, without a provider token', 'inline', '401 identity_token_missing', 'nothing']);
+    rows.push(['Traefik\'s own address names bob with alice\'s real ID token', 'inline', '401 identity_token_mismatch', 'nothing']);
+  });
+
   test('another pod\'s namespace connecting straight to the sidecar is refused, and cannot reach the gateway port at all', async () => {
     const viaSidecar = rogue.exec('curl', ['-s', '--max-time', '5', '-w', '\\n%{http_code}', ...Object.entries(FORGED).flatMap(([k, v]) => ['-H', `${k}: ${v}`]), '-H', `cookie: ${sessions['alice']}`, `http://${pod.address}:${PORTS.sidecar}/direct?id=rogue1`]);
     expect(viaSidecar.split('\n')).toEqual(['{"error":"untrusted_source"}', '403']);
@@ -335,7 +362,8 @@ describe('forward-auth: manifests/examples/traefik/forward-auth.yaml', () => {
 
   test('authRequestHeaders: the sidecar needs only the identity headers, and a client\'s others never reach it', async () => {
     await applyExample('forward-auth.yaml', (o) => {
-      middleware(o, 'openclaw-forward-auth')['authRequestHeaders'] = ['X-Auth-Request-Email', 'X-Auth-Request-Groups'];
+      // The identity headers, and the ID token identity.token checks against them.
+      middleware(o, 'openclaw-forward-auth')['authRequestHeaders'] = ['X-Auth-Request-Email', 'X-Auth-Request-Groups', 'Authorization'];
     });
     const res = await through('/fa/limited', { cookie: sessions['alice']!, 'x-openclaw-scopes': 'operator.admin' });
     expect(res.status).toBe(200);

@@ -75,6 +75,8 @@ export interface RealIngress {
   signIn(user: string, password: string): Promise<string>;
   /** oauth2-proxy's command line, for failure messages and checks. */
   oauth2ProxyArgs: string[];
+  /** The OpenID provider as a sidecar checking its tokens sees it (identity.token). */
+  oidc: { issuer: string; clientId: string; caFile: string };
   output(): string;
   stop(): Promise<void>;
 }
@@ -228,6 +230,7 @@ export async function startRealIngress(options: IngressOptions): Promise<RealIng
       request,
       signIn,
       oauth2ProxyArgs,
+      oidc: { issuer: client.issuer, clientId: client.id, caFile: ca.caFile },
       output,
       stop,
     };

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import { onJsonLines, stopChild, waitForPort } from '../../support/front-proxies.js';
 import { createNetwork, type Host, type TestNetwork } from '../../support/netns.js';
-import { INGRESS_DNS, INGRESS_HOSTS, PUBLIC_ORIGIN, readObjects, startRealIngress } from '../../support/real-ingress.js';
+import { IDP_HOST, INGRESS_DNS, INGRESS_HOSTS, PUBLIC_ORIGIN, readObjects, startRealIngress } from '../../support/real-ingress.js';
 import { waitFor } from '../../support/wait.js';
 import { launchChromium } from '../../support/chromium.js';
 import { COMMAND as CLI } from '../../support/command.js';
@@ -99,6 +99,9 @@ export async function startStack(): Promise<Stack> {
           emailHeader: 'x-auth-request-email',
           groupsHeader: 'x-auth-request-groups',
           allowGroups: ['claw-users', 'claw-readers'],
+          // docs/install.md's token check. The provider and its CA (made in this folder) come
+          // up with the ingress below; the sidecar fetches the keys once they do.
+          token: { mode: 'match', issuer: `https://${IDP_HOST}`, audiences: ['openclaw'], caFile: join(dir, 'ca.crt') },
         },
         assertion: { keysDir },
         gateway: {
@@ -139,6 +142,8 @@ export async function startStack(): Promise<Stack> {
     await waitForPort(pod.address, SIDECAR_PORT, sidecar.child, sidecar.output);
     await waitFor(() => /\[gateway\] ready/.test(gateway.output()) || gatewayExited(gateway), 'the OpenClaw gateway to be ready', 90_000, 200);
     if (gateway.child.exitCode !== null) throw new Error(`the gateway exited:\n${gateway.output()}`);
+    // Ready once it has the provider's keys too (identity.token), not only its listener.
+    await waitFor(() => pod.exec('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', 'http://127.0.0.1:9090/readyz']) === '200', 'the sidecar to be ready', 60_000, 200);
 
     const editGatewayConfig = async (edit: (config: Record<string, any>) => void) => {
       const config = JSON.parse(readFileSync(gatewayConfigPath, 'utf8')) as Record<string, any>;
