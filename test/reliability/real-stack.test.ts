@@ -319,6 +319,8 @@ describe('forward-auth: manifests/examples/traefik/forward-auth.yaml', () => {
     const record = (await arrived('forward-auth', res.id))!;
     expect(headersOf(record).get('x-forwarded-user')).toEqual(['alice@example.com']);
     expect(record.assertion).toMatchObject({ verified: true, sub: 'alice@example.com', htm: 'GET', htu: `https://${PUBLIC_HOST}/fa/hello` });
+    // The ID token the sidecar checked went no further.
+    expect(headersOf(record).has('authorization')).toBe(false);
     captured = headersOf(record).get('x-trusted-proxy-assertion')![0]!;
   });
 
