@@ -13,7 +13,10 @@ function isObject(value: unknown): value is Obj {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-export function diagnose(sidecar: Config, gateway: unknown, options: { publicOrigin?: string } = {}): Finding[] {
+/** A /24's worth: wider ranges than this are pod or node networks in every common cluster layout. */
+export const DEFAULT_MAX_TRUSTED_ADDRESSES = 256;
+
+export function diagnose(sidecar: Config, gateway: unknown, options: { publicOrigin?: string; maxTrustedAddresses?: number } = {}): Finding[] {
   if (!isObject(gateway)) {
     return [{
       severity: 'error',
@@ -24,11 +27,11 @@ export function diagnose(sidecar: Config, gateway: unknown, options: { publicOri
       fix: 'write the gateway config as a JSON5 object',
     }];
   }
-  const subject = subjectOf(sidecar, gateway, options.publicOrigin);
+  const subject = subjectOf(sidecar, gateway, options.publicOrigin, options.maxTrustedAddresses ?? DEFAULT_MAX_TRUSTED_ADDRESSES);
   return RULES.flatMap((rule) => rule.check(subject).map((p) => ({ severity: rule.severity, code: rule.code, ...p })));
 }
 
-function subjectOf(sidecar: Config, gateway: Obj, publicOrigin: string | undefined): Subject {
+function subjectOf(sidecar: Config, gateway: Obj, publicOrigin: string | undefined, maxTrustedAddresses: number): Subject {
   const at = (path: string): unknown => {
     let value: unknown = gateway;
     for (const key of path.split('.')) {
@@ -41,5 +44,5 @@ function subjectOf(sidecar: Config, gateway: Obj, publicOrigin: string | undefin
     const value = at(path);
     return Array.isArray(value) && value.every((v) => typeof v === 'string') ? value : undefined;
   };
-  return { sidecar, at, strings, publicOrigin };
+  return { sidecar, at, strings, publicOrigin, maxTrustedAddresses };
 }

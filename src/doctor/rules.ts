@@ -1,9 +1,10 @@
-// doctor's rules, one per finding code, in the order a request meets what they check: where
-// the gateway listens, trusted-proxy auth as the gateway evaluates it, devices and pairing,
+// doctor's rules, one per finding code, in the order a request meets what they check: who
+// the sidecar trusts, where the gateway listens, trusted-proxy auth as the gateway evaluates it, devices and pairing,
 // browser origins, scopes. Each rule reads the two configs and says, per problem, where it
 // is, what the user will see because of it, and the fix. docs/openclaw.md has a row for
 // each, and test/doctor a case that provokes each alone.
 import type { Config } from '../config/schema.js';
+import { parseRange } from '../trust/address.js';
 import { ADMIN_SCOPE, DEFAULT_GATEWAY_PORT, entryCovers, headersSidecarSends, originOf, SCOPES_HEADER, sidecarSourceAddresses, upstreamPort } from '../openclaw/facts.js';
 
 export interface Finding {
@@ -27,6 +28,8 @@ export interface Subject {
   strings(path: string): string[] | undefined;
   /** The origin browsers use: --public-origin, else none (the sidecar's allowedOrigins stand in). */
   readonly publicOrigin: string | undefined;
+  /** The most addresses one trusted CIDR may cover before it reads as a pod or node network. */
+  readonly maxTrustedAddresses: number;
 }
 
 export interface Rule {
@@ -39,6 +42,22 @@ const TP = 'gateway.auth.trustedProxy';
 const none: Problem[] = [];
 
 export const RULES: readonly Rule[] = [
+  {
+    code: 'trusted_cidr_too_broad',
+    severity: 'error',
+    check: ({ sidecar, maxTrustedAddresses }) =>
+      sidecar.trust.cidrs.flatMap((cidr, i) => {
+        const { start, end } = parseRange(cidr);
+        const addresses = end - start + 1n;
+        if (addresses <= BigInt(maxTrustedAddresses)) return [];
+        return [{
+          path: `sidecar:trust.cidrs[${i}]`,
+          problem: `${cidr} trusts ${addresses} addresses (more than ${maxTrustedAddresses}): a range that wide is a pod or node network, not an ingress`,
+          userSees: 'nothing; but any pod in that range can send identity headers and name any user to the gateway, the hole the sidecar exists to close',
+          fix: "trust only the ingress: trust.discovery of its pods or EndpointSlices (docs/kubernetes.md), or its exact addresses",
+        }];
+      }),
+  },
   {
     code: 'gateway_mode_not_local',
     severity: 'error',

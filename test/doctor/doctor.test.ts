@@ -127,6 +127,8 @@ describe('each finding alone', () => {
     publicOrigin?: string;
   };
   const cases: Case[] = [
+    { code: 'trusted_cidr_too_broad', severity: 'error', sidecar: (c) => (c.trust.cidrs = ['10.244.0.1/32', '10.233.64.0/18']) },
+    { code: 'trusted_cidr_too_broad', severity: 'error', sidecar: (c) => (c.trust.cidrs = ['fd00:10:244::/64']) },
     { code: 'gateway_mode_not_local', severity: 'error', gateway: (g) => delete g.gateway.mode },
     { code: 'bind_not_loopback', severity: 'error', gateway: (g) => (g.gateway.bind = 'lan') },
     { code: 'port_mismatch', severity: 'error', gateway: (g) => (g.gateway.port = 28789) },
@@ -198,6 +200,14 @@ describe('each finding alone', () => {
     expect(rows).toEqual([['gateway_config_invalid', 'error'], ...RULES.map((r) => [r.code, r.severity])]);
     const provoked = new Set(cases.map((c) => c.code));
     for (const rule of RULES.filter((r) => r.code !== 'auto_approve_cidrs_for_browsers')) expect(provoked).toContain(rule.code);
+  });
+
+  test('a trusted CIDR is too broad past the bound: a /24 passes by default, a /23 does not unless the bound is raised', () => {
+    const gateway = mergeGatewayConfig({}, sidecarConfig(), { publicOrigin: ORIGIN }) as Record<string, any>;
+    const trusting = (cidrs: string[]) => sidecarWith((c) => (c.trust.cidrs = cidrs));
+    expect(codes(diagnose(trusting(['10.0.0.0/24', '10.0.1.7']), gateway, { publicOrigin: ORIGIN }))).toEqual([]);
+    expect(diagnose(trusting(['10.0.0.0/23']), gateway, { publicOrigin: ORIGIN })).toEqual([expect.objectContaining({ code: 'trusted_cidr_too_broad', path: 'sidecar:trust.cidrs[0]' })]);
+    expect(codes(diagnose(trusting(['10.0.0.0/23']), gateway, { publicOrigin: ORIGIN, maxTrustedAddresses: 512 }))).toEqual([]);
   });
 
   test('autoApproveCidrs relied on for browsers is named beside the pairing error', () => {

@@ -1,21 +1,23 @@
 import { loadConfigFile } from '../../config/load.js';
 import { diagnose, type Finding } from '../../doctor/doctor.js';
 import { readGatewayConfig } from '../../openclaw/gateway-config.js';
-import { requireString, type Command } from '../command.js';
+import { requireString, UsageError, type Command } from '../command.js';
 
 export const doctor: Command = {
   name: 'doctor',
-  usage: `trusted-proxy-sidecar doctor --config FILE --gateway-config FILE [--public-origin URL] [--json]
+  usage: `trusted-proxy-sidecar doctor --config FILE --gateway-config FILE [--public-origin URL] [--max-trusted-addresses N] [--json]
 
 Reads the sidecar's config and the gateway's (JSON5) and prints one finding per problem
 on the way from the SSO login to a working Control UI: severity, key path, what the user
 will see, and the fix. --public-origin is the URL users open (else the sidecar's
-listen.allowedOrigins stand for it). --json prints the findings for machines.
+listen.allowedOrigins stand for it). A trusted CIDR covering more than
+--max-trusted-addresses (default 256, a /24) is an error. --json prints the findings for machines.
 Exits 0 when clean, 1 with warnings only, 2 with errors or unreadable input.`,
   options: {
     config: { type: 'string', short: 'c' },
     'gateway-config': { type: 'string' },
     'public-origin': { type: 'string' },
+    'max-trusted-addresses': { type: 'string' },
     json: { type: 'boolean' },
   },
   async run({ values }) {
@@ -38,7 +40,12 @@ Exits 0 when clean, 1 with warnings only, 2 with errors or unreadable input.`,
       return 2;
     }
     const publicOrigin = typeof values['public-origin'] === 'string' ? values['public-origin'] : undefined;
-    const findings = diagnose(sidecar.config, gateway, publicOrigin === undefined ? {} : { publicOrigin });
+    const bound = values['max-trusted-addresses'];
+    const maxTrustedAddresses = bound === undefined ? undefined : Number(bound);
+    if (maxTrustedAddresses !== undefined && (!Number.isInteger(maxTrustedAddresses) || maxTrustedAddresses < 1)) {
+      throw new UsageError('--max-trusted-addresses must be a whole number of addresses, at least 1');
+    }
+    const findings = diagnose(sidecar.config, gateway, { ...(publicOrigin !== undefined && { publicOrigin }), ...(maxTrustedAddresses !== undefined && { maxTrustedAddresses }) });
     const errors = findings.filter((f) => f.severity === 'error').length;
     const warnings = findings.length - errors;
     if (values.json) process.stdout.write(`${JSON.stringify({ errors, warnings, findings }, null, 2)}\n`);
