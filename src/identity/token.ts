@@ -84,9 +84,13 @@ function jsonObject(encoded: string): Record<string, unknown> | undefined {
 }
 
 function keyFor(keys: ProviderKeys, kid: string | undefined, alg: TokenAlgorithm): KeyObject | undefined {
-  const candidates = kid === undefined ? keys.unnamed.concat([...keys.byKid.values()]) : [keys.byKid.get(kid)].filter((k) => k !== undefined);
-  const fitting = candidates.filter((k) => (k.alg === undefined || k.alg === alg) && fits(k.key, alg));
+  const usable = (k: ProviderKey | undefined) => k !== undefined && (k.alg === undefined || k.alg === alg) && fits(k.key, alg);
+  if (kid !== undefined) {
+    const named = keys.byKid.get(kid);
+    return usable(named) ? named!.key : undefined;
+  }
   // Without a kid the key must be unambiguous.
+  const fitting = [...keys.unnamed, ...keys.byKid.values()].filter(usable);
   return fitting.length === 1 ? fitting[0]!.key : undefined;
 }
 
