@@ -1,7 +1,6 @@
 // Child processes of a benchmark run: start, wait for, measure from /proc, and always stop.
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 const CLOCK_TICKS = 100; // USER_HZ on Linux (getconf CLK_TCK)
@@ -61,13 +60,7 @@ export function cleanupSync(): void {
   for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
 }
 
-export async function freePort(host = '127.0.0.1'): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, host, resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+export { freePort } from '../test/support/ports.js';
 
 /** Polls `check` every `everyMs` until it is true or `timeoutMs` passes. */
 export async function until(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 10000, everyMs = 20): Promise<void> {

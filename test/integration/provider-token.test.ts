@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
-import { createServer, type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { exportJWK, SignJWT } from 'jose';
@@ -19,6 +19,7 @@ import { sample, scrape } from '../support/metrics.js';
 import type { Host } from '../support/netns.js';
 import { flags, oauth2ProxyOidcSettings, oidcClient, providerArgs } from '../support/oidc-client.js';
 import { signIn } from '../support/oidc-sign-in.js';
+import { freePort } from '../support/ports.js';
 import { startSidecar, type TestSidecar } from '../support/sidecar.js';
 import { makeTestCa } from '../support/test-ca.js';
 import { startRecordingUpstream, type RecordingUpstream } from '../support/upstream.js';
@@ -36,15 +37,6 @@ const loopback: Host = {
   },
   spawn: (cmd, args, opts = {}) => spawn(cmd, args, { ...opts, env: { ...process.env, NODE_OPTIONS: '' } }),
 };
-
-async function freePort(): Promise<number> {
-  return new Promise((resolvePort) => {
-    const probe = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as AddressInfo;
-      probe.close(() => resolvePort(port));
-    });
-  });
-}
 
 describe('through oauth2-proxy, with a real OpenID provider', () => {
   let dir: string;

@@ -14,6 +14,7 @@ import { forward } from '../../src/proxy/forward.js';
 import { rejectUpgrade, sendJson } from '../../src/proxy/respond.js';
 import { relayUpgrade } from '../../src/proxy/upgrade.js';
 import { HOP_BY_HOP } from '../../src/request/protected.js';
+import { freePort } from '../support/ports.js';
 import { RawClient, statuses } from '../support/raw-client.js';
 import { waitFor } from '../support/wait.js';
 
@@ -251,12 +252,7 @@ describe('informational answers and trailers, on purpose', () => {
 
 describe('the gateway failing', () => {
   test('nothing listening: the exchange fails as refused', async () => {
-    const closedPort = await new Promise<number>((resolve) => {
-      const probe = createServer().listen(0, '127.0.0.1', () => {
-        const { port } = probe.address() as AddressInfo;
-        probe.close(() => resolve(port));
-      });
-    });
+    const closedPort = await freePort();
     layer = await startLayer(`http://127.0.0.1:${closedPort}`);
     const c = await client(layer, 'GET / HTTP/1.1\r\nHost: gw\r\n\r\n');
     expect(await c.receive(complete, 'the answer')).toMatch(/^HTTP\/1\.1 502 [\s\S]*\{"error":"refused"\}$/);
