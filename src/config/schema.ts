@@ -32,6 +32,15 @@ export function isAddressOrCidr(value: string): boolean {
   }
 }
 
+/** How a CIDR meets the loopback ranges 127.0.0.0/8 and ::1 (invalid ones are reported by `cidr`). */
+function loopbackOverlap(value: string): 'none' | 'partly' | 'within' {
+  if (!isAddressOrCidr(value)) return 'none';
+  const { family, start, end } = parseRange(value);
+  const [low, high] = family === 4 ? [0x7f000000n, 0x7fffffffn] : [1n, 1n];
+  if (end < low || start > high) return 'none';
+  return start >= low && end <= high ? 'within' : 'partly';
+}
+
 /** Never throws: a refinement that throws ends validation instead of listing every problem. */
 function isHttpUrl(value: string): boolean {
   return URL.canParse(value) && /^https?:$/.test(new URL(value).protocol);
@@ -129,6 +138,17 @@ export const configSchema = z.strictObject({
       cidrs: z.array(cidr).default([]),
       allowLoopback: z.boolean().default(false),
       discovery: discoverySchema.prefault({}),
+    })
+    .superRefine((v, ctx) => {
+      // allowLoopback once trusted every loopback peer by itself; a config written for that
+      // meaning would now refuse everyone, so it is refused at start with the fix named.
+      if (v.allowLoopback && !v.cidrs.some((c) => loopbackOverlap(c) !== 'none')) {
+        ctx.addIssue({ code: 'custom', path: ['allowLoopback'], message: 'allowLoopback no longer trusts loopback peers by itself: also list the loopback addresses to trust in trust.cidrs (e.g. 127.0.0.1/32), see docs/configuration.md "Loopback peers"' });
+      }
+      const loopback = v.cidrs.filter((c) => loopbackOverlap(c) === 'within');
+      if (!v.allowLoopback && loopback.length > 0) {
+        ctx.addIssue({ code: 'custom', path: ['cidrs'], message: `${loopback.join(', ')} trusts nothing while allowLoopback is false: set allowLoopback: true or remove it` });
+      }
     })
     .prefault({}),
   identity: z

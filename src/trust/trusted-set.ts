@@ -76,17 +76,13 @@ export class TrustedSet {
 
   lookupAddress(address: Address): TrustLookup {
     if (isUnspecified(address)) return { trusted: false, address, reason: 'unspecified' };
-    if (isLoopback(address)) {
-      return this.allowLoopback
-        ? { trusted: true, address, sources: LOOPBACK }
-        : { trusted: false, address, reason: 'loopback_not_allowed' };
-    }
+    // In a pod every container, and a mesh's proxy, is a loopback peer: a loopback address
+    // is trusted only when allowed AND listed, like any other.
+    if (isLoopback(address) && !this.allowLoopback) return { trusted: false, address, reason: 'loopback_not_allowed' };
     const labels = address.family === 4 ? find4(this.v4, address.value) : find6(this.v6, address.words);
     return labels ? { trusted: true, address, sources: labels } : { trusted: false, address, reason: 'not_in_trusted_set' };
   }
 }
-
-const LOOPBACK = Object.freeze(['loopback']);
 
 function find4(s: Segments4, value: number): readonly string[] | undefined {
   let lo = 0;

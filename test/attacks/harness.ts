@@ -8,7 +8,8 @@ export interface Stack {
   upstream: RecordingUpstream;
   sc: TestSidecar;
   /** Sends raw bytes; resolves with the status and the whole reply. */
-  send(bytes: string | Buffer, host?: string, timeoutMs?: number): Promise<{ status: number; reply: string }>;
+  /** `from`: the local address to send from (any 127.x works without setup). */
+  send(bytes: string | Buffer, host?: string, timeoutMs?: number, from?: string): Promise<{ status: number; reply: string }>;
   stop(): Promise<void>;
 }
 
@@ -24,8 +25,8 @@ export async function startStack(overrides: Parameters<typeof startSidecar>[1] =
   return {
     upstream,
     sc,
-    send: async (bytes, host, timeoutMs) => {
-      const reply = await rawRequest(sc.port, bytes, host, timeoutMs);
+    send: async (bytes, host, timeoutMs, from) => {
+      const reply = await rawRequest(sc.port, bytes, host, timeoutMs, from);
       return { status: statusOf(reply), reply };
     },
     stop: async () => {

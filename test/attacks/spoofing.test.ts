@@ -14,10 +14,9 @@ const HOPS = '198.51.100.0/24';
 let trusted: Stack;
 let untrusted: Stack;
 beforeAll(async () => {
-  trusted = await startStack({ ...CONFIG, trust: { allowLoopback: true, cidrs: [HOPS] } });
-  // Dual-stack, so IPv4 peers arrive as ::ffff:127.0.0.1; loopback listed as a CIDR is
-  // still loopback, untrusted unless allowLoopback says otherwise.
-  untrusted = await startStack({ ...CONFIG, listen: { host: '::' }, trust: { allowLoopback: false, cidrs: ['10.0.0.0/8', '127.0.0.0/8', '::1'] } });
+  trusted = await startStack({ ...CONFIG, trust: { cidrs: [HOPS] } });
+  // Dual-stack, so IPv4 peers arrive as ::ffff:127.0.0.1: still loopback, and untrusted.
+  untrusted = await startStack({ ...CONFIG, listen: { host: '::' }, trust: { allowLoopback: false, cidrs: ['10.0.0.0/8'] } });
 });
 afterAll(async () => {
   await trusted?.stop();
@@ -252,11 +251,11 @@ describe('7. other forwarded headers', () => {
 
 describe('8. loopback and mapped peers', () => {
   test('a dual-stack listener sees ::ffff:127.0.0.1 and still classifies it as loopback', async () => {
-    const dual = await startStack({ listen: { host: '::' }, trust: { allowLoopback: false, cidrs: ['127.0.0.0/8'] } });
+    const dual = await startStack({ listen: { host: '::' }, trust: { allowLoopback: false, cidrs: ['10.0.0.0/8'] } });
     try {
       const { status } = await dual.send(http11([HOST, ALICE]), '127.0.0.1');
       expect(status).toBe(403);
-      expect(dual.sc.logs.find((l) => l['msg'] === 'refused')).toMatchObject({ peer: '127.0.0.1', reason: 'untrusted_source' });
+      expect(dual.sc.logs.find((l) => l['msg'] === 'refused')).toMatchObject({ peer: '127.0.0.1', reason: 'untrusted_source', detail: 'loopback_not_allowed' });
       expect(dual.upstream.received).toHaveLength(0);
     } finally {
       await dual.stop();
@@ -264,7 +263,7 @@ describe('8. loopback and mapped peers', () => {
   });
 
   test('allowed loopback over a dual-stack listener: forwarded, but never as the client address', async () => {
-    const dual = await startStack({ listen: { host: '::' }, trust: { allowLoopback: true } });
+    const dual = await startStack({ listen: { host: '::' }, trust: { allowLoopback: true, cidrs: ['127.0.0.1', '::1'] } });
     try {
       for (const host of ['127.0.0.1', '::1']) {
         const { status } = await dual.send(http11([HOST, ALICE, ['X-Forwarded-For', '127.0.0.1']]), host);
@@ -275,6 +274,23 @@ describe('8. loopback and mapped peers', () => {
       expect(dual.upstream.received).toHaveLength(2);
     } finally {
       await dual.stop();
+    }
+  });
+
+  // In a pod every container, and a mesh's proxy (127.0.0.6), is a loopback peer: allowing
+  // loopback must trust only the loopback addresses listed.
+  test('loopback by membership: only the listed loopback address is trusted, another container on loopback is refused', async () => {
+    const stack = await startStack({ trust: { allowLoopback: true, cidrs: ['127.0.0.6'] } });
+    try {
+      const other = await stack.send(http11([HOST, ALICE]), '127.0.0.1', undefined, '127.0.0.1');
+      expect(other.status).toBe(403);
+      expect(stack.sc.logs.find((l) => l['msg'] === 'refused')).toMatchObject({ peer: '127.0.0.1', reason: 'untrusted_source', detail: expect.stringContaining('not_in_trusted_set') });
+      expect(stack.upstream.received).toHaveLength(0);
+      const listed = await stack.send(http11([HOST, ALICE]), '127.0.0.1', undefined, '127.0.0.6');
+      expect(listed.status).toBe(200);
+      expect(stack.upstream.received).toHaveLength(1);
+    } finally {
+      await stack.stop();
     }
   });
 });

@@ -144,7 +144,7 @@ test('the command is one file: it imports only Node built-ins, and the Kubernete
 
 test('the sidecar starts from the tree as a non-root user with the tree read-only, and proxies', async () => {
   upstream = await startRecordingUpstream();
-  const sidecar = await serveFromTree([`upstream: { url: "${upstream.url}" }`, 'trust: { allowLoopback: true }']);
+  const sidecar = await serveFromTree([`upstream: { url: "${upstream.url}" }`, 'trust: { allowLoopback: true, cidrs: [127.0.0.1] }']);
   // The version comes from the tree's package.json, found relative to the bundle.
   expect(sidecar.listening.version).toBe(VERSION);
 

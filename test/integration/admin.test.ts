@@ -124,7 +124,7 @@ test('/metrics after real traffic passes promtool check metrics (lint included),
   expect(sample(text, 'trusted_proxy_websockets_open')).toBe(1);
   expect(sample(text, 'trusted_proxy_websockets_total')).toBe(1);
   expect(sample(text, 'trusted_proxy_config_reloads_total', { result: 'rejected' })).toBe(1);
-  expect(sample(text, 'trusted_proxy_trusted_set_size', { source: 'static' })).toBe(0);
+  expect(sample(text, 'trusted_proxy_trusted_set_size', { source: 'static' })).toBe(sc.config.trust.cidrs.length);
   expect(text).toMatch(/^trusted_proxy_build_info\{version="[^"]+",node_version="v\d+\.\d+\.\d+"\} 1$/m);
 });
 

@@ -62,7 +62,7 @@ async function serve(shutdownGraceSeconds: number): Promise<Running> {
       listen: { host: '127.0.0.1', port: 0, shutdownGraceSeconds },
       admin: { host: '127.0.0.1', port: 0 },
       upstream: { url: upstream.url },
-      trust: { allowLoopback: true },
+      trust: { allowLoopback: true, cidrs: ['127.0.0.1'] },
       assertion: { keysDir },
     }),
   );

@@ -265,7 +265,7 @@ test('keys rotated, removed, truncated and made unreadable under load: never an 
 
 test('config rewritten every 100 ms and once invalid, under load: no request fails because of a reload', async () => {
   const sc = await start({ gateway: { scopesHeader: 'x-openclaw-scopes', scopes: { default: ['a'] } } });
-  const base = { listen: { host: '127.0.0.1', port: 0 }, admin: { host: '127.0.0.1', port: 0 }, upstream: { url: upstream.url, timeoutSeconds: 1.5 }, trust: { allowLoopback: true }, assertion: { keysDir: sc.keysDir } };
+  const base = { listen: { host: '127.0.0.1', port: 0 }, admin: { host: '127.0.0.1', port: 0 }, upstream: { url: upstream.url, timeoutSeconds: 1.5 }, trust: { allowLoopback: true, cidrs: ['127.0.0.1'] }, assertion: { keysDir: sc.keysDir } };
   let stop = false;
   const seen: Answer[] = [];
   const traffic = load(64, 8, async () => {

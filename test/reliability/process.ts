@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { sample, scrape } from '../support/metrics.js';
-import { TEST_KEY } from '../support/sidecar.js';
+import { TEST_KEY, withLoopback } from '../support/sidecar.js';
 import { waitFor } from '../support/wait.js';
 import { COMMAND as MAIN } from '../support/command.js';
 
@@ -51,7 +51,7 @@ export async function serveProcess(input: ConfigInput, options: ServeOptions = {
     ...input,
     listen: { host: '127.0.0.1', port: 0, ...input.listen },
     admin: { host: '127.0.0.1', port: 0, ...input.admin },
-    trust: { allowLoopback: true, ...input.trust },
+    trust: withLoopback(input.trust),
     assertion: { keysDir, ...input.assertion },
   };
   const writeConfig = (next: ConfigInput | string) => {

@@ -2,10 +2,10 @@
 // client would normalise them.
 import { connect } from 'node:net';
 
-export function rawRequest(port: number, bytes: string | Buffer, host = '127.0.0.1', timeoutMs = 3000): Promise<string> {
+export function rawRequest(port: number, bytes: string | Buffer, host = '127.0.0.1', timeoutMs = 3000, localAddress?: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
-    const socket = connect({ host, port }, () => socket.write(bytes));
+    const socket = connect({ host, port, localAddress }, () => socket.write(bytes));
     const done = () => {
       socket.destroy();
       resolve(Buffer.concat(chunks).toString('latin1'));

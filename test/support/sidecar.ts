@@ -37,6 +37,18 @@ export interface StartOptions {
 
 export const TEST_KEY = Buffer.alloc(32, 7);
 
+/** Tests reach the sidecar from loopback. */
+export const LOOPBACK_CIDRS = ['127.0.0.0/8', '::1'];
+
+/**
+ * Loopback is allowed and listed beside the test's own CIDRs, unless the test sets
+ * allowLoopback itself, when it gets exactly the trust it wrote.
+ */
+export function withLoopback<T extends { allowLoopback?: boolean; cidrs?: string[] }>(trust: T = {} as T): T {
+  if (trust.allowLoopback !== undefined) return trust;
+  return { ...trust, allowLoopback: true, cidrs: [...LOOPBACK_CIDRS, ...(trust.cidrs ?? [])] };
+}
+
 type Overrides = { [K in keyof ConfigInput]?: Partial<NonNullable<ConfigInput[K]>> };
 
 export async function startSidecar(upstreamUrl: string, overrides: Overrides = {}, options: StartOptions = {}): Promise<TestSidecar> {
@@ -47,7 +59,7 @@ export async function startSidecar(upstreamUrl: string, overrides: Overrides = {
     listen: { host: '127.0.0.1', port: 0, shutdownGraceSeconds: 2, ...overrides.listen },
     admin: { host: '127.0.0.1', port: 0, ...overrides.admin },
     upstream: { url: upstreamUrl, ...overrides.upstream },
-    trust: { allowLoopback: true, ...overrides.trust },
+    trust: withLoopback(overrides.trust),
     assertion: { keysDir, ...overrides.assertion },
     logging: { level: 'debug', ...overrides.logging },
   } as ConfigInput;

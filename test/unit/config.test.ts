@@ -94,6 +94,31 @@ test.each(['010.0.0.1', '0x0a.0.0.1', '10.1', '10', 'fe80::1%eth0', '::ffff:10.0
 
 test('every CIDR the config accepts builds a trusted set', () => {
   const cidrs = ['10.0.0.0/8', '10.0.0.1', '2001:db8::/32', '::ffff:10.0.0.0/104', '::1', '192.0.2.1/32'];
-  const parsed = configSchema.parse({ trust: { cidrs } });
+  const parsed = configSchema.parse({ trust: { cidrs, allowLoopback: true } });
   expect(() => new TrustedSet(parsed.trust.cidrs.map((cidr) => ({ cidr, source: 'static' })), false)).not.toThrow();
+});
+
+describe('loopback by membership', () => {
+  test('allowLoopback without a listed loopback address is refused with the fix, as is a loopback CIDR it would ignore', () => {
+    expect(parseConfig('trust: { allowLoopback: true, cidrs: [10.0.0.0/8] }')).toEqual({
+      ok: false,
+      problems: [expect.stringMatching(/^trust\.allowLoopback: .*list the loopback addresses to trust in trust\.cidrs \(e\.g\. 127\.0\.0\.1\/32\)/)],
+    });
+    expect(parseConfig('trust: { allowLoopback: false, cidrs: [10.0.0.0/8, 127.0.0.6, "::1"] }')).toEqual({
+      ok: false,
+      problems: ['trust.cidrs: 127.0.0.6, ::1 trusts nothing while allowLoopback is false: set allowLoopback: true or remove it'],
+    });
+  });
+
+  test.each([
+    ['127.0.0.6', true],
+    ['::1', true],
+    ['127.0.0.0/8', true],
+    // a range reaching into loopback lists it too; allowLoopback decides
+    ['0.0.0.0/0', true],
+    ['0.0.0.0/0', false],
+    ['10.0.0.0/8', false],
+  ])('trust.cidrs [%s] with allowLoopback %s is accepted', (cidr, allowLoopback) => {
+    expect(parseConfig(`trust: { allowLoopback: ${allowLoopback}, cidrs: ["${cidr}"] }`)).toMatchObject({ ok: true });
+  });
 });

@@ -27,7 +27,8 @@ export function context(
   options: { cidrs?: string[]; allowLoopback?: boolean; signer?: AssertionSigner | null } = {},
 ): DecisionContext {
   const cfg = config(input);
-  const cidrs = options.cidrs ?? cfg.trust.cidrs;
+  // Allowing loopback means listing it too (loopback by membership).
+  const cidrs = options.cidrs ?? [...cfg.trust.cidrs, ...(options.allowLoopback ? ['127.0.0.0/8', '::1'] : [])];
   return {
     rules: compileRules(cfg),
     trusted: new TrustedSet(

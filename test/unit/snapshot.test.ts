@@ -47,7 +47,7 @@ test('a snapshot is frozen, and a recompile reuses the rules and the signer whos
 test('a config reload is one swap: the new static CIDRs and allowLoopback arrive together, and the old snapshot is untouched', () => {
   const { runtime: r, swaps } = runtime({ trust: { cidrs: ['10.0.0.0/8'] } });
   const before = r.snapshot;
-  r.applyConfig(config({ trust: { cidrs: ['192.0.2.0/24'], allowLoopback: true }, assertion: { keysDir } }));
+  r.applyConfig(config({ trust: { cidrs: ['192.0.2.0/24', '127.0.0.1'], allowLoopback: true }, assertion: { keysDir } }));
   expect(swaps).toHaveLength(1);
   const [previous, next] = swaps[0]!;
   expect(previous).toBe(before);

@@ -164,12 +164,19 @@ describe('TrustedSet', () => {
     expect(new TrustedSet([{ cidr: '::/0', source: 's' }], false).lookup('::ffff:10.0.0.1').trusted).toBe(false);
   });
 
-  test('loopback is untrusted unless allowed, in every spelling, whatever the ranges say', () => {
-    const wide = new TrustedSet([{ cidr: '0.0.0.0/0', source: 's' }, { cidr: '::/0', source: 's' }], false);
+  test('loopback is trusted only when allowed AND listed, in every spelling', () => {
+    const wide = [{ cidr: '0.0.0.0/0', source: 's' }, { cidr: '::/0', source: 's' }];
+    const listed = [{ cidr: '127.0.0.0/8', source: 'static' }, { cidr: '::1', source: 'static' }];
     for (const a of ['127.0.0.1', '::1', '::ffff:127.0.0.1', '127.255.0.1']) {
-      expect(wide.lookup(a)).toMatchObject({ trusted: false, reason: 'loopback_not_allowed' });
-      expect(new TrustedSet([], true).lookup(a)).toMatchObject({ trusted: true, sources: ['loopback'] });
+      expect(new TrustedSet(wide, false).lookup(a)).toMatchObject({ trusted: false, reason: 'loopback_not_allowed' });
+      expect(new TrustedSet(listed, false).lookup(a)).toMatchObject({ trusted: false, reason: 'loopback_not_allowed' });
+      expect(new TrustedSet([], true).lookup(a)).toMatchObject({ trusted: false, reason: 'not_in_trusted_set' });
+      expect(new TrustedSet(listed, true).lookup(a)).toMatchObject({ trusted: true, sources: ['static'] });
     }
+    // The mesh proxy's address listed: the other containers of the pod stay untrusted.
+    const mesh = new TrustedSet([{ cidr: '127.0.0.6', source: 'static' }], true);
+    expect(mesh.lookup('127.0.0.6')).toMatchObject({ trusted: true });
+    expect(mesh.lookup('127.0.0.1')).toMatchObject({ trusted: false, reason: 'not_in_trusted_set' });
   });
 
   test('unspecified and malformed peers are never trusted', () => {
