@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Bundles the command that tsc compiled (DIST/cli/main.js) into one ESM file, DIST/sidecar.js:
+// Bundles the command that tsc compiled (DIST/cli/main.js) into one ESM file, DIST/sidecar.js
+// (and the guard into DIST/guard.js, below):
 // Node's module loader walking hundreds of package files was most of the start-up time.
 // The bundle sits directly in DIST so that what it resolves at run time (../package.json for
 // the version, the Kubernetes client) resolves as from
@@ -46,3 +47,16 @@ await build({
   logLevel: 'warning',
 });
 chmodSync(outfile, 0o755);
+
+// The guard (`node --import trusted-proxy-sidecar/guard`) runs inside the gateway's process,
+// which has none of the sidecar's packages: one file with everything it needs.
+await build({
+  entryPoints: [join(dist, 'guard/preload.js')],
+  outfile: join(dist, 'guard.js'),
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
+  tsconfigRaw: {},
+  logLevel: 'warning',
+});

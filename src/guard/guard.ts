@@ -1,0 +1,126 @@
+// A guard inside the gateway's own process. The gateway trusts identity headers from
+// loopback; bound beyond it by mistake, it would take them from anyone. Loaded with
+// `node --import`, the guard wraps every HTTP server's event dispatch, so on the guarded
+// ports a request, an `Expect` request and an upgrade reach the gateway's listeners only
+// with a valid assertion bound to that method and target; anything else gets 401 from the
+// guard and never reaches the gateway's code.
+import { Server as HttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { Server as HttpsServer } from 'node:https';
+import type { Duplex } from 'node:stream';
+import { AssertionError, keysFromDir, requestUri, verifyAssertion, type VerifyOptions } from '../assertion/verify.js';
+import type { GuardOptions } from './options.js';
+
+/** The events through which a gateway's server hands it a request or a connection. */
+const REQUEST_EVENTS = new Set(['request', 'checkContinue', 'checkExpectation']);
+const CONNECTION_EVENTS = new Set(['upgrade', 'connect']);
+
+export type GuardVerdict = { ok: true } | { ok: false; error: string };
+
+export interface GuardLog {
+  readonly refused: (event: string, error: string, req: IncomingMessage) => void;
+}
+
+/** Checks one request as the guard does: open path, or a valid assertion bound to it. */
+export function guardCheck(options: GuardOptions, verify: VerifyOptions) {
+  return async (event: string, req: IncomingMessage): Promise<GuardVerdict> => {
+    // The sidecar never sends CONNECT: nothing legitimate tunnels through the guard.
+    if (event === 'connect') return { ok: false, error: 'method_not_allowed' };
+    const path = (req.url ?? '/').split('?')[0]!;
+    if (event === 'request' && (req.method === 'GET' || req.method === 'HEAD') && options.openPaths.has(path)) return { ok: true };
+    const token = req.headers[options.header];
+    if (typeof token !== 'string' || token === '') return { ok: false, error: 'assertion_missing' };
+    try {
+      const claims = await verifyAssertion(token, { ...verify, request: { method: req.method ?? 'GET', uri: requestUri(req) } });
+      if (options.userHeader !== '' && req.headers[options.userHeader] !== claims.sub) return { ok: false, error: 'assertion_user_mismatch' };
+      return { ok: true };
+    } catch (err) {
+      return { ok: false, error: `assertion_${err instanceof AssertionError ? err.code : 'malformed'}` };
+    }
+  };
+}
+
+/** The verifier's options for the guard's keys: a key folder or a JWK Set. */
+export function verifyOptionsOf(options: GuardOptions): VerifyOptions {
+  return {
+    ...(options.jwks !== '' ? { jwks: options.jwks } : { keys: keysFromDir(options.keysDir, options.algorithm) }),
+    issuer: options.issuer,
+    audience: options.audience,
+  };
+}
+
+/**
+ * Wraps `emit` of Node's HTTP and HTTPS servers. Returns a function that restores it (for
+ * tests; a gateway keeps the guard for the life of its process).
+ */
+export function installGuard(options: GuardOptions, log: GuardLog): () => void {
+  const check = guardCheck(options, verifyOptionsOf(options));
+  const restores = [HttpServer.prototype, HttpsServer.prototype].map((proto) => {
+    const own = Object.prototype.hasOwnProperty.call(proto, 'emit');
+    const original = proto.emit as (this: unknown, event: string | symbol, ...args: unknown[]) => boolean;
+    proto.emit = function guardedEmit(this: HttpServer, event: string | symbol, ...args: unknown[]): boolean {
+      if (typeof event !== 'string' || !(REQUEST_EVENTS.has(event) || CONNECTION_EVENTS.has(event)) || !isGuarded(this, options.ports)) {
+        return original.call(this, event, ...args);
+      }
+      const req = args[0] as IncomingMessage;
+      const socket = CONNECTION_EVENTS.has(event) ? (args[1] as Duplex) : undefined;
+      // Node removed its own error listener from an upgraded socket: without one, a client
+      // resetting while the assertion is checked would end the gateway's process.
+      const ignore = () => {};
+      socket?.on('error', ignore);
+      void check(event, req).then(
+        (verdict) => {
+          socket?.off('error', ignore);
+          if (verdict.ok) {
+            original.call(this, event, ...args);
+            return;
+          }
+          log.refused(event, verdict.error, req);
+          if (socket) refuseConnection(socket, verdict.error);
+          else refuseRequest(args[1] as ServerResponse, verdict.error);
+        },
+        // check() answers every failure as a verdict; this is only a last line.
+        () => (socket ? socket.destroy() : (args[1] as ServerResponse).destroy()),
+      );
+      return true;
+    };
+    return () => {
+      if (own) proto.emit = original;
+      else delete (proto as { emit?: unknown }).emit;
+    };
+  });
+  return () => restores.forEach((restore) => restore());
+}
+
+const ports = new WeakMap<object, boolean>();
+function isGuarded(server: HttpServer, guarded: ReadonlySet<number>): boolean {
+  let known = ports.get(server);
+  if (known === undefined) {
+    const address = server.address();
+    // Not listening on a port (yet, or a Unix socket): nothing remote reaches it through one.
+    if (address === null || typeof address === 'string') return false;
+    known = guarded.has(address.port);
+    ports.set(server, known);
+  }
+  return known;
+}
+
+function body(error: string): string {
+  return JSON.stringify({ error });
+}
+
+function refuseRequest(res: ServerResponse, error: string): void {
+  if (res.headersSent || res.destroyed) return;
+  // The body was never read: close rather than parse whatever follows it.
+  res.writeHead(401, { 'content-type': 'application/json', connection: 'close' }).end(body(error));
+}
+
+function refuseConnection(socket: Duplex, error: string): void {
+  if (socket.destroyed) return;
+  const text = body(error);
+  socket.on('error', () => {});
+  socket.end(`HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`);
+  // A client that never reads the answer does not keep the socket.
+  setTimeout(() => socket.destroy(), CLOSE_AFTER_MS).unref();
+}
+
+const CLOSE_AFTER_MS = 5000;

@@ -1,0 +1,75 @@
+// The guard's settings. It runs inside the gateway's process as a preload, where there is
+// no config file or command line of its own: it reads environment variables, validates
+// them all at once, and refuses to start the gateway with every problem listed.
+import { z } from 'zod';
+import { ALGORITHMS } from '../assertion/keys.js';
+
+const PREFIX = 'TRUSTED_PROXY_GUARD_';
+const list = (value: string) => value.split(',').map((s) => s.trim()).filter(Boolean);
+
+const guardSchema = z
+  .strictObject({
+    // Only servers listening on these ports are guarded: a gateway may run other, internal ones.
+    PORTS: z
+      .string({ error: 'is required: the gateway port(s) to guard, e.g. 18789' })
+      .transform(list)
+      .pipe(z.array(z.string().regex(/^\d{1,5}$/, 'must be port numbers').transform(Number).pipe(z.number().int().min(1).max(65535))).min(1, 'is required: the gateway port(s) to guard, e.g. 18789')),
+    KEYS_DIR: z.string().default(''),
+    // The key folder's algorithm; a JWK Set's keys name their own (EdDSA, ES256).
+    ALGORITHM: z.enum(ALGORITHMS).default('HS256'),
+    JWKS: z.string().default(''),
+    HEADER: z.string().regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, 'must be a header name').default('x-trusted-proxy-assertion').transform((s) => s.toLowerCase()),
+    ISSUER: z.string().min(1).default('trusted-proxy-sidecar'),
+    AUDIENCE: z.string().min(1).default('gateway'),
+    // GET and HEAD of these exact paths pass unverified (probes); they must grant nothing.
+    OPEN_PATHS: z
+      .string()
+      .default('')
+      .transform(list)
+      .pipe(z.array(z.string().regex(/^\/[^?#\s]*$/, 'must be absolute paths'))),
+    // When set, this header (the identity the gateway reads) must equal the assertion's sub.
+    USER_HEADER: z.string().default('').transform((s) => s.toLowerCase()),
+  })
+  .superRefine((v, ctx) => {
+    if ((v.KEYS_DIR === '') === (v.JWKS === '')) {
+      ctx.addIssue({ code: 'custom', path: ['KEYS_DIR'], message: `set exactly one of ${PREFIX}KEYS_DIR (the sidecar's key folder) and ${PREFIX}JWKS (its JWK Set file or URL)` });
+    }
+  });
+
+export interface GuardOptions {
+  readonly ports: ReadonlySet<number>;
+  readonly keysDir: string;
+  readonly algorithm: (typeof ALGORITHMS)[number];
+  readonly jwks: string;
+  readonly header: string;
+  readonly issuer: string;
+  readonly audience: string;
+  readonly openPaths: ReadonlySet<string>;
+  readonly userHeader: string;
+}
+
+export type GuardOptionsResult = { ok: true; options: GuardOptions } | { ok: false; problems: string[] };
+
+/** The guard's options from the environment, or every problem with them. */
+export function guardOptions(env: NodeJS.ProcessEnv): GuardOptionsResult {
+  const raw = Object.fromEntries(Object.entries(env).filter(([k]) => k.startsWith(PREFIX)).map(([k, v]) => [k.slice(PREFIX.length), v]));
+  const parsed = guardSchema.safeParse(raw);
+  if (!parsed.success) {
+    return { ok: false, problems: parsed.error.issues.map((i) => `${PREFIX}${String(i.path[0] ?? '')}: ${i.message}`.replace(`${PREFIX}: `, '')) };
+  }
+  const v = parsed.data;
+  return {
+    ok: true,
+    options: {
+      ports: new Set(v.PORTS),
+      keysDir: v.KEYS_DIR,
+      algorithm: v.ALGORITHM,
+      jwks: v.JWKS,
+      header: v.HEADER,
+      issuer: v.ISSUER,
+      audience: v.AUDIENCE,
+      openPaths: new Set(v.OPEN_PATHS),
+      userHeader: v.USER_HEADER,
+    },
+  };
+}
