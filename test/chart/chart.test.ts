@@ -10,6 +10,7 @@ import { CHART, CI_VALUES, ciValuesFiles, find, one, renderChart, validateObject
 import { metricNamesIn, sidecarMetricNames } from './metric-names.js';
 import { COMMAND } from '../support/command.js';
 import { loadKeyRing } from '../../src/assertion/keys.js';
+import { guardOptions } from '../../src/guard/options.js';
 
 const VALUES = CI_VALUES;
 const valuesFiles = ciValuesFiles();
@@ -213,6 +214,34 @@ test.each([
   expect((podSpec(objs).volumes as any[]).find((v) => v.name === 'jwks')).toEqual({ name: 'jwks', emptyDir: {} });
   // HS256 (the default) has nothing public to share.
   expect(containers(objects('defaults-values.yaml')).flatMap((c) => c.volumeMounts ?? []).map((m) => m.name)).not.toContain('jwks');
+});
+
+test.each([
+  ['guard-values.yaml', { TRUSTED_PROXY_GUARD_KEYS_DIR: '/etc/trusted-proxy-sidecar/keys' }, 'hmac-keys'],
+  ['es256-values.yaml', { TRUSTED_PROXY_GUARD_JWKS: '/var/run/claw-keys/public.json' }, 'jwks'],
+] as const)('the guard (%s): node --import of the file the init step copies, with settings the guard accepts and the keys it names', (file, keys, keysVolume) => {
+  const objs = objects(file);
+  const gateway = container(objs, 'gateway') as Container & { command: string[]; env: { name: string; value: string }[] };
+  expect(gateway.command).toEqual(['node', '--import', '/opt/trusted-proxy-sidecar/guard/guard.js', 'openclaw.mjs', 'gateway', '--allow-unconfigured']);
+  const install = container(objs, 'guard-install') as Container & { command: string[] };
+  expect(install.command.join(' ')).toContain("copyFileSync('/app/dist/guard.js', '/opt/trusted-proxy-sidecar/guard/guard.js')");
+  expect(install.volumeMounts).toEqual([{ name: 'guard', mountPath: '/opt/trusted-proxy-sidecar/guard' }]);
+  expect(gateway.volumeMounts).toContainEqual({ name: 'guard', mountPath: '/opt/trusted-proxy-sidecar/guard', readOnly: true });
+  const keysPath = Object.values(keys)[0]!;
+  const mounted = gateway.volumeMounts!.find((m) => m.name === keysVolume)!;
+  expect(keysPath.startsWith(mounted.mountPath)).toBe(true);
+  const env = Object.fromEntries(gateway.env.filter((e) => e.name.startsWith('TRUSTED_PROXY_GUARD_')).map((e) => [e.name, e.value]));
+  expect(env).toEqual({ TRUSTED_PROXY_GUARD_PORTS: '18789', ...keys, TRUSTED_PROXY_GUARD_OPEN_PATHS: '/healthz,/readyz', TRUSTED_PROXY_GUARD_USER_HEADER: 'x-forwarded-user' });
+  expect(guardOptions(env)).toMatchObject({ ok: true });
+  // Off by default: the image's own command, no guard volume.
+  expect(container(objects('defaults-values.yaml'), 'gateway')).not.toHaveProperty('command');
+  expect(containers(objects('defaults-values.yaml')).map((c) => c.name)).not.toContain('guard-install');
+});
+
+test('the guard needs a command that starts with node', () => {
+  const values = join(tmp, 'guard-sh.yaml');
+  writeFileSync(values, 'publicUrl: https://claw.example.com\ngateway: { guard: { enabled: true, command: [sh, -c, "node openclaw.mjs gateway"] } }\n');
+  expect(() => renderChart([values])).toThrow(/gateway.guard.command must start with node/);
 });
 
 test('values.schema.json refuses unknown keys, bad types and a missing public URL', () => {

@@ -4,7 +4,7 @@
 // does not, whatever it sends: forged headers, an assertion taken from another request,
 // another user, an Expect request, an upgrade, a CONNECT, a reset mid-check.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'node:net';
@@ -15,7 +15,11 @@ import { rawRequest, statusOf } from '../support/raw.js';
 import { startSidecar, type TestSidecar } from '../support/sidecar.js';
 import { waitFor } from '../support/wait.js';
 
-const GUARD = join(import.meta.dirname, '..', '..', 'dist', 'guard.js');
+// Alone in a folder, as in the gateway's container, which has none of the sidecar's packages.
+const GUARD_DIR = mkdtempSync(join(tmpdir(), 'tps-guard-'));
+const GUARD = join(GUARD_DIR, 'guard.js');
+copyFileSync(join(import.meta.dirname, '..', '..', 'dist', 'guard.js'), GUARD);
+afterAll(() => rmSync(GUARD_DIR, { recursive: true, force: true }));
 const GATEWAY = join(import.meta.dirname, '..', 'fixtures', 'guard', 'gateway.mjs');
 const ALICE = 'alice@example.com';
 
@@ -61,9 +65,9 @@ const upgradeLines = (path: string, extra: string[] = []) => [
 describe('HS256: the sidecar\'s key folder', () => {
   let sc: TestSidecar;
   let gw: Gateway;
+  const keysDir = mkdtempSync(join(tmpdir(), 'tps-guard-keys-'));
   beforeAll(async () => {
     // The gateway first (its port is the sidecar's upstream), then the sidecar with the keys it reads.
-    const keysDir = mkdtempSync(join(tmpdir(), 'tps-guard-keys-'));
     writeFileSync(join(keysDir, 'k1'), Buffer.alloc(32, 9));
     gw = await startGateway({ TRUSTED_PROXY_GUARD_KEYS_DIR: keysDir, TRUSTED_PROXY_GUARD_OPEN_PATHS: '/healthz', TRUSTED_PROXY_GUARD_USER_HEADER: 'x-forwarded-user' });
     sc = await startSidecar(`http://127.0.0.1:${gw.port}`, { assertion: { keysDir } });
@@ -71,6 +75,7 @@ describe('HS256: the sidecar\'s key folder', () => {
   afterAll(async () => {
     await sc?.stop();
     if (gw) await stopChild(gw.child);
+    rmSync(keysDir, { recursive: true, force: true });
   });
 
   /** Sends to the gateway's port directly and checks that nothing reached the gateway's code. */

@@ -10,7 +10,7 @@ import type { Browser, Page } from 'playwright-core';
 import { sample } from '../../support/metrics.js';
 import { waitFor } from '../../support/wait.js';
 import { IDP_HOST } from '../../support/real-ingress.js';
-import { ARTIFACTS, PUBLIC_ORIGIN, USERS, startStack, type Stack } from './stack.js';
+import { ARTIFACTS, GATEWAY_PORT, PUBLIC_ORIGIN, USERS, startStack, type Stack } from './stack.js';
 
 jest.setTimeout(120_000);
 
@@ -150,7 +150,7 @@ test('2. a read-only group gets a session capped to operator.read, and the gatew
   await bob.page.context().close();
 });
 
-test('3. a browser on another host that reaches the sidecar directly with forged identity headers never reaches the gateway', async () => {
+test('3. a browser on another host that reaches the sidecar, or the gateway\'s own port, directly with forged identity headers never reaches the gateway', async () => {
   const rogueBrowser = await stack.launchBrowser(stack.rogue);
   const context = await rogueBrowser.newContext({
     extraHTTPHeaders: {
@@ -179,8 +179,27 @@ test('3. a browser on another host that reaches the sidecar directly with forged
     sidecarUrl.replace('http:', 'ws:'),
   );
   expect(ws).toEqual({ code: 1006, opened: false });
-  // Around the sidecar there is no way in: the gateway listens on the pod's loopback only.
-  await expect(page.goto(`http://${stack.pod.address}:18789/`)).rejects.toThrow(/ERR_CONNECTION_REFUSED/);
+  // Around the sidecar: the gateway is bound beyond loopback here, and the guard in its
+  // process answers for it; the page, a WebSocket and an Expect request never reach its code.
+  const gatewayUrl = `http://${stack.pod.address}:${GATEWAY_PORT}`;
+  const direct = await page.goto(`${gatewayUrl}/`);
+  expect(direct!.status()).toBe(401);
+  expect(await direct!.text()).toBe('{"error":"assertion_missing"}');
+  const directWs = await page.evaluate(
+    (url) =>
+      new Promise<{ code: number; opened: boolean }>((resolve) => {
+        const socket = new WebSocket(url);
+        let opened = false;
+        socket.onopen = () => (opened = true);
+        socket.onclose = (e) => resolve({ code: e.code, opened });
+      }),
+    gatewayUrl.replace('http:', 'ws:'),
+  );
+  expect(directWs).toEqual({ code: 1006, opened: false });
+  const expectContinue = stack.rogue.exec('curl', ['-s', '-i', '-X', 'POST', '-H', 'Expect: 100-continue', '-H', 'X-Forwarded-User: alice@example.com', '--data-binary', '{"method":"x"}', `${gatewayUrl}/api/x`]);
+  expect(expectContinue).toMatch(/^HTTP\/1\.1 401/);
+  expect(expectContinue).not.toContain('100 Continue');
+  expect(stack.gatewayOutput()).toMatch(/"msg":"trusted-proxy-sidecar guard refused"/);
 
   // The page, its favicon and the WebSocket: each refused at the source stage. The sidecar
   // logs asynchronously, so wait (bounded) for the last line before reading them.
@@ -190,7 +209,9 @@ test('3. a browser on another host that reaches the sidecar directly with forged
   expect(fromRogue.length).toBeGreaterThanOrEqual(2);
   expect(new Set(fromRogue.map((l) => `${l['msg']} ${l['reason']}`))).toEqual(new Set(['refused untrusted_source']));
   expect(fromRogue.filter((l) => l['path'] === '/')).toHaveLength(2);
-  expect(stack.gatewayOutput().slice(outputBefore)).not.toContain(stack.rogue.address);
+  // The guard's own log line names the host; nothing of the gateway's does.
+  const gatewayLines = stack.gatewayOutput().slice(outputBefore).split('\n');
+  expect(gatewayLines.filter((l) => l.includes(stack.rogue.address) && !l.includes('trusted-proxy-sidecar guard refused'))).toEqual([]);
   await rogueBrowser.close();
 });
 
@@ -207,7 +228,9 @@ test('4. a forged x-openclaw-scopes: operator.admin sent through the real proxy 
   expect(sample(await sidecarMetrics(), 'trusted_proxy_headers_stripped_total', { header: 'x-openclaw-scopes' })).toBeGreaterThan(strippedBefore);
 
   // Control: the same header, had it reached the gateway, would have made the caller admin
-  // (the gateway verifies nothing): past the scope check, the session is simply not found.
+  // (OpenClaw verifies nothing itself): past the scope check, the session is simply not
+  // found. Inside the pod, with the sidecar's key, the test mints the assertion the guard needs.
+  const killPath = '/sessions/agent%3Adefault%3Amain/kill';
   const direct = stack.pod.exec('curl', [
     '-s',
     '--max-time',
@@ -223,12 +246,16 @@ test('4. a forged x-openclaw-scopes: operator.admin sent through the real proxy 
     '-H',
     'x-forwarded-for: 203.0.113.7',
     '-H',
-    'x-trusted-proxy-assertion: anything',
+    `x-trusted-proxy-assertion: ${stack.mintAssertion('alice@example.com', 'POST', `https://127.0.0.1:${GATEWAY_PORT}${killPath}`)}`,
     '-H',
     'x-openclaw-scopes: operator.admin',
-    'http://127.0.0.1:18789/sessions/agent%3Adefault%3Amain/kill',
+    `http://127.0.0.1:${GATEWAY_PORT}${killPath}`,
   ]);
-  expect(direct).not.toContain('missing scope');
+  const [directBody, directStatus] = [direct.slice(0, direct.lastIndexOf('\n')), direct.slice(direct.lastIndexOf('\n') + 1)];
+  // Past the guard (not 401) and past the scope check.
+  expect(directStatus).not.toBe('401');
+  expect(directBody).not.toContain('missing scope');
+  expect(directBody).not.toContain('assertion_');
   await forger.page.context().close();
 });
 

@@ -2,7 +2,8 @@
 // its own network namespace:
 //   client (Chromium) → ingress (Traefik, TLS, ForwardAuth to oauth2-proxy, which sends a
 //   browser without a session to the OpenID provider's login form; see real-ingress.ts)
-//   → pod (the sidecar on the pod address; the OpenClaw gateway on the pod's loopback)
+//   → pod (the sidecar on the pod address; the OpenClaw gateway under the guard, bound
+//   beyond loopback to prove the guard: see startGateway)
 // and a "rogue" host on the same network that is not the ingress. Traefik routes by
 // manifests/examples/traefik/inline.yaml (the chart's Traefik objects), applied as is.
 // The gateway runs with a private /tmp (a bind mount inside its own mount namespace), so
@@ -19,14 +20,16 @@ import { IDP_HOST, INGRESS_DNS, INGRESS_HOSTS, PUBLIC_ORIGIN, readObjects, start
 import { waitFor } from '../../support/wait.js';
 import { launchChromium } from '../../support/chromium.js';
 import { COMMAND as CLI } from '../../support/command.js';
+import { AssertionSigner } from '../../../src/assertion/sign.js';
 
 const ROOT = join(import.meta.dirname, '..', '..', '..');
 export const FIXTURES = join(ROOT, 'test', 'fixtures', 'openclaw');
 const OPENCLAW = join(ROOT, '.cache', 'openclaw', 'node_modules', 'openclaw', 'openclaw.mjs');
+const GUARD = join(ROOT, 'dist', 'guard.js');
 export const ARTIFACTS = join(ROOT, 'test-artifacts', 'openclaw');
 
 export { PUBLIC_ORIGIN };
-const GATEWAY_PORT = 18789;
+export const GATEWAY_PORT = 18789;
 const SIDECAR_PORT = 8080;
 
 /** The identity provider's accounts: mallory signs in fine but is in no group the sidecar admits. */
@@ -59,6 +62,8 @@ export interface Stack {
   editGatewayConfig(edit: (config: Record<string, any>) => void): Promise<void>;
   /** Debian's Chromium inside a test host, driven by Playwright. */
   launchBrowser(host: Host): Promise<Browser>;
+  /** An assertion signed with the sidecar's key, as the sidecar would mint it for this request. */
+  mintAssertion(user: string, method: string, uri: string): string;
   /** Runs the built CLI (in the test's own namespace) and returns exit code and output. */
   cli(args: string[]): { code: number; stdout: string; stderr: string };
   teardown(): Promise<void>;
@@ -82,8 +87,15 @@ export async function startStack(): Promise<Stack> {
     const [client, ingress, pod, rogue] = ['client', 'ingress', 'pod', 'rogue'].map((n) => net.host(n)) as [Host, Host, Host, Host];
     const cli = (args: string[]) => runCli(args);
 
+    // The gateway's private /tmp (see startGateway), made first: the key folder is in it,
+    // shared by the sidecar (which signs) and the guard in the gateway (which verifies).
+    const gatewayTmp = join(dir, 'gateway-tmp');
+    const stateDir = join(gatewayTmp, 'state');
+    mkdirSync(join(gatewayTmp, 'home'), { recursive: true });
+    mkdirSync(stateDir, { mode: 0o700 });
+
     // The sidecar: trusts only the ingress, maps groups to OpenClaw scopes.
-    const keysDir = join(dir, 'keys');
+    const keysDir = join(gatewayTmp, 'keys');
     mkdirSync(keysDir);
     writeFileSync(join(keysDir, 'k1'), randomBytes(32), { mode: 0o600 });
     const sidecarConfigPath = join(dir, 'sidecar.yaml');
@@ -115,10 +127,6 @@ export async function startStack(): Promise<Stack> {
 
     // The gateway's state dir starts with the seed report's config; the init step the
     // chart runs merges the trust settings into it, as on every pod start.
-    const gatewayTmp = join(dir, 'gateway-tmp');
-    const stateDir = join(gatewayTmp, 'state');
-    mkdirSync(join(gatewayTmp, 'home'), { recursive: true });
-    mkdirSync(stateDir, { mode: 0o700 });
     const gatewayConfigPath = join(stateDir, 'openclaw.json');
     writeFileSync(gatewayConfigPath, readFileSync(join(FIXTURES, 'seed-config.json5')), { mode: 0o600 });
     const merged = cli(['gateway-config', '--config', sidecarConfigPath, '--file', gatewayConfigPath, '--public-origin', PUBLIC_ORIGIN]);
@@ -181,6 +189,7 @@ export async function startStack(): Promise<Stack> {
       ingressOutput: realIngress.output,
       editGatewayConfig,
       launchBrowser,
+      mintAssertion: (user, method, uri) => mint(readFileSync(join(keysDir, 'k1')), user, method, uri),
       cli,
       teardown,
     };
@@ -188,6 +197,12 @@ export async function startStack(): Promise<Stack> {
     await teardown();
     throw err;
   }
+}
+
+function mint(key: Buffer, user: string, method: string, uri: string): string {
+  const now = Math.floor(Date.now() / 1000);
+  const claims = { iss: 'trusted-proxy-sidecar', aud: 'gateway', sub: user, groups: [], iat: now, nbf: now, exp: now + 30, jti: randomBytes(8).toString('hex'), cip: '203.0.113.7', htm: method, htu: uri };
+  return new AssertionSigner('k1', key).sign(claims);
 }
 
 function runCli(args: string[]): { code: number; stdout: string; stderr: string } {
@@ -218,8 +233,10 @@ function gatewayExited(p: Proc): boolean {
 }
 
 /**
- * The real gateway on the pod's loopback. Inside `ip netns exec` the mount namespace is
- * private, so binding `tmp` over /tmp there is invisible to everyone else.
+ * The real gateway, as the chart runs it with `gateway.guard.enabled`: under the guard
+ * (`node --import dist/guard.js`), and here bound beyond the pod's loopback on purpose (the
+ * mistake the guard is for). Inside `ip netns exec` the mount namespace is private, so
+ * binding `tmp` over /tmp there is invisible to everyone else.
  */
 function startGateway(pod: Host, gatewayTmp: string): Proc {
   const env: NodeJS.ProcessEnv = {
@@ -231,6 +248,11 @@ function startGateway(pod: Host, gatewayTmp: string): Proc {
     OPENCLAW_CONFIG_PATH: '/tmp/state/openclaw.json',
     OPENCLAW_SKIP_CHANNELS: '1',
     OPENCLAW_DISABLE_BONJOUR: '1',
+    // The chart's guard settings (deployment.yaml) with this stack's paths.
+    TRUSTED_PROXY_GUARD_PORTS: String(GATEWAY_PORT),
+    TRUSTED_PROXY_GUARD_KEYS_DIR: '/tmp/keys',
+    TRUSTED_PROXY_GUARD_OPEN_PATHS: '/healthz,/readyz',
+    TRUSTED_PROXY_GUARD_USER_HEADER: 'x-forwarded-user',
   };
   // A checkout that itself lives under /tmp (a CI clone in a mktemp folder) would vanish
   // behind the private /tmp: bind it back in at the same path first.
@@ -238,7 +260,7 @@ function startGateway(pod: Host, gatewayTmp: string): Proc {
     'case "$2" in /tmp/*) mkdir -p "$1/${2#/tmp/}" && mount --bind "$2" "$1/${2#/tmp/}" || exit 1;; esac',
     'mount --rbind "$1" /tmp && shift 2 && exec "$@"',
   ].join('\n');
-  const args = [gatewayTmp, ROOT, process.execPath, OPENCLAW, 'gateway', 'run', '--port', String(GATEWAY_PORT)];
+  const args = [gatewayTmp, ROOT, process.execPath, '--import', GUARD, OPENCLAW, 'gateway', 'run', '--port', String(GATEWAY_PORT), '--bind', 'lan'];
   const child = pod.spawn('sh', ['-c', script, 'sh', ...args], {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
