@@ -47,6 +47,7 @@ function fileProblems(raw: unknown, checks: FileChecks): string[] {
   if (checks.tls) {
     const listen = section(raw, 'listen');
     if (listen?.certFile && listen.keyFile) problems.push(...tlsProblems(listen.certFile, listen.keyFile));
+    if (listen?.clientCAFile) problems.push(...clientCAProblems(listen.clientCAFile));
   }
   if (checks.keys) {
     const assertion = section(raw, 'assertion');
@@ -65,6 +66,16 @@ function section<K extends 'listen' | 'assertion'>(raw: unknown, key: K): Config
   const value = typeof raw === 'object' && raw !== null ? (raw as Record<string, unknown>)[key] : undefined;
   const parsed = (configSchema.shape as Sections)[key].safeParse(value ?? {});
   return parsed.success ? (parsed.data as Config[K]) : undefined;
+}
+
+function clientCAProblems(path: string): string[] {
+  try {
+    createSecureContext({ ca: readFileSync(path) });
+    return [];
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return [`listen.clientCAFile: ${code?.startsWith('E') && !code.startsWith('ERR_') ? `cannot read ${path} (${code})` : `not a PEM CA bundle (${(err as Error).message})`}`];
+  }
 }
 
 function tlsProblems(certFile: string, keyFile: string): string[] {

@@ -5,6 +5,7 @@ import { TOKEN_ALGORITHMS } from '../identity/token.js';
 import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
 import { parseRange } from '../trust/address.js';
+import { parseSubject } from '../trust/certificate.js';
 
 // RFC 9110 token: what a header name may be.
 const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -56,6 +57,8 @@ const listenSchema = z
     host: z.string().default('0.0.0.0'),
     port: port.default(8080),
     ...tlsFiles,
+    // PEM CA bundle: TLS clients are asked for a certificate, checked against it (trust.require).
+    clientCAFile: z.string().default(''),
     allowedOrigins: z.array(z.string().url()).default([]),
     maxWebSocketLifetimeSeconds: z.number().int().min(0).default(0),
     maxHeaderBytes: z.number().int().min(1024).max(1048576).default(16384),
@@ -70,6 +73,9 @@ const listenSchema = z
   .superRefine((v, ctx) => {
     if (Boolean(v.certFile) !== Boolean(v.keyFile)) {
       ctx.addIssue({ code: 'custom', path: ['certFile'], message: 'certFile and keyFile go together' });
+    }
+    if (v.clientCAFile && !v.certFile) {
+      ctx.addIssue({ code: 'custom', path: ['clientCAFile'], message: 'client certificates need TLS: set certFile and keyFile too' });
     }
   });
 
@@ -98,6 +104,18 @@ const tokenSchema = z
   })
   .prefault({});
 
+/** The certificates trusted as proxies: any listed name is enough. */
+const clientCertificatesSchema = z
+  .strictObject({
+    // tls: the connection's own client certificate; xfcc: the one a mesh proxy reports.
+    from: z.enum(['tls', 'xfcc']).default('tls'),
+    subjects: z.array(z.string().refine((s) => parseSubject(s) !== undefined, 'must be a distinguished name such as CN=traefik,O=ingress')).default([]),
+    dnsNames: z.array(z.string().min(1)).default([]),
+    uris: z.array(z.string().refine((s) => URL.canParse(s), 'must be a URI')).default([]),
+    spiffeIds: z.array(z.string().regex(/^spiffe:\/\/[a-z0-9._-]+(\/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)*$/, 'must be a SPIFFE ID (spiffe://trust-domain/path)')).default([]),
+  })
+  .prefault({});
+
 const discoverySchema = z.strictObject({
   nodePodCIDRs: z
     .strictObject({ enabled: z.boolean().default(false), nodeSelector: z.string().default('') })
@@ -120,7 +138,7 @@ const discoverySchema = z.strictObject({
   staleAfterSeconds: z.number().int().positive().default(300),
 });
 
-export const configSchema = z.strictObject({
+const sections = z.strictObject({
   listen: listenSchema.prefault({}),
   admin: z
     .strictObject({ host: z.string().default('0.0.0.0'), port: port.default(9090) })
@@ -138,6 +156,9 @@ export const configSchema = z.strictObject({
       cidrs: z.array(cidr).default([]),
       allowLoopback: z.boolean().default(false),
       discovery: discoverySchema.prefault({}),
+      // A peer is trusted by its address, its certificate, either, or only both (docs/configuration.md).
+      require: z.enum(['address', 'certificate', 'either', 'both']).default('address'),
+      clientCertificates: clientCertificatesSchema,
     })
     .superRefine((v, ctx) => {
       // allowLoopback once trusted every loopback peer by itself; a config written for that
@@ -220,6 +241,27 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
 });
+
+export const configSchema = sections.superRefine(checkAcrossSections);
+
+/** Checks across sections, reported with the others. */
+function checkAcrossSections(v: z.output<typeof sections>, ctx: z.RefinementCtx): void {
+  const { require, clientCertificates: certs } = v.trust;
+  const names = certs.subjects.length + certs.dnsNames.length + certs.uris.length + certs.spiffeIds.length;
+  if (require !== 'address' && names === 0) {
+    ctx.addIssue({ code: 'custom', path: ['trust', 'clientCertificates'], message: `trust.require is ${require}: list the certificates to trust (subjects, dnsNames, uris or spiffeIds)` });
+  }
+  if (require !== 'address' && certs.from === 'tls' && !v.listen.clientCAFile) {
+    ctx.addIssue({ code: 'custom', path: ['listen', 'clientCAFile'], message: `trust.require is ${require}: set the CA that signs the proxies' client certificates (and certFile, keyFile)` });
+  }
+  if (require === 'address' && v.listen.clientCAFile) {
+    ctx.addIssue({ code: 'custom', path: ['listen', 'clientCAFile'], message: 'client certificates are asked for but never checked: set trust.require' });
+  }
+  // The header is believable only from the mesh proxy, known by its address.
+  if (certs.from === 'xfcc' && require !== 'both') {
+    ctx.addIssue({ code: 'custom', path: ['trust', 'require'], message: 'with clientCertificates.from: xfcc it must be both: the mesh proxy by its address, the client by the certificate it reports' });
+  }
+}
 
 export type Config = z.output<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;

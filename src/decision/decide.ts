@@ -12,6 +12,8 @@ import { checkPolicy } from '../policy/policy.js';
 import { clientAddress, forwardableClient, forwardedHost, forwardedProto } from '../request/forwarded.js';
 import { readHeaders, type InboundHeaders } from '../request/headers.js';
 import { checkRequest, pathOf, requestIdOf } from '../request/request.js';
+import type { PeerCertificate } from '../trust/certificate.js';
+import { checkSource, type TlsCertificate } from '../trust/source.js';
 import type { TrustedSet } from '../trust/trusted-set.js';
 import { refuse, type Refusal } from './reasons.js';
 import type { Rules } from './rules.js';
@@ -24,6 +26,8 @@ export interface RequestFacts {
   /** The socket's peer address: the only source of truth for who is talking. */
   readonly peer: string;
   readonly tls: boolean;
+  /** The TLS connection's client certificate, when listen.clientCAFile asks for one. */
+  readonly tlsCertificate?: TlsCertificate;
   readonly method: string;
   /** The request target as received (origin-form). */
   readonly target: string;
@@ -49,6 +53,8 @@ export interface DecisionContext {
 export interface Allowed {
   readonly ok: true;
   readonly trustedBy: readonly string[];
+  /** The certificate the source stage trusted (TLS or XFCC), kept to check again on reload. */
+  readonly certificate: PeerCertificate | undefined;
   readonly identity: Identity;
   readonly scopes: readonly string[];
   readonly client: string;
@@ -74,13 +80,11 @@ export type AllowedDecision = Allowed & DecisionMeta;
 export type Decision = AllowedDecision | (Refusal & DecisionMeta);
 
 export function decide(facts: RequestFacts, ctx: DecisionContext): Decision {
-  // source: the socket's peer must be in the trusted set.
-  const source = ctx.trusted.lookup(facts.peer);
-  if (!source.trusted) {
-    const peer = source.address?.text ?? facts.peer;
-    // Say which sources were checked, so "why was I refused" is answered from the log.
-    const detail = source.reason === 'not_in_trusted_set' ? `${source.reason}: no match in ${ctx.trusted.describeSources()}` : source.reason;
-    return { ...refuse('untrusted_source', detail), peer, stripped: [], requestId: ctx.newId() };
+  // source: the socket's peer must be in the trusted set, or present a trusted certificate,
+  // or both (trust.require). The detail says what was checked, for "why was I refused".
+  const source = checkSource(facts, ctx.trusted, ctx.rules.source);
+  if (!source.ok) {
+    return { ...refuse('untrusted_source', source.detail), peer: source.address?.text ?? facts.peer, stripped: [], requestId: ctx.newId() };
   }
   const peer = source.address.text;
   const { config } = ctx.rules;
@@ -129,7 +133,8 @@ export function decide(facts: RequestFacts, ctx: DecisionContext): Decision {
     peer,
     stripped: inbound.stripped,
     requestId,
-    trustedBy: source.sources,
+    trustedBy: source.trustedBy,
+    certificate: source.certificate,
     identity,
     scopes: policy.scopes,
     client,

@@ -3,9 +3,13 @@ import type { Config } from '../config/schema.js';
 import { compilePolicy, type Policy } from '../policy/policy.js';
 import type { TokenRules } from '../identity/token.js';
 import { protectedNames, type ProtectedNames } from '../request/protected.js';
+import { compileCertificateRules } from '../trust/certificate.js';
+import type { SourceRules } from '../trust/source.js';
 
 export interface Rules {
   readonly config: Config;
+  /** How the source stage trusts a peer: address, certificate, either or both. */
+  readonly source: SourceRules;
   /** How a provider token is checked (identity.token); unused when its mode is off. */
   readonly token: TokenRules;
   readonly policy: Policy;
@@ -17,7 +21,9 @@ export interface Rules {
 export function compileRules(config: Config): Rules {
   const { issuer, audiences, algorithms, clockSkewSeconds } = config.identity.token;
   const token = { issuer, audiences: new Set(audiences), algorithms: new Set<string>(algorithms), clockSkewSeconds };
-  return { config, token, policy: compilePolicy(config), owned: protectedNames(config), reads: headerReads(config) };
+  const { require, clientCertificates } = config.trust;
+  const source = { require, from: clientCertificates.from, certificates: compileCertificateRules(clientCertificates) };
+  return { config, source, token, policy: compilePolicy(config), owned: protectedNames(config), reads: headerReads(config) };
 }
 
 /**

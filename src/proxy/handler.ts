@@ -22,6 +22,8 @@ import { identityRequestLimit, PerIdentityLimit, UpstreamSlots } from './limits.
 import { rejectUpgrade, sendJson } from './respond.js';
 import { relayUpgrade } from './upgrade.js';
 import { WebSocketTracker } from './websockets.js';
+import { certificateOfPeer } from '../trust/certificate.js';
+import type { TlsCertificate } from '../trust/source.js';
 
 const TIMEOUT_BODY = '{"error":"upstream_timeout"}';
 const UNAVAILABLE_BODY = '{"error":"upstream_unavailable"}';
@@ -183,7 +185,7 @@ export class RequestHandler {
     const target = { url, connectTimeoutMs: connectTimeoutSeconds * 1000, timeoutMs: timeoutSeconds * 1000 };
     relayUpgrade(req, socket, head, upstreamHeaders(decision, snapshot.rules), target, {
       response: (status) => this.observeUpstream(status, started),
-      switched: (upstream) => this.websockets.add(socket as Socket, upstream, decision.identity, decision.peer, maxWebSocketLifetimeSeconds),
+      switched: (upstream) => this.websockets.add(socket as Socket, upstream, decision.identity, decision, maxWebSocketLifetimeSeconds),
       failed: (err) => {
         const kind = this.countUpstreamError(err);
         rejectUpgrade(socket, kind === 'timeout' ? 504 : 502, kind === 'timeout' ? TIMEOUT_BODY : UNAVAILABLE_BODY);
@@ -215,6 +217,7 @@ export class RequestHandler {
       mode,
       peer: req.socket.remoteAddress ?? '',
       tls: (req.socket as TLSSocket).encrypted === true,
+      tlsCertificate: snapshot.config.listen.clientCAFile ? clientCertificate(req.socket as TLSSocket) : undefined,
       method: req.method ?? 'GET',
       target: req.url ?? '/',
       rawHeaders: req.rawHeaders,
@@ -273,4 +276,15 @@ function grantHeaders(config: Config, decision: AllowedDecision): Record<string,
  */
 function refusalStatus(status: number, mode: Mode): number {
   return mode === 'forward-auth' && status !== 401 ? 403 : status;
+}
+
+/** A connection's client certificate is the same for every request on it: read it once. */
+const certificates = new WeakMap<TLSSocket, TlsCertificate>();
+function clientCertificate(socket: TLSSocket): TlsCertificate {
+  if (certificates.has(socket)) return certificates.get(socket);
+  const peer = typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate() : undefined;
+  // Node gives an empty object when the client sent none.
+  const cert: TlsCertificate = !peer || Object.keys(peer).length === 0 ? undefined : socket.authorized ? certificateOfPeer(peer) : 'unverified';
+  certificates.set(socket, cert);
+  return cert;
 }

@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { Identity } from '../identity/identity.js';
 import type { Metrics } from '../metrics/metrics.js';
+import type { PeerCertificate } from '../trust/certificate.js';
 
 export const CLOSE_GOING_AWAY = 1001;
 export const CLOSE_POLICY = 1008;
@@ -13,6 +14,8 @@ interface Tracked {
   readonly upstream: Socket;
   readonly identity: Identity;
   readonly peer: string;
+  /** The certificate the source stage trusted it by, if any. */
+  readonly certificate: PeerCertificate | undefined;
   readonly timer: NodeJS.Timeout | undefined;
 }
 
@@ -25,11 +28,11 @@ export class WebSocketTracker {
     return this.open.size;
   }
 
-  add(client: Socket, upstream: Socket, identity: Identity, peer: string, lifetimeSeconds: number): void {
+  add(client: Socket, upstream: Socket, identity: Identity, source: { peer: string; certificate: PeerCertificate | undefined }, lifetimeSeconds: number): void {
     const timer =
       lifetimeSeconds > 0 ? setTimeout(() => this.close(entry, CLOSE_POLICY, 'lifetime', 'session lifetime reached'), lifetimeSeconds * 1000) : undefined;
     timer?.unref();
-    const entry: Tracked = { client, upstream, identity, peer, timer };
+    const entry: Tracked = { client, upstream, identity, peer: source.peer, certificate: source.certificate, timer };
     this.open.add(entry);
     this.metrics.websocketsOpen.inc();
     this.metrics.websocketsTotal.inc();
@@ -43,10 +46,10 @@ export class WebSocketTracker {
   }
 
   /** Closes every socket for which `keep` is false, with a policy close (1008). */
-  revoke(keep: (identity: Identity, peer: string) => boolean): number {
+  revoke(keep: (identity: Identity, peer: string, certificate: PeerCertificate | undefined) => boolean): number {
     let closed = 0;
     for (const entry of [...this.open]) {
-      if (!keep(entry.identity, entry.peer)) {
+      if (!keep(entry.identity, entry.peer, entry.certificate)) {
         this.close(entry, CLOSE_POLICY, 'policy', 'access revoked');
         closed++;
       }

@@ -24,11 +24,12 @@ import { isAllowed } from '../policy/policy.js';
 import type { RequestHandler } from '../proxy/handler.js';
 import type { ConnectionWatch } from '../server/connections.js';
 import { applyListenLimits } from '../server/data-plane.js';
+import { recheckSource } from '../trust/source.js';
 import type { TrustedSet } from '../trust/trusted-set.js';
 import type { Snapshot } from './snapshot.js';
 
 /** Settings bound when a socket is opened; changing them needs a restart. */
-const RESTART_KEYS = ['listen.host', 'listen.port', 'listen.certFile', 'listen.keyFile', 'listen.maxHeaderBytes', 'admin.host', 'admin.port'] as const;
+const RESTART_KEYS = ['listen.host', 'listen.port', 'listen.certFile', 'listen.keyFile', 'listen.clientCAFile', 'listen.maxHeaderBytes', 'admin.host', 'admin.port'] as const;
 
 /** The live parts of the sidecar that follow a new snapshot. */
 export interface Shell {
@@ -58,8 +59,10 @@ export function followSnapshot(previous: Snapshot, next: Snapshot, shell: Shell)
     shell.discovery(config.trust.discovery);
     shell.providerKeys(config.identity.token);
   }
-  if (previous.trusted !== next.trusted || previous.rules.policy !== next.rules.policy) {
-    const closed = shell.handler.websockets.revoke((identity, peer) => next.trusted.lookup(peer).trusted && isAllowed(identity, next.rules.policy));
+  if (previous.trusted !== next.trusted || previous.rules.policy !== next.rules.policy || previous.rules.source !== next.rules.source) {
+    const closed = shell.handler.websockets.revoke(
+      (identity, peer, certificate) => recheckSource(peer, certificate, next.trusted, next.rules.source) && isAllowed(identity, next.rules.policy),
+    );
     if (closed > 0) shell.logger.info({ closed, why: configChanged ? 'config reload' : 'trusted set change' }, 'closed WebSockets no longer allowed');
   }
 }

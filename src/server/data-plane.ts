@@ -20,9 +20,7 @@ export function createDataPlane(listen: ListenConfig, handler: RequestHandler, m
     insecureHTTPParser: false,
     joinDuplicateHeaders: false,
   };
-  const server = listen.certFile
-    ? https.createServer({ ...options, cert: readFileSync(listen.certFile), key: readFileSync(listen.keyFile) })
-    : http.createServer(options);
+  const server = listen.certFile ? https.createServer({ ...options, ...tlsOptions(listen) }) : http.createServer(options);
   applyListenLimits(server, listen);
   server.on('request', (req, res) => handler.onRequest(req, res));
   server.on('upgrade', (req, socket, head) => handler.onUpgrade(req, socket, head));
@@ -41,6 +39,17 @@ export function createDataPlane(listen: ListenConfig, handler: RequestHandler, m
     endAndRelease(socket, rawAnswer(status, `{"error":"${reason}"}`));
   });
   return server;
+}
+
+/**
+ * The server's certificate, and with a client CA, a request for the client's: the TLS
+ * handshake lets a client without one (or with one the CA did not sign) through, and the
+ * source stage refuses it with a reason, rather than a bare handshake failure.
+ */
+function tlsOptions(listen: ListenConfig): https.ServerOptions {
+  const server = { cert: readFileSync(listen.certFile), key: readFileSync(listen.keyFile) };
+  if (!listen.clientCAFile) return server;
+  return { ...server, ca: readFileSync(listen.clientCAFile), requestCert: true, rejectUnauthorized: false };
 }
 
 /** The limits a running listener can change, applied at start and on every config reload. */

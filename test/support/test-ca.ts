@@ -27,3 +27,16 @@ export function makeTestCa(dir: string, names: readonly string[]): TestCa {
   const spki = new X509Certificate(readFileSync(f('server.crt'))).publicKey.export({ type: 'spki', format: 'der' });
   return { caFile: f('ca.crt'), certFile: f('server.crt'), keyFile: f('server.key'), serverSpki: createHash('sha256').update(spki).digest('base64') };
 }
+
+/**
+ * A client certificate signed by the CA that makeTestCa left in `dir`: `subject` as openssl
+ * writes it (`/CN=traefik/O=ingress`), `sans` as `URI:spiffe://…`, `DNS:…`.
+ */
+export function makeClientCert(dir: string, name: string, subject: string, sans: readonly string[]): { certFile: string; keyFile: string } {
+  const f = (file: string) => join(dir, file);
+  const ssl = (...args: string[]) => execFileSync('openssl', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  ssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', f(`${name}.key`), '-out', f(`${name}.csr`), '-subj', subject);
+  writeFileSync(f(`${name}.ext`), `${sans.length > 0 ? `subjectAltName=${sans.join(',')}\n` : ''}extendedKeyUsage=clientAuth\n`);
+  ssl('x509', '-req', '-in', f(`${name}.csr`), '-CA', f('ca.crt'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f(`${name}.crt`), '-days', '2', '-extfile', f(`${name}.ext`));
+  return { certFile: f(`${name}.crt`), keyFile: f(`${name}.key`) };
+}

@@ -122,3 +122,23 @@ describe('loopback by membership', () => {
     expect(parseConfig(`trust: { allowLoopback: ${allowLoopback}, cidrs: ["${cidr}"] }`)).toMatchObject({ ok: true });
   });
 });
+
+test('trust by certificate: every missing piece is listed', () => {
+  const r = parseConfig('trust: { require: certificate }\nlisten: { clientCAFile: /ca.pem }');
+  expect(r).toMatchObject({ ok: false });
+  if (r.ok) return;
+  expect(r.problems).toEqual(
+    expect.arrayContaining([
+      'listen.clientCAFile: client certificates need TLS: set certFile and keyFile too',
+    ]),
+  );
+  const across = parseConfig('listen: { certFile: /c.pem, keyFile: /k.pem }\ntrust: { require: either, clientCertificates: { from: xfcc, spiffeIds: ["spiffe://td/x"] } }');
+  expect(across).toEqual({ ok: false, problems: ['trust.require: with clientCertificates.from: xfcc it must be both: the mesh proxy by its address, the client by the certificate it reports'] });
+  const names = parseConfig('listen: { certFile: /c.pem, keyFile: /k.pem, clientCAFile: /ca.pem }\ntrust: { require: certificate, clientCertificates: { subjects: [traefik], spiffeIds: ["https://x"] } }');
+  expect(names).toMatchObject({ ok: false, problems: expect.arrayContaining([expect.stringMatching(/^trust\.clientCertificates\.subjects\.0: must be a distinguished name/), expect.stringMatching(/^trust\.clientCertificates\.spiffeIds\.0: must be a SPIFFE ID/)]) });
+  expect(parseConfig('listen: { certFile: /c.pem, keyFile: /k.pem }\ntrust: { require: certificate }')).toEqual({
+    ok: false,
+    problems: expect.arrayContaining([expect.stringMatching(/^trust\.clientCertificates: trust\.require is certificate: list the certificates/), expect.stringMatching(/^listen\.clientCAFile: trust\.require is certificate: set the CA/)]),
+  });
+  expect(parseConfig('listen: { certFile: /c.pem, keyFile: /k.pem, clientCAFile: /ca.pem }')).toEqual({ ok: false, problems: ['listen.clientCAFile: client certificates are asked for but never checked: set trust.require'] });
+});
