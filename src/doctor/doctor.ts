@@ -3,9 +3,9 @@
 // rules.ts says what is wrong, what the user will see because of it, and the fix. Paths
 // say which file: `openclaw:` for the gateway's config, `sidecar:` for the sidecar's.
 import type { Config } from '../config/schema.js';
-import { RULES, type Finding, type Subject } from './rules.js';
+import { RULES, type Finding, type PodNetwork, type Subject } from './rules.js';
 
-export type { Finding } from './rules.js';
+export type { Finding, PodNetwork } from './rules.js';
 
 type Obj = Record<string, unknown>;
 
@@ -16,7 +16,14 @@ function isObject(value: unknown): value is Obj {
 /** A /24's worth: wider ranges than this are pod or node networks in every common cluster layout. */
 export const DEFAULT_MAX_TRUSTED_ADDRESSES = 256;
 
-export function diagnose(sidecar: Config, gateway: unknown, options: { publicOrigin?: string; maxTrustedAddresses?: number } = {}): Finding[] {
+export interface DoctorOptions {
+  publicOrigin?: string;
+  maxTrustedAddresses?: number;
+  /** The cluster's pod networks (nodes' pod CIDRs), with `doctor --cluster`. */
+  podNetworks?: readonly PodNetwork[];
+}
+
+export function diagnose(sidecar: Config, gateway: unknown, options: DoctorOptions = {}): Finding[] {
   if (!isObject(gateway)) {
     return [{
       severity: 'error',
@@ -27,11 +34,11 @@ export function diagnose(sidecar: Config, gateway: unknown, options: { publicOri
       fix: 'write the gateway config as a JSON5 object',
     }];
   }
-  const subject = subjectOf(sidecar, gateway, options.publicOrigin, options.maxTrustedAddresses ?? DEFAULT_MAX_TRUSTED_ADDRESSES);
+  const subject = subjectOf(sidecar, gateway, options);
   return RULES.flatMap((rule) => rule.check(subject).map((p) => ({ severity: rule.severity, code: rule.code, ...p })));
 }
 
-function subjectOf(sidecar: Config, gateway: Obj, publicOrigin: string | undefined, maxTrustedAddresses: number): Subject {
+function subjectOf(sidecar: Config, gateway: Obj, options: DoctorOptions): Subject {
   const at = (path: string): unknown => {
     let value: unknown = gateway;
     for (const key of path.split('.')) {
@@ -44,5 +51,12 @@ function subjectOf(sidecar: Config, gateway: Obj, publicOrigin: string | undefin
     const value = at(path);
     return Array.isArray(value) && value.every((v) => typeof v === 'string') ? value : undefined;
   };
-  return { sidecar, at, strings, publicOrigin, maxTrustedAddresses };
+  return {
+    sidecar,
+    at,
+    strings,
+    publicOrigin: options.publicOrigin,
+    maxTrustedAddresses: options.maxTrustedAddresses ?? DEFAULT_MAX_TRUSTED_ADDRESSES,
+    podNetworks: options.podNetworks ?? [],
+  };
 }

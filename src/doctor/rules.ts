@@ -30,6 +30,14 @@ export interface Subject {
   readonly publicOrigin: string | undefined;
   /** The most addresses one trusted CIDR may cover before it reads as a pod or node network. */
   readonly maxTrustedAddresses: number;
+  /** The cluster's pod networks when doctor was asked to read them (--cluster), else none. */
+  readonly podNetworks: readonly PodNetwork[];
+}
+
+/** A node's pod CIDR, as the cluster API lists it. */
+export interface PodNetwork {
+  readonly node: string;
+  readonly cidr: string;
 }
 
 export interface Rule {
@@ -45,18 +53,40 @@ export const RULES: readonly Rule[] = [
   {
     code: 'trusted_cidr_too_broad',
     severity: 'error',
-    check: ({ sidecar, maxTrustedAddresses }) =>
+    check: ({ sidecar, maxTrustedAddresses, podNetworks }) =>
       sidecar.trust.cidrs.flatMap((cidr, i) => {
-        const { start, end } = parseRange(cidr);
+        const { family, start, end } = parseRange(cidr);
         const addresses = end - start + 1n;
-        if (addresses <= BigInt(maxTrustedAddresses)) return [];
+        // A node's pod CIDR is often a /24 itself: the width bound alone would let it pass.
+        const covered = podNetworks.filter((n) => {
+          const pod = parseRange(n.cidr);
+          return pod.family === family && start <= pod.start && end >= pod.end;
+        });
+        if (addresses <= BigInt(maxTrustedAddresses) && covered.length === 0) return [];
+        const why = covered.length > 0
+          ? `covers the pod network of ${covered.map((n) => `node ${n.node} (${n.cidr})`).join(', ')}`
+          : `trusts ${addresses} addresses (more than ${maxTrustedAddresses}): a range that wide is a pod or node network, not an ingress`;
         return [{
           path: `sidecar:trust.cidrs[${i}]`,
-          problem: `${cidr} trusts ${addresses} addresses (more than ${maxTrustedAddresses}): a range that wide is a pod or node network, not an ingress`,
+          problem: `${cidr} ${why}`,
           userSees: 'nothing; but any pod in that range can send identity headers and name any user to the gateway, the hole the sidecar exists to close',
           fix: "trust only the ingress: trust.discovery of its pods or EndpointSlices (docs/kubernetes.md), or its exact addresses",
         }];
       }),
+  },
+  {
+    code: 'loopback_trusted_by_address',
+    severity: 'error',
+    check: ({ sidecar: { listen, trust } }) => {
+      const onLoopbackOnly = ['127.0.0.1', '::1', 'localhost'].includes(listen.host);
+      if (!trust.allowLoopback || onLoopbackOnly || trust.require === 'certificate' || trust.require === 'both') return none;
+      return [{
+        path: 'sidecar:trust.allowLoopback',
+        problem: `a loopback peer is trusted by its address alone (trust.require: ${trust.require}) while the sidecar listens on ${listen.host}`,
+        userSees: "nothing; but in a pod every container is a loopback peer, and behind a service mesh every client arrives from the mesh proxy's loopback address: any of them can name any user",
+        fix: 'exclude the data port from the mesh\'s inbound capture and trust the ingress itself; or trust the mesh proxy by address and the client by the certificate it reports: trust.require: both, trust.clientCertificates.from: xfcc (docs/kubernetes.md, "Service meshes")',
+      }];
+    },
   },
   {
     code: 'gateway_mode_not_local',

@@ -150,6 +150,12 @@ export function createMetrics(version: string) {
       labelNames: ['source'] as const,
       registers,
     }),
+    meshInbound: new Gauge({
+      name: `${PREFIX}mesh_inbound`,
+      help: '1 for the loopback address every recent data-port connection came from: a service mesh proxy in the pod.',
+      labelNames: ['address'] as const,
+      registers,
+    }),
     ready: new Gauge({
       name: `${PREFIX}ready`,
       help: '1 when the sidecar is ready (keys, trusted set, upstream), else 0.',

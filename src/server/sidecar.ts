@@ -1,6 +1,6 @@
 // Assembles the sidecar: runtime, handler, both listeners; and takes it down gracefully.
 import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Config, DiscoveryConfig, TokenConfig } from '../config/schema.js';
 import { ProviderKeySource } from '../identity/provider-keys.js';
 import { discoveryConfigured } from '../discovery/configured.js';
@@ -11,6 +11,8 @@ import { RequestHandler } from '../proxy/handler.js';
 import { CLOSE_GOING_AWAY } from '../proxy/websockets.js';
 import { followSnapshot, recordTrustedSet } from '../runtime/reload.js';
 import { Runtime } from '../runtime/runtime.js';
+import { isLoopback, parseAddress } from '../trust/address.js';
+import { MeshDetector, meshAnswered, type MeshSuspicion } from '../trust/mesh.js';
 import { VERSION } from '../version.js';
 import { createAdminServer, type AdminState } from './admin.js';
 import { ConnectionWatch } from './connections.js';
@@ -41,6 +43,7 @@ export class Sidecar {
     this.handler = new RequestHandler(this.runtime);
     this.dataPlane = createDataPlane(config.listen, this.handler, this.runtime.metrics);
     this.connections = new ConnectionWatch(this.dataPlane, config.limits.clientStallTimeoutSeconds * 1000, this.runtime.metrics, this.runtime.logger);
+    this.watchForMesh(config.listen.host);
     recordTrustedSet(this.runtime.metrics, this.runtime.snapshot.trusted);
     const shell = {
       logger: this.runtime.logger,
@@ -59,6 +62,35 @@ export class Sidecar {
     this.runtime.providerKeyMissed = () => this.providerKeys?.source.unknownKey();
     this.runtime.addReadinessCheck(() => this.providerKeys?.source.problems() ?? []);
     this.followToken(config.identity.token);
+  }
+
+  /**
+   * A mesh's proxy in the pod makes every client one loopback peer: said in the log and a
+   * metric, and, unless the config answers it (from: xfcc), as a readiness problem. A
+   * sidecar listening on loopback only (make run, tests) has only loopback peers anyway.
+   */
+  private watchForMesh(host: string): void {
+    const address = parseAddress(host);
+    if (address && isLoopback(address)) return;
+    const mesh = new MeshDetector();
+    const { metrics, logger } = this.runtime;
+    const problem = (s: MeshSuspicion) =>
+      `every data-port connection comes from ${s.address}, ${s.proxy}: the source address no longer tells clients apart; exclude the port from the mesh's inbound capture or set trust.clientCertificates.from: xfcc (docs/kubernetes.md, "Service meshes")`;
+    this.dataPlane.on('connection', (socket: Socket) => {
+      const { changed, suspicion } = mesh.observe(socket.remoteAddress ?? '');
+      if (!changed) return;
+      metrics.meshInbound.reset();
+      if (suspicion) {
+        metrics.meshInbound.set({ address: suspicion.address }, 1);
+        if (!meshAnswered(this.runtime.config.trust)) logger.warn({ address: suspicion.address }, problem(suspicion));
+      } else {
+        logger.info('data-port connections no longer all come from one loopback address');
+      }
+    });
+    this.runtime.addReadinessCheck(() => {
+      const s = mesh.suspicion;
+      return s && !meshAnswered(this.runtime.config.trust) ? [problem(s)] : [];
+    });
   }
 
   /**

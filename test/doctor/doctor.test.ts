@@ -129,6 +129,14 @@ describe('each finding alone', () => {
   const cases: Case[] = [
     { code: 'trusted_cidr_too_broad', severity: 'error', sidecar: (c) => (c.trust.cidrs = ['10.244.0.1/32', '10.233.64.0/18']) },
     { code: 'trusted_cidr_too_broad', severity: 'error', sidecar: (c) => (c.trust.cidrs = ['fd00:10:244::/64']) },
+    {
+      code: 'loopback_trusted_by_address',
+      severity: 'error',
+      sidecar: (c) => {
+        c.trust.allowLoopback = true;
+        c.trust.cidrs = ['127.0.0.6'];
+      },
+    },
     { code: 'gateway_mode_not_local', severity: 'error', gateway: (g) => delete g.gateway.mode },
     { code: 'bind_not_loopback', severity: 'error', gateway: (g) => (g.gateway.bind = 'lan') },
     { code: 'port_mismatch', severity: 'error', gateway: (g) => (g.gateway.port = 28789) },

@@ -5,7 +5,9 @@
 // rotated token is used at once; KUBECONFIG outside a cluster; no API contact until a
 // source is configured. Faults a real server will not make on demand (429, 500, stalls,
 // streams cut mid-event, bookmarks at will) stay with the wire-level double in test/k8s/.
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomId } from '../../src/assertion/sign.js';
@@ -17,7 +19,11 @@ import { startSidecar, type TestSidecar } from '../support/sidecar.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 import { startRecordingUpstream, type RecordingUpstream } from '../support/upstream.js';
 import { waitFor } from '../support/wait.js';
-import type { ConfigInput } from '../../src/config/schema.js';
+import { configSchema, type ConfigInput } from '../../src/config/schema.js';
+import { mergeGatewayConfig } from '../../src/openclaw/gateway-config.js';
+import { COMMAND } from '../support/command.js';
+
+const execFileAsync = promisify(execFile);
 
 type Discovery = NonNullable<NonNullable<ConfigInput['trust']>['discovery']>;
 
@@ -439,5 +445,37 @@ test('without any Kubernetes API configuration only static CIDRs are trusted and
     expect(trustedBy(sc, '10.9.1.1')).toEqual(['static']);
   } finally {
     await sc.stop();
+  }
+});
+
+// doctor reads the same API: a trusted CIDR that is a node's pod network (a /24, which the
+// width bound alone lets pass) is an error once doctor is asked to look (--cluster).
+test('doctor --cluster names a trusted CIDR that covers a node\'s pod CIDR', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tps-doctor-cluster-'));
+  try {
+    await cluster.call('POST', '/api/v1/nodes', { metadata: { name: 'node-doctor' }, spec: { podCIDR: '10.77.3.0/24', podCIDRs: ['10.77.3.0/24'] } });
+    const sidecarFile = join(dir, 'sidecar.yaml');
+    const gatewayFile = join(dir, 'openclaw.json');
+    const config = { trust: { cidrs: ['10.77.3.0/24', '10.77.4.5'] } };
+    writeFileSync(sidecarFile, JSON.stringify(config));
+    writeFileSync(gatewayFile, JSON.stringify(mergeGatewayConfig({}, configSchema.parse(config), { publicOrigin: 'https://claw.example.com' })));
+    const doctor = async (env: Record<string, string>, ...flags: string[]) => {
+      try {
+        const { stdout } = await execFileAsync(process.execPath, [COMMAND, 'doctor', '--config', sidecarFile, '--gateway-config', gatewayFile, '--json', ...flags], { env: { PATH: process.env['PATH'], ...env } });
+        return { code: 0, out: JSON.parse(stdout) as { findings: { code: string; path: string; problem: string }[] }, stderr: '' };
+      } catch (err) {
+        const e = err as { code: number; stdout: string; stderr: string };
+        return { code: e.code, out: e.stdout ? (JSON.parse(e.stdout) as { findings: { code: string; path: string; problem: string }[] }) : undefined, stderr: e.stderr };
+      }
+    };
+    const broad = (r: Awaited<ReturnType<typeof doctor>>) => r.out?.findings.filter((f) => f.code === 'trusted_cidr_too_broad') ?? [];
+    expect(broad(await doctor({}))).toEqual([]);
+    const withCluster = await doctor({ KUBECONFIG: cluster.kubeconfig }, '--cluster');
+    expect(withCluster.code).toBe(2);
+    expect(broad(withCluster)).toEqual([{ severity: 'error', code: 'trusted_cidr_too_broad', path: 'sidecar:trust.cidrs[0]', problem: '10.77.3.0/24 covers the pod network of node node-doctor (10.77.3.0/24)', userSees: expect.any(String), fix: expect.any(String) }]);
+    const unreachable = await doctor({ KUBECONFIG: join(dir, 'missing') }, '--cluster');
+    expect(unreachable).toMatchObject({ code: 2, stderr: expect.stringContaining("cannot list the cluster's nodes") });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
