@@ -9,6 +9,7 @@ import { parse } from 'yaml';
 import { CHART, CI_VALUES, ciValuesFiles, find, one, renderChart, validateObject, type K8sObject } from './k8s.js';
 import { metricNamesIn, sidecarMetricNames } from './metric-names.js';
 import { COMMAND } from '../support/command.js';
+import { makeTestCa } from '../support/test-ca.js';
 import { loadKeyRing } from '../../src/assertion/keys.js';
 import { guardOptions } from '../../src/guard/options.js';
 
@@ -103,7 +104,14 @@ describe.each(valuesFiles)('ci/%s', (file) => {
 
   test('the generated sidecar config passes check-config', () => {
     const path = join(tmp, `${file}.sidecar.yaml`);
-    writeFileSync(path, sidecarConfigText(objects(file)));
+    const config = parse(sidecarConfigText(objects(file)));
+    // The TLS files are mounted from a Secret in the pod: here, files of a test CA in their place.
+    if (config.listen.certFile) {
+      const pki = mkdtempSync(join(tmp, 'pki-'));
+      const ca = makeTestCa(pki, ['claw-trusted-proxy-sidecar.openclaw.svc']);
+      config.listen = { ...config.listen, certFile: ca.certFile, keyFile: ca.keyFile, ...(config.listen.clientCAFile && { clientCAFile: ca.caFile }) };
+    }
+    writeFileSync(path, JSON.stringify(config));
     const r = spawnSync(process.execPath, [COMMAND, 'check-config', '--config', path], { encoding: 'utf8' });
     expect([r.status, r.stderr]).toEqual([0, '']);
   });
@@ -236,6 +244,24 @@ test.each([
   // Off by default: the image's own command, no guard volume.
   expect(container(objects('defaults-values.yaml'), 'gateway')).not.toHaveProperty('command');
   expect(containers(objects('defaults-values.yaml')).map((c) => c.name)).not.toContain('guard-install');
+});
+
+test('mutual TLS (ci/mtls-values.yaml): the Secret mounted where the config reads it, Traefik\'s route over HTTPS with a ServersTransport that presents its certificate', () => {
+  const objs = objects('mtls-values.yaml');
+  expect(parse(sidecarConfigText(objs)).listen).toMatchObject({ certFile: '/etc/trusted-proxy-sidecar/tls/tls.crt', keyFile: '/etc/trusted-proxy-sidecar/tls/tls.key', clientCAFile: '/etc/trusted-proxy-sidecar/tls/ca.crt' });
+  expect(container(objs, 'sidecar').volumeMounts).toContainEqual({ name: 'tls', mountPath: '/etc/trusted-proxy-sidecar/tls', readOnly: true });
+  const volume = (name: string) => (podSpec(objs).volumes as any[]).find((v) => v.name === name);
+  // Read only by the pod's users, as the key Secret.
+  expect(volume('tls')).toEqual({ name: 'tls', secret: { secretName: 'claw-sidecar-tls', defaultMode: volume('hmac-keys').secret.defaultMode } });
+  const route = one(objs, 'IngressRoute') as any;
+  expect(route.spec.routes[1].services).toEqual([{ name: 'claw-trusted-proxy-sidecar', port: 'http', scheme: 'https', serversTransport: 'claw-trusted-proxy-sidecar' }]);
+  expect((one(objs, 'ServersTransport') as any).spec).toEqual({
+    serverName: 'claw-trusted-proxy-sidecar.openclaw.svc',
+    rootCAs: [{ secret: 'claw-sidecar-tls' }],
+    certificatesSecrets: ['traefik-client-tls'],
+  });
+  // Without sidecar.tls: plain HTTP, no ServersTransport.
+  expect(find(objects('all-optional-values.yaml'), 'ServersTransport')).toHaveLength(0);
 });
 
 test('the guard needs a command that starts with node', () => {

@@ -23,14 +23,14 @@ test('every object of the base and of the component is valid', async () => {
   for (const o of [...base, ...withComponent]) await validateObject(o);
 });
 
-test('the base and the Traefik inline example are the chart rendered from their values (regenerate with manifests/generate.sh)', () => {
+test('the base and the Traefik examples are the chart rendered from their values (regenerate with manifests/generate.sh)', () => {
   const copy = join(tmp, 'regenerated');
-  const generated = ['manifests/base/trusted-proxy-sidecar.yaml', 'manifests/examples/traefik/inline.yaml'];
+  const generated = ['manifests/base/trusted-proxy-sidecar.yaml', 'manifests/examples/traefik/inline.yaml', 'manifests/examples/traefik/mtls.yaml'];
   execFileSync('mkdir', ['-p', join(copy, 'manifests/base'), join(copy, 'manifests/examples/traefik'), join(copy, '.tools/bin'), join(copy, 'charts')]);
   execFileSync('cp', ['-r', join(ROOT, 'charts/trusted-proxy-sidecar'), join(copy, 'charts/')]);
   execFileSync('cp', [join(ROOT, 'manifests/generate.sh'), join(copy, 'manifests/')]);
   execFileSync('cp', [join(ROOT, 'manifests/base/values.yaml'), join(copy, 'manifests/base/')]);
-  execFileSync('cp', [join(ROOT, 'manifests/examples/traefik/values.yaml'), join(copy, 'manifests/examples/traefik/')]);
+  execFileSync('cp', [join(ROOT, 'manifests/examples/traefik/values.yaml'), join(ROOT, 'manifests/examples/traefik/mtls-values.yaml'), join(copy, 'manifests/examples/traefik/')]);
   execFileSync('ln', ['-s', HELM[3], join(copy, '.tools/bin/helm3')]);
   execFileSync('ln', ['-s', join(ROOT, 'node_modules'), join(copy, 'node_modules')]);
   execFileSync(join(copy, 'manifests/generate.sh'));

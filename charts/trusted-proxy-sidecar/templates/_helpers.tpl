@@ -104,9 +104,21 @@ jwksFile: {{ .Values.hmac.jwksPath }}
 {{- end }}
 {{- end -}}
 
+{{- define "tps.tlsDir" -}}/etc/trusted-proxy-sidecar/tls{{- end -}}
+
 {{- define "tps.sidecarConfig" -}}
+{{- $listen := dict "host" "0.0.0.0" "port" (int .Values.sidecar.ports.http) "allowedOrigins" (list (include "tps.publicUrl" .)) -}}
+{{- with .Values.sidecar.tls }}
+{{- if .secretName }}
+{{- $_ := set $listen "certFile" (printf "%s/tls.crt" (include "tps.tlsDir" $)) -}}
+{{- $_ := set $listen "keyFile" (printf "%s/tls.key" (include "tps.tlsDir" $)) -}}
+{{- if .clientCA }}
+{{- $_ := set $listen "clientCAFile" (printf "%s/ca.crt" (include "tps.tlsDir" $)) -}}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- $fixed := dict
-  "listen" (dict "host" "0.0.0.0" "port" (int .Values.sidecar.ports.http) "allowedOrigins" (list (include "tps.publicUrl" .)))
+  "listen" $listen
   "admin" (dict "host" "0.0.0.0" "port" (int .Values.sidecar.ports.admin))
   "upstream" (dict "url" (printf "http://127.0.0.1:%d" (int .Values.gateway.port)))
   "assertion" (include "tps.assertionConfig" . | fromYaml)
