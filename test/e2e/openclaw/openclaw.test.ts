@@ -168,34 +168,26 @@ test('3. a browser on another host that reaches the sidecar, or the gateway\'s o
   const res = await page.goto(`${sidecarUrl}/`);
   expect(res!.status()).toBe(403);
   expect(await res!.text()).toBe('{"error":"untrusted_source"}');
-  const ws = await page.evaluate(
-    (url) =>
-      new Promise<{ code: number; opened: boolean }>((resolve) => {
-        const socket = new WebSocket(url);
-        let opened = false;
-        socket.onopen = () => (opened = true);
-        socket.onclose = (e) => resolve({ code: e.code, opened });
-      }),
-    sidecarUrl.replace('http:', 'ws:'),
-  );
-  expect(ws).toEqual({ code: 1006, opened: false });
+  /** How a WebSocket the page opens to `url` ends. */
+  const webSocketTo = (url: string) =>
+    page.evaluate(
+      (target) =>
+        new Promise<{ code: number; opened: boolean }>((resolve) => {
+          const socket = new WebSocket(target);
+          let opened = false;
+          socket.onopen = () => (opened = true);
+          socket.onclose = (e) => resolve({ code: e.code, opened });
+        }),
+      url.replace('http:', 'ws:'),
+    );
+  expect(await webSocketTo(sidecarUrl)).toEqual({ code: 1006, opened: false });
   // Around the sidecar: the gateway is bound beyond loopback here, and the guard in its
   // process answers for it; the page, a WebSocket and an Expect request never reach its code.
   const gatewayUrl = `http://${stack.pod.address}:${GATEWAY_PORT}`;
   const direct = await page.goto(`${gatewayUrl}/`);
   expect(direct!.status()).toBe(401);
   expect(await direct!.text()).toBe('{"error":"assertion_missing"}');
-  const directWs = await page.evaluate(
-    (url) =>
-      new Promise<{ code: number; opened: boolean }>((resolve) => {
-        const socket = new WebSocket(url);
-        let opened = false;
-        socket.onopen = () => (opened = true);
-        socket.onclose = (e) => resolve({ code: e.code, opened });
-      }),
-    gatewayUrl.replace('http:', 'ws:'),
-  );
-  expect(directWs).toEqual({ code: 1006, opened: false });
+  expect(await webSocketTo(gatewayUrl)).toEqual({ code: 1006, opened: false });
   const expectContinue = stack.rogue.exec('curl', ['-s', '-i', '-X', 'POST', '-H', 'Expect: 100-continue', '-H', 'X-Forwarded-User: alice@example.com', '--data-binary', '{"method":"x"}', `${gatewayUrl}/api/x`]);
   expect(expectContinue).toMatch(/^HTTP\/1\.1 401/);
   expect(expectContinue).not.toContain('100 Continue');
