@@ -121,9 +121,10 @@ describe('pods by namespace and label', () => {
     try {
       await waitReady(paged);
       for (let i = 1; i <= 5; i++) expect(trustedBy(paged, `10.1.1.${i}`)).toEqual(['pods:traefik/app=paged']);
-      // A request from an address no source trusts is refused; the reason names every source checked.
+      // A request from an address no source trusts is refused; the reason names every source
+      // checked (static: the test's own loopback entries).
       const refused = decide({ mode: 'inline', peer: '10.1.1.77', tls: false, method: 'GET', target: '/', rawHeaders: ['Host', 'x', 'X-Auth-Request-Email', 'a@example.com'] }, decisionContext(paged.sidecar.runtime.snapshot, Date.now(), randomId));
-      expect(refused).toMatchObject({ ok: false, reason: 'untrusted_source', detail: 'not_in_trusted_set: no match in static (0 entries), pods:traefik/app=paged (5 entries)' });
+      expect(refused).toMatchObject({ ok: false, reason: 'untrusted_source', detail: 'not_in_trusted_set: no match in static (2 entries), pods:traefik/app=paged (5 entries)' });
     } finally {
       await paged.stop();
     }
