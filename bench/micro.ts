@@ -43,7 +43,7 @@ const SECRET = Buffer.alloc(32, 11);
 
 export function decisions(seconds: number): Rate {
   const config = configSchema.parse({
-    trust: { allowLoopback: true, cidrs: ['127.0.0.1', '10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16'] },
+    trust: { allowLoopback: true, cidrs: ['127.0.0.0/8', '10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16'] },
     identity: { userHeader: 'x-auth-request-user', emailHeader: 'x-auth-request-email', groupsHeader: 'x-auth-request-groups' },
     gateway: { scopesHeader: 'x-openclaw-scopes', scopes: { default: ['operator.read'], byGroup: { admins: ['operator.admin'] } } },
   });

@@ -28,7 +28,8 @@ export async function sidecarConfig(upstreamPort: number, algorithm: Algorithm =
     listen: { host: '127.0.0.1', port },
     admin: { host: '127.0.0.1', port: adminPort },
     upstream: { url: `http://127.0.0.1:${upstreamPort}` },
-    trust: { allowLoopback: true, cidrs: ['127.0.0.1', '10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16'] },
+    // The WebSocket clients connect from many loopback addresses (more source ports).
+    trust: { allowLoopback: true, cidrs: ['127.0.0.0/8', '10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16'] },
     identity: {
       userHeader: 'x-auth-request-user',
       emailHeader: 'x-auth-request-email',
