@@ -41,9 +41,8 @@ node:
 deps: node node_modules/.installed
 
 node_modules/.installed: package.json package-lock.json
-	@# npm ci refuses a lock that lacks optional binaries for other platforms (the registry
-	@# mirror here lacks some); npm install honours the committed lock all the same.
-	npm install --no-save --no-audit --no-fund --loglevel=error
+	@# Exactly the committed lock (it holds every platform's optional packages), or an error.
+	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 system-deps:
