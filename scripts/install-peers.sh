@@ -15,6 +15,7 @@ HELM4_VERSION=v4.3.1
 TRAEFIK_VERSION=v3.6.12
 OAUTH2_PROXY_VERSION=v7.15.6
 PROMETHEUS_OPERATOR_VERSION=v0.85.0
+GATEWAY_API_VERSION=v1.4.1
 
 export PATH=/usr/local/go/bin:$PATH
 command -v go >/dev/null || { echo "Go is needed (the project's machines carry it at /usr/local/go)" >&2; exit 1; }
@@ -93,3 +94,5 @@ operator=$(module_dir "github.com/prometheus-operator/prometheus-operator@$PROME
 for kind in servicemonitors prometheusrules; do
   cp "$operator/example/prometheus-operator-crd/monitoring.coreos.com_$kind.yaml" ".tools/crds/prometheus-operator-$kind.yaml"
 done
+gateway_api=$(module_dir "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION")
+cp "$gateway_api/config/crd/standard/gateway.networking.k8s.io_httproutes.yaml" .tools/crds/gateway-api-httproutes.yaml

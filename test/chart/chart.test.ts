@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
-import { CHART, CI_VALUES, ciValuesFiles, find, one, renderChart, validateObject, type K8sObject } from './k8s.js';
+import { CHART, CI_VALUES, ROOT, ciValuesFiles, find, one, renderChart, validateObject, type K8sObject } from './k8s.js';
 import { metricNamesIn, sidecarMetricNames } from './metric-names.js';
 import { COMMAND } from '../support/command.js';
 import { makeTestCa } from '../support/test-ca.js';
@@ -293,11 +293,37 @@ test('values.schema.json refuses unknown keys, bad types and a missing public UR
 });
 
 test('optional objects are off by default and all render when enabled', () => {
-  const optional = ['ServiceMonitor', 'PrometheusRule', 'Middleware', 'IngressRoute', 'Ingress', 'PodDisruptionBudget'];
+  const optional = ['ServiceMonitor', 'PrometheusRule', 'Middleware', 'IngressRoute', 'Ingress', 'HTTPRoute', 'PodDisruptionBudget'];
   for (const kind of optional) expect([kind, find(objects('defaults-values.yaml'), kind).length]).toEqual([kind, 0]);
   for (const kind of optional) expect([kind, find(objects('all-optional-values.yaml'), kind).length]).toEqual([kind, 1]);
   expect(find(objects('defaults-values.yaml'), 'ConfigMap')).toHaveLength(1);
   expect(find(objects('all-optional-values.yaml'), 'ConfigMap')).toHaveLength(2);
+});
+
+test('HTTPRoute: the public host to the sidecar Service only, with the filters given; pod scheduling values reach the pod', () => {
+  const objs = objects('all-optional-values.yaml');
+  const route = one(objs, 'HTTPRoute') as any;
+  expect(route.spec.hostnames).toEqual(['claw.example.com']);
+  expect(route.spec.parentRefs).toEqual([{ name: 'public', namespace: 'gateway-system', sectionName: 'https' }]);
+  expect(route.spec.rules).toEqual([
+    {
+      matches: [{ path: { type: 'PathPrefix', value: '/' } }],
+      filters: [{ type: 'ExtensionRef', extensionRef: { group: 'traefik.io', kind: 'Middleware', name: 'claw-trusted-proxy-sidecar-oauth2-proxy' } }],
+      backendRefs: [{ name: one(objs, 'Service').metadata.name, port: 8080 }],
+    },
+  ]);
+  expect(podSpec(objs)).toMatchObject({ priorityClassName: 'high-priority', topologySpreadConstraints: [expect.objectContaining({ topologyKey: 'topology.kubernetes.io/zone' })] });
+  expect(podSpec(objects('defaults-values.yaml'))).not.toHaveProperty('priorityClassName');
+});
+
+test('Chart.yaml: what Artifact Hub and reviewers read, with the images the chart runs', () => {
+  const chart = parse(readFileSync(join(CHART, 'Chart.yaml'), 'utf8'));
+  expect(chart).toMatchObject({ home: expect.stringMatching(/^https:/), sources: [expect.stringMatching(/^https:/)], icon: expect.stringMatching(/^https:.*icon\.svg$/), maintainers: [expect.objectContaining({ name: expect.any(String) })] });
+  expect(readFileSync(join(CHART, 'icon.svg'), 'utf8')).toContain('<svg');
+  const values = parse(readFileSync(join(CHART, 'values.yaml'), 'utf8'));
+  const images = parse(chart.annotations['artifacthub.io/images']).map((i: { image: string }) => i.image);
+  expect(images).toEqual([`${values.sidecar.image.repository}:${chart.appVersion}`, `${values.gateway.image.repository}:${values.gateway.image.tag}`]);
+  expect(chart.annotations['artifacthub.io/license']).toBe(JSON.parse(readFileSync(join(CHART, '..', '..', 'package.json'), 'utf8')).license);
 });
 
 test('Traefik: oauth2-proxy ForwardAuth first, then the sidecar Service as the only backend', () => {
@@ -349,18 +375,13 @@ test('the Grafana dashboard is valid JSON over the sidecar metrics', () => {
   }
 });
 
-test('the chart README documents every value', () => {
+test('the chart README\'s values table is the one values.yaml\'s comments generate, every value in it', () => {
+  const r = spawnSync(process.execPath, [join(ROOT, 'scripts', 'chart-readme.mjs'), '--check'], { encoding: 'utf8' });
+  expect([r.status, r.stderr]).toEqual([0, '']);
   const readme = readFileSync(join(CHART, 'README.md'), 'utf8');
   const values = parse(readFileSync(join(CHART, 'values.yaml'), 'utf8')) as Record<string, unknown>;
-  const paths = (node: Record<string, unknown>, prefix: string): string[] =>
-    Object.entries(node).flatMap(([k, v]) => {
-      const path = prefix ? `${prefix}.${k}` : k;
-      const documented = readme.includes(`| \`${path}\` |`);
-      if (documented) return [path];
-      if (v && typeof v === 'object' && !Array.isArray(v) && Object.keys(v).length > 0) return paths(v as Record<string, unknown>, path);
-      return [`MISSING ${path}`];
-    });
-  const all = paths(values, '');
-  expect(all.filter((p) => p.startsWith('MISSING'))).toEqual([]);
-  expect(all.length).toBeGreaterThan(60);
+  const rows = [...readme.matchAll(/^\| `([^`]+)` \|/gm)].map((m) => m[1]!);
+  // Every top-level value has its row or rows below it.
+  for (const key of Object.keys(values)) expect([key, rows.some((r) => r === key || r.startsWith(`${key}.`))]).toEqual([key, true]);
+  expect(rows.length).toBeGreaterThan(60);
 });

@@ -59,6 +59,7 @@ export function kustomize(dir: string): K8sObject[] {
 const GROUP_PACKAGES: Record<string, string> = {
   'traefik.io': '@kubernetes-models/traefik',
   'monitoring.coreos.com': '@kubernetes-models/prometheus-operator',
+  'gateway.networking.k8s.io': '@kubernetes-models/gateway-api',
 };
 
 /**

@@ -28,7 +28,7 @@ beforeAll(async () => {
   for (const file of readdirSync(CRDS)) cluster.kubectl(['apply', '--server-side', '-f', join(CRDS, file)]);
   // The namespaces the ci/ values name: the release's, the ingress controllers', monitoring.
   for (const ns of ['openclaw', 'traefik', 'edge', 'ingress', 'monitoring']) await cluster.namespace(ns);
-  await waitFor(() => cluster.kubectl(['get', 'crd', 'ingressroutes.traefik.io', 'servicemonitors.monitoring.coreos.com', '-o', 'name']).split('\n').filter(Boolean).length === 2, 'the CRDs established', 30_000, 200);
+  await waitFor(() => cluster.kubectl(['get', 'crd', 'ingressroutes.traefik.io', 'servicemonitors.monitoring.coreos.com', 'httproutes.gateway.networking.k8s.io', '-o', 'name']).split('\n').filter(Boolean).length === 3, 'the CRDs established', 30_000, 200);
 }, 120_000);
 afterAll(async () => {
   await upstream?.close();
