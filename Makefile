@@ -10,7 +10,7 @@ endif
 export PATH := $(CURDIR)/.tools/node/node_modules/.bin:$(CURDIR)/node_modules/.bin:$(CURDIR)/.tools/bin:/usr/local/go/bin:$(PATH)
 export NODE_OPTIONS := --experimental-vm-modules --no-warnings=ExperimentalWarning
 
-.PHONY: run test unit build typecheck node deps system-deps peers clean image bench bench-build openclaw soak
+.PHONY: run test unit build typecheck node deps system-deps peers clean image image-oci bench bench-build openclaw soak
 
 run: build
 	scripts/run.sh
@@ -70,6 +70,10 @@ peers:
 IMAGE ?= trusted-proxy-sidecar:$(shell node -p 'require("./package.json").version' 2>/dev/null || echo dev)
 image:
 	docker build -t $(IMAGE) .
+
+# The same image without Docker: an OCI layout in .run/image (umoci; push it with skopeo).
+image-oci: system-deps deps
+	scripts/build-image-oci.sh .run/image
 
 clean:
 	rm -rf dist node_modules .tools .run test-artifacts
