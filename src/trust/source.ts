@@ -30,7 +30,7 @@ export type SourceResult =
 export const XFCC = 'x-forwarded-client-cert';
 
 export function checkSource(facts: SourceFacts, trusted: TrustedSet, rules: SourceRules): SourceResult {
-  const cert = rules.require === 'address' ? {} : rules.from === 'xfcc' ? meshCertificate(facts.rawHeaders) : tlsCertificate(facts.tlsCertificate);
+  const cert = rules.require === 'address' ? NOT_ASKED : rules.from === 'xfcc' ? meshCertificate(facts.rawHeaders) : tlsCertificate(facts.tlsCertificate);
   return judge(facts.peer, cert, trusted, rules);
 }
 
@@ -43,6 +43,8 @@ export function recheckSource(peer: string, certificate: PeerCertificate | undef
 }
 
 type CertificateFact = { certificate?: PeerCertificate; problem?: string };
+/** By address alone no certificate is read (one shared object: this runs on every request). */
+const NOT_ASKED: CertificateFact = Object.freeze({});
 
 function judge(peer: string, cert: CertificateFact, trusted: TrustedSet, rules: SourceRules): SourceResult {
   const lookup = trusted.lookup(peer);
