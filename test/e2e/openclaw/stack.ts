@@ -21,6 +21,7 @@ import { waitFor } from '../../support/wait.js';
 import { launchChromium } from '../../support/chromium.js';
 import { COMMAND as CLI } from '../../support/command.js';
 import { AssertionSigner } from '../../../src/assertion/sign.js';
+import { CI_VALUES, renderChart } from '../../chart/k8s.js';
 
 const ROOT = join(import.meta.dirname, '..', '..', '..');
 export const FIXTURES = join(ROOT, 'test', 'fixtures', 'openclaw');
@@ -233,8 +234,9 @@ function gatewayExited(p: Proc): boolean {
 }
 
 /**
- * The real gateway, as the chart runs it with `gateway.guard.enabled`: under the guard
- * (`node --import dist/guard.js`), and here bound beyond the pod's loopback on purpose (the
+ * The real gateway, as the chart runs it with `gateway.guard.enabled` (its settings taken
+ * from the rendered chart): under the guard (`node --import dist/guard.js`), and here bound
+ * beyond the pod's loopback on purpose (the
  * mistake the guard is for). Inside `ip netns exec` the mount namespace is private, so
  * binding `tmp` over /tmp there is invisible to everyone else.
  */
@@ -248,11 +250,7 @@ function startGateway(pod: Host, gatewayTmp: string): Proc {
     OPENCLAW_CONFIG_PATH: '/tmp/state/openclaw.json',
     OPENCLAW_SKIP_CHANNELS: '1',
     OPENCLAW_DISABLE_BONJOUR: '1',
-    // The chart's guard settings (deployment.yaml) with this stack's paths.
-    TRUSTED_PROXY_GUARD_PORTS: String(GATEWAY_PORT),
-    TRUSTED_PROXY_GUARD_KEYS_DIR: '/tmp/keys',
-    TRUSTED_PROXY_GUARD_OPEN_PATHS: '/healthz,/readyz',
-    TRUSTED_PROXY_GUARD_USER_HEADER: 'x-forwarded-user',
+    ...chartGuardEnv(),
   };
   // A checkout that itself lives under /tmp (a CI clone in a mktemp folder) would vanish
   // behind the private /tmp: bind it back in at the same path first.
@@ -266,6 +264,20 @@ function startGateway(pod: Host, gatewayTmp: string): Proc {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   return { child, output: collect(child) };
+}
+
+/**
+ * The guard's settings as the chart renders them for the gateway container
+ * (ci/guard-values.yaml), with this stack's key folder in place of the pod's mount.
+ */
+function chartGuardEnv(): Record<string, string> {
+  const deployment = renderChart([join(CI_VALUES, 'guard-values.yaml')]).objects.find((o) => o.kind === 'Deployment') as any;
+  const gateway = deployment.spec.template.spec.containers.find((c: { name: string }) => c.name === 'gateway');
+  const env: Record<string, string> = Object.fromEntries(
+    (gateway.env as { name: string; value: string }[]).filter((e) => e.name.startsWith('TRUSTED_PROXY_GUARD_')).map((e) => [e.name, e.value]),
+  );
+  if (env['TRUSTED_PROXY_GUARD_PORTS'] !== String(GATEWAY_PORT) || !env['TRUSTED_PROXY_GUARD_KEYS_DIR']) throw new Error(`unexpected guard settings from the chart: ${JSON.stringify(env)}`);
+  return { ...env, TRUSTED_PROXY_GUARD_KEYS_DIR: '/tmp/keys' };
 }
 
 /**
