@@ -239,7 +239,7 @@ async function main(): Promise<void> {
       const starts = await coldStarts(upstreamPort, T.coldRuns);
       results.coldStart = starts.bundle;
       results.coldStartUnbundled = starts.unbundled;
-      results.imports = importCosts(['./dist/server/sidecar.js', '@kubernetes/client-node', 'express', 'prom-client', 'zod', 'pino', 'undici'], quick ? 1 : 3);
+      results.imports = importCosts(['./dist/server/sidecar.js', '@kubernetes/client-node', 'prom-client', 'zod', 'pino', 'undici'], quick ? 1 : 3);
     }
     if (wanted('kubernetes')) results.kubernetes = await kubeScale(T.kube, upstreamPort, log);
   } finally {
