@@ -70,9 +70,12 @@ export interface Results {
   coldStartUnbundled?: ColdStart;
   imports?: ImportCost[];
   kubernetes?: KubeScaleResult;
+  /** Where the inline path's CPU goes (V8's sampling profiler at saturation). */
+  profile?: CpuProfileResult;
 }
 
 import type { KubeScaleResult } from './kube-scale.js';
+import { flameGraphSvg, type CpuProfileResult, type FlameNode } from './cpu-profile.js';
 
 const MB = 1024 * 1024;
 const f = (n: number | undefined, digits = 2) => (n === undefined || Number.isNaN(n) ? '—' : n.toFixed(digits));
@@ -425,6 +428,25 @@ export function markdown(r: Results): string {
       '',
     );
   }
+  if (r.profile) {
+    const p = r.profile;
+    const kinds = (['sidecar', 'dependency', 'node', 'vm'] as const).map((kind) => [kind, sharesOf(p.tree, kind)] as const);
+    lines.push(
+      '## Where the inline request\'s CPU goes',
+      '',
+      `V8's sampling profiler (\`--cpu-prof\`) on the sidecar inline at saturation: ${int(p.samples)} samples over ${p.seconds} s at ${int(p.rps)} req/s, ` +
+        `${f(p.cpuMicrosPerRequest, 1)} µs of CPU per request (the profiler's own cost and the start-up included; idle samples left out). Self time by where the code lives: ` +
+        kinds.map(([kind, share]) => `${{ sidecar: 'the sidecar', dependency: 'npm packages', node: "Node's JavaScript", vm: 'V8, native code and GC' }[kind]} ${f(share * 100, 1)} %`).join(', ') +
+        '. The functions with the most self time, each as its share of one request\'s CPU:',
+      '',
+      '| function | share | µs per request |',
+      '|---|---:|---:|',
+      ...p.top.map((t) => `| \`${t.name.replace(/\|/g, '\\|')}\` | ${f(t.share * 100, 1)} % | ${f(t.microsPerRequest, 1)} |`),
+      '',
+      '![Flame graph of the inline path](performance-flame.png)',
+      '',
+    );
+  }
   if (r.coldStart) {
     const c = r.coldStart;
     lines.push(
@@ -557,11 +579,24 @@ export function chartSvg(r: Results): { svg: string; width: number; height: numb
 
 export async function writeReport(r: Results, dir: string): Promise<void> {
   writeFileSync(join(dir, 'performance.md'), markdown(r));
-  const { svg, width, height } = chartSvg(r);
+  renderPng(chartSvg(r), join(dir, 'performance.png'));
+  if (r.profile) {
+    const title = `The sidecar inline at saturation: ${r.profile.samples} samples over ${r.profile.seconds} s, ${Math.round(r.profile.rps)} req/s, ${r.profile.cpuMicrosPerRequest.toFixed(0)} µs of CPU per request`;
+    renderPng(flameGraphSvg(r.profile.tree, 1400, title), join(dir, 'performance-flame.png'));
+  }
+}
+
+/** The share of all samples spent in frames of one kind (self time). */
+function sharesOf(tree: FlameNode, kind: FlameNode['kind']): number {
+  const self = (n: FlameNode): number => (n.kind === kind ? n.total - n.children.reduce((a, c) => a + c.total, 0) : 0) + n.children.reduce((a, c) => a + self(c), 0);
+  return self(tree) / Math.max(tree.total, 1);
+}
+
+/** An SVG as a PNG, by Chromium's screenshot of it. */
+function renderPng({ svg, width, height }: { svg: string; width: number; height: number }, png: string): void {
   const work = tempDir(mkdtempSync(join(tmpdir(), 'tps-bench-chart-')));
   const svgPath = join(work, 'chart.svg');
   writeFileSync(svgPath, svg);
-  const png = join(dir, 'performance.png');
   execFileSync(
     'chromium',
     [

@@ -7,6 +7,7 @@ import { writeFileSync, mkdirSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { coldStarts, importCosts } from './coldstart.js';
+import { profileInline } from './cpu-profile.js';
 import { kubeScale } from './kube-scale.js';
 import { fixedRate, wrk, WRK_PATH, type WrkResult } from './load.js';
 import { decisions, limitsBookkeeping, signs } from './micro.js';
@@ -240,6 +241,10 @@ async function main(): Promise<void> {
       results.coldStart = starts.bundle;
       results.coldStartUnbundled = starts.unbundled;
       results.imports = importCosts(['./dist/server/sidecar.js', '@kubernetes/client-node', 'prom-client', 'zod', 'pino', 'undici'], quick ? 1 : 3);
+    }
+    if (wanted('profile')) {
+      log('CPU profile of the sidecar inline at saturation');
+      results.profile = await profileInline(upstreamPort, quick ? 3 : 10, cpuSeconds);
     }
     if (wanted('kubernetes')) results.kubernetes = await kubeScale(T.kube, upstreamPort, log);
   } finally {

@@ -13,13 +13,14 @@ test('the quick benchmark measures its paths end to end and writes the report an
   const env: NodeJS.ProcessEnv = { ...process.env };
   delete env.NODE_OPTIONS;
   // `make test` compiles the benchmark into .run/bench (as `make bench` does).
-  await run(process.execPath, ['.run/bench/bench/run.js', '--quick', `--only=${PATHS.join(',')},micro,kubernetes,websockets`], { env, timeout: 300_000 });
+  await run(process.execPath, ['.run/bench/bench/run.js', '--quick', `--only=${PATHS.join(',')},micro,kubernetes,websockets,profile`], { env, timeout: 300_000 });
 
   const results = JSON.parse(readFileSync('.run/bench-quick.json', 'utf8')) as {
     http: { id: string; saturation: unknown[]; fixed: { rounds: unknown[] }; cpuPer10k?: number }[];
     micro: { rounds: { decisions: number; signs: number; limits: number; lookups: Record<string, number> }[] };
     kubernetes: { nodes: number; pods: number; modes: { name: string; syncSeconds: number; entries: number }[] };
     websockets: { idle: { count: number }; echo: { sidecar: { roundTrips: number } } };
+    profile: { samples: number; tree: unknown };
   };
   expect(results.http.map((h) => h.id)).toEqual(PATHS);
   for (const h of results.http) {
@@ -54,4 +55,10 @@ test('the quick benchmark measures its paths end to end and writes the report an
   expect(report).toMatch(/\| Added p99 latency over direct .*\| the least any Node forwarder adds, checking nothing: \d+\.\d{3} ms .*nginx proxy_pass adds/);
   const chart = '.run/bench-quick/performance.png';
   expect(existsSync(chart) && statSync(chart).size).toBeGreaterThan(10_000);
+  // The CPU profile: busy samples, the sidecar's own source files named in the call tree, and its flame graph.
+  expect(results.profile.samples).toBeGreaterThan(100);
+  expect(JSON.stringify(results.profile.tree)).toContain('src/decision/decide.ts');
+  expect(report).toMatch(/## Where the inline request's CPU goes[\s\S]*\| function \| share \| µs per request \|/);
+  const flame = '.run/bench-quick/performance-flame.png';
+  expect(existsSync(flame) && statSync(flame).size).toBeGreaterThan(10_000);
 }, 300_000);
