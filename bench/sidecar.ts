@@ -42,6 +42,9 @@ export async function sidecarConfig(upstreamPort: number, algorithm: Algorithm =
       scopes: { default: ['operator.read'], byGroup: { admins: ['operator.admin', 'operator.read', 'operator.write'] } },
     },
     forwardAuth: { enabled: true, path: '/forward-auth' },
+    // Every benchmark request is one user's, from up to 100 connections at once: one user's
+    // fair share of the pool (64 of 256 by default) would refuse some in a slow spell.
+    limits: { identityPoolShare: 1 },
     logging: { level: 'info' },
   };
   const path = join(dir, 'sidecar.yaml');
