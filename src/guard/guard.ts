@@ -58,10 +58,14 @@ export function installGuard(options: GuardOptions, log: GuardLog): () => void {
     const own = Object.prototype.hasOwnProperty.call(proto, 'emit');
     const original = proto.emit as (this: unknown, event: string | symbol, ...args: unknown[]) => boolean;
     proto.emit = function guardedEmit(this: HttpServer, event: string | symbol, ...args: unknown[]): boolean {
-      if (typeof event !== 'string' || !(REQUEST_EVENTS.has(event) || CONNECTION_EVENTS.has(event)) || !isGuarded(this, options.ports)) {
-        return original.call(this, event, ...args);
-      }
+      if (typeof event !== 'string' || !(REQUEST_EVENTS.has(event) || CONNECTION_EVENTS.has(event))) return original.call(this, event, ...args);
       const req = args[0] as IncomingMessage;
+      // The port the connection came in on, not the server's: a server that stopped
+      // listening still serves its open connections, and one may be handed sockets that
+      // another server accepted. Unknown (a socket already gone) is guarded, unless the
+      // server listens on a Unix socket, which no remote client reaches.
+      const port = req.socket.localPort;
+      if (port === undefined ? typeof this.address() === 'string' : !options.ports.has(port)) return original.call(this, event, ...args);
       const socket = CONNECTION_EVENTS.has(event) ? (args[1] as Duplex) : undefined;
       // Node removed its own error listener from an upgraded socket: without one, a client
       // resetting while the assertion is checked would end the gateway's process.
@@ -89,19 +93,6 @@ export function installGuard(options: GuardOptions, log: GuardLog): () => void {
     };
   });
   return () => restores.forEach((restore) => restore());
-}
-
-const ports = new WeakMap<object, boolean>();
-function isGuarded(server: HttpServer, guarded: ReadonlySet<number>): boolean {
-  let known = ports.get(server);
-  if (known === undefined) {
-    const address = server.address();
-    // Not listening on a port (yet, or a Unix socket): nothing remote reaches it through one.
-    if (address === null || typeof address === 'string') return false;
-    known = guarded.has(address.port);
-    ports.set(server, known);
-  }
-  return known;
 }
 
 function body(error: string): string {
