@@ -1,13 +1,12 @@
 // Child process: a bare forwarder with no checks at all, the ceiling for the sidecar's
-// proxy layer. `proxy-layer` runs the sidecar's own forwarding code and upstream pool; the
+// proxy layer. `proxy-layer` runs the sidecar's own forwarding code and gateway connections; the
 // others are the alternatives measured against it (Node's http client, undici's request()).
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Agent, request as undiciRequest } from 'undici';
 import { configSchema } from '../src/config/schema.js';
-import { createUpstreamPool } from '../src/proxy/agent.js';
-import { forward, hasBody } from '../src/proxy/forward.js';
+import { hasBody, PinnedForwarder } from '../src/proxy/forward.js';
 import { relayUpgrade as sidecarUpgrade } from '../src/proxy/upgrade.js';
 
 const [kind, target] = process.argv.slice(2) as [string, string];
@@ -18,14 +17,15 @@ const server = http.createServer();
 
 function handler(): http.RequestListener {
   if (kind === 'proxy-layer') {
-    const forwarding = { dispatcher: createUpstreamPool(upstream), origin: target, timeoutMs: upstream.timeoutSeconds * 1000, bodyStallMs: 30_000, maxBodyBytes: 0 };
+    const forwarder = new PinnedForwarder();
+    const bounds = { url: target, connectTimeoutMs: upstream.connectTimeoutSeconds * 1000, timeoutMs: upstream.timeoutSeconds * 1000, bodyStallMs: 30_000, maxBodyBytes: 0 };
     const failed = (res: http.ServerResponse) => () => (res.headersSent ? res.destroy() : res.writeHead(502).end());
     // WebSockets too, relayed as the sidecar relays them: the floor for the echo benchmark.
     const relaying = { url: target, connectTimeoutMs: upstream.connectTimeoutSeconds * 1000, timeoutMs: upstream.timeoutSeconds * 1000 };
     server.on('upgrade', (req, socket, head) =>
       sidecarUpgrade(req, socket, head, headersOf(req), relaying, { response: () => undefined, switched: () => undefined, failed: () => socket.destroy() }),
     );
-    return (req, res) => forward(req, res, headersOf(req), forwarding, { response: () => undefined, failed: failed(res) });
+    return (req, res) => forwarder.forward(req, res, headersOf(req), bounds, { response: () => undefined, failed: failed(res) });
   }
   if (kind === 'node-http') {
     const agent = new http.Agent({ keepAlive: true, maxSockets: upstream.maxSockets, maxFreeSockets: 64, scheduling: 'lifo' });

@@ -76,7 +76,7 @@ export function createMetrics(version: string) {
     }),
     upstreamInFlight: new Gauge({
       name: `${PREFIX}upstream_in_flight`,
-      help: 'Requests holding one of the upstream pool connections.',
+      help: 'Requests at the gateway, each holding one of upstream.maxSockets slots.',
       registers,
       collect() {
         this.set(slots().busy);
@@ -84,7 +84,7 @@ export function createMetrics(version: string) {
     }),
     upstreamQueued: new Gauge({
       name: `${PREFIX}upstream_queued`,
-      help: 'Requests waiting for a free upstream pool connection.',
+      help: 'Requests waiting for a free slot at the gateway.',
       registers,
       collect() {
         this.set(slots().queued);
@@ -177,7 +177,7 @@ export function createMetrics(version: string) {
      * registry is read (prom-client hashes and checks the labels on every increment,
      * even a child's, and an allowed request counts up to ten things).
      */
-    /** Where the upstream gauges read the pool's permits from. */
+    /** Where the upstream gauges read the slots' permits from. */
     observeUpstreamSlots(read: () => { busy: number; queued: number }): void {
       slots = read;
     },

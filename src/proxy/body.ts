@@ -1,6 +1,6 @@
 // The request body on its way to the gateway, guarded: a client that stops sending in the
 // middle of a body, or sends more than the configured maximum, ends the exchange (and with
-// it the upstream request) instead of holding a pooled connection.
+// it the upstream request) instead of holding the gateway's connection.
 import { Transform, type TransformCallback } from 'node:stream';
 
 export const BODY_TIMEOUT = 'BODY_TIMEOUT';

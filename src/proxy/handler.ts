@@ -13,10 +13,9 @@ import type { Runtime } from '../runtime/runtime.js';
 import { decisionContext, type Snapshot } from '../runtime/snapshot.js';
 import { pathOf } from '../request/request.js';
 import { randomId } from '../assertion/sign.js';
-import { UpstreamPool } from './agent.js';
 import { BODY_TIMEOUT, BODY_TOO_LARGE, declaredLength } from './body.js';
 import { upstreamErrorKind, type UpstreamErrorKind } from './errors.js';
-import { forward, hasBody } from './forward.js';
+import { hasBody, PinnedForwarder, type Forwarder } from './forward.js';
 import { owe, whenSettled } from './in-flight.js';
 import { identityRequestLimit, PerIdentityLimit, UpstreamSlots } from './limits.js';
 import { rejectUpgrade, sendJson } from './respond.js';
@@ -33,7 +32,7 @@ type LimitReason = 'body_timeout' | 'body_too_large' | 'identity_request_limit' 
 
 export class RequestHandler {
   readonly websockets: WebSocketTracker;
-  private readonly pool: UpstreamPool;
+  private readonly forwarder: Forwarder;
   /** Upstream requests each identity has in flight or waiting. */
   private readonly requests: PerIdentityLimit;
   /** WebSockets each identity has open or opening. */
@@ -46,14 +45,18 @@ export class RequestHandler {
   private readonly signedCount;
   private readonly responseCount;
 
-  constructor(private readonly runtime: Runtime) {
+  /** `forwarder`: what carries allowed requests to the gateway (the differential tests hand in another). */
+  constructor(
+    private readonly runtime: Runtime,
+    forwarder?: Forwarder,
+  ) {
     const { metrics } = runtime;
     this.decisionTime = perKey((mode: Mode) => metrics.decisionSeconds.labels(mode));
     this.allowedCount = perKey((mode: Mode) => metrics.batched(metrics.decisions, { mode, result: 'allowed', reason: 'allowed' }));
     this.strippedCount = perKey((header: string) => metrics.batched(metrics.headersStripped, { header }));
     this.signedCount = perKey((kid: string) => metrics.batched(metrics.assertionsSigned, { kid }));
     this.responseCount = perKey((status: number) => metrics.batched(metrics.upstreamResponses, { class: statusClass(status) }));
-    this.pool = new UpstreamPool(runtime.config.upstream);
+    this.forwarder = forwarder ?? new PinnedForwarder();
     this.websockets = new WebSocketTracker(runtime.metrics);
     const { upstream, limits } = runtime.config;
     this.requests = new PerIdentityLimit(identityRequestLimit(upstream.maxSockets, limits.identityPoolShare));
@@ -62,10 +65,9 @@ export class RequestHandler {
     metrics.observeUpstreamSlots(() => ({ busy: this.slots.busy, queued: this.slots.queued }));
   }
 
-  /** A reloaded config's pool and limits (reload.ts); requests already admitted keep theirs. */
+  /** A reloaded config's limits (reload.ts); requests already admitted keep theirs. */
   follow(config: Config): void {
     const { upstream, limits } = config;
-    this.pool.update(upstream);
     this.requests.setLimit(identityRequestLimit(upstream.maxSockets, limits.identityPoolShare));
     this.webSocketsHeld.setLimit(limits.maxWebSocketsPerIdentity);
     this.slots.update(upstream.maxSockets, limits.queueTimeoutSeconds * 1000);
@@ -93,8 +95,8 @@ export class RequestHandler {
   }
 
   /**
-   * An allowed inline request takes its identity's share and then a pooled connection
-   * (waiting, with a deadline, when all are busy); both are given back when the response
+   * An allowed inline request takes its identity's share and then one of the gateway's
+   * slots (waiting, with a deadline, when all are busy); both are given back when the response
    * is done or abandoned.
    */
   private admit(req: IncomingMessage, res: ServerResponse, decision: AllowedDecision, snapshot: Snapshot): void {
@@ -128,13 +130,13 @@ export class RequestHandler {
     const { upstream, limits } = snapshot.config;
     const started = process.hrtime.bigint();
     const target = {
-      dispatcher: this.pool.dispatcher,
-      origin: upstream.url,
+      url: upstream.url,
+      connectTimeoutMs: upstream.connectTimeoutSeconds * 1000,
       timeoutMs: upstream.timeoutSeconds * 1000,
       bodyStallMs: limits.clientStallTimeoutSeconds * 1000,
       maxBodyBytes: limits.maxRequestBodyBytes,
     };
-    forward(req, res, upstreamHeaders(decision, snapshot.rules), target, {
+    this.forwarder.forward(req, res, upstreamHeaders(decision, snapshot.rules), target, {
       response: (status) => this.observeUpstream(status, started),
       failed: (err) => {
         const code = (err as NodeJS.ErrnoException).code;
@@ -206,9 +208,9 @@ export class RequestHandler {
     this.runtime.logger.warn({ requestId: decision.requestId, peer: decision.peer, user, reason, status: REFUSALS[reason] }, 'refused by a limit');
   }
 
-  /** Stops the upstream connection pool (after draining). */
+  /** Ends the connections to the gateway (after draining). */
   close(): void {
-    this.pool.close();
+    this.forwarder.close();
   }
 
   private decide(req: IncomingMessage, mode: Mode, upgrade: boolean, snapshot: Snapshot): Decision {

@@ -1,8 +1,8 @@
 // Fair share of the gateway. Two small units: a count of what each identity holds (upstream
-// requests, WebSockets), and the upstream pool's connections as permits that a request
-// waits for in arrival order, with a deadline. Without them one user's stalled uploads or
-// unread downloads could take every pooled connection and leave everyone else queued
-// inside the pool, where no timeout applies.
+// requests, WebSockets), and the gateway's capacity (upstream.maxSockets requests at once)
+// as permits that a request waits for in arrival order, with a deadline. Without them one
+// user's stalled uploads or unread downloads could hold the gateway's every slot and leave
+// everyone else waiting with no deadline.
 
 /** How many things each key (an identity) holds at once, up to a limit. */
 export class PerIdentityLimit {
@@ -42,9 +42,9 @@ interface Waiter {
 }
 
 /**
- * The pool's connections as permits. A request holds one from dispatch to the end of its
- * exchange; when none is free it waits, first come first served, for at most the queue
- * timeout. The pool itself then never queues, so no request waits without a deadline.
+ * Requests at the gateway at once, as permits. A request holds one from dispatch to the end
+ * of its exchange; when none is free it waits, first come first served, for at most the
+ * queue timeout, so no request waits without a deadline.
  */
 export class UpstreamSlots {
   private inUse = 0;
@@ -93,7 +93,7 @@ export class UpstreamSlots {
     this.grantWaiting();
   }
 
-  /** A reload's new pool size and queue timeout; waits already running keep their deadline. */
+  /** A reload's new capacity and queue timeout; waits already running keep their deadline. */
   update(capacity: number, timeoutMs: number): void {
     this.capacity = capacity;
     this.timeoutMs = timeoutMs;
@@ -113,7 +113,7 @@ export class UpstreamSlots {
 
 function noop(): void {}
 
-/** The most upstream requests one identity may have in flight or waiting: a share of the pool, at least one. */
+/** The most upstream requests one identity may have in flight or waiting: a share of the capacity, at least one. */
 export function identityRequestLimit(maxSockets: number, share: number): number {
   return Math.max(1, Math.floor(maxSockets * share));
 }

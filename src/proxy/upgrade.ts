@@ -1,6 +1,6 @@
 // Relays an allowed WebSocket upgrade with Node's own client: the handshake goes to the
-// gateway on a connection of its own (never the pool's: it becomes the WebSocket), the
-// gateway's answer comes back, and after a 101 the two sockets are piped into each other.
+// gateway on a new connection (it becomes the WebSocket), the gateway's answer comes back,
+// and after a 101 the two sockets are piped into each other.
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import type { Socket } from 'node:net';

@@ -8,8 +8,8 @@
 //   1. settings bound to open sockets (the listeners) that changed are named in a warning;
 //   2. the log level;
 //   3. the trusted-set size metrics;
-//   4. the upstream side: a new connection pool when its size or connect timeout changed
-//      (the old one finishes what it carries), the fair-share limits, the slot queue;
+//   4. the upstream side: the fair-share limits and the slot queue (a request carries its
+//      snapshot's gateway URL and timeouts, so nothing else changes here);
 //   5. the data plane: header, keep-alive and stall limits;
 //   6. discovery: sources added or removed (the first one loads the Kubernetes client);
 //      the identity provider's key source, started, stopped or replaced when

@@ -4,7 +4,7 @@
 //   it hands a socket to the `upgrade` listener, and an 'error' event with no listener
 //   ends the process: a client's reset must only ever end its own connection;
 // - a connection whose output stops moving (the client stopped reading) is destroyed after
-//   the stall timeout, so it cannot hold a descriptor, a pooled upstream connection or a
+//   the stall timeout, so it cannot hold a descriptor, an upstream connection or a
 //   WebSocket's buffers for as long as the client likes.
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';

@@ -7,6 +7,7 @@ import { discoveryConfigured } from '../discovery/configured.js';
 import type { Discovery, DiscoveryOptions } from '../discovery/discovery.js';
 import { createLogger, type Logger } from '../logging/logger.js';
 import { createMetrics, type Metrics } from '../metrics/metrics.js';
+import type { Forwarder } from '../proxy/forward.js';
 import { RequestHandler } from '../proxy/handler.js';
 import { CLOSE_GOING_AWAY } from '../proxy/websockets.js';
 import { followSnapshot, recordTrustedSet } from '../runtime/reload.js';
@@ -24,6 +25,8 @@ export interface SidecarOptions {
   metrics?: Metrics;
   watchIntervalMs?: number;
   discovery?: DiscoveryOptions;
+  /** What carries allowed requests to the gateway; the sidecar's own by default (tests compare another). */
+  forwarder?: Forwarder;
 }
 
 export class Sidecar {
@@ -40,7 +43,7 @@ export class Sidecar {
   constructor(config: Config, private readonly options: SidecarOptions = {}) {
     const logger = options.logger ?? createLogger(config.logging.level);
     this.runtime = new Runtime(config, logger, options.metrics ?? createMetrics(VERSION));
-    this.handler = new RequestHandler(this.runtime);
+    this.handler = new RequestHandler(this.runtime, options.forwarder);
     this.dataPlane = createDataPlane(config.listen, this.handler, this.runtime.metrics);
     this.connections = new ConnectionWatch(this.dataPlane, config.limits.clientStallTimeoutSeconds * 1000, this.runtime.metrics, this.runtime.logger);
     this.watchForMesh(config.listen.host);

@@ -1,5 +1,6 @@
 // The proxy layer on its own (src/proxy/forward.ts, upgrade.ts, respond.ts), on real
-// loopback sockets: a Node server hands every request to forward() and every upgrade to
+// loopback sockets, for the sidecar's data plane and the undici pool it replaced (the same
+// tests must pass through both): a Node server hands every request to the forwarder and every upgrade to
 // relayUpgrade() with the client's header lines (less hop-by-hop) and no decision in
 // between, in front of a gateway scripted on a raw socket, so each test chooses exactly
 // the bytes the gateway sends: informational answers, trailers, resets, silence.
@@ -7,15 +8,15 @@ import http, { type IncomingMessage, type Server } from 'node:http';
 import { createServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { configSchema } from '../../src/config/schema.js';
-import { createUpstreamPool } from '../../src/proxy/agent.js';
 import { BODY_TIMEOUT, BODY_TOO_LARGE } from '../../src/proxy/body.js';
 import { upstreamErrorKind } from '../../src/proxy/errors.js';
-import { forward } from '../../src/proxy/forward.js';
+import { PinnedForwarder, type Forwarder } from '../../src/proxy/forward.js';
 import { rejectUpgrade, sendJson } from '../../src/proxy/respond.js';
 import { relayUpgrade } from '../../src/proxy/upgrade.js';
 import { HOP_BY_HOP } from '../../src/request/protected.js';
 import { freePort } from '../support/ports.js';
 import { RawClient, statuses } from '../support/raw-client.js';
+import { UndiciForwarder } from '../support/undici-forwarder.js';
 import { waitFor } from '../support/wait.js';
 
 interface Gateway {
@@ -82,8 +83,15 @@ function forwardedLines(req: IncomingMessage): string[] {
   return out.concat('x-proxy-layer', 'on');
 }
 
+type Upstream = ReturnType<typeof configSchema.parse>['upstream'];
+const DATA_PLANES: [string, (upstream: Upstream) => Forwarder][] = [
+  ['the sidecar\'s gateway connections', () => new PinnedForwarder()],
+  ['the undici pool it replaced', (upstream) => new UndiciForwarder(upstream)],
+];
+let dataPlane = DATA_PLANES[0]![1];
+
 async function startLayer(gatewayUrl: string, limits: { maxBodyBytes?: number } = {}): Promise<Layer> {
-  const pool = createUpstreamPool(configSchema.parse({}).upstream);
+  const forwarder = dataPlane(configSchema.parse({ upstream: { url: gatewayUrl } }).upstream);
   const responses: number[] = [];
   const failures: Error[] = [];
   const switched: Socket[] = [];
@@ -95,8 +103,8 @@ async function startLayer(gatewayUrl: string, limits: { maxBodyBytes?: number } 
     return { status: kind === 'timeout' ? 504 : 502, body: `{"error":"${kind}"}` };
   };
   const server: Server = http.createServer((req, res) => {
-    const target = { dispatcher: pool, origin: gatewayUrl, timeoutMs: TIMEOUT_MS, bodyStallMs: TIMEOUT_MS, maxBodyBytes: limits.maxBodyBytes ?? 0 };
-    forward(req, res, forwardedLines(req), target, {
+    const target = { url: gatewayUrl, connectTimeoutMs: TIMEOUT_MS, timeoutMs: TIMEOUT_MS, bodyStallMs: TIMEOUT_MS, maxBodyBytes: limits.maxBodyBytes ?? 0 };
+    forwarder.forward(req, res, forwardedLines(req), target, {
       response: (status) => responses.push(status),
       failed: (err) => {
         const { status, body } = failedAnswer(err);
@@ -124,7 +132,7 @@ async function startLayer(gatewayUrl: string, limits: { maxBodyBytes?: number } 
     close: async () => {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
-      await pool.destroy();
+      forwarder.close();
     },
   };
 }
@@ -152,149 +160,157 @@ async function client(proxy: Layer, bytes = ''): Promise<RawClient> {
   return c;
 }
 
-/** The gateway has the whole body ending in `last`, sent with a length or chunked (undici picks). */
+/** The gateway has the whole body ending in `last`, sent with a length or chunked (the data plane picks). */
 const bodyDone = (received: string, last: string) => received.endsWith(last) || received.endsWith(`${last}\r\n0\r\n\r\n`);
 
 const complete = (t: string) => /\r\n\r\n/.test(t) && (/content-length: (\d+)/i.exec(t) === null || t.length >= t.indexOf('\r\n\r\n') + 4 + Number(/content-length: (\d+)/i.exec(t)![1]));
 
-describe('a request and its answer', () => {
-  test('the target goes byte for byte with the given header lines; the answer comes back less the gateway hop\'s headers', async () => {
-    const { gw, proxy } = await setUp((s) =>
-      s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\nKeep-Alive: timeout=5\r\nX-Kept: y\r\n\r\nok'),
-    );
-    const c = await client(proxy, 'GET /a%2Fb/../c?x=1&y=%20 HTTP/1.1\r\nHost: gw.example\r\nX-Test: 1\r\nConnection: keep-alive\r\n\r\n');
-    const reply = await c.receive(complete, 'the answer');
-    expect(gw.received[0]).toMatch(/^GET \/a%2Fb\/\.\.\/c\?x=1&y=%20 HTTP\/1\.1\r\n/);
-    expect(gw.received[0]).toContain('x-test: 1\r\n');
-    expect(gw.received[0]).toContain('x-proxy-layer: on\r\n');
-    expect(statuses(reply)).toEqual([200]);
-    expect(reply).toMatch(/\r\nx-kept: y\r\n/i);
-    expect(reply).not.toMatch(/x-hop|keep-alive: timeout/i);
-    expect(reply.endsWith('\r\n\r\nok')).toBe(true);
-    expect(proxy.responses).toEqual([200]);
+describe.each(DATA_PLANES)('through %s', (_name, make) => {
+  beforeAll(() => {
+    dataPlane = make;
   });
 
-  test('a request body streams to the gateway, by length or chunked, and the response body back', async () => {
-    const { gw, proxy } = await setUp((s, head) => {
-      const body = head.startsWith('POST /length') ? 'hello' : 'abcdefgh';
-      // The answer waits for the whole body to arrive.
-      const check = () => {
-        if (!gw.received.some((r) => bodyDone(r, body.slice(-4)))) return void setTimeout(check, 5);
-        // Closing, so the next request takes a new connection (the script answers one per connection).
-        s.end('HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nyes\r\n0\r\n\r\n');
-      };
-      check();
+  describe('a request and its answer', () => {
+    test('the target goes byte for byte with the given header lines; the answer comes back less the gateway hop\'s headers', async () => {
+      const { gw, proxy } = await setUp((s) =>
+        s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\nKeep-Alive: timeout=5\r\nX-Kept: y\r\n\r\nok'),
+      );
+      const c = await client(proxy, 'GET /a%2Fb/../c?x=1&y=%20 HTTP/1.1\r\nHost: gw.example\r\nX-Test: 1\r\nConnection: keep-alive\r\n\r\n');
+      const reply = await c.receive(complete, 'the answer');
+      expect(gw.received[0]).toMatch(/^GET \/a%2Fb\/\.\.\/c\?x=1&y=%20 HTTP\/1\.1\r\n/);
+      expect(gw.received[0]).toContain('x-test: 1\r\n');
+      expect(gw.received[0]).toContain('x-proxy-layer: on\r\n');
+      expect(statuses(reply)).toEqual([200]);
+      expect(reply).toMatch(/\r\nx-kept: y\r\n/i);
+      expect(reply).not.toMatch(/x-hop|keep-alive: timeout/i);
+      expect(reply.endsWith('\r\n\r\nok')).toBe(true);
+      expect(proxy.responses).toEqual([200]);
     });
-    const byLength = await client(proxy, 'POST /length HTTP/1.1\r\nHost: gw\r\nContent-Length: 5\r\n\r\nhello');
-    expect(statuses(await byLength.receive((t) => t.includes('yes'), 'the answer'))).toEqual([201]);
-    const chunked = await client(proxy, 'POST /chunked HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n');
-    chunked.write('4\r\nefgh\r\n0\r\n\r\n');
-    expect(statuses(await chunked.receive((t) => t.includes('yes'), 'the answer'))).toEqual([201]);
-    expect(gw.received[0]).toMatch(/content-length: 5\r\n\r\nhello$/);
-    expect(gw.received[1]).toContain('abcd');
-    expect(gw.received[1]).toContain('efgh');
-  });
 
-  test('Expect: 100-continue is answered by the sidecar\'s server; the body reaches the gateway and the expectation does not', async () => {
-    const { gw, proxy } = await setUp((s) => {
-      const check = () => (gw.received[0]!.endsWith('hello') ? s.write('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n') : setTimeout(check, 5));
-      check();
+    test('a request body streams to the gateway, by length or chunked, and the response body back', async () => {
+      const { gw, proxy } = await setUp((s, head) => {
+        const body = head.startsWith('POST /length') ? 'hello' : 'abcdefgh';
+        // The answer waits for the whole body to arrive.
+        const check = () => {
+          if (!gw.received.some((r) => bodyDone(r, body.slice(-4)))) return void setTimeout(check, 5);
+          // Closing, so the next request takes a new connection (the script answers one per connection).
+          s.end('HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nyes\r\n0\r\n\r\n');
+        };
+        check();
+      });
+      const byLength = await client(proxy, 'POST /length HTTP/1.1\r\nHost: gw\r\nContent-Length: 5\r\n\r\nhello');
+      expect(statuses(await byLength.receive((t) => t.includes('yes'), 'the answer'))).toEqual([201]);
+      const chunked = await client(proxy, 'POST /chunked HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n');
+      chunked.write('4\r\nefgh\r\n0\r\n\r\n');
+      expect(statuses(await chunked.receive((t) => t.includes('yes'), 'the answer'))).toEqual([201]);
+      // The header's place among the others is the data plane's choice; the length and body are not.
+      expect(gw.received[0]).toMatch(/\r\ncontent-length: 5\r\n(?:[\s\S]*\r\n)?\r\nhello$/);
+      expect(gw.received[1]).toContain('abcd');
+      expect(gw.received[1]).toContain('efgh');
     });
-    const c = await client(proxy, 'POST /upload HTTP/1.1\r\nHost: gw\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n');
-    await c.receive((t) => t.startsWith('HTTP/1.1 100 Continue\r\n\r\n'), 'the invitation to send the body');
-    c.write('hello');
-    expect(statuses(await c.receive((t) => statuses(t).length === 2, 'the answer'))).toEqual([100, 200]);
-    expect(gw.received[0]).not.toMatch(/expect:/i);
-  });
-});
 
-describe('informational answers and trailers, on purpose', () => {
-  const hinted = (s: Socket) =>
-    s.write(
-      'HTTP/1.1 102 Processing\r\n\r\n' +
-        'HTTP/1.1 103 Early Hints\r\nLink: </app.css>; rel=preload; as=style\r\nX-Other: dropped\r\n\r\n' +
-        'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok',
-    );
-
-  test('a 103\'s Link reaches an HTTP/1.1 client before the response; a 102 does not', async () => {
-    const { proxy } = await setUp(hinted);
-    const c = await client(proxy, 'GET / HTTP/1.1\r\nHost: gw\r\n\r\n');
-    const reply = await c.receive((t) => t.endsWith('ok'), 'the answer');
-    expect(statuses(reply)).toEqual([103, 200]);
-    expect(reply).toMatch(/^HTTP\/1\.1 103 Early Hints\r\nLink: <\/app\.css>; rel=preload; as=style\r\n\r\n/i);
-    expect(reply).not.toContain('X-Other');
-  });
-
-  test('an HTTP/1.0 client gets no informational answer at all', async () => {
-    const { proxy } = await setUp(hinted);
-    const c = await client(proxy, 'GET / HTTP/1.0\r\nHost: gw\r\n\r\n');
-    const reply = await c.receive((t) => t.endsWith('ok'), 'the answer');
-    expect([...reply.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]))).toEqual([200]);
-  });
-
-  test('the gateway\'s response trailers reach the client, less hop-by-hop names; the client\'s request trailers never reach the gateway', async () => {
-    const { gw, proxy } = await setUp((s) => {
-      const check = () => {
-        if (!bodyDone(gw.received[0]!, 'body')) return void setTimeout(check, 5);
-        s.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Checksum\r\n\r\n2\r\nok\r\n0\r\nX-Checksum: sha256=abc\r\nKeep-Alive: timeout=1\r\n\r\n');
-      };
-      check();
+    test('Expect: 100-continue is answered by the sidecar\'s server; the body reaches the gateway and the expectation does not', async () => {
+      const { gw, proxy } = await setUp((s) => {
+        const check = () => (gw.received[0]!.endsWith('hello') ? s.write('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n') : setTimeout(check, 5));
+        check();
+      });
+      const c = await client(proxy, 'POST /upload HTTP/1.1\r\nHost: gw\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n');
+      await c.receive((t) => t.startsWith('HTTP/1.1 100 Continue\r\n\r\n'), 'the invitation to send the body');
+      c.write('hello');
+      expect(statuses(await c.receive((t) => statuses(t).length === 2, 'the answer'))).toEqual([100, 200]);
+      expect(gw.received[0]).not.toMatch(/expect:/i);
     });
-    const c = await client(proxy, 'POST / HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nbody\r\n0\r\nX-Auth-Request-Email: admin@example.com\r\nX-Forwarded-User: admin\r\n\r\n');
-    const reply = await c.receive((t) => /\r\n0\r\n[\s\S]*\r\n\r\n$/.test(t), 'the answer with its trailers');
-    expect(statuses(reply)).toEqual([200]);
-    const trailers = reply.slice(reply.lastIndexOf('\r\n0\r\n') + 5);
-    expect(trailers).toMatch(/^x-checksum: sha256=abc\r\n\r\n$/i);
-    expect(gw.received[0]).toContain('body');
-    expect(gw.received[0]).not.toMatch(/admin/);
-  });
-});
-
-describe('the gateway failing', () => {
-  test('nothing listening: the exchange fails as refused', async () => {
-    const closedPort = await freePort();
-    layer = await startLayer(`http://127.0.0.1:${closedPort}`);
-    const c = await client(layer, 'GET / HTTP/1.1\r\nHost: gw\r\n\r\n');
-    expect(await c.receive(complete, 'the answer')).toMatch(/^HTTP\/1\.1 502 [\s\S]*\{"error":"refused"\}$/);
-    expect(layer.responses).toEqual([]);
   });
 
-  test('no answer within the timeout: the exchange fails as a timeout and the gateway\'s connection is given up', async () => {
-    const { gw, proxy } = await setUp(() => undefined);
-    const c = await client(proxy, 'GET /slow HTTP/1.1\r\nHost: gw\r\n\r\n');
-    expect(await c.receive(complete, 'the answer')).toMatch(/^HTTP\/1\.1 504 [\s\S]*\{"error":"timeout"\}$/);
-    await waitFor(() => gw.closed.has(0), 'the gateway connection closed');
-  });
+  describe('informational answers and trailers, on purpose', () => {
+    const hinted = (s: Socket) =>
+      s.write(
+        'HTTP/1.1 102 Processing\r\n\r\n' +
+          'HTTP/1.1 103 Early Hints\r\nLink: </app.css>; rel=preload; as=style\r\nX-Other: dropped\r\n\r\n' +
+          'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok',
+      );
 
-  test('a reset before the answer fails as reset; a reset mid-body cuts the client off with a short body', async () => {
-    const { proxy } = await setUp((s, head) => {
-      if (head.startsWith('GET /before')) return void s.resetAndDestroy();
-      s.write('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789', () => setTimeout(() => s.resetAndDestroy(), 20));
+    test('a 103\'s Link reaches an HTTP/1.1 client before the response; a 102 does not', async () => {
+      const { proxy } = await setUp(hinted);
+      const c = await client(proxy, 'GET / HTTP/1.1\r\nHost: gw\r\n\r\n');
+      const reply = await c.receive((t) => t.endsWith('ok'), 'the answer');
+      expect(statuses(reply)).toEqual([103, 200]);
+      expect(reply).toMatch(/^HTTP\/1\.1 103 Early Hints\r\nLink: <\/app\.css>; rel=preload; as=style\r\n\r\n/i);
+      expect(reply).not.toContain('X-Other');
     });
-    const before = await client(proxy, 'GET /before HTTP/1.1\r\nHost: gw\r\n\r\n');
-    expect(await before.receive(complete, 'the answer')).toMatch(/^HTTP\/1\.1 502 [\s\S]*\{"error":"reset"\}$/);
-    const during = await client(proxy, 'GET /during HTTP/1.1\r\nHost: gw\r\n\r\n');
-    await during.closed;
-    expect(statuses(during.text)).toEqual([200]);
-    expect(during.text.slice(during.text.indexOf('\r\n\r\n') + 4)).toBe('0123456789');
+
+    test('an HTTP/1.0 client gets no informational answer at all', async () => {
+      const { proxy } = await setUp(hinted);
+      const c = await client(proxy, 'GET / HTTP/1.0\r\nHost: gw\r\n\r\n');
+      const reply = await c.receive((t) => t.endsWith('ok'), 'the answer');
+      expect([...reply.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]))).toEqual([200]);
+    });
+
+    test('the gateway\'s response trailers reach the client, less hop-by-hop names; the client\'s request trailers never reach the gateway', async () => {
+      const { gw, proxy } = await setUp((s) => {
+        const check = () => {
+          if (!bodyDone(gw.received[0]!, 'body')) return void setTimeout(check, 5);
+          s.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Checksum\r\n\r\n2\r\nok\r\n0\r\nX-Checksum: sha256=abc\r\nKeep-Alive: timeout=1\r\n\r\n');
+        };
+        check();
+      });
+      const c = await client(proxy, 'POST / HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nbody\r\n0\r\nX-Auth-Request-Email: admin@example.com\r\nX-Forwarded-User: admin\r\n\r\n');
+      const reply = await c.receive((t) => /\r\n0\r\n[\s\S]*\r\n\r\n$/.test(t), 'the answer with its trailers');
+      expect(statuses(reply)).toEqual([200]);
+      const trailers = reply.slice(reply.lastIndexOf('\r\n0\r\n') + 5);
+      expect(trailers).toMatch(/^x-checksum: sha256=abc\r\n\r\n$/i);
+      expect(gw.received[0]).toContain('body');
+      expect(gw.received[0]).not.toMatch(/admin/);
+    });
   });
 
-  test('the client leaving mid-response ends the gateway\'s exchange', async () => {
-    const { gw, proxy } = await setUp((s) => s.write('HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\nfirst bytes'));
-    const c = await client(proxy, 'GET /long HTTP/1.1\r\nHost: gw\r\n\r\n');
-    await c.receive((t) => t.includes('first bytes'), 'the start of the body');
-    c.reset();
-    await waitFor(() => gw.closed.has(0), 'the gateway connection closed');
+  describe('the gateway failing', () => {
+    test('nothing listening: the exchange fails as refused', async () => {
+      const closedPort = await freePort();
+      layer = await startLayer(`http://127.0.0.1:${closedPort}`);
+      const c = await client(layer, 'GET / HTTP/1.1\r\nHost: gw\r\n\r\n');
+      expect(await c.receive(complete, 'the answer')).toMatch(/^HTTP\/1\.1 502 [\s\S]*\{"error":"refused"\}$/);
+      expect(layer.responses).toEqual([]);
+    });
+
+    test('no answer within the timeout: the exchange fails as a timeout and the gateway\'s connection is given up', async () => {
+      const { gw, proxy } = await setUp(() => undefined);
+      const c = await client(proxy, 'GET /slow HTTP/1.1\r\nHost: gw\r\n\r\n');
+      expect(await c.receive(complete, 'the answer')).toMatch(/^HTTP\/1\.1 504 [\s\S]*\{"error":"timeout"\}$/);
+      await waitFor(() => gw.closed.has(0), 'the gateway connection closed');
+    });
+
+    test('a reset before the answer fails as reset; a reset mid-body cuts the client off with a short body', async () => {
+      const { proxy } = await setUp((s, head) => {
+        if (head.startsWith('GET /before')) return void s.resetAndDestroy();
+        s.write('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789', () => setTimeout(() => s.resetAndDestroy(), 20));
+      });
+      const before = await client(proxy, 'GET /before HTTP/1.1\r\nHost: gw\r\n\r\n');
+      expect(await before.receive(complete, 'the answer')).toMatch(/^HTTP\/1\.1 502 [\s\S]*\{"error":"reset"\}$/);
+      const during = await client(proxy, 'GET /during HTTP/1.1\r\nHost: gw\r\n\r\n');
+      await during.closed;
+      expect(statuses(during.text)).toEqual([200]);
+      expect(during.text.slice(during.text.indexOf('\r\n\r\n') + 4)).toBe('0123456789');
+    });
+
+    test('the client leaving mid-response ends the gateway\'s exchange', async () => {
+      const { gw, proxy } = await setUp((s) => s.write('HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\nfirst bytes'));
+      const c = await client(proxy, 'GET /long HTTP/1.1\r\nHost: gw\r\n\r\n');
+      await c.receive((t) => t.includes('first bytes'), 'the start of the body');
+      c.reset();
+      await waitFor(() => gw.closed.has(0), 'the gateway connection closed');
+    });
+
+    test('a client that stalls mid-body, or sends more than the maximum, fails the exchange with the body limit\'s code', async () => {
+      const { gw, proxy } = await setUp(() => undefined, { maxBodyBytes: 8 });
+      const stalled = await client(proxy, 'POST /stall HTTP/1.1\r\nHost: gw\r\nContent-Length: 6\r\n\r\nabc');
+      expect(await stalled.receive(complete, 'the answer')).toMatch(/^HTTP\/1\.1 408 [\s\S]*BODY_TIMEOUT/);
+      const large = await client(proxy, 'POST /large HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n0123456789abcdef\r\n0\r\n\r\n');
+      expect(await large.receive(complete, 'the answer')).toMatch(/^HTTP\/1\.1 413 [\s\S]*BODY_TOO_LARGE/);
+      await waitFor(() => gw.closed.size === gw.received.length, 'the gateway connections closed');
+    });
   });
 
-  test('a client that stalls mid-body, or sends more than the maximum, fails the exchange with the body limit\'s code', async () => {
-    const { gw, proxy } = await setUp(() => undefined, { maxBodyBytes: 8 });
-    const stalled = await client(proxy, 'POST /stall HTTP/1.1\r\nHost: gw\r\nContent-Length: 6\r\n\r\nabc');
-    expect(await stalled.receive(complete, 'the answer')).toMatch(/^HTTP\/1\.1 408 [\s\S]*BODY_TIMEOUT/);
-    const large = await client(proxy, 'POST /large HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n0123456789abcdef\r\n0\r\n\r\n');
-    expect(await large.receive(complete, 'the answer')).toMatch(/^HTTP\/1\.1 413 [\s\S]*BODY_TOO_LARGE/);
-    await waitFor(() => gw.closed.size === gw.received.length, 'the gateway connections closed');
-  });
 });
 
 const UPGRADE = 'GET /ws HTTP/1.1\r\nHost: gw\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n';

@@ -7,6 +7,7 @@ import { pino } from 'pino';
 import { stringify } from 'yaml';
 import { configSchema, type Config, type ConfigInput } from '../../src/config/schema.js';
 import type { DiscoveryOptions } from '../../src/discovery/discovery.js';
+import type { Forwarder } from '../../src/proxy/forward.js';
 import { Sidecar } from '../../src/server/sidecar.js';
 
 export interface TestSidecar {
@@ -33,6 +34,8 @@ export interface StartOptions {
   configFile?: boolean;
   /** Where discovery finds the Kubernetes API, and its timing. */
   discovery?: DiscoveryOptions;
+  /** The data plane, for the differential tests: the sidecar's own unless given. */
+  forwarder?: (upstream: Config['upstream']) => Forwarder;
 }
 
 export const TEST_KEY = Buffer.alloc(32, 7);
@@ -86,6 +89,7 @@ export async function startSidecar(upstreamUrl: string, overrides: Overrides = {
     watchIntervalMs: 100,
     ...(configPath && { configPath }),
     ...(options.discovery && { discovery: options.discovery }),
+    ...(options.forwarder && { forwarder: options.forwarder(config.upstream) }),
   });
   const { data, admin } = await sidecar.start();
   return {

@@ -1,0 +1,241 @@
+// One client connection's own connection to the gateway. The gateway is a single local
+// upstream, so rather than a shared pool each client connection gets a connection of its
+// own, opened at its first forwarded request and closed with it. Its exchanges run one at a
+// time in the order the client sent them (pipelined requests wait for the answer before
+// theirs): the request head is written as one string, the body streamed with backpressure,
+// and the answer read by ResponseParser. A connection that fails, times out, or ends out of
+// step with its requests is dropped, and the next exchange opens a fresh one.
+import net, { type Socket } from 'node:net';
+import type { Readable } from 'node:stream';
+import tls from 'node:tls';
+import { answerTimeout, bodyTimeout, connectTimeout } from './errors.js';
+import { ResponseParser, type Fields } from './response-parser.js';
+
+export interface GatewayAddress {
+  /** The gateway's base URL (http: or https:). */
+  readonly url: string;
+  readonly connectTimeoutMs: number;
+}
+
+export interface ExchangeHandler {
+  /** A 1xx answer before the response. */
+  informational(status: number, headers: Fields): void;
+  head(status: number, headers: Fields): void;
+  data(chunk: Buffer): void;
+  end(trailers: Fields): void;
+  /** No complete answer: before the head (answer for it) or during the body (cut it off). */
+  failed(err: Error): void;
+}
+
+export interface Exchange {
+  /** Where the request goes: the gateway of the snapshot it was decided under. */
+  readonly address: GatewayAddress;
+  readonly method: string;
+  /** The request head, status line to the empty line, written as latin1 (byte for byte as read). */
+  readonly head: string;
+  /** The request body, or null; `chunked`: sent with chunked framing (no Content-Length). */
+  readonly body: Readable | null;
+  readonly chunked: boolean;
+  /** The longest wait for the answer's head, and between two pieces of its body. */
+  readonly timeoutMs: number;
+  readonly handler: ExchangeHandler;
+}
+
+const LAST_CHUNK = '0\r\n\r\n';
+
+export class GatewayConnection {
+  private socket: Socket | undefined;
+  /** The URL the socket was opened to: an exchange decided for another (after a reload) opens a new one. */
+  private connectedTo = '';
+  private current: Exchange | undefined;
+  private readonly waiting: Exchange[] = [];
+  /** Stops sending the current exchange's body; set while it is being sent. */
+  private stopBody: (() => void) | undefined;
+  private readonly parser: ResponseParser;
+  private closed = false;
+
+  constructor() {
+    this.parser = new ResponseParser({
+      informational: (status, headers) => this.current?.handler.informational(status, headers),
+      head: (status, headers) => this.current?.handler.head(status, headers),
+      data: (chunk) => this.current?.handler.data(chunk),
+      end: (trailers, reusable) => this.answered(trailers, reusable),
+    });
+  }
+
+  send(exchange: Exchange): void {
+    if (this.closed) {
+      exchange.handler.failed(Object.assign(new Error('the client connection has closed'), { code: 'ECONNRESET' }));
+      return;
+    }
+    this.waiting.push(exchange);
+    if (this.current === undefined) this.next();
+  }
+
+  /** The client no longer wants `exchange`: a half-done exchange takes the connection with it. */
+  cancel(exchange: Exchange): void {
+    if (this.current === exchange) {
+      this.current = undefined;
+      this.drop();
+      this.next();
+      return;
+    }
+    const at = this.waiting.indexOf(exchange);
+    if (at >= 0) this.waiting.splice(at, 1);
+  }
+
+  /** Stops reading the answer (the client is not reading it either), and starts again. */
+  pause(): void {
+    this.socket?.pause();
+  }
+
+  resume(): void {
+    this.socket?.resume();
+  }
+
+  /** The client connection has closed: nothing more is sent on this one. */
+  close(): void {
+    this.closed = true;
+    this.waiting.length = 0;
+    this.current = undefined;
+    this.drop();
+  }
+
+  private next(): void {
+    const exchange = this.waiting.shift();
+    if (exchange === undefined) return;
+    this.current = exchange;
+    if (this.socket !== undefined && this.connectedTo !== exchange.address.url) this.drop();
+    const socket = this.socket ?? this.connect(exchange.address);
+    this.parser.expect(exchange.method);
+    socket.setTimeout(exchange.timeoutMs);
+    socket.write(exchange.head, 'latin1');
+    if (exchange.body) this.sendBody(socket, exchange.body, exchange.chunked);
+  }
+
+  private connect(address: GatewayAddress): Socket {
+    const url = new URL(address.url);
+    const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+    const secure = url.protocol === 'https:';
+    const port = Number(url.port || (secure ? 443 : 80));
+    const socket = secure ? tls.connect({ host, port, ...(net.isIP(host) === 0 && { servername: host }) }) : net.connect({ host, port });
+    socket.setNoDelay(true);
+    const timer = setTimeout(() => socket.destroy(connectTimeout()), address.connectTimeoutMs);
+    socket.once(secure ? 'secureConnect' : 'connect', () => clearTimeout(timer));
+    socket.on('data', (chunk: Buffer) => this.read(socket, chunk));
+    socket.on('timeout', () => this.timedOut(socket));
+    socket.on('error', (err) => this.broke(socket, err));
+    socket.on('close', () => {
+      clearTimeout(timer);
+      this.ended(socket);
+    });
+    this.socket = socket;
+    this.connectedTo = address.url;
+    return socket;
+  }
+
+  private sendBody(socket: Socket, body: Readable, chunked: boolean): void {
+    const onData = (chunk: Buffer) => {
+      let ok: boolean;
+      if (chunked) {
+        socket.cork();
+        socket.write(`${chunk.length.toString(16)}\r\n`, 'latin1');
+        socket.write(chunk);
+        ok = socket.write('\r\n', 'latin1');
+        process.nextTick(() => socket.uncork());
+      } else {
+        ok = socket.write(chunk);
+      }
+      if (!ok) {
+        body.pause();
+        socket.once('drain', onDrain);
+      }
+    };
+    const onDrain = () => body.resume();
+    const onEnd = () => {
+      stop();
+      if (chunked) socket.write(LAST_CHUNK, 'latin1');
+    };
+    const onError = (err: Error) => {
+      stop();
+      if (this.socket === socket) this.fail(err);
+    };
+    const stop = () => {
+      this.stopBody = undefined;
+      body.off('data', onData).off('end', onEnd).off('error', onError);
+      socket.off('drain', onDrain);
+    };
+    this.stopBody = () => {
+      stop();
+      // The rest of the body is of no use now; its stream is not read any further.
+      body.destroy();
+    };
+    body.on('data', onData).once('end', onEnd).once('error', onError);
+  }
+
+  private read(socket: Socket, chunk: Buffer): void {
+    if (socket !== this.socket) return;
+    if (this.current === undefined) {
+      // The gateway sent bytes no request asked for: the connection is out of step.
+      this.drop();
+      return;
+    }
+    try {
+      this.parser.feed(chunk);
+    } catch (err) {
+      this.fail(err as Error);
+    }
+  }
+
+  private answered(trailers: Fields, reusable: boolean): void {
+    const exchange = this.current!;
+    this.current = undefined;
+    // An answer that came before the whole body was sent leaves the request unfinished on
+    // this connection: it cannot carry another.
+    if (!reusable || this.stopBody !== undefined) this.drop();
+    else this.socket?.setTimeout(0);
+    exchange.handler.end(trailers);
+    this.next();
+  }
+
+  private timedOut(socket: Socket): void {
+    if (socket !== this.socket || this.current === undefined) return;
+    this.fail(this.parser.headRead ? bodyTimeout() : answerTimeout());
+  }
+
+  private broke(socket: Socket, err: Error): void {
+    if (socket !== this.socket) return;
+    if (this.current === undefined) this.drop();
+    else this.fail(err);
+  }
+
+  /** The socket closed: a body delimited by the close is complete, anything else is cut short. */
+  private ended(socket: Socket): void {
+    if (socket !== this.socket) return;
+    if (this.current === undefined) {
+      this.socket = undefined;
+      return;
+    }
+    try {
+      this.parser.closed();
+    } catch (err) {
+      this.fail(err as Error);
+    }
+  }
+
+  private fail(err: Error): void {
+    const exchange = this.current;
+    this.current = undefined;
+    this.drop();
+    exchange?.handler.failed(err);
+    this.next();
+  }
+
+  /** Gives up the socket (and any body still being sent on it); the next exchange opens another. */
+  private drop(): void {
+    this.stopBody?.();
+    const socket = this.socket;
+    this.socket = undefined;
+    socket?.destroy();
+  }
+}
