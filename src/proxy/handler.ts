@@ -16,7 +16,7 @@ import { randomId } from '../assertion/sign.js';
 import { BODY_TIMEOUT, BODY_TOO_LARGE, declaredLength } from './body.js';
 import { upstreamErrorKind, type UpstreamErrorKind } from './errors.js';
 import { hasBody, PinnedForwarder, type Forwarder } from './forward.js';
-import { owe, whenSettled } from './in-flight.js';
+import { isClosing, owe, whenSettled } from './in-flight.js';
 import { identityRequestLimit, PerIdentityLimit, UpstreamSlots } from './limits.js';
 import { rejectUpgrade, sendJson } from './respond.js';
 import { relayUpgrade } from './upgrade.js';
@@ -75,6 +75,17 @@ export class RequestHandler {
 
   onRequest(req: IncomingMessage, res: ServerResponse): void {
     owe(req.socket, res);
+    // Node parses every request in the bytes one read brought, and any error after them,
+    // before the loop's next phase (not before the next tick: a request body's events run
+    // the tick queue in between). Deciding then lets a parse error later in the same bytes,
+    // which closes the connection unanswered, stop these requests too.
+    setImmediate(() => this.handle(req, res));
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    // Pipelined behind an answer that closes the connection: never answered, so never
+    // decided or forwarded (in-flight.ts).
+    if (isClosing(req.socket)) return;
     // One snapshot from the decision to the upstream write.
     const snapshot = this.runtime.snapshot;
     const mode = modeOf(req, snapshot.config);

@@ -37,3 +37,18 @@ export function whenSettled(connection: object, next: () => void): void {
   if (entry === undefined || entry.open.size === 0) next();
   else entry.settled.push(next);
 }
+
+const closing = new WeakSet<object>();
+
+/**
+ * The connection ends after the answer being written now. Node still hands over requests
+ * the client pipelined behind it, but their answers would never be sent: none of them may
+ * reach the gateway (it would act on a request whose client never learns the outcome).
+ */
+export function markClosing(connection: object): void {
+  closing.add(connection);
+}
+
+export function isClosing(connection: object): boolean {
+  return closing.has(connection);
+}

@@ -4,6 +4,7 @@
 import type { ServerResponse } from 'node:http';
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { markClosing } from './in-flight.js';
 
 /**
  * How long a refused connection stays open after its answer, so the client can read it
@@ -16,6 +17,7 @@ export function sendJson(res: ServerResponse, status: number, body: string, head
     res.destroy();
     return;
   }
+  if (headers['connection'] === 'close') markClosing(res.req.socket);
   res.writeHead(status, {
     'content-type': 'application/json',
     'content-length': Buffer.byteLength(body),

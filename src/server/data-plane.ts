@@ -7,7 +7,7 @@ import type { Duplex } from 'node:stream';
 import type { ListenConfig } from '../config/schema.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { RequestHandler } from '../proxy/handler.js';
-import { isMidResponse } from '../proxy/in-flight.js';
+import { isMidResponse, markClosing } from '../proxy/in-flight.js';
 import { endAndRelease, rawAnswer } from '../proxy/respond.js';
 
 export function createDataPlane(listen: ListenConfig, handler: RequestHandler, metrics: Metrics): http.Server {
@@ -32,6 +32,8 @@ export function createDataPlane(listen: ListenConfig, handler: RequestHandler, m
     // A response already under way cannot be followed by another: the connection ends, and
     // the upstream exchanges on it with it. Otherwise the answer goes out now, and responses
     // not yet begun on this broken connection are abandoned, as Node itself would.
+    // Requests parsed before the error are answered by nobody now: none may be forwarded.
+    markClosing(socket);
     if (err.code === 'ECONNRESET' || !socket.writable || isMidResponse(socket)) {
       socket.destroy();
       return;

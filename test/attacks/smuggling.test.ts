@@ -89,6 +89,34 @@ test('pipelined requests are each decided on their own', async () => {
   expect(stack.upstream.received.slice(before).map((r) => r.url)).toEqual(['/one']);
 });
 
+/** Waits until a request sent after `sent` on a new connection has reached the gateway: anything of `sent` would have too. */
+async function settled(): Promise<void> {
+  const { status } = await stack.send(http11([HOST, ALICE], { target: '/sentinel' }));
+  expect(status).toBe(200);
+}
+
+test('requests pipelined ahead of bytes the parser refuses get no answer, so none reaches the gateway', async () => {
+  const before = stack.upstream.received.length;
+  const body = http11([HOST, ALICE, ['Transfer-Encoding', 'chunked']], { target: '/ahead-1', keepAlive: true, body: '2\r\nab\r\n0\r\n\r\n' });
+  const closing = http11([HOST, ALICE], { target: '/ahead-2' });
+  // Bytes after a request that said Connection: close: the parser refuses the connection.
+  const { reply } = await stack.send(body + closing + SMUGGLED);
+  expect([...reply.matchAll(/^HTTP\/1\.1 (\d{3})/gm)].map((m) => Number(m[1]))).toEqual([400]);
+  await settled();
+  expect(stack.upstream.received.slice(before).map((r) => r.url)).toEqual(['/sentinel']);
+});
+
+test('requests pipelined behind a refusal that closes the connection are never forwarded', async () => {
+  const before = stack.upstream.received.length;
+  // A refused request with a body closes its connection (its body is never read).
+  const refused = http11([HOST, ['Content-Length', '2']], { target: '/refused', keepAlive: true, body: 'ab' });
+  const behind = http11([HOST, ALICE], { target: '/behind' });
+  const { reply } = await stack.send(refused + behind);
+  expect([...reply.matchAll(/^HTTP\/1\.1 (\d{3})/gm)].map((m) => Number(m[1]))).toEqual([401]);
+  await settled();
+  expect(stack.upstream.received.slice(before).map((r) => r.url)).toEqual(['/sentinel']);
+});
+
 test("a client's Connection: close is honoured, and the upstream's hop-by-hop headers stay upstream", async () => {
   const { status, reply } = await stack.send(http11([HOST, ALICE]));
   expect(status).toBe(200);
