@@ -11,6 +11,8 @@ export interface Profile {
   readonly fuzzRuns: number;
   /** Random-header requests sent through a raw socket to a live sidecar. */
   readonly rawFuzzRequests: number;
+  /** Generated connections (one to three pipelined requests) sent through both data planes. */
+  readonly differentialRuns: number;
   /** Length of the mixed-traffic soak. */
   readonly soakSeconds: number;
   /** Slow (slowloris) and idle sockets held open at once in the flood test. */
@@ -39,6 +41,7 @@ export function profile(): Profile {
     command: soak ? 'make soak' : 'make test',
     fuzzRuns: int('FUZZ_RUNS', soak ? 1_000_000 : 100_000),
     rawFuzzRequests: int('RAW_FUZZ_REQUESTS', soak ? 20_000 : 1_500),
+    differentialRuns: int('DIFFERENTIAL_RUNS', soak ? 5_000 : 400),
     soakSeconds: int('SOAK_SECONDS', soak ? 600 : 60),
     floodSockets: int('FLOOD_SOCKETS', soak ? 8_000 : 3_000),
     faultLoadRequests: int('FAULT_LOAD_REQUESTS', soak ? 2_000 : 240),
