@@ -7,7 +7,8 @@
 // new set reaches the decision as an input of the snapshot (runtime.ts).
 import { createPublicKey, type JsonWebKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { Agent, fetch } from 'undici';
+import http from 'node:http';
+import https from 'node:https';
 import type { TokenConfig } from '../config/schema.js';
 import type { Logger } from '../logging/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -78,11 +79,10 @@ export class ProviderKeySource {
   private async fetchKeys(): Promise<void> {
     this.lastAttemptAt = Date.now();
     // The CA is read at every fetch: a bundle mounted or renewed later is used as it is then.
-    let dispatcher: Agent | undefined;
     try {
-      dispatcher = new Agent({ connect: { timeout: FETCH_TIMEOUT_MS, ...(this.config.caFile && { ca: readCa(this.config.caFile) }) } });
-      const jwksUrl = this.config.jwksUrl || (await this.discoverJwksUrl(dispatcher));
-      const set = await this.getJson(jwksUrl, dispatcher);
+      const ca = this.config.caFile ? readCa(this.config.caFile) : undefined;
+      const jwksUrl = this.config.jwksUrl || (await this.discoverJwksUrl(ca));
+      const set = await getJson(jwksUrl, ca);
       const keys = importKeySet(set);
       if (keys.byKid.size + keys.unnamed.length === 0) throw new Error(`${jwksUrl}: no usable signing key`);
       if (this.stopped) return;
@@ -106,38 +106,59 @@ export class ProviderKeySource {
         this.publish(undefined);
       }
       this.logger.error({ err: this.lastError, stale: this.stale }, 'cannot fetch the identity provider keys');
-    } finally {
-      void dispatcher?.close();
     }
   }
 
-  private async discoverJwksUrl(dispatcher: Agent): Promise<string> {
+  private async discoverJwksUrl(ca: Buffer | undefined): Promise<string> {
     const issuer = this.config.issuer.replace(/\/$/, '');
-    const discovery = await this.getJson(`${issuer}/.well-known/openid-configuration`, dispatcher);
+    const discovery = await getJson(`${issuer}/.well-known/openid-configuration`, ca);
     // The configuration must be the issuer's own (OpenID Connect Discovery 1.0, 4.3).
     if (discovery['issuer'] !== this.config.issuer) throw new Error(`the OpenID configuration names issuer ${String(discovery['issuer'])}, not ${this.config.issuer}`);
     const uri = discovery['jwks_uri'];
     if (typeof uri !== 'string' || !URL.canParse(uri)) throw new Error('the OpenID configuration has no jwks_uri');
     return uri;
   }
+}
 
-  private async getJson(url: string, dispatcher: Agent): Promise<Record<string, unknown>> {
-    const res = await fetch(url, { dispatcher, signal: AbortSignal.timeout(FETCH_TIMEOUT_MS), headers: { accept: 'application/json' }, redirect: 'error' });
-    if (res.status !== 200) {
-      await res.body?.cancel();
-      throw new Error(`${url}: HTTP ${res.status}`);
-    }
-    const length = Number(res.headers.get('content-length') ?? 0);
-    if (length > MAX_DOCUMENT_BYTES) {
-      await res.body?.cancel();
-      throw new Error(`${url}: over ${MAX_DOCUMENT_BYTES} bytes`);
-    }
-    const text = await res.text();
-    if (text.length > MAX_DOCUMENT_BYTES) throw new Error(`${url}: over ${MAX_DOCUMENT_BYTES} bytes`);
-    const value: unknown = JSON.parse(text);
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error(`${url}: not a JSON object`);
-    return value as Record<string, unknown>;
-  }
+/**
+ * One JSON object over HTTP(S): a redirect is an error (the issuer's documents are at the
+ * URLs it names), as is any status but 200, a body past MAX_DOCUMENT_BYTES (cut off as it
+ * arrives) and no answer within FETCH_TIMEOUT_MS.
+ */
+function getJson(url: string, ca: Buffer | undefined): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    const options = { headers: { accept: 'application/json' }, timeout: FETCH_TIMEOUT_MS, signal: AbortSignal.timeout(FETCH_TIMEOUT_MS), ...(ca && { ca }) };
+    const req = (url.startsWith('https:') ? https : http).get(url, options, (res) => {
+      if (res.statusCode !== 200) {
+        res.destroy();
+        reject(new Error(`${url}: HTTP ${res.statusCode}`));
+        return;
+      }
+      const chunks: Buffer[] = [];
+      let bytes = 0;
+      res.on('data', (chunk: Buffer) => {
+        bytes += chunk.length;
+        if (bytes > MAX_DOCUMENT_BYTES) {
+          res.destroy();
+          reject(new Error(`${url}: over ${MAX_DOCUMENT_BYTES} bytes`));
+          return;
+        }
+        chunks.push(chunk);
+      });
+      res.on('error', reject);
+      res.on('end', () => {
+        try {
+          const value: unknown = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+          if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error(`${url}: not a JSON object`);
+          resolve(value as Record<string, unknown>);
+        } catch (err) {
+          reject(err instanceof SyntaxError ? new Error(`${url}: ${err.message}`) : err);
+        }
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error(`${url}: no answer within ${FETCH_TIMEOUT_MS} ms`)));
+    req.on('error', (err) => reject(err.name === 'AbortError' || err.name === 'TimeoutError' ? new Error(`${url}: no answer within ${FETCH_TIMEOUT_MS} ms`) : new Error(`${url}: ${err.message}`)));
+  });
 }
 
 function readCa(path: string): Buffer {
