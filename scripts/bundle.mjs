@@ -6,7 +6,7 @@
 // the version, the Kubernetes client) resolves as from
 // the other compiled files. The Makefile and scripts/build-runtime-tree.sh both run this.
 //   node scripts/bundle.mjs [DIST]   (default: dist)
-import { chmodSync } from 'node:fs';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { build } from 'esbuild';
 
@@ -46,10 +46,22 @@ await build({
   tsconfigRaw: {},
   logLevel: 'warning',
 });
+asciiOnly(outfile);
 chmodSync(outfile, 0o755);
 
 // The guard (`node --import trusted-proxy-sidecar/guard`) runs inside the gateway's process,
 // which has none of the sidecar's packages: one file with everything it needs.
+/**
+ * V8 keeps a script's source in memory, one byte per character only if every character is
+ * Latin-1, else two: a single "→" in a comment doubles the bundle's 3 MB. esbuild escapes
+ * non-ASCII characters everywhere but in comments (charset: ascii, its default), where the
+ * same escape is inert.
+ */
+function asciiOnly(file) {
+  const text = readFileSync(file, 'utf8');
+  writeFileSync(file, text.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
+}
+
 await build({
   entryPoints: [join(dist, 'guard/preload.js')],
   outfile: join(dist, 'guard.js'),
@@ -60,3 +72,4 @@ await build({
   tsconfigRaw: {},
   logLevel: 'warning',
 });
+asciiOnly(join(dist, 'guard.js'));
