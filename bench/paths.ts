@@ -58,7 +58,7 @@ export const DIRECT: PathSpec = {
   start: (upstreamPort) => Promise.resolve({ url: `http://127.0.0.1:${upstreamPort}`, pids: () => [], stop: () => Promise.resolve() }),
 };
 
-export const BARE: PathSpec = forwarder('proxy-layer', "bare forwarder (the sidecar's proxy layer and pool)");
+export const BARE: PathSpec = forwarder('proxy-layer', "bare forwarder (the sidecar's data plane)");
 
 function inline(id: string, title: string, algorithm: Algorithm): PathSpec {
   return {
