@@ -80,7 +80,7 @@ function moduleAt(url: string, line: number): string | undefined {
 }
 
 /** A short, stable name for a frame: the function and where it lives (a package, a sidecar file, or Node). */
-function frameName(frame: ProfileNode['callFrame']): { name: string; kind: FlameNode['kind'] } {
+export function frameName(frame: ProfileNode['callFrame']): { name: string; kind: FlameNode['kind'] } {
   const fn = frame.functionName || '(anonymous)';
   const url = frame.url;
   if (url === '') return { name: fn, kind: 'vm' };

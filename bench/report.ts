@@ -73,10 +73,13 @@ export interface Results {
   kubernetes?: KubeScaleResult;
   /** Where the inline path's CPU goes (V8's sampling profiler at saturation). */
   profile?: CpuProfileResult;
+  /** Where the inline path's allocations go (V8's sampling heap profiler at saturation). */
+  allocations?: AllocationProfile;
 }
 
 import type { KubeScaleResult } from './kube-scale.js';
 import { flameGraphSvg, type CpuProfileResult, type FlameNode } from './cpu-profile.js';
+import type { AllocationProfile } from './heap-profile.js';
 
 const MB = 1024 * 1024;
 const f = (n: number | undefined, digits = 2) => (n === undefined || Number.isNaN(n) ? '—' : n.toFixed(digits));
@@ -482,6 +485,23 @@ export function markdown(r: Results): string {
       ...p.top.map((t) => `| \`${t.name.replace(/\|/g, '\\|')}\` | ${f(t.share * 100, 1)} % | ${f(t.microsPerRequest, 1)} |`),
       '',
       '![Flame graph of the inline path](performance-flame.png)',
+      '',
+    );
+  }
+  if (r.allocations) {
+    const a = r.allocations;
+    const kb = (bytes: number) => f(bytes / 1024, 2);
+    lines.push(
+      "## Where the inline request's allocations go",
+      '',
+      `V8's sampling heap profiler (one sample per KiB allocated, objects the collector already freed counted too) on the sidecar inline at saturation: ` +
+        `${int(a.requests)} requests over ${a.seconds} s, **${kb(a.bytesPerRequest)} KiB allocated per request**: ` +
+        (['sidecar', 'dependency', 'node', 'vm'] as const).map((kind) => `${{ sidecar: 'the sidecar', dependency: 'npm packages', node: "Node's JavaScript", vm: 'V8 and native code' }[kind]} ${kb(a.byKind[kind])} KiB`).join(', ') +
+        '. The functions that allocate the most:',
+      '',
+      '| function | KiB per request |',
+      '|---|---:|',
+      ...a.top.map((t) => `| \`${t.name.replace(/\|/g, '\\|')}\` | ${kb(t.bytesPerRequest)} |`),
       '',
     );
   }

@@ -8,6 +8,7 @@ import { loadavg } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { coldStarts, importCosts } from './coldstart.js';
 import { profileInline } from './cpu-profile.js';
+import { allocationsInline } from './heap-profile.js';
 import { kubeScale } from './kube-scale.js';
 import { fixedRate, wrk, WRK_PATH, type WrkResult } from './load.js';
 import { decisions, limitsBookkeeping, signs } from './micro.js';
@@ -245,6 +246,8 @@ async function main(): Promise<void> {
     if (wanted('profile')) {
       log('CPU profile of the sidecar inline at saturation');
       results.profile = await profileInline(upstreamPort, quick ? 3 : 10, cpuSeconds);
+      log('allocation profile of the sidecar inline at saturation');
+      results.allocations = await allocationsInline(upstreamPort, quick ? 3 : 8);
     }
     if (wanted('kubernetes')) results.kubernetes = await kubeScale(T.kube, upstreamPort, log);
   } finally {

@@ -21,6 +21,7 @@ test('the quick benchmark measures its paths end to end and writes the report an
     kubernetes: { nodes: number; pods: number; modes: { name: string; syncSeconds: number; entries: number }[] };
     websockets: { idle: { count: number }; echo: { sidecar: { roundTrips: number } } };
     profile: { samples: number; tree: unknown };
+    allocations: { requests: number; bytesPerRequest: number; top: { name: string }[] };
   };
   expect(results.http.map((h) => h.id)).toEqual(PATHS);
   for (const h of results.http) {
@@ -61,4 +62,9 @@ test('the quick benchmark measures its paths end to end and writes the report an
   expect(report).toMatch(/## Where the inline request's CPU goes[\s\S]*\| function \| share \| µs per request \|/);
   const flame = '.run/bench-quick/performance-flame.png';
   expect(existsSync(flame) && statSync(flame).size).toBeGreaterThan(10_000);
+  // The allocation profile: sampled while requests ran, the sidecar's own allocations named.
+  expect(results.allocations.requests).toBeGreaterThan(1000);
+  expect(results.allocations.bytesPerRequest).toBeGreaterThan(1024);
+  expect(results.allocations.top.some((t) => t.name.includes('src/'))).toBe(true);
+  expect(report).toMatch(/## Where the inline request's allocations go[\s\S]*KiB allocated per request/);
 }, 300_000);
