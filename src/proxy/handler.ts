@@ -191,7 +191,7 @@ export class RequestHandler {
       rejectUpgrade(socket, REFUSALS.identity_websocket_limit, refusalBody('identity_websocket_limit'), { 'x-request-id': decision.requestId });
       return;
     }
-    socket.once('close', () => this.webSocketsHeld.release(user));
+    releaseOnClose(socket, this.webSocketsHeld, user);
     const { url, connectTimeoutSeconds, timeoutSeconds } = snapshot.config.upstream;
     const { maxWebSocketLifetimeSeconds } = snapshot.config.listen;
     const started = process.hrtime.bigint();
@@ -268,6 +268,15 @@ export class RequestHandler {
     this.runtime.logger.warn({ kind, code: (err as NodeJS.ErrnoException).code }, 'upstream error');
     return kind;
   }
+}
+
+/**
+ * Gives the identity's WebSocket back when the socket closes. Out here so that the listener,
+ * kept for the WebSocket's life, holds the user alone: a closure inside upgrade() would
+ * keep that whole scope, the decision with its assertion and header lines among it.
+ */
+function releaseOnClose(socket: Duplex, held: PerIdentityLimit, user: string): void {
+  socket.once('close', () => held.release(user));
 }
 
 function modeOf(req: IncomingMessage, config: Config): Mode {

@@ -5,6 +5,7 @@ import type { Socket } from 'node:net';
 import type { Identity } from '../identity/identity.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { PeerCertificate } from '../trust/certificate.js';
+import { stopRelay } from './upgrade.js';
 
 export const CLOSE_GOING_AWAY = 1001;
 export const CLOSE_POLICY = 1008;
@@ -64,13 +65,11 @@ export class WebSocketTracker {
   private close(entry: Tracked, code: number, metricReason: string, text: string): void {
     if (!this.open.has(entry)) return;
     this.metrics.websocketsClosed.inc({ reason: metricReason });
-    // Stop relaying the gateway's frames first so the close frame is not interleaved.
-    entry.upstream.unpipe(entry.client);
-    entry.client.unpipe(entry.upstream);
-    // Keep reading (and dropping) what either side still sends, so its closing frame and
+    // Stop relaying the gateway's frames first so the close frame is not interleaved, and
+    // keep reading (and dropping) what either side still sends, so its closing frame and
     // FIN are seen and the socket closes as soon as the peer is done, not at the timer.
-    entry.upstream.resume();
-    entry.client.resume();
+    stopRelay(entry.upstream);
+    stopRelay(entry.client);
     if (entry.client.writable) entry.client.end(closeFrame(code, text, false));
     if (entry.upstream.writable) entry.upstream.end(closeFrame(code, text, true));
     setTimeout(() => {
