@@ -92,14 +92,10 @@ export class ResponseParser {
           }
           break;
         }
-        case 'length': {
-          const take = Math.min(this.remaining, chunk.length);
-          this.remaining -= take;
-          this.events.data(take === chunk.length ? chunk : chunk.subarray(0, take));
-          chunk = chunk.subarray(take);
+        case 'length':
+          chunk = this.body(chunk);
           if (this.remaining === 0) this.finish({});
           break;
-        }
         case 'chunk-size': {
           const eol = chunk.indexOf('\r\n');
           if (eol < 0) {
@@ -114,14 +110,10 @@ export class ResponseParser {
           this.state = this.remaining === 0 ? 'trailers' : 'chunk-data';
           break;
         }
-        case 'chunk-data': {
-          const take = Math.min(this.remaining, chunk.length);
-          this.remaining -= take;
-          this.events.data(take === chunk.length ? chunk : chunk.subarray(0, take));
-          chunk = chunk.subarray(take);
+        case 'chunk-data':
+          chunk = this.body(chunk);
           if (this.remaining === 0) this.state = 'chunk-end';
           break;
-        }
         case 'chunk-end': {
           if (chunk.length < 2) {
             if (chunk[0] !== 13) throw badResponse('chunk not followed by CRLF');
@@ -144,6 +136,14 @@ export class ResponseParser {
     // Bytes past the end of the answer, before the next request: the connection is out of
     // step with its requests and carries nothing more.
     this.events.end(trailers, this.reusable && chunk.length === 0);
+  }
+
+  /** Hands on the body bytes still owed (up to `remaining`) and returns what follows them. */
+  private body(chunk: Buffer): Buffer {
+    const take = Math.min(this.remaining, chunk.length);
+    this.remaining -= take;
+    this.events.data(take === chunk.length ? chunk : chunk.subarray(0, take));
+    return chunk.subarray(take);
   }
 
   /** The gateway closed the connection: ends a body delimited by the close, else throws. */
