@@ -464,7 +464,7 @@ export function markdown(r: Results): string {
       row("`decide()` + `upstreamHeaders()` on wrk's request (source, request with wrk's header lines, identity, policy, assertion)", (m) => m.decisions),
       row('`AssertionSigner.sign()`, HS256', (m) => m.signs),
       ...Object.keys(rounds[0]!.signsByAlgorithm ?? {}).map((algorithm) => row(`\`AssertionSigner.sign()\`, ${algorithm}`, (m) => m.signsByAlgorithm?.[algorithm] ?? 0)),
-      ...(rounds.every((m) => m.limits !== undefined) ? [row("the limits' bookkeeping for one inline request (owed response, identity share, pool permit, release)", (m) => m.limits!)] : []),
+      ...(rounds.every((m) => m.limits !== undefined) ? [row("the limits' bookkeeping for one inline request (owed response, identity share, gateway slot, release)", (m) => m.limits!)] : []),
       ...Object.keys(rounds[0]!.lookups).map((mix) => row(`trusted-set lookup, 5,000 CIDRs + 200 IPs, ${mix} addresses`, (m) => m.lookups[mix]!)),
       '',
     );
