@@ -51,9 +51,12 @@ export class PinnedForwarder implements Forwarder {
     const method = req.method ?? 'GET';
     const body = hasBody(req) ? req.pipe(new RequestBodyGuard(target.maxBodyBytes, target.bodyStallMs)) : null;
     const chunked = body !== null && !hasField(headers, 'content-length');
+    // Node removed the chunked framing only: codings the client applied before it (gzip,
+    // chunked) still shape the body, and go on with it.
+    const codings = chunked ? (req.headers['transfer-encoding'] ?? 'chunked') : undefined;
     let head: string;
     try {
-      head = requestHead(method, req.url ?? '/', headers, target.url, chunked);
+      head = requestHead(method, req.url ?? '/', headers, target.url, codings);
     } catch (err) {
       body?.destroy();
       hooks.failed(err as Error);
@@ -128,12 +131,12 @@ const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 /**
  * The request head for the gateway: the client's method and target byte for byte (the
  * assertion binds this exact target), the given header lines, a Host if none came, and the
- * body's framing. The server's parser has already refused anything malformed from the
+ * body's framing (`codings`: the Transfer-Encoding of a body sent chunked). The server's parser has already refused anything malformed from the
  * client; every line is checked again here, so a value that could split the head fails the
  * exchange instead of reaching the gateway. `Expect` is never passed on: the sidecar's
  * server answered the client's 100-continue itself, so the body comes either way.
  */
-export function requestHead(method: string, target: string, headers: readonly string[], origin: string, chunked: boolean): string {
+export function requestHead(method: string, target: string, headers: readonly string[], origin: string, codings: string | undefined): string {
   if (!TOKEN.test(method) || !/^[\x21-\x7e\x80-\xff]+$/.test(target)) throw badRequestHead('request line');
   let head = `${method} ${target} HTTP/1.1\r\n`;
   let host = false;
@@ -146,7 +149,10 @@ export function requestHead(method: string, target: string, headers: readonly st
     head += `${name}: ${value}\r\n`;
   }
   if (!host) head += `host: ${new URL(origin).host}\r\n`;
-  if (chunked) head += 'transfer-encoding: chunked\r\n';
+  if (codings !== undefined) {
+    if (!FIELD_VALUE.test(codings)) throw badRequestHead('transfer coding');
+    head += `transfer-encoding: ${codings}\r\n`;
+  }
   return `${head}\r\n`;
 }
 

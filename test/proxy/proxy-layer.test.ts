@@ -313,6 +313,27 @@ describe.each(DATA_PLANES)('through %s', (_name, make) => {
 
 });
 
+describe('through the sidecar\'s gateway connections only', () => {
+  beforeAll(() => {
+    dataPlane = DATA_PLANES[0]![1];
+  });
+
+  test('a body the client coded before chunking (gzip, chunked) reaches the gateway with the same codings, its bytes untouched', async () => {
+    // The undici pool it replaced dropped the coding (it framed the body itself): the
+    // gateway read the compressed bytes as the body.
+    const { gw, proxy } = await setUp((s) => {
+      const check = () => {
+        if (!bodyDone(gw.received[0]!, '\x1f\x8b')) return void setTimeout(check, 5);
+        s.end('HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n');
+      };
+      check();
+    });
+    const c = await client(proxy, 'POST /coded HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\n\x1f\x8b\r\n0\r\n\r\n');
+    expect(statuses(await c.receive((t) => t.includes('\r\n\r\n'), 'the answer'))).toEqual([204]);
+    expect(gw.received[0]).toMatch(/\r\ntransfer-encoding: gzip, chunked\r\n(?:[\s\S]*\r\n)?\r\n2\r\n\x1f\x8b\r\n0\r\n\r\n$/);
+  });
+});
+
 const UPGRADE = 'GET /ws HTTP/1.1\r\nHost: gw\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n';
 
 describe('upgrades', () => {
