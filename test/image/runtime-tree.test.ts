@@ -157,7 +157,7 @@ test('the sidecar starts from the tree as a non-root user with the tree read-onl
 
   const { code, loaded } = await sidecar.stop();
   expect(code).toBe(0);
-  // From disk: the bundle alone (undici's pool is bundled in); no compiled module, no package.
+  // From disk: the bundle alone (every package it uses at start is bundled in); no compiled module, no package.
   expect(loaded).toEqual([COMMAND_PATH]);
 }, 60_000);
 
