@@ -27,6 +27,9 @@ export interface Identity {
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 // C0 controls, DEL and C1 controls: never part of a user name, email or group.
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+// A front proxy's placeholder left unexpanded: Caddy before 2.10 copies a header its auth
+// service did not send as the literal text `{http.reverse_proxy.header.X-…}`.
+const PLACEHOLDER = /^\{[A-Za-z_][\w.-]*\}$/;
 
 type Checked = { ok: true; value: string } | Refusal;
 
@@ -143,6 +146,8 @@ function fromHeaders(read: Map<string, string[]>, config: IdentityConfig): Ident
   if (userRaw.includes(',')) return refuse('identity_duplicated', `${config.userHeader} holds a list`);
   const user = checkValue(userRaw, config.maxValueBytes, config.userHeader);
   if (!user.ok) return user;
+  // No one's name: the proxy vouched for a user its session check never named.
+  if (PLACEHOLDER.test(user.value)) return refuse('identity_invalid', `${config.userHeader} is a proxy's unexpanded placeholder`);
 
   const missing = requiredHeaderMissing(read, config);
   if (missing) return missing;

@@ -64,6 +64,7 @@ test.each([
   ['bytes that are not UTF-8', { 'x-auth-request-email': 'al\u00ffice' }, 'identity_invalid'],
   ['an overlong UTF-8 slash', { 'x-auth-request-email': 'a\u00c0\u00afb' }, 'identity_invalid'],
   ['a lone UTF-8 continuation byte', { 'x-auth-request-email': 'a\u0080b' }, 'identity_invalid'],
+  ["Caddy's unexpanded placeholder (its auth service sent no such header)", { 'x-auth-request-email': '{http.reverse_proxy.header.X-Auth-Request-Email}' }, 'identity_invalid'],
 ])('user header %s → %s', (_what, headers, reason) => {
   const r = readIdentity(read({ ...ok, ...headers }), base);
   expect(r).toMatchObject({ ok: false, stage: 'identity', reason, status: 401 });
