@@ -84,8 +84,10 @@ export class RequestHandler {
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
     // Pipelined behind an answer that closes the connection: never answered, so never
-    // decided or forwarded (in-flight.ts).
-    if (isClosing(req.socket)) return;
+    // decided or forwarded (in-flight.ts). Nor is a request whose connection went in the
+    // meantime: its response's close may already have passed, and a share or slot taken
+    // now would never be given back.
+    if (isClosing(req.socket) || req.socket.destroyed) return;
     // One snapshot from the decision to the upstream write.
     const snapshot = this.runtime.snapshot;
     const mode = modeOf(req, snapshot.config);
