@@ -133,13 +133,17 @@ async function serveFromTree(configLines: string[]): Promise<TreeSidecar> {
   };
 }
 
-test('the command is one file: it imports only Node built-ins, and the Kubernetes client on demand', () => {
+test('the command is one file: it requires Node built-ins, and imports the Kubernetes client and undici on demand', () => {
   const bundle = readFileSync(join(tree, COMMAND_PATH), 'utf8');
+  // One static import, of the require() that loads built-ins: importing one would read every
+  // export of it, lazy ones included (node:http's loads Node's fetch).
   const statics = [...bundle.matchAll(/^import\s[^;]*?\bfrom\s*(["'])([^"']+)\1/gm)].map((m) => m[2]!);
-  expect(statics.length).toBeGreaterThan(0);
-  expect(statics.filter((s) => !(s.startsWith('node:') && isBuiltin(s)))).toEqual([]);
+  expect(statics).toEqual(['node:module']);
+  const required = [...bundle.matchAll(/\b(?:__)?require\(\s*"([^"]+)"\s*\)/g)].map((m) => m[1]!);
+  expect(required).toContain('node:http');
+  expect(required.filter((s) => !isBuiltin(s))).toEqual([]);
   // esbuild prints the code's own strings with double quotes; comments it keeps use others.
-  expect([...bundle.matchAll(/\bimport\(\s*"([^"]+)"\s*\)/g)].map((m) => m[1])).toEqual(['@kubernetes/client-node']);
+  expect([...bundle.matchAll(/\bimport\(\s*"([^"]+)"\s*\)/g)].map((m) => m[1]).sort()).toEqual(['@kubernetes/client-node', 'undici']);
 });
 
 test('the sidecar starts from the tree as a non-root user with the tree read-only, and proxies', async () => {
@@ -161,12 +165,13 @@ test('the sidecar starts from the tree as a non-root user with the tree read-onl
   expect(loaded).toEqual([COMMAND_PATH]);
 }, 60_000);
 
-test('with a discovery source configured, the command loads the Kubernetes client from the tree', async () => {
+test('with a discovery source configured, the command loads the Kubernetes client and undici from the tree', async () => {
   // No API server: the client loads, then discovery reports it cannot reach one.
   const sidecar = await serveFromTree(['trust: { discovery: { pods: [ { namespace: traefik, labelSelector: "app=traefik" } ] } }']);
   const { code, loaded } = await sidecar.stop();
   expect(code).toBe(0);
   expect(loaded).toContain('node_modules/@kubernetes/client-node/dist/index.js');
+  expect(loaded).toContain('node_modules/undici/index.js');
   expect(loaded.filter((path) => !path.startsWith('node_modules/'))).toEqual([COMMAND_PATH]);
 }, 60_000);
 
