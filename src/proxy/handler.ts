@@ -278,7 +278,8 @@ export class RequestHandler {
  * keep that whole scope, the decision with its assertion and header lines among it.
  */
 function releaseOnClose(socket: Duplex, held: PerIdentityLimit, user: string): void {
-  socket.once('close', () => held.release(user));
+  // 'close' comes once: `on` spares the wrapper `once` makes.
+  socket.on('close', () => held.release(user));
 }
 
 function modeOf(req: IncomingMessage, config: Config): Mode {

@@ -42,8 +42,9 @@ export class WebSocketTracker {
       clearTimeout(entry.timer);
       this.metrics.websocketsOpen.dec();
     };
-    client.once('close', forget);
-    upstream.once('close', forget);
+    // 'close' comes once: `on` spares the wrapper `once` makes, at every idle WebSocket.
+    client.on('close', forget);
+    upstream.on('close', forget);
   }
 
   /** Closes every socket for which `keep` is false, with a policy close (1008). */
