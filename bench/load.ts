@@ -6,6 +6,12 @@ import { promisify } from 'node:util';
 const run = promisify(execFile);
 export const LUA = new URL('../../../bench/wrk/identity.lua', import.meta.url).pathname;
 
+/** A header line that proves who the client is to a path that checks (a session cookie, a bearer token). */
+export interface Credential {
+  header: string;
+  value: string;
+}
+
 export interface WrkResult {
   requests: number;
   seconds: number;
@@ -21,12 +27,12 @@ export interface WrkResult {
 /**
  * wrk with `connections` keep-alive connections for `seconds`. With `meanDelayMs` every
  * connection waits a random time of that mean before each request (bench/wrk/identity.lua),
- * which sets the rate; without it, wrk sends as fast as the path answers. `cookie` replaces
- * the request's Cookie header (a path that checks a real session).
+ * which sets the rate; without it, wrk sends as fast as the path answers. `credential` is
+ * a header every request carries (a path that checks a real session or token).
  */
-export async function wrk(url: string, seconds: number, connections: number, meanDelayMs?: number, cookie?: string): Promise<WrkResult> {
+export async function wrk(url: string, seconds: number, connections: number, meanDelayMs?: number, credential?: Credential): Promise<WrkResult> {
   const args = ['-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', '5s', '-s', LUA, url, '--', meanDelayMs === undefined ? '-' : String(meanDelayMs)];
-  if (cookie !== undefined) args.push(cookie);
+  if (credential !== undefined) args.push(credential.header, credential.value);
   const { stdout } = await run('wrk', args, { timeout: (seconds + 30) * 1000 });
   const line = stdout.split('\n').find((l) => l.startsWith('WRK_JSON '));
   if (!line) throw new Error(`wrk printed no result:\n${stdout}`);
@@ -62,8 +68,8 @@ export const RATE_CONNECTIONS = 100;
  * meanwhile on every other connection, so the stall shows in the percentiles; only the
  * next request of a connection already waiting on the stall is held back.
  */
-export function fixedRate(url: string, rate: number, seconds: number, cookie?: string): Promise<WrkResult> {
-  return wrk(url, seconds, RATE_CONNECTIONS, (RATE_CONNECTIONS * 1000) / rate, cookie);
+export function fixedRate(url: string, rate: number, seconds: number, credential?: Credential): Promise<WrkResult> {
+  return wrk(url, seconds, RATE_CONNECTIONS, (RATE_CONNECTIONS * 1000) / rate, credential);
 }
 
 /** The request target wrk sends (bench/wrk/identity.lua). */

@@ -8,21 +8,15 @@ import { join, resolve } from 'node:path';
 import { flags, oauth2ProxyOidcSettings, oidcClient, providerArgs } from '../test/support/oidc-client.js';
 import { signIn } from '../test/support/oidc-sign-in.js';
 import { makeTestCa } from '../test/support/test-ca.js';
+import type { RunningPath } from './paths.js';
 import { freePort, start, tempDir, until, type Proc } from './procs.js';
 import { cleanEnv } from './sidecar.js';
 
 const OAUTH2_PROXY = resolve('.tools/bin/oauth2-proxy');
 const USER = { name: 'alice', password: randomBytes(12).toString('hex'), email: 'alice@example.com', groups: ['staff'] };
 
-export interface Oauth2ProxyPath {
-  url: string;
-  /** The Cookie header of alice's session. */
-  cookie: string;
-  pids(): number[];
-  stop(): Promise<void>;
-}
-
-export async function startOauth2Proxy(upstreamPort: number): Promise<Oauth2ProxyPath> {
+/** alice's session cookie on every request. */
+export async function startOauth2Proxy(upstreamPort: number): Promise<RunningPath> {
   const dir = tempDir(mkdtempSync(join(tmpdir(), 'tps-bench-oauth2-proxy-')));
   const ca = makeTestCa(dir, ['localhost']);
   const [idpPort, listen] = [await freePort(), await freePort()];
@@ -53,7 +47,7 @@ export async function startOauth2Proxy(upstreamPort: number): Promise<Oauth2Prox
     procs.push(proxy);
     await until('oauth2-proxy', async () => (await fetch(`${origin}/ping`).catch(() => undefined))?.status === 200, 30000);
     const cookie = await signIn({ start: `${origin}/`, user: USER.name, password: USER.password, ca: readFileSync(ca.caFile), connectTo: () => '127.0.0.1' });
-    return { url: origin, cookie, pids: () => [proxy.pid], stop };
+    return { url: origin, credential: { header: 'Cookie', value: cookie }, pids: () => [proxy.pid], stop };
   } catch (err) {
     await stop();
     throw err;

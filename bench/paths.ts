@@ -4,6 +4,8 @@ import type { Algorithm } from '../src/assertion/keys.js';
 import { fork, type ChildProcess } from 'node:child_process';
 import { startCaddy, startNginx, startTraefik } from './front.js';
 import { startOauth2Proxy } from './oauth2-proxy.js';
+import { startKubeRbacProxy } from './kube-rbac-proxy.js';
+import type { Credential } from './load.js';
 import { answers, freePort, httpOk, stopChild, until, withChildren } from './procs.js';
 import { cleanEnv, startSidecar } from './sidecar.js';
 
@@ -14,8 +16,8 @@ export interface RunningPath {
   /** The sidecar's pid and admin URL when the path goes through it. */
   sidecarPid?: number;
   adminUrl?: string;
-  /** A Cookie header every request must carry (a path that checks a real session). */
-  cookie?: string;
+  /** A header every request must carry (a path that checks a real session or token). */
+  credential?: Credential;
   stop(): Promise<void>;
 }
 
@@ -107,6 +109,13 @@ export const OAUTH2_PROXY: PathSpec = {
   start: startOauth2Proxy,
 };
 
+export const KUBE_RBAC_PROXY: PathSpec = {
+  id: 'kube-rbac-proxy',
+  title: 'kube-rbac-proxy (valid ServiceAccount token)',
+  signed: false,
+  start: startKubeRbacProxy,
+};
+
 function twoHop(id: string, title: string, front: (listen: number, upstream: number, sidecar: number) => { pid: number; stop(): Promise<void> }, tree: boolean): PathSpec {
   return {
     id,
@@ -144,4 +153,4 @@ export const TRAEFIK_AUTH = twoHop('traefik-auth', 'Traefik ForwardAuth → side
 export const NODE_RELAY = forwarder('node-http', 'bare forwarder (Node http client)');
 export const ALTERNATIVES: PathSpec[] = [NODE_RELAY, forwarder('undici', 'bare forwarder (undici)')];
 
-export const PATHS: PathSpec[] = [DIRECT, BARE, INLINE, INLINE_EDDSA, INLINE_ES256, NGINX, TRAEFIK, OAUTH2_PROXY, NGINX_AUTH, CADDY_AUTH, TRAEFIK_AUTH];
+export const PATHS: PathSpec[] = [DIRECT, BARE, INLINE, INLINE_EDDSA, INLINE_ES256, NGINX, TRAEFIK, OAUTH2_PROXY, KUBE_RBAC_PROXY, NGINX_AUTH, CADDY_AUTH, TRAEFIK_AUTH];

@@ -144,22 +144,23 @@ export function targets(r: Results): Target[] {
         }),
     });
   }
-  const oauth2Proxy = by('oauth2-proxy');
-  if (inline && oauth2Proxy) {
-    // The proxy a user would otherwise put in front: real authentication work per request too.
-    const ratio = perRound(inline.saturation, oauth2Proxy.saturation, (a, b) => a.rps / b.rps);
+  // The proxies a user would otherwise put in front, each doing real authentication work per request too.
+  for (const [id, peer] of [['oauth2-proxy', 'oauth2-proxy with a valid session'], ['kube-rbac-proxy', 'kube-rbac-proxy with a valid token']] as const) {
+    const other = by(id);
+    if (!inline || !other) continue;
+    const ratio = perRound(inline.saturation, other.saturation, (a, b) => a.rps / b.rps);
     out.push({
-      name: `Inline throughput vs oauth2-proxy with a valid session (median of ${ratio.rounds.length} rounds)`,
+      name: `Inline throughput vs ${peer} (median of ${ratio.rounds.length} rounds)`,
       goal: '≥ 1.0×',
       measured: `${f(ratio.median)}× (rounds: ${roundList(ratio.rounds, 2)})`,
       met: ratio.median >= 1,
     });
-    if (inline.cpuPer10k !== undefined && oauth2Proxy.cpuPer10k !== undefined) {
-      const cpu = inline.cpuPer10k / oauth2Proxy.cpuPer10k;
+    if (inline.cpuPer10k !== undefined && other.cpuPer10k !== undefined) {
+      const cpu = inline.cpuPer10k / other.cpuPer10k;
       out.push({
-        name: 'Sidecar CPU per request vs oauth2-proxy with a valid session',
+        name: `Sidecar CPU per request vs ${peer}`,
         goal: '≤ 1.0×',
-        measured: `${f(cpu)}× (${f(inline.cpuPer10k * 100, 0)} vs ${f(oauth2Proxy.cpuPer10k * 100, 0)} µs)`,
+        measured: `${f(cpu)}× (${f(inline.cpuPer10k * 100, 0)} vs ${f(other.cpuPer10k * 100, 0)} µs)`,
         met: cpu <= 1,
       });
     }
@@ -368,7 +369,8 @@ function versions(): string {
   const wrk = first('wrk', ['-v']).split(' [')[0];
   const traefik = first('.tools/bin/traefik', ['version']).split(/\s+/)[1];
   const oauth2Proxy = first('.tools/bin/oauth2-proxy', ['--version']).split(' ')[1];
-  return `Node ${process.version}, ${nginx}, Caddy ${caddy}, Traefik ${traefik}, oauth2-proxy ${oauth2Proxy}, ${wrk}`;
+  const kubeRbacProxy = first('.tools/bin/kube-rbac-proxy', ['--version']).split(' ')[1];
+  return `Node ${process.version}, ${nginx}, Caddy ${caddy}, Traefik ${traefik}, oauth2-proxy ${oauth2Proxy}, kube-rbac-proxy ${kubeRbacProxy}, ${wrk}`;
 }
 
 /** What the checks and signing add per request: sidecar CPU minus the bare forwarder's. */

@@ -206,8 +206,8 @@ async function main(): Promise<void> {
     await micro(1);
     const specs = [...PATHS, ...ALTERNATIVES].filter((p) => wanted(p.id));
     if (specs.length > 0) {
-      const saturated = await inRounds('saturation', specs, (path, seconds) => wrk(path.url, seconds, CONNECTIONS, undefined, path.cookie), { warm: T.warm, rounds: T.wrkRounds, seconds: T.wrk }, upstreamPort, upstream);
-      const fixed = await inRounds(`${RATE} req/s`, specs, (path, seconds) => fixedRate(path.url, RATE, seconds, path.cookie), { warm: 1, rounds: T.rateRounds, seconds: T.rateSeconds }, upstreamPort, upstream);
+      const saturated = await inRounds('saturation', specs, (path, seconds) => wrk(path.url, seconds, CONNECTIONS, undefined, path.credential), { warm: T.warm, rounds: T.wrkRounds, seconds: T.wrk }, upstreamPort, upstream);
+      const fixed = await inRounds(`${RATE} req/s`, specs, (path, seconds) => fixedRate(path.url, RATE, seconds, path.credential), { warm: 1, rounds: T.rateRounds, seconds: T.rateSeconds }, upstreamPort, upstream);
       specs.forEach((spec, i) => (PATHS.includes(spec) ? results.http : results.alternatives).push(httpResult(spec, saturated[i]!, fixed[i]!)));
     }
 

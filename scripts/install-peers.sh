@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The real peers the tests and the benchmark drive, built from the Go module proxy at pinned
 # versions: kube-apiserver and kubectl (through the wrapper module in tools/kube), kine (the
-# API server's storage, on SQLite), Helm 3 and Helm 4, Traefik (through tools/traefik) and
-# oauth2-proxy; and the CRDs Traefik and the Prometheus Operator publish, taken from their
-# modules. Built once per machine into a shared cache (every checkout on the machine reuses
-# them) and linked into .tools/bin.
+# API server's storage, on SQLite), Helm 3 and Helm 4, Traefik (through tools/traefik),
+# oauth2-proxy and kube-rbac-proxy (through tools/kube-rbac-proxy); and the CRDs Traefik
+# and the Prometheus Operator publish, taken from their modules. Built once per machine into
+# a shared cache (every checkout on the machine reuses them) and linked into .tools/bin.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +14,7 @@ HELM3_VERSION=v3.22.0
 HELM4_VERSION=v4.3.1
 TRAEFIK_VERSION=v3.6.12
 OAUTH2_PROXY_VERSION=v7.15.6
+KUBE_RBAC_PROXY_VERSION=v0.19.1
 PROMETHEUS_OPERATOR_VERSION=v0.85.0
 GATEWAY_API_VERSION=v1.4.1
 
@@ -82,6 +83,8 @@ build traefik "$TRAEFIK_VERSION" wrapper_build github.com/traefik/traefik/v3/cmd
   "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=$TRAEFIK_VERSION" tools/traefik
 build oauth2-proxy "$OAUTH2_PROXY_VERSION" go_install "github.com/oauth2-proxy/oauth2-proxy/v7@$OAUTH2_PROXY_VERSION" \
   "-s -w -X github.com/oauth2-proxy/oauth2-proxy/v7/pkg/version.VERSION=$OAUTH2_PROXY_VERSION"
+build kube-rbac-proxy "$KUBE_RBAC_PROXY_VERSION" wrapper_build github.com/brancz/kube-rbac-proxy/cmd/kube-rbac-proxy \
+  "-s -w -X k8s.io/component-base/version.gitVersion=$KUBE_RBAC_PROXY_VERSION" tools/kube-rbac-proxy
 
 # The CRDs as their projects publish them, for objects of the chart that use them, and the
 # RBAC Traefik publishes for its Kubernetes CRD provider (the end-to-end suite runs Traefik

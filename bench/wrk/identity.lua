@@ -15,13 +15,14 @@ wrk.headers["Accept-Language"] = "en-GB,en;q=0.9"
 wrk.headers["Accept-Encoding"] = "gzip, deflate, br"
 wrk.headers["Cookie"] = "theme=dark; _oauth2_proxy=Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0Z2FycGx5d2FsZG9mcmVkcGx1Z2h4eXp6eQ"
 
--- `wrk ... -- MEAN_MS [COOKIE]`: every connection waits a random, exponentially distributed
--- time (mean MEAN_MS) before each request, so N connections send N * 1000 / MEAN_MS
--- requests/s in Poisson arrivals, whatever the path's latency. With MEAN_MS "-" wrk sends
--- flat out. COOKIE replaces the Cookie header (a path that checks a real session).
+-- `wrk ... -- MEAN_MS [HEADER VALUE]`: every connection waits a random, exponentially
+-- distributed time (mean MEAN_MS) before each request, so N connections send
+-- N * 1000 / MEAN_MS requests/s in Poisson arrivals, whatever the path's latency. With
+-- MEAN_MS "-" wrk sends flat out. HEADER VALUE sets a header line on every request (a
+-- Cookie of a real session, an Authorization with a real token, for a path that checks).
 function init(args)
   if args[2] then
-    wrk.headers["Cookie"] = args[2]
+    wrk.headers[args[2]] = args[3]
   end
   local mean = tonumber(args[1])
   if mean then

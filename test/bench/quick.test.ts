@@ -7,7 +7,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
-const PATHS = ['direct', 'forwarder-proxy-layer', 'sidecar', 'nginx', 'traefik', 'oauth2-proxy', 'nginx-auth', 'traefik-auth'];
+const PATHS = ['direct', 'forwarder-proxy-layer', 'sidecar', 'nginx', 'traefik', 'oauth2-proxy', 'kube-rbac-proxy', 'nginx-auth', 'traefik-auth'];
 
 test('the quick benchmark measures its paths end to end and writes the report and chart', async () => {
   const env: NodeJS.ProcessEnv = { ...process.env };
@@ -52,6 +52,12 @@ test('the quick benchmark measures its paths end to end and writes the report an
   for (const section of ['## Targets', '## HTTP at saturation', '## Latency at a fixed 2000 requests/s', '## Micro-benchmarks', '## Kubernetes discovery at scale']) expect(report).toContain(section);
   expect(report).toMatch(/\| The limits' bookkeeping per inline request, as a share of the sidecar's CPU per request \| ≤ 3 % \| \d+\.\d %/);
   expect(report).toMatch(/\| Inline throughput vs bare forwarder \(median of 2 rounds\) \| ≥ 0\.90× \| \d+\.\d\d× .*\| at most \d\.\d\d× with nothing added but the required work/);
+  // The Go proxies a user would pick instead, each with a valid credential (the runner fails
+  // if a request of theirs did not reach the upstream).
+  for (const peer of ['oauth2-proxy with a valid session', 'kube-rbac-proxy with a valid token']) {
+    expect(report).toMatch(new RegExp(`\\| Inline throughput vs ${peer} \\(median of 2 rounds\\) \\| ≥ 1\\.0× \\| \\d+\\.\\d\\d× `));
+    expect(report).toMatch(new RegExp(`\\| Sidecar CPU per request vs ${peer} \\| ≤ 1\\.0× \\| \\d+\\.\\d\\d× `));
+  }
   expect(report).toMatch(/\| Sidecar CPU per request vs nginx proxy_pass .*\| the cheapest Node forwarder, checking nothing: \d+\.\d\d× /);
   expect(report).toMatch(/\| Added p99 latency over direct .*\| the least any Node forwarder adds, checking nothing: \d+\.\d{3} ms .*nginx proxy_pass adds/);
   const chart = '.run/bench-quick/performance.png';
