@@ -107,7 +107,7 @@ export class PinnedForwarder implements Forwarder {
       body?.destroy();
       connection.cancel(exchange);
     };
-    res.once('close', onClose);
+    res.on('close', onClose);
     connection.send(exchange);
   }
 

@@ -132,7 +132,7 @@ export class RequestHandler {
       },
       () => this.refuseByLimit(res, decision, 'upstream_busy', snapshot.config),
     );
-    res.once('close', () => {
+    res.on('close', () => {
       withdraw();
       this.requests.release(user);
       if (holding) this.slots.release();
