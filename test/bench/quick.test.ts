@@ -19,7 +19,7 @@ test('the quick benchmark measures its paths end to end and writes the report an
     http: { id: string; saturation: unknown[]; fixed: { rounds: unknown[] }; cpuPer10k?: number }[];
     micro: { rounds: { decisions: number; signs: number; limits: number; lookups: Record<string, number> }[] };
     kubernetes: { nodes: number; pods: number; modes: { name: string; syncSeconds: number; entries: number }[] };
-    websockets: { idle: { count: number }; echo: { sidecar: { roundTrips: number } } };
+    websockets: { idle: { count: number }; echo: { sidecar: { roundTrips: number }[] } };
     profile: { samples: number; tree: unknown };
     allocations: { requests: number; bytesPerRequest: number; top: { name: string }[] };
   };
@@ -41,7 +41,8 @@ test('the quick benchmark measures its paths end to end and writes the report an
   // opens, each its own user as the per-identity limit requires, is refused), and the
   // echo went through it.
   expect(results.websockets.idle.count).toBeGreaterThan(0);
-  expect(results.websockets.echo.sidecar.roundTrips).toBeGreaterThan(0);
+  expect(results.websockets.echo.sidecar).toHaveLength(2);
+  for (const round of results.websockets.echo.sidecar) expect(round.roundTrips).toBeGreaterThan(0);
 
   // Discovery at scale on the real API server, at the quick size: every mode synced, and
   // each trusted what the seeded cluster holds (50 ingress pods and endpoints, a CIDR and an address per node).
