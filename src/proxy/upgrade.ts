@@ -93,10 +93,13 @@ function splice(client: Duplex, upstream: Socket): void {
 
 function link(side: Duplex, peer: Duplex): void {
   (side as Relayed)[PEER] = peer;
-  // A reset on either side ends both; an orderly end is passed on, and the other side gets
-  // a short while to finish before both go (a peer that never answers a FIN must not keep
-  // two descriptors open). 'end' and 'close' come once: `on` spares the wrapper `once` makes.
+  // Neither side outlives the other: a reset, or the sidecar closing one (a client that
+  // stopped reading, at the stall timeout), closes both. An orderly end is passed on, and
+  // the other side gets a short while to finish before both go (a peer that never answers
+  // a FIN must not keep two descriptors open). 'end' and 'close' come once: `on` spares the
+  // wrapper `once` makes.
   side.on('error', destroyPeer);
+  side.on('close', destroyPeer);
   side.on('end', halfClosed);
   // One direction: every chunk written on as it comes, reading paused while the other
   // side's buffer is full. Lighter than pipe(), which keeps state of its own per direction.
