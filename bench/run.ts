@@ -33,10 +33,12 @@ const UPSTREAM = new URL('./upstream.js', import.meta.url).pathname;
 const TRUSTED_SET = new URL('./trusted-set.bench.js', import.meta.url).pathname;
 const run = promisify(execFile);
 
-process.once('SIGINT', () => {
-  cleanupSync();
-  process.exit(130);
-});
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    cleanupSync();
+    process.exit(130);
+  });
+}
 
 const began = performance.now();
 function log(message: string): void {
