@@ -65,6 +65,15 @@ async function open(): Promise<{ client: Socket; upstream: Socket }> {
   return { client, upstream: await upstream };
 }
 
+/** Whether writing to `socket` fails (the peer has closed) within `tries` writes, each awaited. */
+async function writesFail(socket: Socket, tries = 100): Promise<boolean> {
+  for (let i = 0; i < tries; i++) {
+    const err = await new Promise<Error | null | undefined>((resolve) => socket.write('anyone there?', resolve));
+    if (err) return true;
+  }
+  return false;
+}
+
 const closed = (socket: Socket) => (socket.closed ? Promise.resolve() : new Promise<void>((resolve) => socket.once('close', () => resolve())));
 
 test('a client that stops reading holds the gateway back, and the stall timeout ends both sides', async () => {
@@ -93,16 +102,20 @@ test('a client that stops reading holds the gateway back, and the stall timeout 
 
 test('a half-closed WebSocket: the end is passed on, and both sides go after the linger though the gateway never ends its own', async () => {
   const { client, upstream } = await open();
+  // This gateway never ends its own side.
+  upstream.allowHalfOpen = true;
   let received = '';
   upstream.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
   const ended = new Promise<void>((resolve) => upstream.once('end', () => resolve()));
+  client.resume();
   client.end('last words');
   await ended;
   expect(received).toBe('last words');
-  // The gateway keeps its side open and says nothing: the sidecar closes both.
-  await closed(upstream);
+  // The gateway keeps its side open and says nothing: the sidecar closes the client's side,
   await closed(client);
   await waitFor(() => sc.sidecar.handler.websockets.size === 0, 'the sidecar to forget the WebSocket');
+  // and its own towards the gateway, which the gateway's writes now find reset.
+  expect(await writesFail(upstream)).toBe(true);
 });
 
 test.each([
