@@ -15,9 +15,15 @@ export interface Proc {
   stop(): Promise<void>;
 }
 
-export function start(command: string, args: readonly string[], options: SpawnOptions = {}): Proc {
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], ...options });
+/** A child process the run stops when it ends, however it ends (forked ones too). */
+export function owned(child: ChildProcess): ChildProcess {
   running.add(child);
+  child.once('exit', () => running.delete(child));
+  return child;
+}
+
+export function start(command: string, args: readonly string[], options: SpawnOptions = {}): Proc {
+  const child = owned(spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], ...options }));
   let output = '';
   const keep = (chunk: Buffer) => {
     output = (output + chunk.toString()).slice(-20000);
@@ -25,7 +31,6 @@ export function start(command: string, args: readonly string[], options: SpawnOp
   child.stdout?.on('data', keep);
   child.stderr?.on('data', keep);
   child.once('exit', (code, signal) => {
-    running.delete(child);
     if (!stopping.has(child) && (code !== 0 || signal !== null)) process.stderr.write(`${command} exited (${code ?? signal}):\n${output}\n`);
   });
   if (child.pid === undefined) throw new Error(`cannot start ${command}`);
@@ -55,8 +60,9 @@ export async function cleanup(): Promise<void> {
   tempDirs.clear();
 }
 
+/** On a signal, with no time to wait: TERM, which each stops on (nginx's master its workers too, which a KILL would orphan). */
 export function cleanupSync(): void {
-  for (const c of running) c.kill('SIGKILL');
+  for (const c of running) c.kill('SIGTERM');
   for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
 }
 

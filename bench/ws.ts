@@ -3,6 +3,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { WebSocket } from 'ws';
 import { IDENTITY_HEADERS } from './load.js';
+import { owned } from './procs.js';
 
 const CLIENT = new URL('./ws-client.js', import.meta.url).pathname;
 
@@ -21,7 +22,7 @@ export async function openIdle(url: string, total: number, processes = 4): Promi
   const results = await Promise.all(
     Array.from({ length: processes }, (_, i) => {
       const count = Math.floor(total / processes) + (i < total % processes ? 1 : 0);
-      const child = fork(CLIENT, [url, String(count), `127.0.0.${10 + i}`], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [] });
+      const child = owned(fork(CLIENT, [url, String(count), `127.0.0.${10 + i}`], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [] }));
       children.push(child);
       return new Promise<{ opened: number; failed: number }>((resolve, reject) => {
         child.once('message', (m) => resolve(m as { opened: number; failed: number }));
