@@ -59,6 +59,17 @@ beforeAll(async () => {
 });
 afterAll(() => new Promise((resolve) => server.close(resolve)));
 
+/** Raw field lines by lower-case name, a repeated name's values in a list, as the parser keeps them. */
+function fold(raw: string[]): Fields {
+  const fields: Fields = {};
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    const had = fields[name];
+    fields[name] = had === undefined ? raw[i + 1]! : [...(typeof had === 'string' ? [had] : had), raw[i + 1]!];
+  }
+  return fields;
+}
+
 /** What Node's client reads from the same bytes (the raw server closes after them). */
 function reference(bytes: Buffer): Promise<Read> {
   nextAnswer = bytes;
@@ -66,19 +77,11 @@ function reference(bytes: Buffer): Promise<Read> {
     const read: Read = { informational: [], body: '' };
     const req = http.get({ port: (server.address() as AddressInfo).port, host: '127.0.0.1', agent: false }, (res) => {
       read.status = res.statusCode;
-      const headers: Fields = {};
-      for (let i = 0; i < res.rawHeaders.length; i += 2) {
-        const name = res.rawHeaders[i]!.toLowerCase();
-        const had = headers[name];
-        headers[name] = had === undefined ? res.rawHeaders[i + 1]! : [...(typeof had === 'string' ? [had] : had), res.rawHeaders[i + 1]!];
-      }
-      read.headers = headers;
+      read.headers = fold(res.rawHeaders);
       res.setEncoding('latin1');
       res.on('data', (s: string) => (read.body += s));
       res.on('end', () => {
-        const trailers: Fields = {};
-        for (let i = 0; i < res.rawTrailers.length; i += 2) trailers[res.rawTrailers[i]!.toLowerCase()] = res.rawTrailers[i + 1]!;
-        read.trailers = trailers;
+        read.trailers = fold(res.rawTrailers);
         resolve(read);
       });
       res.on('error', reject);
@@ -139,7 +142,11 @@ describe('reads what Node\'s client reads', () => {
         expect(ours.informational).toEqual(theirs.informational);
         expect(ours.reusable).toBe(r.framing !== 'close');
       }),
-      { numRuns: 150 },
+      {
+        numRuns: 150,
+        // Found by a run: a trailer name given twice, in two cases; both lines are kept.
+        examples: [[{ informational: [], status: 200, headers: [['x-a', '1'], ['X-A', '2']], framing: 'chunked', body: 'ab', chunks: [1], trailers: [['b', '!'], ['B', '?']], cuts: [] }]],
+      },
     );
   });
 });
