@@ -42,9 +42,9 @@ export class WebSocketTracker {
       clearTimeout(entry.timer);
       this.metrics.websocketsOpen.dec();
     };
+    // The relay closes each side with the other, so the client's close is the WebSocket's.
     // 'close' comes once: `on` spares the wrapper `once` makes, at every idle WebSocket.
     client.on('close', forget);
-    upstream.on('close', forget);
   }
 
   /** Closes every socket for which `keep` is false, with a policy close (1008). */
