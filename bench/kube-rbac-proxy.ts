@@ -10,7 +10,7 @@ import { resolve } from 'node:path';
 import { startKubeCluster } from '../test/support/kube-cluster.js';
 import { WRK_PATH } from './load.js';
 import type { RunningPath } from './paths.js';
-import { freePort, start, until } from './procs.js';
+import { freePort, start, until, type Proc } from './procs.js';
 
 const KUBE_RBAC_PROXY = resolve('.tools/bin/kube-rbac-proxy');
 const NAMESPACE = 'bench';
@@ -18,7 +18,7 @@ const CLIENT = 'client';
 
 export async function startKubeRbacProxy(upstreamPort: number): Promise<RunningPath> {
   const cluster = await startKubeCluster();
-  let proxy: ReturnType<typeof start> | undefined;
+  let proxy: Proc | undefined;
   const stop = async () => {
     await proxy?.stop();
     await cluster.stop();

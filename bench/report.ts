@@ -91,16 +91,13 @@ type Fixed = NonNullable<HttpResult['fixed']>;
 /** A fixed-rate percentile: the median over rounds. */
 const fixedP = (fixed: Fixed, p: string) => median(fixed.rounds.map((r) => r.percentiles[p]!));
 /** A comparison of two paths, round by round (both measured within the round), then the median. */
-/** A relay's echo rate over the rounds, and its rate against another's round by round. */
-const echoRate = (rounds: EchoResult[]) => median(rounds.map((e) => e.perSecond));
-function echoRatio(a: EchoResult[], b: EchoResult[]): { median: number; rounds: number[] } {
-  const rounds = a.slice(0, b.length).map((e, i) => e.perSecond / b[i]!.perSecond);
-  return { median: median(rounds), rounds };
-}
-function perRound(a: WrkResult[], b: WrkResult[], compare: (a: WrkResult, b: WrkResult) => number): { median: number; rounds: number[] } {
+function perRound<R>(a: R[], b: R[], compare: (a: R, b: R) => number): { median: number; rounds: number[] } {
   const rounds = a.slice(0, b.length).map((r, i) => compare(r, b[i]!));
   return { median: median(rounds), rounds };
 }
+/** A relay's echo rate over the rounds, and its rate against another's round by round. */
+const echoRate = (rounds: EchoResult[]) => median(rounds.map((e) => e.perSecond));
+const echoRatio = (a: EchoResult[], b: EchoResult[]) => perRound(a, b, (x, y) => x.perSecond / y.perSecond);
 const p99 = (r: WrkResult) => r.percentiles['99']!;
 /** A micro-benchmark's median over its rounds, and every round's figure. */
 function microFigure(rounds: MicroRound[], of: (round: MicroRound) => number): { median: number; rounds: number[] } {
