@@ -163,9 +163,15 @@ async function client(proxy: Layer, bytes = ''): Promise<RawClient> {
 /** The gateway has the whole body ending in `last`, sent with a length or chunked (the data plane picks). */
 const bodyDone = (received: string, last: string) => received.endsWith(last) || received.endsWith(`${last}\r\n0\r\n\r\n`);
 
-/** Runs `answer` once the gateway has a whole request body ending in `last` (the script sees bytes as they come: polled). */
-function afterBody(last: string, answer: () => void): void {
-  const check = () => (gateway!.received.some((r) => bodyDone(r, last)) ? answer() : void setTimeout(check, 5));
+/** Runs `answer` once the gateway has a whole request body ending in `last`, checked as each of the socket's bytes arrive. */
+function afterBody(socket: Socket, last: string, answer: () => void): void {
+  const check = () => {
+    if (!gateway!.received.some((r) => bodyDone(r, last))) return;
+    socket.off('data', check);
+    answer();
+  };
+  // After the script's own listener, which records the bytes.
+  socket.on('data', check);
   check();
 }
 
@@ -198,7 +204,7 @@ describe.each(DATA_PLANES)('through %s', (_name, make) => {
         const body = head.startsWith('POST /length') ? 'hello' : 'abcdefgh';
         // The answer waits for the whole body to arrive; closing, so the next request takes a
         // new connection (the script answers one per connection).
-        afterBody(body.slice(-4), () => s.end('HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nyes\r\n0\r\n\r\n'));
+        afterBody(s, body.slice(-4), () => s.end('HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nyes\r\n0\r\n\r\n'));
       });
       const byLength = await client(proxy, 'POST /length HTTP/1.1\r\nHost: gw\r\nContent-Length: 5\r\n\r\nhello');
       expect(statuses(await byLength.receive((t) => t.includes('yes'), 'the answer'))).toEqual([201]);
@@ -250,7 +256,7 @@ describe.each(DATA_PLANES)('through %s', (_name, make) => {
 
     test('the gateway\'s response trailers reach the client, less hop-by-hop names; the client\'s request trailers never reach the gateway', async () => {
       const { gw, proxy } = await setUp((s) =>
-        afterBody('body', () => s.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Checksum\r\n\r\n2\r\nok\r\n0\r\nX-Checksum: sha256=abc\r\nKeep-Alive: timeout=1\r\n\r\n')),
+        afterBody(s, 'body', () => s.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Checksum\r\n\r\n2\r\nok\r\n0\r\nX-Checksum: sha256=abc\r\nKeep-Alive: timeout=1\r\n\r\n')),
       );
       const c = await client(proxy, 'POST / HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nbody\r\n0\r\nX-Auth-Request-Email: admin@example.com\r\nX-Forwarded-User: admin\r\n\r\n');
       const reply = await c.receive((t) => /\r\n0\r\n[\s\S]*\r\n\r\n$/.test(t), 'the answer with its trailers');
@@ -319,7 +325,7 @@ describe('through the sidecar\'s gateway connections only', () => {
   test('a body the client coded before chunking (gzip, chunked) reaches the gateway with the same codings, its bytes untouched', async () => {
     // The undici pool it replaced dropped the coding (it framed the body itself): the
     // gateway read the compressed bytes as the body.
-    const { gw, proxy } = await setUp((s) => afterBody('\x1f\x8b', () => s.end('HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n')));
+    const { gw, proxy } = await setUp((s) => afterBody(s, '\x1f\x8b', () => s.end('HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n')));
     const c = await client(proxy, 'POST /coded HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\n\x1f\x8b\r\n0\r\n\r\n');
     expect(statuses(await c.receive((t) => t.includes('\r\n\r\n'), 'the answer'))).toEqual([204]);
     expect(gw.received[0]).toMatch(/\r\ntransfer-encoding: gzip, chunked\r\n(?:[\s\S]*\r\n)?\r\n2\r\n\x1f\x8b\r\n0\r\n\r\n$/);
