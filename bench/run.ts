@@ -251,7 +251,7 @@ async function main(): Promise<void> {
       const starts = await coldStarts(upstreamPort, T.coldRuns);
       results.coldStart = starts.bundle;
       results.coldStartUnbundled = starts.unbundled;
-      results.imports = importCosts(['./dist/server/sidecar.js', '@kubernetes/client-node', 'prom-client', 'zod', 'pino', 'undici'], quick ? 1 : 3);
+      results.imports = importCosts(['./dist/server/sidecar.js', '@kubernetes/client-node', 'prom-client', 'zod/mini', 'pino', 'undici'], quick ? 1 : 3);
     }
     if (wanted('profile')) {
       log('CPU profile of the sidecar inline at saturation');

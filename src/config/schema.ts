@@ -3,22 +3,25 @@
 import { ALGORITHMS } from '../assertion/keys.js';
 import { TOKEN_ALGORITHMS } from '../identity/token.js';
 import ipaddr from 'ipaddr.js';
-import { z } from 'zod';
+import * as z from './zod.js';
 import { parseRange } from '../trust/address.js';
 import { parseSubject } from '../trust/certificate.js';
 
 // RFC 9110 token: what a header name may be.
 const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
-const headerName = z
-  .string()
-  .regex(HEADER_NAME, 'must be a valid HTTP header name')
-  .transform((s) => s.toLowerCase());
-const optionalHeaderName = z.union([z.literal(''), headerName]).default('');
+const headerName = z.string().check(z.regex(HEADER_NAME, 'must be a valid HTTP header name'), z.toLowerCase());
+const optionalHeaderName = z._default(z.union([z.literal(''), headerName]), '');
 
-const port = z.number().int().min(0).max(65535);
+const port = z.number().check(z.int(), z.minimum(0), z.maximum(65535));
+const seconds = z.number().check(z.positive());
+const count = (min: number) => z.number().check(z.int(), z.minimum(min));
+const nonEmpty = z.string().check(z.minLength(1));
+const text = (value: string) => z._default(z.string(), value);
+const flag = (value: boolean) => z._default(z.boolean(), value);
+const list = <T extends z.core.SomeType>(item: T) => z._default(z.array(item), []);
 
-const cidr = z.string().refine(isAddressOrCidr, 'must be an IPv4/IPv6 address or CIDR');
+const cidr = z.string().check(z.refine(isAddressOrCidr, 'must be an IPv4/IPv6 address or CIDR'));
 
 export function isAddressOrCidr(value: string): boolean {
   try {
@@ -48,119 +51,101 @@ function isHttpUrl(value: string): boolean {
 }
 
 const tlsFiles = {
-  certFile: z.string().default(''),
-  keyFile: z.string().default(''),
+  certFile: text(''),
+  keyFile: text(''),
 };
 
 const listenSchema = z
   .strictObject({
-    host: z.string().default('0.0.0.0'),
-    port: port.default(8080),
+    host: text('0.0.0.0'),
+    port: z._default(port, 8080),
     ...tlsFiles,
     // PEM CA bundle: TLS clients are asked for a certificate, checked against it (trust.require).
-    clientCAFile: z.string().default(''),
-    allowedOrigins: z.array(z.string().url()).default([]),
-    maxWebSocketLifetimeSeconds: z.number().int().min(0).default(0),
-    maxHeaderBytes: z.number().int().min(1024).max(1048576).default(16384),
-    maxHeaderCount: z.number().int().min(16).max(1000).default(100),
+    clientCAFile: text(''),
+    allowedOrigins: list(z.url()),
+    maxWebSocketLifetimeSeconds: z._default(count(0), 0),
+    maxHeaderBytes: z._default(count(1024).check(z.maximum(1048576)), 16384),
+    maxHeaderCount: z._default(count(16).check(z.maximum(1000)), 100),
     // 0: as many as the descriptor limit leaves room for (docs/configuration.md).
-    maxConnections: z.number().int().min(0).default(0),
-    headersTimeoutSeconds: z.number().positive().default(10),
-    requestTimeoutSeconds: z.number().positive().default(300),
-    keepAliveTimeoutSeconds: z.number().positive().default(65),
-    shutdownGraceSeconds: z.number().min(0).default(25),
+    maxConnections: z._default(count(0), 0),
+    headersTimeoutSeconds: z._default(seconds, 10),
+    requestTimeoutSeconds: z._default(seconds, 300),
+    keepAliveTimeoutSeconds: z._default(seconds, 65),
+    shutdownGraceSeconds: z._default(z.number().check(z.minimum(0)), 25),
   })
-  .superRefine((v, ctx) => {
-    if (Boolean(v.certFile) !== Boolean(v.keyFile)) {
-      ctx.addIssue({ code: 'custom', path: ['certFile'], message: 'certFile and keyFile go together' });
-    }
-    if (v.clientCAFile && !v.certFile) {
-      ctx.addIssue({ code: 'custom', path: ['clientCAFile'], message: 'client certificates need TLS: set certFile and keyFile too' });
-    }
-  });
+  .check(
+    z.superRefine((v, ctx) => {
+      if (Boolean(v.certFile) !== Boolean(v.keyFile)) {
+        ctx.addIssue({ code: 'custom', path: ['certFile'], message: 'certFile and keyFile go together' });
+      }
+      if (v.clientCAFile && !v.certFile) {
+        ctx.addIssue({ code: 'custom', path: ['clientCAFile'], message: 'client certificates need TLS: set certFile and keyFile too' });
+      }
+    }),
+  );
 
 /** The identity provider's own token, checked by the identity stage (docs/configuration.md). */
 const tokenSchema = z
   .strictObject({
-    mode: z.enum(['off', 'require', 'match']).default('off'),
-    header: headerName.default('authorization'),
-    issuer: z.string().default(''),
-    audiences: z.array(z.string().min(1)).default([]),
-    jwksUrl: z.string().default(''),
-    caFile: z.string().default(''),
-    algorithms: z.array(z.enum(TOKEN_ALGORITHMS)).min(1).default(['RS256', 'ES256', 'EdDSA']),
-    clockSkewSeconds: z.number().int().min(0).max(300).default(30),
-    userClaim: z.string().min(1).default('email'),
-    groupsClaim: z.string().default('groups'),
-    refreshSeconds: z.number().int().min(1).default(300),
-    staleAfterSeconds: z.number().int().min(1).default(3600),
+    mode: z._default(z.enum(['off', 'require', 'match']), 'off'),
+    header: z._default(headerName, 'authorization'),
+    issuer: text(''),
+    audiences: list(nonEmpty),
+    jwksUrl: text(''),
+    caFile: text(''),
+    algorithms: z._default(z.array(z.enum(TOKEN_ALGORITHMS)).check(z.minLength(1)), ['RS256', 'ES256', 'EdDSA']),
+    clockSkewSeconds: z._default(count(0).check(z.maximum(300)), 30),
+    userClaim: z._default(nonEmpty, 'email'),
+    groupsClaim: text('groups'),
+    refreshSeconds: z._default(count(1), 300),
+    staleAfterSeconds: z._default(count(1), 3600),
   })
-  .superRefine((v, ctx) => {
-    if (v.mode === 'off') return;
-    if (!isHttpUrl(v.issuer)) ctx.addIssue({ code: 'custom', path: ['issuer'], message: 'the provider\'s issuer URL is required when mode is not off' });
-    if (v.audiences.length === 0) ctx.addIssue({ code: 'custom', path: ['audiences'], message: 'at least one audience (the client id) is required when mode is not off' });
-    if (v.jwksUrl !== '' && !isHttpUrl(v.jwksUrl)) ctx.addIssue({ code: 'custom', path: ['jwksUrl'], message: 'must be an http:// or https:// URL' });
-    if (v.staleAfterSeconds <= v.refreshSeconds) ctx.addIssue({ code: 'custom', path: ['staleAfterSeconds'], message: 'must be longer than refreshSeconds' });
-  })
-  .prefault({});
+  .check(
+    z.superRefine((v, ctx) => {
+      if (v.mode === 'off') return;
+      if (!isHttpUrl(v.issuer)) ctx.addIssue({ code: 'custom', path: ['issuer'], message: 'the provider\'s issuer URL is required when mode is not off' });
+      if (v.audiences.length === 0) ctx.addIssue({ code: 'custom', path: ['audiences'], message: 'at least one audience (the client id) is required when mode is not off' });
+      if (v.jwksUrl !== '' && !isHttpUrl(v.jwksUrl)) ctx.addIssue({ code: 'custom', path: ['jwksUrl'], message: 'must be an http:// or https:// URL' });
+      if (v.staleAfterSeconds <= v.refreshSeconds) ctx.addIssue({ code: 'custom', path: ['staleAfterSeconds'], message: 'must be longer than refreshSeconds' });
+    }),
+  );
 
 /** The certificates trusted as proxies: any listed name is enough. */
-const clientCertificatesSchema = z
-  .strictObject({
-    // tls: the connection's own client certificate; xfcc: the one a mesh proxy reports.
-    from: z.enum(['tls', 'xfcc']).default('tls'),
-    subjects: z.array(z.string().refine((s) => parseSubject(s) !== undefined, 'must be a distinguished name such as CN=traefik,O=ingress')).default([]),
-    dnsNames: z.array(z.string().min(1)).default([]),
-    uris: z.array(z.string().refine((s) => URL.canParse(s), 'must be a URI')).default([]),
-    spiffeIds: z.array(z.string().regex(/^spiffe:\/\/[a-z0-9._-]+(\/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)*$/, 'must be a SPIFFE ID (spiffe://trust-domain/path)')).default([]),
-  })
-  .prefault({});
-
-const discoverySchema = z.strictObject({
-  nodePodCIDRs: z
-    .strictObject({ enabled: z.boolean().default(false), nodeSelector: z.string().default('') })
-    .prefault({}),
-  pods: z
-    .array(z.strictObject({ namespace: z.string().min(1), labelSelector: z.string().min(1) }))
-    .default([]),
-  endpointSlices: z
-    .array(z.strictObject({ namespace: z.string().min(1), service: z.string().min(1) }))
-    .default([]),
-  nodeAddresses: z
-    .strictObject({
-      enabled: z.boolean().default(false),
-      types: z
-        .array(z.enum(['InternalIP', 'ExternalIP', 'Hostname', 'InternalDNS', 'ExternalDNS']))
-        .default(['InternalIP']),
-    })
-    .prefault({}),
-  onStale: z.enum(['keep', 'deny']).default('keep'),
-  staleAfterSeconds: z.number().int().positive().default(300),
+const clientCertificatesSchema = z.strictObject({
+  // tls: the connection's own client certificate; xfcc: the one a mesh proxy reports.
+  from: z._default(z.enum(['tls', 'xfcc']), 'tls'),
+  subjects: list(z.string().check(z.refine((s) => parseSubject(s) !== undefined, 'must be a distinguished name such as CN=traefik,O=ingress'))),
+  dnsNames: list(nonEmpty),
+  uris: list(z.string().check(z.refine((s) => URL.canParse(s), 'must be a URI'))),
+  spiffeIds: list(z.string().check(z.regex(/^spiffe:\/\/[a-z0-9._-]+(\/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)*$/, 'must be a SPIFFE ID (spiffe://trust-domain/path)'))),
 });
 
-const sections = z.strictObject({
-  listen: listenSchema.prefault({}),
-  admin: z
-    .strictObject({ host: z.string().default('0.0.0.0'), port: port.default(9090) })
-    .prefault({}),
-  upstream: z
-    .strictObject({
-      url: z.string().refine(isHttpUrl, 'must be an http:// or https:// URL').default('http://127.0.0.1:18789'),
-      connectTimeoutSeconds: z.number().positive().default(5),
-      timeoutSeconds: z.number().positive().default(60),
-      maxSockets: z.number().int().positive().default(256),
-    })
-    .prefault({}),
-  trust: z
-    .strictObject({
-      cidrs: z.array(cidr).default([]),
-      allowLoopback: z.boolean().default(false),
-      discovery: discoverySchema.prefault({}),
-      // A peer is trusted by its address, its certificate, either, or only both (docs/configuration.md).
-      require: z.enum(['address', 'certificate', 'either', 'both']).default('address'),
-      clientCertificates: clientCertificatesSchema,
-    })
-    .superRefine((v, ctx) => {
+const discoverySchema = z.strictObject({
+  nodePodCIDRs: z.prefault(z.strictObject({ enabled: flag(false), nodeSelector: text('') }), {}),
+  pods: list(z.strictObject({ namespace: nonEmpty, labelSelector: nonEmpty })),
+  endpointSlices: list(z.strictObject({ namespace: nonEmpty, service: nonEmpty })),
+  nodeAddresses: z.prefault(
+    z.strictObject({
+      enabled: flag(false),
+      types: z._default(z.array(z.enum(['InternalIP', 'ExternalIP', 'Hostname', 'InternalDNS', 'ExternalDNS'])), ['InternalIP']),
+    }),
+    {},
+  ),
+  onStale: z._default(z.enum(['keep', 'deny']), 'keep'),
+  staleAfterSeconds: z._default(z.number().check(z.int(), z.positive()), 300),
+});
+
+const trustSchema = z
+  .strictObject({
+    cidrs: list(cidr),
+    allowLoopback: flag(false),
+    discovery: z.prefault(discoverySchema, {}),
+    // A peer is trusted by its address, its certificate, either, or only both (docs/configuration.md).
+    require: z._default(z.enum(['address', 'certificate', 'either', 'both']), 'address'),
+    clientCertificates: z.prefault(clientCertificatesSchema, {}),
+  })
+  .check(
+    z.superRefine((v, ctx) => {
       // allowLoopback once trusted every loopback peer by itself; a config written for that
       // meaning would now refuse everyone, so it is refused at start with the fix named.
       if (v.allowLoopback && !v.cidrs.some((c) => loopbackOverlap(c) !== 'none')) {
@@ -170,82 +155,104 @@ const sections = z.strictObject({
       if (!v.allowLoopback && loopback.length > 0) {
         ctx.addIssue({ code: 'custom', path: ['cidrs'], message: `${loopback.join(', ')} trusts nothing while allowLoopback is false: set allowLoopback: true or remove it` });
       }
-    })
-    .prefault({}),
-  identity: z
-    .strictObject({
-      userHeader: headerName.default('x-auth-request-email'),
+    }),
+  );
+
+const sections = z.strictObject({
+  listen: z.prefault(listenSchema, {}),
+  admin: z.prefault(z.strictObject({ host: text('0.0.0.0'), port: z._default(port, 9090) }), {}),
+  upstream: z.prefault(
+    z.strictObject({
+      url: z._default(z.string().check(z.refine(isHttpUrl, 'must be an http:// or https:// URL')), 'http://127.0.0.1:18789'),
+      connectTimeoutSeconds: z._default(seconds, 5),
+      timeoutSeconds: z._default(seconds, 60),
+      maxSockets: z._default(z.number().check(z.int(), z.positive()), 256),
+    }),
+    {},
+  ),
+  trust: z.prefault(trustSchema, {}),
+  identity: z.prefault(
+    z.strictObject({
+      userHeader: z._default(headerName, 'x-auth-request-email'),
       emailHeader: optionalHeaderName,
       groupsHeader: optionalHeaderName,
-      requiredHeaders: z.array(headerName).default([]),
-      maxValueBytes: z.number().int().min(16).max(8192).default(256),
-      maxGroups: z.number().int().min(1).max(1000).default(100),
-      allowUsers: z.array(z.string().min(1)).default([]),
-      allowGroups: z.array(z.string().min(1)).default([]),
-      allowEmailDomains: z.array(z.string().min(1).transform((s) => s.toLowerCase())).default([]),
-      token: tokenSchema,
-    })
-    .prefault({}),
-  assertion: z
-    .strictObject({
-      header: headerName.default('x-trusted-proxy-assertion'),
-      algorithm: z.enum(ALGORITHMS).default('HS256'),
-      keysDir: z.string().min(1).default('/etc/trusted-proxy-sidecar/keys'),
-      activeKeyId: z.string().default(''),
-      issuer: z.string().min(1).default('trusted-proxy-sidecar'),
-      audience: z.string().min(1).default('gateway'),
-      ttlSeconds: z.number().int().min(1).max(3600).default(30),
-      jwksFile: z.string().default(''),
-    })
-    .prefault({}),
-  gateway: z
-    .strictObject({
-      userHeader: optionalHeaderName.default('x-forwarded-user'),
+      requiredHeaders: list(headerName),
+      maxValueBytes: z._default(count(16).check(z.maximum(8192)), 256),
+      maxGroups: z._default(count(1).check(z.maximum(1000)), 100),
+      allowUsers: list(nonEmpty),
+      allowGroups: list(nonEmpty),
+      allowEmailDomains: list(nonEmpty.check(z.toLowerCase())),
+      token: z.prefault(tokenSchema, {}),
+    }),
+    {},
+  ),
+  assertion: z.prefault(
+    z.strictObject({
+      header: z._default(headerName, 'x-trusted-proxy-assertion'),
+      algorithm: z._default(z.enum(ALGORITHMS), 'HS256'),
+      keysDir: z._default(nonEmpty, '/etc/trusted-proxy-sidecar/keys'),
+      activeKeyId: text(''),
+      issuer: z._default(nonEmpty, 'trusted-proxy-sidecar'),
+      audience: z._default(nonEmpty, 'gateway'),
+      ttlSeconds: z._default(count(1).check(z.maximum(3600)), 30),
+      jwksFile: text(''),
+    }),
+    {},
+  ),
+  gateway: z.prefault(
+    z.strictObject({
+      userHeader: z._default(optionalHeaderName, 'x-forwarded-user'),
       scopesHeader: optionalHeaderName,
-      scopes: z
-        .strictObject({
-          default: z.array(z.string().min(1)).default([]),
-          byGroup: z.record(z.string(), z.array(z.string().min(1))).default({}),
-        })
-        .prefault({}),
-    })
-    .prefault({}),
-  sanitise: z
-    .strictObject({
+      scopes: z.prefault(
+        z.strictObject({
+          default: list(nonEmpty),
+          byGroup: z._default(z.record(z.string(), z.array(nonEmpty)), {}),
+        }),
+        {},
+      ),
+    }),
+    {},
+  ),
+  sanitise: z.prefault(
+    z.strictObject({
       // Extra inbound headers to strip, compared like the built-in ones (case, `_`, `.`).
-      extraNames: z.array(headerName).default([]),
-      extraPrefixes: z.array(headerName).default([]),
-    })
-    .prefault({}),
+      extraNames: list(headerName),
+      extraPrefixes: list(headerName),
+    }),
+    {},
+  ),
   // What one client may hold, so that no identity starves the others and no connection is
   // kept for a client that stopped reading or sending (docs/configuration.md, "Limits").
-  limits: z
-    .strictObject({
-      identityPoolShare: z.number().gt(0).max(1).default(0.25),
-      maxWebSocketsPerIdentity: z.number().int().min(1).default(64),
-      queueTimeoutSeconds: z.number().positive().default(10),
-      clientStallTimeoutSeconds: z.number().positive().default(30),
-      maxRequestBodyBytes: z.number().int().min(0).default(0),
-    })
-    .prefault({}),
-  forwardAuth: z
-    .strictObject({
-      enabled: z.boolean().default(false),
-      path: z.string().regex(/^\/[^?#\s]*$/, 'must be an absolute path').default('/forward-auth'),
-    })
-    .prefault({}),
-  logging: z
-    .strictObject({
-      level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
-      identity: z.enum(['plain', 'hash', 'omit']).default('plain'),
-    })
-    .prefault({}),
+  limits: z.prefault(
+    z.strictObject({
+      identityPoolShare: z._default(z.number().check(z.gt(0), z.maximum(1)), 0.25),
+      maxWebSocketsPerIdentity: z._default(count(1), 64),
+      queueTimeoutSeconds: z._default(seconds, 10),
+      clientStallTimeoutSeconds: z._default(seconds, 30),
+      maxRequestBodyBytes: z._default(count(0), 0),
+    }),
+    {},
+  ),
+  forwardAuth: z.prefault(
+    z.strictObject({
+      enabled: flag(false),
+      path: z._default(z.string().check(z.regex(/^\/[^?#\s]*$/, 'must be an absolute path')), '/forward-auth'),
+    }),
+    {},
+  ),
+  logging: z.prefault(
+    z.strictObject({
+      level: z._default(z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']), 'info'),
+      identity: z._default(z.enum(['plain', 'hash', 'omit']), 'plain'),
+    }),
+    {},
+  ),
 });
 
-export const configSchema = sections.superRefine(checkAcrossSections);
+export const configSchema = sections.check(z.superRefine(checkAcrossSections));
 
 /** Checks across sections, reported with the others. */
-function checkAcrossSections(v: z.output<typeof sections>, ctx: z.RefinementCtx): void {
+function checkAcrossSections(v: z.output<typeof sections>, ctx: z.core.$RefinementCtx<z.output<typeof sections>>): void {
   const { require, clientCertificates: certs } = v.trust;
   const names = certs.subjects.length + certs.dnsNames.length + certs.uris.length + certs.spiffeIds.length;
   if (require !== 'address' && names === 0) {

@@ -1,40 +1,41 @@
 // The guard's settings. It runs inside the gateway's process as a preload, where there is
 // no config file or command line of its own: it reads environment variables, validates
 // them all at once, and refuses to start the gateway with every problem listed.
-import { z } from 'zod';
+import * as z from '../config/zod.js';
 import { ALGORITHMS } from '../assertion/keys.js';
 
 const PREFIX = 'TRUSTED_PROXY_GUARD_';
 const list = (value: string) => value.split(',').map((s) => s.trim()).filter(Boolean);
 
+const headerPattern = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const portsRequired = 'is required: the gateway port(s) to guard, e.g. 18789';
+
 const guardSchema = z
   .strictObject({
     // Only servers listening on these ports are guarded: a gateway may run other, internal ones.
-    PORTS: z
-      .string({ error: 'is required: the gateway port(s) to guard, e.g. 18789' })
-      .transform(list)
-      .pipe(z.array(z.string().regex(/^\d{1,5}$/, 'must be port numbers').transform(Number).pipe(z.number().int().min(1).max(65535))).min(1, 'is required: the gateway port(s) to guard, e.g. 18789')),
-    KEYS_DIR: z.string().default(''),
+    PORTS: z.pipe(
+      z.pipe(z.string({ error: portsRequired }), z.transform(list)),
+      z.array(z.pipe(z.pipe(z.string().check(z.regex(/^\d{1,5}$/, 'must be port numbers')), z.transform(Number)), z.number().check(z.int(), z.minimum(1), z.maximum(65535)))).check(z.minLength(1, portsRequired)),
+    ),
+    KEYS_DIR: z._default(z.string(), ''),
     // The key folder's algorithm; a JWK Set's keys name their own (EdDSA, ES256).
-    ALGORITHM: z.enum(ALGORITHMS).default('HS256'),
-    JWKS: z.string().default(''),
-    HEADER: z.string().regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, 'must be a header name').default('x-trusted-proxy-assertion').transform((s) => s.toLowerCase()),
-    ISSUER: z.string().min(1).default('trusted-proxy-sidecar'),
-    AUDIENCE: z.string().min(1).default('gateway'),
+    ALGORITHM: z._default(z.enum(ALGORITHMS), 'HS256'),
+    JWKS: z._default(z.string(), ''),
+    HEADER: z._default(z.string().check(z.regex(headerPattern, 'must be a header name'), z.toLowerCase()), 'x-trusted-proxy-assertion'),
+    ISSUER: z._default(z.string().check(z.minLength(1)), 'trusted-proxy-sidecar'),
+    AUDIENCE: z._default(z.string().check(z.minLength(1)), 'gateway'),
     // GET and HEAD of these exact paths pass unverified (probes); they must grant nothing.
-    OPEN_PATHS: z
-      .string()
-      .default('')
-      .transform(list)
-      .pipe(z.array(z.string().regex(/^\/[^?#\s]*$/, 'must be absolute paths'))),
+    OPEN_PATHS: z._default(z.pipe(z.pipe(z.string(), z.transform(list)), z.array(z.string().check(z.regex(/^\/[^?#\s]*$/, 'must be absolute paths')))), []),
     // When set, this header (the identity the gateway reads) must equal the assertion's sub.
-    USER_HEADER: z.string().default('').transform((s) => s.toLowerCase()),
+    USER_HEADER: z._default(z.string().check(z.toLowerCase()), ''),
   })
-  .superRefine((v, ctx) => {
-    if ((v.KEYS_DIR === '') === (v.JWKS === '')) {
-      ctx.addIssue({ code: 'custom', path: ['KEYS_DIR'], message: `set exactly one of ${PREFIX}KEYS_DIR (the sidecar's key folder) and ${PREFIX}JWKS (its JWK Set file or URL)` });
-    }
-  });
+  .check(
+    z.superRefine((v, ctx) => {
+      if ((v.KEYS_DIR === '') === (v.JWKS === '')) {
+        ctx.addIssue({ code: 'custom', path: ['KEYS_DIR'], message: `set exactly one of ${PREFIX}KEYS_DIR (the sidecar's key folder) and ${PREFIX}JWKS (its JWK Set file or URL)` });
+      }
+    }),
+  );
 
 export interface GuardOptions {
   readonly ports: ReadonlySet<number>;
