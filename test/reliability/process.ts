@@ -38,6 +38,8 @@ export interface ServeOptions {
   honourFileModes?: boolean;
   /** Node flags for the sidecar process, e.g. a heap bound as a container limit would set. */
   nodeFlags?: string[];
+  /** Environment variables added to the sidecar's, e.g. NODE_EXTRA_CA_CERTS. */
+  env?: Record<string, string>;
 }
 
 export async function serveProcess(input: ConfigInput, options: ServeOptions = {}): Promise<SidecarProcess> {
@@ -64,7 +66,7 @@ export async function serveProcess(input: ConfigInput, options: ServeOptions = {
   const command = [process.execPath, ...(options.nodeFlags ?? []), MAIN, 'serve', '--config', configPath];
   // setpriv execs the sidecar in place, so the child's pid is the sidecar's (for /proc).
   const [file, ...args] = options.honourFileModes ? ['setpriv', '--bounding-set', '-dac_override,-dac_read_search', '--', ...command] : command;
-  const child = spawn(file!, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(file!, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
   // The last lines only, parsed when asked: a soak logs every refusal, and a reader that
   // falls behind would make the sidecar buffer its log output and skew its memory.
   const recent: string[] = [];

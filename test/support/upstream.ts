@@ -1,6 +1,8 @@
 // A recording upstream: a real HTTP (and WebSocket) server on loopback that remembers
 // exactly what arrived, raw header lines included. Tests assert on what it received.
+import { readFileSync } from 'node:fs';
 import http, { type IncomingMessage } from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';
 
@@ -27,8 +29,11 @@ export async function startRecordingUpstream(
   respond: (req: IncomingMessage, res: http.ServerResponse, body: string) => void = (_req, res) =>
     res.writeHead(200, { 'content-type': 'text/plain' }).end('ok'),
   host = '127.0.0.1',
-  /** keep: remember only the last N requests and upgrades (long load runs). */
-  options: { keep?: number } = {},
+  /**
+   * keep: remember only the last N requests and upgrades (long load runs); tls: serve HTTPS
+   * (and WebSockets over it) with this certificate.
+   */
+  options: { keep?: number; tls?: { certFile: string; keyFile: string } } = {},
 ): Promise<RecordingUpstream> {
   const received: Received[] = [];
   const upgrades: Received[] = [];
@@ -36,7 +41,7 @@ export async function startRecordingUpstream(
     list.push(r);
     if (options.keep !== undefined && list.length > options.keep) list.shift();
   };
-  const server = http.createServer((req, res) => {
+  const onRequest = (req: IncomingMessage, res: http.ServerResponse) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
@@ -44,7 +49,10 @@ export async function startRecordingUpstream(
       record(received, { method: req.method!, url: req.url!, rawHeaders: req.rawHeaders, headers: req.headers, body });
       respond(req, res, body);
     });
-  });
+  };
+  const server = options.tls
+    ? https.createServer({ cert: readFileSync(options.tls.certFile), key: readFileSync(options.tls.keyFile) }, onRequest)
+    : http.createServer(onRequest);
   const wss = new WebSocketServer({ noServer: true });
   server.on('upgrade', (req, socket, head) => {
     record(upgrades, { method: req.method!, url: req.url!, rawHeaders: req.rawHeaders, headers: req.headers, body: '' });
@@ -55,7 +63,7 @@ export async function startRecordingUpstream(
   await new Promise<void>((resolve) => server.listen(0, host, resolve));
   const port = (server.address() as AddressInfo).port;
   return {
-    url: `http://${host}:${port}`,
+    url: `${options.tls ? 'https' : 'http'}://${host}:${port}`,
     port,
     received,
     upgrades,
