@@ -2,10 +2,10 @@
 // the files the config names are checked in the same pass, so an operator fixes a bad file
 // in one go (the oauth2-proxy way).
 import { readFileSync } from 'node:fs';
-import { createSecureContext } from 'node:tls';
 import { parseDocument } from 'yaml';
 import { loadKeyRing } from '../assertion/keys.js';
 import { configSchema, type Config } from './schema.js';
+import { tlsModule } from '../runtime/tls-modules.js';
 
 export type ConfigResult = { ok: true; config: Config } | { ok: false; problems: string[] };
 
@@ -70,7 +70,7 @@ function section<K extends 'listen' | 'assertion'>(raw: unknown, key: K): Config
 
 function clientCAProblems(path: string): string[] {
   try {
-    createSecureContext({ ca: readFileSync(path) });
+    tlsModule().createSecureContext({ ca: readFileSync(path) });
     return [];
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
@@ -92,7 +92,7 @@ function tlsProblems(certFile: string, keyFile: string): string[] {
   const key = read(keyFile, 'keyFile');
   if (cert && key) {
     try {
-      createSecureContext({ cert, key });
+      tlsModule().createSecureContext({ cert, key });
     } catch (err) {
       problems.push(`listen.certFile, listen.keyFile: not a usable certificate and key (${(err as Error).message})`);
     }

@@ -8,7 +8,7 @@
 import { createPublicKey, type JsonWebKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
-import https from 'node:https';
+import { httpsModule } from '../runtime/tls-modules.js';
 import type { TokenConfig } from '../config/schema.js';
 import type { Logger } from '../logging/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -128,7 +128,7 @@ export class ProviderKeySource {
 function getJson(url: string, ca: Buffer | undefined): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
     const options = { headers: { accept: 'application/json' }, timeout: FETCH_TIMEOUT_MS, signal: AbortSignal.timeout(FETCH_TIMEOUT_MS), ...(ca && { ca }) };
-    const req = (url.startsWith('https:') ? https : http).get(url, options, (res) => {
+    const req = (url.startsWith('https:') ? httpsModule() : http).get(url, options, (res) => {
       if (res.statusCode !== 200) {
         res.destroy();
         reject(new Error(`${url}: HTTP ${res.statusCode}`));

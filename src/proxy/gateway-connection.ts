@@ -7,7 +7,7 @@
 // step with its requests is dropped, and the next exchange opens a fresh one.
 import net, { type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
-import tls from 'node:tls';
+import { tlsModule } from '../runtime/tls-modules.js';
 import { answerTimeout, bodyTimeout, connectTimeout } from './errors.js';
 import { ResponseParser, type Fields } from './response-parser.js';
 
@@ -118,7 +118,7 @@ export class GatewayConnection {
     const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
     const secure = url.protocol === 'https:';
     const port = Number(url.port || (secure ? 443 : 80));
-    const socket = secure ? tls.connect({ host, port, ...(net.isIP(host) === 0 && { servername: host }) }) : net.connect({ host, port });
+    const socket = secure ? tlsModule().connect({ host, port, ...(net.isIP(host) === 0 && { servername: host }) }) : net.connect({ host, port });
     socket.setNoDelay(true);
     const timer = setTimeout(() => socket.destroy(connectTimeout()), address.connectTimeoutMs);
     socket.once(secure ? 'secureConnect' : 'connect', () => clearTimeout(timer));

@@ -2,7 +2,8 @@
 // gateway on a new connection (it becomes the WebSocket), the gateway's answer comes back,
 // and after a 101 the two sockets are relayed into each other.
 import http, { type IncomingMessage } from 'node:http';
-import https from 'node:https';
+import type https from 'node:https';
+import { httpsModule } from '../runtime/tls-modules.js';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { answerTimeout, connectTimeout } from './errors.js';
@@ -26,12 +27,14 @@ export interface UpgradeHooks {
 }
 
 // No keep-alive: every upgrade's connection becomes its WebSocket or is closed.
-const AGENTS = { 'http:': new http.Agent(), 'https:': new https.Agent() };
+const plainAgent = new http.Agent();
+let tlsAgent: https.Agent | undefined;
 
 export function relayUpgrade(req: IncomingMessage, client: Duplex, head: Buffer, headers: string[], target: UpgradeTarget, hooks: UpgradeHooks): void {
   const url = new URL(target.url);
-  const outgoing = (url.protocol === 'https:' ? https : http).request({
-    agent: url.protocol === 'https:' ? AGENTS['https:'] : AGENTS['http:'],
+  const secure = url.protocol === 'https:';
+  const outgoing = (secure ? httpsModule() : http).request({
+    agent: secure ? (tlsAgent ??= new (httpsModule().Agent)()) : plainAgent,
     host: url.hostname.replace(/^\[(.*)\]$/, '$1'),
     port: url.port,
     method: req.method,

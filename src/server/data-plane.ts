@@ -2,13 +2,14 @@
 // connections and timeouts; malformed requests get a JSON error instead of Node's bare 400.
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
-import https from 'node:https';
+import type https from 'node:https';
 import type { Duplex } from 'node:stream';
 import type { ListenConfig } from '../config/schema.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { RequestHandler } from '../proxy/handler.js';
 import { isMidResponse, markClosing } from '../proxy/in-flight.js';
 import { endAndRelease, rawAnswer } from '../proxy/respond.js';
+import { httpsModule } from '../runtime/tls-modules.js';
 
 export function createDataPlane(listen: ListenConfig, handler: RequestHandler, metrics: Metrics): http.Server {
   const options: http.ServerOptions = {
@@ -20,7 +21,7 @@ export function createDataPlane(listen: ListenConfig, handler: RequestHandler, m
     insecureHTTPParser: false,
     joinDuplicateHeaders: false,
   };
-  const server = listen.certFile ? https.createServer({ ...options, ...tlsOptions(listen) }) : http.createServer(options);
+  const server = listen.certFile ? httpsModule().createServer({ ...options, ...tlsOptions(listen) }) : http.createServer(options);
   applyListenLimits(server, listen);
   server.on('request', (req, res) => handler.onRequest(req, res));
   server.on('upgrade', (req, socket, head) => handler.onUpgrade(req, socket, head));
