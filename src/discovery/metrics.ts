@@ -1,6 +1,6 @@
 // Discovery metrics, on the sidecar's registry. The set size by source is the core's
 // trusted_proxy_trusted_set_size; these say whether each source is current.
-import { Counter, Gauge, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from '../metrics/prom-client.js';
 
 const PREFIX = 'trusted_proxy_discovery_';
 

@@ -1,6 +1,6 @@
 // Prometheus metrics. Every name starts with `trusted_proxy_` (docs/metrics.md lists
 // them); label values are bounded sets (reason codes, protected names, status classes).
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from './prom-client.js';
 
 // prom-client names these gauges `*_total`, which promtool's lint rejects for non-counters.
 const LINT_FAILING_DEFAULTS = ['active_handles_total', 'active_requests_total', 'active_resources_total'];
