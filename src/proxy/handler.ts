@@ -35,8 +35,6 @@ export class RequestHandler {
   private readonly forwarder: Forwarder;
   /** Upstream requests each identity has in flight or waiting. */
   private readonly requests: PerIdentityLimit;
-  /** WebSockets each identity has open or opening. */
-  private readonly webSocketsHeld: PerIdentityLimit;
   readonly slots: UpstreamSlots;
   // Metric children for what every allowed request records.
   private readonly decisionTime;
@@ -57,10 +55,9 @@ export class RequestHandler {
     this.signedCount = perKey((kid: string) => metrics.batched(metrics.assertionsSigned, { kid }));
     this.responseCount = perKey((status: number) => metrics.batched(metrics.upstreamResponses, { class: statusClass(status) }));
     this.forwarder = forwarder ?? new PinnedForwarder();
-    this.websockets = new WebSocketTracker(runtime.metrics);
     const { upstream, limits } = runtime.config;
+    this.websockets = new WebSocketTracker(runtime.metrics, limits.maxWebSocketsPerIdentity);
     this.requests = new PerIdentityLimit(identityRequestLimit(upstream.maxSockets, limits.identityPoolShare));
-    this.webSocketsHeld = new PerIdentityLimit(limits.maxWebSocketsPerIdentity);
     this.slots = new UpstreamSlots(upstream.maxSockets, limits.queueTimeoutSeconds * 1000);
     metrics.observeUpstreamSlots(() => ({ busy: this.slots.busy, queued: this.slots.queued }));
   }
@@ -69,7 +66,7 @@ export class RequestHandler {
   follow(config: Config): void {
     const { upstream, limits } = config;
     this.requests.setLimit(identityRequestLimit(upstream.maxSockets, limits.identityPoolShare));
-    this.webSocketsHeld.setLimit(limits.maxWebSocketsPerIdentity);
+    this.websockets.setLimit(limits.maxWebSocketsPerIdentity);
     this.slots.update(upstream.maxSockets, limits.queueTimeoutSeconds * 1000);
   }
 
@@ -187,13 +184,11 @@ export class RequestHandler {
       rejectUpgrade(socket, 200, '{"result":"allowed"}', grantHeaders(snapshot.config, decision));
       return;
     }
-    const user = decision.identity.user;
-    if (!this.webSocketsHeld.tryAcquire(user)) {
+    if (!this.websockets.hold(socket, decision.identity.user)) {
       this.countLimit(decision, 'identity_websocket_limit', snapshot.config);
       rejectUpgrade(socket, REFUSALS.identity_websocket_limit, refusalBody('identity_websocket_limit'), { 'x-request-id': decision.requestId });
       return;
     }
-    releaseOnClose(socket, this.webSocketsHeld, user);
     const { url, connectTimeoutSeconds, timeoutSeconds } = snapshot.config.upstream;
     const { maxWebSocketLifetimeSeconds } = snapshot.config.listen;
     const started = process.hrtime.bigint();
@@ -277,11 +272,6 @@ export class RequestHandler {
  * kept for the WebSocket's life, holds the user alone: a closure inside upgrade() would
  * keep that whole scope, the decision with its assertion and header lines among it.
  */
-function releaseOnClose(socket: Duplex, held: PerIdentityLimit, user: string): void {
-  // 'close' comes once: `on` spares the wrapper `once` makes.
-  socket.on('close', () => held.release(user));
-}
-
 function modeOf(req: IncomingMessage, config: Config): Mode {
   const { forwardAuth } = config;
   return forwardAuth.enabled && pathOf(req.url ?? '/') === forwardAuth.path ? 'forward-auth' : 'inline';

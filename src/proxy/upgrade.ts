@@ -47,9 +47,12 @@ export function relayUpgrade(req: IncomingMessage, client: Duplex, head: Buffer,
   const abandon = () => outgoing.destroy();
   client.once('close', abandon);
   client.on('error', destroyOnError);
-  const timedOut = () => outgoing.destroy(answerTimeout());
+  // The wait for the answer has a timer of its own, not the socket's idle timeout: Node
+  // keeps that one's Timeout on the socket once cleared, for the WebSocket's whole life.
+  const answerTimer = setTimeout(() => outgoing.destroy(answerTimeout()), target.timeoutMs);
+  const answered = () => clearTimeout(answerTimer);
+  outgoing.once('close', answered);
   outgoing.once('socket', (socket: Socket) => {
-    socket.setTimeout(target.timeoutMs, timedOut);
     if (!socket.connecting) return;
     const timer = setTimeout(() => outgoing.destroy(connectTimeout()), target.connectTimeoutMs);
     const clear = () => clearTimeout(timer);
@@ -62,15 +65,15 @@ export function relayUpgrade(req: IncomingMessage, client: Duplex, head: Buffer,
     hooks.failed(err);
   });
   outgoing.on('response', (res) => {
+    answered();
     client.off('close', abandon);
     hooks.response(res.statusCode ?? 502);
     relayAnswer(res, client);
   });
   outgoing.on('upgrade', (res, upstream: Socket, upstreamHead: Buffer) => {
-    client.off('close', abandon);
     // The wait for the answer is over; the WebSocket's lifetime is bounded elsewhere.
-    upstream.setTimeout(0);
-    upstream.off('timeout', timedOut);
+    answered();
+    client.off('close', abandon);
     hooks.response(101);
     client.write(statusBlock(res));
     if (upstreamHead.length > 0) client.write(upstreamHead);

@@ -1,58 +1,94 @@
-// Open WebSockets, so the sidecar can end them on its own terms: 1008 when the user is no
-// longer allowed after a reload, 1008 when the lifetime bound is reached, 1001 on shutdown.
+// The WebSockets the sidecar holds: each identity's count against its limit, from the
+// allowed handshake to the client's close, and once open, each one, so the sidecar can end
+// them on its own terms: 1008 when the user is no longer allowed after a reload, 1008 when
+// the lifetime bound is reached, 1001 on shutdown.
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Identity } from '../identity/identity.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { PeerCertificate } from '../trust/certificate.js';
+import { PerIdentityLimit } from './limits.js';
 import { stopRelay } from './upgrade.js';
 
 export const CLOSE_GOING_AWAY = 1001;
 export const CLOSE_POLICY = 1008;
 
-interface Tracked {
+/**
+ * One held WebSocket, kept on its client socket. Its close listener and lifetime timer are
+ * module-level functions finding it there: at 10,000 idle WebSockets every closure made per
+ * socket counts (docs/performance.md).
+ */
+interface Held {
+  readonly tracker: WebSocketTracker;
+  readonly user: string;
+}
+
+/** Replaces its handshake's Held on the socket when the gateway switched protocols. */
+interface Open extends Held {
   readonly client: Socket;
   readonly upstream: Socket;
   readonly identity: Identity;
   readonly peer: string;
   /** The certificate the source stage trusted it by, if any. */
   readonly certificate: PeerCertificate | undefined;
-  readonly timer: NodeJS.Timeout | undefined;
+  timer: NodeJS.Timeout | undefined;
 }
 
-export class WebSocketTracker {
-  private readonly open = new Set<Tracked>();
+const HELD = Symbol('held WebSocket');
+type HeldSocket = Duplex & { [HELD]: Held };
 
-  constructor(private readonly metrics: Metrics) {}
+export class WebSocketTracker {
+  private readonly open = new Set<Open>();
+  /** WebSockets each identity has open or opening. */
+  private readonly perIdentity: PerIdentityLimit;
+
+  constructor(
+    private readonly metrics: Metrics,
+    maxPerIdentity: number,
+  ) {
+    this.perIdentity = new PerIdentityLimit(maxPerIdentity);
+  }
 
   get size(): number {
     return this.open.size;
   }
 
+  /** A reloaded limit; WebSockets already held keep theirs. */
+  setLimit(maxPerIdentity: number): void {
+    this.perIdentity.setLimit(maxPerIdentity);
+  }
+
+  /**
+   * Counts an allowed handshake on `client` against `user`'s limit until the client's
+   * connection closes, whatever the gateway answers; false (nothing counted) past the limit.
+   */
+  hold(client: Duplex, user: string): boolean {
+    if (!this.perIdentity.tryAcquire(user)) return false;
+    (client as HeldSocket)[HELD] = { tracker: this, user };
+    // 'close' comes once: `on` spares the wrapper `once` makes. The relay closes each side
+    // with the other, so the client's close is the WebSocket's.
+    client.on('close', released);
+    return true;
+  }
+
+  /** The gateway switched protocols on a held handshake: the WebSocket is open. */
   add(client: Socket, upstream: Socket, identity: Identity, source: { peer: string; certificate: PeerCertificate | undefined }, lifetimeSeconds: number): void {
-    const timer =
-      lifetimeSeconds > 0 ? setTimeout(() => this.close(entry, CLOSE_POLICY, 'lifetime', 'session lifetime reached'), lifetimeSeconds * 1000) : undefined;
-    timer?.unref();
-    const entry: Tracked = { client, upstream, identity, peer: source.peer, certificate: source.certificate, timer };
-    this.open.add(entry);
+    const socket = client as unknown as HeldSocket;
+    const open: Open = { tracker: this, user: socket[HELD].user, client, upstream, identity, peer: source.peer, certificate: source.certificate, timer: undefined };
+    if (lifetimeSeconds > 0) open.timer = setTimeout(lifetimeReached, lifetimeSeconds * 1000, open).unref();
+    socket[HELD] = open;
+    this.open.add(open);
     this.metrics.websocketsOpen.inc();
     this.metrics.websocketsTotal.inc();
-    const forget = () => {
-      if (!this.open.delete(entry)) return;
-      clearTimeout(entry.timer);
-      this.metrics.websocketsOpen.dec();
-    };
-    // The relay closes each side with the other, so the client's close is the WebSocket's.
-    // 'close' comes once: `on` spares the wrapper `once` makes, at every idle WebSocket.
-    client.on('close', forget);
   }
 
   /** Closes every socket for which `keep` is false, with a policy close (1008). */
   revoke(keep: (identity: Identity, peer: string, certificate: PeerCertificate | undefined) => boolean): number {
     let closed = 0;
-    for (const entry of [...this.open]) {
-      if (!keep(entry.identity, entry.peer, entry.certificate)) {
-        this.close(entry, CLOSE_POLICY, 'policy', 'access revoked');
+    for (const open of [...this.open]) {
+      if (!keep(open.identity, open.peer, open.certificate)) {
+        this.close(open, CLOSE_POLICY, 'policy', 'access revoked');
         closed++;
       }
     }
@@ -60,24 +96,41 @@ export class WebSocketTracker {
   }
 
   closeAll(code: number, reason: string): void {
-    for (const entry of [...this.open]) this.close(entry, code, 'shutdown', reason);
+    for (const open of [...this.open]) this.close(open, code, 'shutdown', reason);
   }
 
-  private close(entry: Tracked, code: number, metricReason: string, text: string): void {
-    if (!this.open.has(entry)) return;
+  /** The client's connection closed: the identity's count goes down, an open WebSocket is forgotten. */
+  release(held: Held): void {
+    this.perIdentity.release(held.user);
+    if (!this.open.delete(held as Open)) return;
+    clearTimeout((held as Open).timer);
+    this.metrics.websocketsOpen.dec();
+  }
+
+  close(open: Open, code: number, metricReason: string, text: string): void {
+    if (!this.open.has(open)) return;
+    const { client, upstream } = open;
     this.metrics.websocketsClosed.inc({ reason: metricReason });
     // Stop relaying the gateway's frames first so the close frame is not interleaved, and
     // keep reading (and dropping) what either side still sends, so its closing frame and
     // FIN are seen and the socket closes as soon as the peer is done, not at the timer.
-    stopRelay(entry.upstream);
-    stopRelay(entry.client);
-    if (entry.client.writable) entry.client.end(closeFrame(code, text, false));
-    if (entry.upstream.writable) entry.upstream.end(closeFrame(code, text, true));
+    stopRelay(upstream);
+    stopRelay(client);
+    if (client.writable) client.end(closeFrame(code, text, false));
+    if (upstream.writable) upstream.end(closeFrame(code, text, true));
     setTimeout(() => {
-      entry.client.destroy();
-      entry.upstream.destroy();
+      client.destroy();
+      upstream.destroy();
     }, 1000).unref();
   }
+}
+
+function released(this: HeldSocket): void {
+  this[HELD].tracker.release(this[HELD]);
+}
+
+function lifetimeReached(open: Open): void {
+  open.tracker.close(open, CLOSE_POLICY, 'lifetime', 'session lifetime reached');
 }
 
 /** An RFC 6455 close frame; frames towards a server must be masked. */
