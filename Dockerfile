@@ -9,7 +9,7 @@ COPY package.json package-lock.json ./
 RUN npm install --no-audit --no-fund --ignore-scripts --loglevel=error
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
-COPY scripts/build-runtime-tree.sh scripts/bundle.mjs ./scripts/
+COPY scripts/build-runtime-tree.sh scripts/bundle.mjs scripts/bundle-options.mjs ./scripts/
 RUN scripts/build-runtime-tree.sh /out
 
 # Runtime: distroless Node 24 (no shell, no package manager), a fixed non-root UID, and

@@ -1,8 +1,12 @@
 // Cold start: from spawning the built command (the bundle users run) to the first 200 from /readyz (static
 // trust, no discovery), then the idle RSS once it has settled.
 import { execFileSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { httpOk, rssBytes, start, until } from './procs.js';
+import { build } from 'esbuild';
+import { httpOk, rssBytes, start, tempDir, until } from './procs.js';
 import { cleanEnv, MAIN, sidecarConfig } from './sidecar.js';
 
 export interface ColdStart {
@@ -36,6 +40,33 @@ export async function coldStarts(upstreamPort: number, runs: number): Promise<{ 
     }
   }
   return { bundle, unbundled };
+}
+
+/** The floor program (idle-floor.ts), compiled by tsc beside this file. */
+const FLOOR = new URL('./idle-floor.js', import.meta.url).pathname;
+const BUNDLE_OPTIONS = new URL('../../../scripts/bundle-options.mjs', import.meta.url).pathname;
+
+/**
+ * The idle RSS of idle-floor.ts, bundled as the command is, `runs` times, read as the
+ * sidecar's is: 2 s after its admin port first answers.
+ */
+export async function idleFloor(upstreamPort: number, runs: number): Promise<number[]> {
+  const { builtinsByRequire, common } = (await import(BUNDLE_OPTIONS)) as { builtinsByRequire: object; common: object };
+  const outfile = join(tempDir(mkdtempSync(join(tmpdir(), 'tps-bench-floor-'))), 'floor.js');
+  await build({ ...common, entryPoints: [FLOOR], outfile, plugins: [builtinsByRequire] } as Parameters<typeof build>[0]);
+  const rss: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const { path, port, adminPort } = await sidecarConfig(upstreamPort);
+    const proc = start(process.execPath, [outfile, path, String(port), String(adminPort)], { env: cleanEnv() });
+    try {
+      await until('idle floor ready', () => httpOk(`http://127.0.0.1:${adminPort}/`), 10000, 2);
+      await sleep(2000);
+      rss.push(rssBytes(proc.pid));
+    } finally {
+      await proc.stop();
+    }
+  }
+  return rss;
 }
 
 export interface ImportCost {

@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { coldStarts, importCosts } from './coldstart.js';
+import { coldStarts, idleFloor, importCosts } from './coldstart.js';
 import { profileInline } from './cpu-profile.js';
 import { allocationsInline } from './heap-profile.js';
 import { kubeScale } from './kube-scale.js';
@@ -251,7 +251,8 @@ async function main(): Promise<void> {
       const starts = await coldStarts(upstreamPort, T.coldRuns);
       results.coldStart = starts.bundle;
       results.coldStartUnbundled = starts.unbundled;
-      results.imports = importCosts(['./dist/server/sidecar.js', '@kubernetes/client-node', 'prom-client', 'zod/mini', 'pino', 'undici'], quick ? 1 : 3);
+      results.idleFloorRssBytes = await idleFloor(upstreamPort, T.coldRuns);
+      results.imports = importCosts(['./dist/server/sidecar.js', '@kubernetes/client-node', './dist/metrics/prom-client.js', './dist/config/zod.js', 'pino', 'yaml', 'undici'], quick ? 1 : 3);
     }
     if (wanted('profile')) {
       log('CPU profile of the sidecar inline at saturation');

@@ -6,10 +6,10 @@
 // the version, the Kubernetes client) resolves as from
 // the other compiled files. The Makefile and scripts/build-runtime-tree.sh both run this.
 //   node scripts/bundle.mjs [DIST]   (default: dist)
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
-import { builtinModules } from 'node:module';
+import { chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { build } from 'esbuild';
+import { asciiOnly, builtinsByRequire, common } from './bundle-options.mjs';
 
 const dist = process.argv[2] ?? 'dist';
 const outfile = join(dist, 'sidecar.js');
@@ -39,47 +39,9 @@ const lazyExternal = {
   },
 };
 
-// Node's built-ins are required, not imported: an ES module namespace of a built-in reads
-// every export, getters included, so importing node:http loaded Node's own fetch
-// (http.WebSocket) and HTTP/2, node:fs its promises API: 2.6 MB of idle memory that
-// nothing here uses. esbuild then reads each name off the module where it is used.
-const BUILTIN = new RegExp(`^(node:)?(${builtinModules.map((name) => name.replace(/[/.]/g, '\\$&')).join('|')})$`);
-const builtinsByRequire = {
-  name: 'builtins-by-require',
-  setup(b) {
-    b.onResolve({ filter: BUILTIN }, (args) =>
-      args.kind === 'import-statement' ? { path: args.path, namespace: 'builtin' } : { path: args.path, external: true },
-    );
-    b.onLoad({ filter: /.*/, namespace: 'builtin' }, (args) => ({ contents: `module.exports = require(${JSON.stringify(args.path)});\n`, loader: 'js' }));
-  },
-};
-
-const common = {
-  bundle: true,
-  platform: 'node',
-  format: 'esm',
-  // Bundled CommonJS code, and builtinsByRequire, require Node's built-ins; an ES module has
-  // no `require` of its own.
-  banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
-  // The input is tsc's JavaScript: no tsconfig.json found around DIST may change the output.
-  tsconfigRaw: {},
-  logLevel: 'warning',
-};
-
 await build({ ...common, entryPoints: [join(dist, 'cli/main.js')], outfile, plugins: [lazyExternal, builtinsByRequire] });
 asciiOnly(outfile);
 chmodSync(outfile, 0o755);
-
-/**
- * V8 keeps a script's source in memory, one byte per character only if every character is
- * Latin-1, else two: a single "→" in a comment doubles the bundle's size. esbuild escapes
- * non-ASCII characters everywhere but in comments (charset: ascii, its default), where the
- * same escape is inert.
- */
-function asciiOnly(file) {
-  const text = readFileSync(file, 'utf8');
-  writeFileSync(file, text.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
-}
 
 // The guard (`node --import trusted-proxy-sidecar/guard`) runs inside the gateway's process,
 // which has none of the sidecar's packages: one file with everything it needs.

@@ -13,7 +13,7 @@ test('the quick benchmark measures its paths end to end and writes the report an
   const env: NodeJS.ProcessEnv = { ...process.env };
   delete env.NODE_OPTIONS;
   // `make test` compiles the benchmark into .run/bench (as `make bench` does).
-  await run(process.execPath, ['.run/bench/bench/run.js', '--quick', `--only=${PATHS.join(',')},micro,kubernetes,websockets,profile`], { env, timeout: 300_000 });
+  await run(process.execPath, ['.run/bench/bench/run.js', '--quick', `--only=${PATHS.join(',')},micro,kubernetes,websockets,profile,coldstart`], { env, timeout: 360_000 });
 
   const results = JSON.parse(readFileSync('.run/bench-quick.json', 'utf8')) as {
     http: { id: string; saturation: unknown[]; fixed: { rounds: unknown[] }; cpuPer10k?: number }[];
@@ -51,6 +51,8 @@ test('the quick benchmark measures its paths end to end and writes the report an
 
   const report = readFileSync('.run/bench-quick/performance.md', 'utf8');
   for (const section of ['## Targets', '## HTTP at saturation', '## Latency at a fixed 2000 requests/s', '## Micro-benchmarks', '## Kubernetes discovery at scale']) expect(report).toContain(section);
+  // The idle RSS beside its floor: Node with the sidecar's dependencies, bundled as it is.
+  expect(report).toMatch(/\| Idle RSS \(median\) \| ≤ 60 MB \| \d+\.\d MB \| .* \| Node with the built-ins and dependencies the sidecar loads, each used once, none of its own code: \d+\.\d MB \(Node alone \d+\.\d\) \|/);
   expect(report).toMatch(/\| The limits' bookkeeping per inline request, as a share of the sidecar's CPU per request \| ≤ 3 % \| \d+\.\d %/);
   expect(report).toMatch(/\| Inline throughput vs bare forwarder \(median of 2 rounds\) \| ≥ 0\.90× \| \d+\.\d\d× .*\| at most \d\.\d\d× with nothing added but the required work/);
   // The Go proxies a user would pick instead, each with a valid credential (the runner fails
@@ -74,4 +76,4 @@ test('the quick benchmark measures its paths end to end and writes the report an
   expect(results.allocations.bytesPerRequest).toBeGreaterThan(1024);
   expect(results.allocations.top.some((t) => t.name.includes('src/'))).toBe(true);
   expect(report).toMatch(/## Where the inline request's allocations go[\s\S]*KiB allocated per request/);
-}, 300_000);
+}, 360_000);
