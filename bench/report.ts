@@ -410,7 +410,7 @@ export function markdown(r: Results): string {
     '## Targets',
     '',
     'Beside a target, where this run measured it, what bounds it: the best that Node forwarders and relays checking nothing,',
-    'or nginx, reach in the same run; the ceiling that the required work alone leaves; or what Node takes with one dependency.',
+    'or nginx, reach in the same run; the ceiling that the required work alone leaves; or the idle RSS of Node with the sidecar\'s dependencies alone.',
     '[docs/performance.md](../docs/performance.md) explains each.',
     '',
     '| target | goal | measured | met | limit measured in this run |',
