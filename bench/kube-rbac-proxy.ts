@@ -10,14 +10,15 @@ import { resolve } from 'node:path';
 import { startKubeCluster } from '../test/support/kube-cluster.js';
 import { WRK_PATH } from './load.js';
 import type { RunningPath } from './paths.js';
-import { freePort, start, until, type Proc } from './procs.js';
+import { freePort, owned, start, tempDir, until, type Proc } from './procs.js';
 
 const KUBE_RBAC_PROXY = resolve('.tools/bin/kube-rbac-proxy');
 const NAMESPACE = 'bench';
 const CLIENT = 'client';
 
 export async function startKubeRbacProxy(upstreamPort: number): Promise<RunningPath> {
-  const cluster = await startKubeCluster();
+  const cluster = await startKubeCluster({ onSpawn: owned });
+  tempDir(cluster.dir);
   let proxy: Proc | undefined;
   const stop = async () => {
     await proxy?.stop();

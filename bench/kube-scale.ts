@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import type { ConfigInput } from '../src/config/schema.js';
 import { startKubeCluster, type KubeCluster } from '../test/support/kube-cluster.js';
-import { cpuSeconds, freePort, httpOk, rssBytes, start, stopChild, tempDir, until, type Proc } from './procs.js';
+import { cpuSeconds, freePort, httpOk, owned, rssBytes, start, stopChild, tempDir, until, type Proc } from './procs.js';
 import { cleanEnv, MAIN } from './sidecar.js';
 
 export interface ScaleMode {
@@ -129,7 +129,8 @@ async function churn(cluster: KubeCluster, changes: number): Promise<number> {
 }
 
 export async function kubeScale(sizes: { nodes: number; pods: number; watchers: number; changes: number }, upstreamPort: number, log: (m: string) => void): Promise<KubeScaleResult> {
-  const cluster = await startKubeCluster();
+  const cluster = await startKubeCluster({ onSpawn: owned });
+  tempDir(cluster.dir);
   try {
     const seeding = performance.now();
     log(`Kubernetes at scale: seeding ${sizes.nodes} nodes and ${sizes.pods} pods into the real API server`);

@@ -54,6 +54,8 @@ export interface ClusterOptions {
   watchCache?: boolean;
   /** Where the API server listens (default 127.0.0.1): a test network's root address makes it reachable from that network's hosts. */
   address?: string;
+  /** Told of each process started (kine, the API server), for a caller that stops its children on a signal. */
+  onSpawn?: (child: ChildProcess) => void;
 }
 
 export async function startKubeCluster(options: ClusterOptions = {}): Promise<KubeCluster> {
@@ -83,6 +85,7 @@ export async function startKubeCluster(options: ClusterOptions = {}): Promise<Ku
     const [kinePort, port] = [await freePort('127.0.0.1'), await freePort(address)];
     const started = (name: string, child: ChildProcess) => {
       children.push(child);
+      options.onSpawn?.(child);
       const keep = (chunk: Buffer) => {
         logs.push(`${name}: ${chunk.toString()}`);
         if (logs.length > 200) logs.splice(0, logs.length - 200);
