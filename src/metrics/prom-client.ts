@@ -1,7 +1,7 @@
-// The parts of prom-client the sidecar uses, loaded one by one. Its index loads every part:
-// the Pushgateway brings Node's https, TLS and zlib, the cluster aggregator Node's cluster,
-// child_process and dgram, none of which the sidecar otherwise needs until a TLS listener or
-// upstream is configured (docs/performance.md, "Idle memory").
+// The parts of prom-client the sidecar uses, loaded one by one. Its index loads every part,
+// the Pushgateway and the cluster aggregator too, which the sidecar never uses; the
+// Pushgateway alone brought Node's https, TLS and zlib into every sidecar at start
+// (docs/performance.md, "Other work done for the targets").
 export { default as Registry } from 'prom-client/lib/registry.js';
 export { default as Counter } from 'prom-client/lib/counter.js';
 export { default as Gauge } from 'prom-client/lib/gauge.js';

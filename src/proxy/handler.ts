@@ -267,11 +267,6 @@ export class RequestHandler {
   }
 }
 
-/**
- * Gives the identity's WebSocket back when the socket closes. Out here so that the listener,
- * kept for the WebSocket's life, holds the user alone: a closure inside upgrade() would
- * keep that whole scope, the decision with its assertion and header lines among it.
- */
 function modeOf(req: IncomingMessage, config: Config): Mode {
   const { forwardAuth } = config;
   return forwardAuth.enabled && pathOf(req.url ?? '/') === forwardAuth.path ? 'forward-auth' : 'inline';

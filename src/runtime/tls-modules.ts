@@ -1,6 +1,6 @@
 // Node's TLS stack (tls, and https on top of it), loaded when a TLS listener, upstream or
 // identity provider first needs it rather than at start: most sidecars speak plain HTTP on
-// the pod's network, and loading it cost every one of them about 5 MB of idle memory
-// (docs/performance.md, "Idle memory"). Node caches each module: later calls are a lookup.
+// the pod's network, and for them it was idle memory spent on nothing (docs/performance.md,
+// "Other work done for the targets"). Node caches each module: later calls are a lookup.
 export const tlsModule = () => process.getBuiltinModule('node:tls');
 export const httpsModule = () => process.getBuiltinModule('node:https');
