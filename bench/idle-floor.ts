@@ -11,14 +11,13 @@ import ipaddr from 'ipaddr.js';
 import { pino } from 'pino';
 import { parseDocument } from 'yaml';
 import * as z from '../src/config/zod.js';
-import { collectDefaultMetrics, Counter, Histogram, Registry } from '../src/metrics/prom-client.js';
+import { collectDefaultMetrics, Counter, Registry } from '../src/metrics/prom-client.js';
 
 const [configPath, dataPort, adminPort] = process.argv.slice(2) as [string, string, string];
 const logger = pino();
 const registry = new Registry();
 collectDefaultMetrics({ register: registry });
 new Counter({ name: 'floor_total', help: 'floor', registers: [registry] }).inc();
-new Histogram({ name: 'floor_seconds', help: 'floor', registers: [registry] }).observe(0.001);
 const config = z.looseObject({ listen: z.looseObject({ port: z.number() }) }).parse(parseDocument(readFileSync(configPath, 'utf8')).toJS());
 ipaddr.parseCIDR('10.0.0.0/8');
 createHmac('sha256', 'floor').update(String(config.listen.port)).digest();

@@ -5,5 +5,4 @@
 export { default as Registry } from 'prom-client/lib/registry.js';
 export { default as Counter } from 'prom-client/lib/counter.js';
 export { default as Gauge } from 'prom-client/lib/gauge.js';
-export { default as Histogram } from 'prom-client/lib/histogram.js';
 export { default as collectDefaultMetrics } from 'prom-client/lib/defaultMetrics.js';
