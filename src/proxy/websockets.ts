@@ -33,6 +33,8 @@ interface Open extends Held {
   /** The certificate the source stage trusted it by, if any. */
   readonly certificate: PeerCertificate | undefined;
   timer: NodeJS.Timeout | undefined;
+  /** The sidecar has sent its close frame; the socket stays until the client closes or the linger ends. */
+  closing: boolean;
 }
 
 const HELD = Symbol('held WebSocket');
@@ -75,7 +77,7 @@ export class WebSocketTracker {
   /** The gateway switched protocols on a held handshake: the WebSocket is open. */
   add(client: Socket, upstream: Socket, identity: Identity, source: { peer: string; certificate: PeerCertificate | undefined }, lifetimeSeconds: number): void {
     const socket = client as unknown as HeldSocket;
-    const open: Open = { tracker: this, user: socket[HELD].user, client, upstream, identity, peer: source.peer, certificate: source.certificate, timer: undefined };
+    const open: Open = { tracker: this, user: socket[HELD].user, client, upstream, identity, peer: source.peer, certificate: source.certificate, timer: undefined, closing: false };
     if (lifetimeSeconds > 0) open.timer = setTimeout(lifetimeReached, lifetimeSeconds * 1000, open).unref();
     socket[HELD] = open;
     this.open.add(open);
@@ -83,11 +85,11 @@ export class WebSocketTracker {
     this.metrics.websocketsTotal.inc();
   }
 
-  /** Closes every socket for which `keep` is false, with a policy close (1008). */
+  /** Closes every socket for which `keep` is false, with a policy close (1008); how many it closed. */
   revoke(keep: (identity: Identity, peer: string, certificate: PeerCertificate | undefined) => boolean): number {
     let closed = 0;
     for (const open of [...this.open]) {
-      if (!keep(open.identity, open.peer, open.certificate)) {
+      if (!open.closing && !keep(open.identity, open.peer, open.certificate)) {
         this.close(open, CLOSE_POLICY, 'policy', 'access revoked');
         closed++;
       }
@@ -107,8 +109,15 @@ export class WebSocketTracker {
     this.metrics.websocketsOpen.dec();
   }
 
+  /**
+   * Sends the close frame both ways and lets the peers finish, for at most a second. Once
+   * per WebSocket: a reload, its lifetime or shutdown coming during that second finds it
+   * closing already, and neither counts nor sends it again.
+   */
   close(open: Open, code: number, metricReason: string, text: string): void {
-    if (!this.open.has(open)) return;
+    if (!this.open.has(open) || open.closing) return;
+    open.closing = true;
+    clearTimeout(open.timer);
     const { client, upstream } = open;
     this.metrics.websocketsClosed.inc({ reason: metricReason });
     // Stop relaying the gateway's frames first so the close frame is not interleaved, and
