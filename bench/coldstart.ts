@@ -6,12 +6,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { build } from 'esbuild';
-import { httpOk, rssBytes, start, tempDir, until } from './procs.js';
+import { httpOk, rssBytes, rssFileBytes, start, tempDir, until } from './procs.js';
 import { cleanEnv, MAIN, sidecarConfig } from './sidecar.js';
 
 export interface ColdStart {
   readyMs: number[];
   idleRssBytes: number[];
+  /** Of the idle RSS, the pages of mapped files (the Node executable, its libraries). */
+  idleFileBytes: number[];
 }
 
 /** The same command unbundled: tsc's module tree, which the bundle is made from. */
@@ -22,8 +24,8 @@ export const UNBUNDLED = new URL('../../../dist/cli/main.js', import.meta.url).p
  * module tree, to show what bundling saves.
  */
 export async function coldStarts(upstreamPort: number, runs: number): Promise<{ bundle: ColdStart; unbundled: ColdStart }> {
-  const bundle: ColdStart = { readyMs: [], idleRssBytes: [] };
-  const unbundled: ColdStart = { readyMs: [], idleRssBytes: [] };
+  const bundle: ColdStart = { readyMs: [], idleRssBytes: [], idleFileBytes: [] };
+  const unbundled: ColdStart = { readyMs: [], idleRssBytes: [], idleFileBytes: [] };
   for (let i = 0; i < runs; i++) {
     for (const [main, into] of [[MAIN, bundle], [UNBUNDLED, unbundled]] as const) {
       const { path, adminPort } = await sidecarConfig(upstreamPort);
@@ -34,6 +36,7 @@ export async function coldStarts(upstreamPort: number, runs: number): Promise<{ 
         into.readyMs.push(performance.now() - t0);
         await sleep(2000);
         into.idleRssBytes.push(rssBytes(proc.pid));
+        into.idleFileBytes.push(rssFileBytes(proc.pid));
       } finally {
         await proc.stop();
       }
@@ -50,23 +53,26 @@ const BUNDLE_OPTIONS = new URL('../../../scripts/bundle-options.mjs', import.met
  * The idle RSS of idle-floor.ts, bundled as the command is, `runs` times, read as the
  * sidecar's is: 2 s after its admin port first answers.
  */
-export async function idleFloor(upstreamPort: number, runs: number): Promise<number[]> {
+export async function idleFloor(upstreamPort: number, runs: number): Promise<{ rssBytes: number[]; fileBytes: number[] }> {
   const { builtinsByRequire, common } = (await import(BUNDLE_OPTIONS)) as { builtinsByRequire: object; common: object };
-  const outfile = join(tempDir(mkdtempSync(join(tmpdir(), 'tps-bench-floor-'))), 'floor.js');
+  // .mjs: the sidecar's bundle is an ES module by its package.json; a .js file with none around
+  // it would be parsed as CommonJS first, then again as a module (Node's syntax detection).
+  const outfile = join(tempDir(mkdtempSync(join(tmpdir(), 'tps-bench-floor-'))), 'floor.mjs');
   await build({ ...common, entryPoints: [FLOOR], outfile, plugins: [builtinsByRequire] } as Parameters<typeof build>[0]);
-  const rss: number[] = [];
+  const floor = { rssBytes: [] as number[], fileBytes: [] as number[] };
   for (let i = 0; i < runs; i++) {
     const { path, port, adminPort } = await sidecarConfig(upstreamPort);
     const proc = start(process.execPath, [outfile, path, String(port), String(adminPort)], { env: cleanEnv() });
     try {
       await until('idle floor ready', () => httpOk(`http://127.0.0.1:${adminPort}/`), 10000, 2);
       await sleep(2000);
-      rss.push(rssBytes(proc.pid));
+      floor.rssBytes.push(rssBytes(proc.pid));
+      floor.fileBytes.push(rssFileBytes(proc.pid));
     } finally {
       await proc.stop();
     }
   }
-  return rss;
+  return floor;
 }
 
 export interface ImportCost {

@@ -108,7 +108,19 @@ export function cpuSeconds(pid: number): number {
 }
 
 export function rssBytes(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return statusBytes(pid, 'VmRSS');
+}
+
+/**
+ * The part of the RSS that is pages of mapped files: for a Node process, mostly the Node
+ * executable's own code and read-only data, the same file for every process that runs it.
+ */
+export function rssFileBytes(pid: number): number {
+  return statusBytes(pid, 'RssFile');
+}
+
+function statusBytes(pid: number, field: string): number {
+  const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) * 1024 : 0;
 }
 

@@ -251,7 +251,7 @@ async function main(): Promise<void> {
       const starts = await coldStarts(upstreamPort, T.coldRuns);
       results.coldStart = starts.bundle;
       results.coldStartUnbundled = starts.unbundled;
-      results.idleFloorRssBytes = await idleFloor(upstreamPort, T.coldRuns);
+      results.idleFloor = await idleFloor(upstreamPort, T.coldRuns);
       results.imports = importCosts(['./dist/server/sidecar.js', '@kubernetes/client-node', './dist/metrics/prom-client.js', './dist/config/zod.js', 'pino', 'yaml', 'undici'], quick ? 1 : 3);
     }
     if (wanted('profile')) {
