@@ -315,6 +315,7 @@ test('a watch whose resourceVersion was compacted away gets 410 Gone and relists
     const listed = (await cluster.call('GET', '/api/v1/namespaces/traefik/pods?labelSelector=app%3Dcompaction')).metadata.resourceVersion as string;
     // The sidecar loses the API; meanwhile a proxy pod starts and the storage compacts
     // past every revision the sidecar has seen.
+    const acceptedBeforeCut = proxy.accepted;
     proxy.cut();
     await createPod('compaction-1', { app: 'compaction' });
     await runPod('compaction-1', ['10.3.0.1']);
@@ -329,9 +330,12 @@ test('a watch whose resourceVersion was compacted away gets 410 Gone and relists
       250,
     );
     const expiredBefore = sample(await scrape(sc.adminUrl), 'trusted_proxy_discovery_watch_restarts_total', { source, reason: 'expired' });
+    const acceptedBeforeRestore = proxy.accepted;
     proxy.restore();
-    await waitTrusted(sc, '10.3.0.1').catch((err: Error) => {
-      throw new Error(`${err.message}; logs: ${JSON.stringify(sc.logs.filter((l) => l['source'] === source).slice(-8))}`);
+    await waitTrusted(sc, '10.3.0.1').catch(async (err: Error) => {
+      // Everything the sidecar said and counted, and whether it tried the API at all since the cut.
+      const restarts = (await scrape(sc.adminUrl)).split('\n').filter((l) => l.startsWith('trusted_proxy_discovery_'));
+      throw new Error(`${err.message}; connections to the API tried during the cut: ${acceptedBeforeRestore - acceptedBeforeCut}, since: ${proxy.accepted - acceptedBeforeRestore}; logs: ${JSON.stringify(sc.logs.slice(-12))}; ${restarts.join('; ')}`);
     });
     expect(sample(await scrape(sc.adminUrl), 'trusted_proxy_discovery_watch_restarts_total', { source, reason: 'expired' })).toBeGreaterThan(expiredBefore);
   } finally {
