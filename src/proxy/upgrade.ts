@@ -59,14 +59,24 @@ export function relayUpgrade(req: IncomingMessage, client: Duplex, head: Buffer,
     socket.once('connect', clear);
     outgoing.once('close', clear);
   });
+  let answering = false;
   outgoing.on('error', (err) => {
-    if (client.destroyed) return;
+    // Once the gateway's answer has begun, a failure cuts the client off instead: an answer
+    // of the sidecar's own would land inside the gateway's.
+    if (client.destroyed || answering) return;
     client.off('close', abandon);
     hooks.failed(err);
   });
   outgoing.on('response', (res) => {
+    answering = true;
     answered();
-    client.off('close', abandon);
+    // A refusal's body is bounded as a response body is, by the wait between two pieces
+    // (the socket's idle timeout: this connection ends with the answer, so nothing keeps
+    // it), and a client leaving during it still takes the gateway's half along (abandon).
+    res.socket.setTimeout(target.timeoutMs, () => {
+      client.destroy();
+      outgoing.destroy();
+    });
     hooks.response(res.statusCode ?? 502);
     relayAnswer(res, client);
   });

@@ -363,6 +363,37 @@ describe('upgrades', () => {
     expect(proxy.responses).toEqual([401]);
   });
 
+  test('refused by the gateway, whose body then stalls: the client is cut off and the gateway\'s connection given up at the timeout', async () => {
+    const { gw, proxy } = await setUp((s) => s.write('HTTP/1.1 403 Forbidden\r\nContent-Length: 100\r\n\r\npart of it'));
+    const c = await client(proxy, UPGRADE);
+    await c.closed;
+    expect(statuses(c.text)).toEqual([403]);
+    expect(c.text).toMatch(/\r\n\r\npart of it$/);
+    await waitFor(() => gw.closed.has(0), 'the gateway connection closed');
+  });
+
+  test('refused by the gateway, which then resets mid-body: the client is cut off, nothing of the sidecar\'s own inside the answer', async () => {
+    const { proxy } = await setUp((s) => {
+      s.write('HTTP/1.1 403 Forbidden\r\nContent-Length: 100\r\n\r\npart of it');
+      setImmediate(() => s.resetAndDestroy());
+    });
+    const c = await client(proxy, UPGRADE);
+    await c.closed;
+    expect(statuses(c.text)).toEqual([403]);
+    expect(c.text).toMatch(/\r\n\r\npart of it$/);
+    expect(proxy.failures).toEqual([]);
+  });
+
+  test('refused by the gateway, and the client leaves during its answer: the gateway\'s half goes too', async () => {
+    const { gw, proxy } = await setUp((s) => s.write('HTTP/1.1 403 Forbidden\r\nContent-Length: 100\r\n\r\npart of it'));
+    const c = await client(proxy, UPGRADE);
+    await c.receive((t) => t.endsWith('part of it'), 'the start of the refusal');
+    c.reset();
+    // Well before the answer's timeout would end it.
+    await waitFor(() => gw.closed.has(0), 'the gateway connection closed', TIMEOUT_MS / 2);
+    expect(proxy.responses).toEqual([403]);
+  });
+
   test('the gateway silent: the handshake fails as a timeout and the client is answered', async () => {
     const { gw, proxy } = await setUp(() => undefined);
     const c = await client(proxy, UPGRADE);
