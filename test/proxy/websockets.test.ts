@@ -24,13 +24,11 @@ afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
 /** A connected pair: the sidecar's end and the far end, which keeps every byte it gets and never writes or ends. */
 async function pair(): Promise<{ near: Socket; far: () => Promise<{ bytes: Buffer; ended: boolean }> }> {
+  const arrived = new Promise<Socket>((resolve) => server.once('connection', resolve));
   const near = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
   made.push(near);
   await new Promise((resolve) => near.once('connect', resolve));
-  const far = await new Promise<Socket>((resolve) => {
-    const check = () => (accepted.length > 0 ? resolve(accepted[accepted.length - 1]!) : setImmediate(check));
-    check();
-  });
+  const far = await arrived;
   const chunks: Buffer[] = [];
   let ended = false;
   far.on('data', (c: Buffer) => chunks.push(c));
