@@ -1,4 +1,5 @@
 import { loadConfigFile } from '../../config/load.js';
+import { collectStartupGarbage } from '../../runtime/startup-garbage.js';
 import { Sidecar } from '../../server/sidecar.js';
 import { requireString, type Command } from '../command.js';
 
@@ -18,6 +19,7 @@ SIGTERM or SIGINT drains in-flight requests and exits 0.`,
       return 2;
     }
     const sidecar = new Sidecar(result.config, { configPath: path });
+    collectStartupGarbage();
     await sidecar.start();
     return new Promise<number>((resolve) => {
       const shutdown = (signal: string) => {
