@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { build } from 'esbuild';
 import { httpOk, rssBytes, rssFileBytes, start, tempDir, until } from './procs.js';
-import { cleanEnv, MAIN, sidecarConfig } from './sidecar.js';
+import { imageEnv, MAIN, sidecarConfig } from './sidecar.js';
 
 export interface ColdStart {
   readyMs: number[];
@@ -30,7 +30,7 @@ export async function coldStarts(upstreamPort: number, runs: number): Promise<{ 
     for (const [main, into] of [[MAIN, bundle], [UNBUNDLED, unbundled]] as const) {
       const { path, adminPort } = await sidecarConfig(upstreamPort);
       const t0 = performance.now();
-      const proc = start(process.execPath, [main, 'serve', '--config', path], { env: cleanEnv() });
+      const proc = start(process.execPath, [main, 'serve', '--config', path], { env: imageEnv() });
       try {
         await until('sidecar ready', () => httpOk(`http://127.0.0.1:${adminPort}/readyz`), 10000, 2);
         into.readyMs.push(performance.now() - t0);
@@ -62,7 +62,7 @@ export async function idleFloor(upstreamPort: number, runs: number): Promise<{ r
   const floor = { rssBytes: [] as number[], fileBytes: [] as number[] };
   for (let i = 0; i < runs; i++) {
     const { path, port, adminPort } = await sidecarConfig(upstreamPort);
-    const proc = start(process.execPath, [outfile, path, String(port), String(adminPort)], { env: cleanEnv() });
+    const proc = start(process.execPath, [outfile, path, String(port), String(adminPort)], { env: imageEnv() });
     try {
       await until('idle floor ready', () => httpOk(`http://127.0.0.1:${adminPort}/`), 10000, 2);
       await sleep(2000);
@@ -91,7 +91,7 @@ export function importCosts(modules: readonly string[], runs: number): ImportCos
   return ['', ...modules].map((module) => {
     const samples = Array.from({ length: runs }, () => {
       const code = `const t = performance.now(); ${module ? `await import(${JSON.stringify(module)});` : ''} process.stdout.write(JSON.stringify({ ms: performance.now() - t, rss: process.memoryUsage().rss }));`;
-      const out = execFileSync(process.execPath, ['--input-type=module', '-e', code], { cwd: ROOT, env: cleanEnv(), encoding: 'utf8' });
+      const out = execFileSync(process.execPath, ['--input-type=module', '-e', code], { cwd: ROOT, env: imageEnv(), encoding: 'utf8' });
       return JSON.parse(out) as { ms: number; rss: number };
     });
     const mid = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;

@@ -11,7 +11,7 @@ import { stringify } from 'yaml';
 import type { ConfigInput } from '../src/config/schema.js';
 import { startKubeCluster, type KubeCluster } from '../test/support/kube-cluster.js';
 import { cpuSeconds, freePort, httpOk, owned, rssBytes, start, stopChild, tempDir, until, type Proc } from './procs.js';
-import { cleanEnv, MAIN } from './sidecar.js';
+import { imageEnv, MAIN } from './sidecar.js';
 
 export interface ScaleMode {
   name: string;
@@ -106,7 +106,7 @@ async function startScaleSidecar(cluster: KubeCluster, upstreamPort: number, dis
     logging: { level: 'warn' },
   };
   writeFileSync(join(dir, 'sidecar.yaml'), stringify(config));
-  const env = { ...cleanEnv(), ...(await cluster.inCluster('openclaw', 'sidecar')) };
+  const env = { ...imageEnv(), ...(await cluster.inCluster('openclaw', 'sidecar')) };
   const proc = start(process.execPath, [MAIN, 'serve', '--config', join(dir, 'sidecar.yaml')], { env });
   return { ...proc, adminPort };
 }

@@ -10,7 +10,7 @@ import { signIn } from '../test/support/oidc-sign-in.js';
 import { makeTestCa } from '../test/support/test-ca.js';
 import type { RunningPath } from './paths.js';
 import { freePort, start, tempDir, until, type Proc } from './procs.js';
-import { cleanEnv } from './sidecar.js';
+import { imageEnv } from './sidecar.js';
 
 const OAUTH2_PROXY = resolve('.tools/bin/oauth2-proxy');
 const USER = { name: 'alice', password: randomBytes(12).toString('hex'), email: 'alice@example.com', groups: ['staff'] };
@@ -28,7 +28,7 @@ export async function startOauth2Proxy(upstreamPort: number): Promise<RunningPat
     for (const p of procs.reverse()) await p.stop();
   };
   try {
-    const idp = start(process.execPath, providerArgs(dir, client, users, { host: '127.0.0.1', port: idpPort }), { env: cleanEnv() });
+    const idp = start(process.execPath, providerArgs(dir, client, users, { host: '127.0.0.1', port: idpPort }), { env: imageEnv() });
     procs.push(idp);
     await until('the OpenID provider', () => idp.output().includes('"ready":true'), 30000);
     const proxy = start(

@@ -7,7 +7,7 @@ import { startOauth2Proxy } from './oauth2-proxy.js';
 import { startKubeRbacProxy } from './kube-rbac-proxy.js';
 import type { Credential } from './load.js';
 import { answers, freePort, httpOk, owned, stopChild, until, withChildren } from './procs.js';
-import { cleanEnv, startSidecar } from './sidecar.js';
+import { imageEnv, startSidecar } from './sidecar.js';
 
 export interface RunningPath {
   url: string;
@@ -33,7 +33,7 @@ const FORWARDER = new URL('./forwarder.js', import.meta.url).pathname;
 
 /** Forks a bench child (upstream or forwarder) and waits for it to report its port. */
 export async function forkChild(script: string, args: string[], execArgv: string[] = []): Promise<{ child: ChildProcess; port: number }> {
-  const child = owned(fork(script, args, { env: cleanEnv(), execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+  const child = owned(fork(script, args, { env: imageEnv(), execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
   const port = await new Promise<number>((resolve, reject) => {
     child.once('message', (m) => resolve((m as { port: number }).port));
     child.once('exit', (code) => reject(new Error(`${script} exited with ${code}`)));

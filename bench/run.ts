@@ -16,7 +16,7 @@ import { ALTERNATIVES, BARE, forkChild, INLINE, NGINX, NODE_RELAY, PATHS, type P
 import { connectionsWithinDescriptorLimit } from '../src/server/data-plane.js';
 import { cleanup, cleanupSync, cpuSeconds, openFds, openFileLimit, rssBytes, stopChild } from './procs.js';
 import { writeReport, type HttpResult, type IdleCost, type MicroRound, type Results } from './report.js';
-import { cleanEnv } from './sidecar.js';
+import { imageEnv } from './sidecar.js';
 import { echo, openIdle, type EchoResult } from './ws.js';
 
 const quick = process.argv.includes('--quick');
@@ -179,7 +179,7 @@ async function idleCost(running: RunningPath, count: number): Promise<IdleCost> 
 
 /** The trusted-set benchmark (its own script), run in a fresh process; lookups/s by probe mix. */
 async function trustedSetLookups(): Promise<Record<string, number>> {
-  const { stdout } = await run(process.execPath, [TRUSTED_SET, ...(quick ? ['--quick'] : [])], { env: cleanEnv(), timeout: 120000 });
+  const { stdout } = await run(process.execPath, [TRUSTED_SET, ...(quick ? ['--quick'] : [])], { env: imageEnv(), timeout: 120000 });
   const out: Record<string, number> = {};
   for (const m of stdout.matchAll(/^\s*lookup (.+?)\s+([\d,]+) lookups\/s$/gm)) out[m[1]!] = Number(m[2]!.replace(/,/g, ''));
   if (Object.keys(out).length === 0) throw new Error(`trusted-set benchmark printed no lookups:\n${stdout}`);

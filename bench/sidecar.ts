@@ -1,6 +1,6 @@
 // The sidecar as users run it: the built command with a realistic config (trusted
 // loopback, identity and groups headers, scopes by group, signing, forward-auth on).
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
@@ -54,16 +54,24 @@ export async function sidecarConfig(upstreamPort: number, algorithm: Algorithm =
 
 export async function startSidecar(upstreamPort: number, nodeArgs: readonly string[] = [], algorithm: Algorithm = 'HS256'): Promise<RunningSidecar> {
   const { path, port, adminPort } = await sidecarConfig(upstreamPort, algorithm);
-  const proc = start(process.execPath, [...nodeArgs, MAIN, 'serve', '--config', path], { env: cleanEnv() });
+  const proc = start(process.execPath, [...nodeArgs, MAIN, 'serve', '--config', path], { env: imageEnv() });
   await until('sidecar ready', () => httpOk(`http://127.0.0.1:${adminPort}/readyz`), 15000, 10).catch((err: Error) => {
     throw new Error(`${err.message}\n${proc.output()}`);
   });
   return { ...proc, port, adminPort, configPath: path };
 }
 
-/** The runner's NODE_OPTIONS (vm modules for jest) are no part of the sidecar's. */
-export function cleanEnv(): NodeJS.ProcessEnv {
+const DOCKERFILE = new URL('../../../Dockerfile', import.meta.url).pathname;
+
+/**
+ * The environment the image gives Node (the ENV lines of the Dockerfile's last stage, one
+ * pair each), over the runner's, without the runner's NODE_OPTIONS (vm modules for jest):
+ * every Node process of the benchmark runs as the sidecar's image runs it.
+ */
+export function imageEnv(): NodeJS.ProcessEnv {
   const env = { ...process.env };
   delete env.NODE_OPTIONS;
+  const lastStage = readFileSync(DOCKERFILE, 'utf8').split(/^FROM /m).pop()!;
+  for (const [, name, value] of lastStage.matchAll(/^ENV ([A-Za-z_][A-Za-z0-9_]*)=(\S+)$/gm)) env[name!] = value;
   return env;
 }

@@ -4,7 +4,7 @@
 # tree of scripts/build-runtime-tree.sh in /app, Node 24's binary from npm (the one `make
 # test` runs) in /nodejs/bin, the Debian libraries that binary links (libc6, libgcc-s1,
 # libstdc++6, extracted from their packages), and a passwd naming UID 65532. No shell, no
-# package manager; the same user, entrypoint and command as the Dockerfile's image.
+# package manager; the same user, environment, entrypoint and command as the Dockerfile's image.
 #   scripts/build-image-oci.sh LAYOUT_DIR [TAG]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -28,6 +28,10 @@ rm -rf "$rootfs/usr/share/doc" "$rootfs/usr/share/lintian" "$rootfs/usr/share/lo
 printf 'root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n' > "$rootfs/etc/passwd"
 printf 'root:x:0:\nnonroot:x:65532:\n' > "$rootfs/etc/group"
 
+# The runtime stage's environment, as the Dockerfile's ENV lines set it.
+env_args=()
+for pair in $(awk '/^FROM /{env=""} /^ENV /{env=env" "$2} END{print env}' "$root/Dockerfile"); do env_args+=(--config.env "$pair"); done
+
 rm -rf "$layout"
 umoci init --layout "$layout"
 umoci new --image "$layout:$tag"
@@ -36,7 +40,7 @@ cp -a "$rootfs/." "$work/bundle/rootfs/"
 chown -R 0:0 "$work/bundle/rootfs"
 umoci repack --image "$layout:$tag" "$work/bundle"
 umoci config --image "$layout:$tag" \
-  --config.user 65532:65532 --config.workingdir /app --config.env NODE_ENV=production \
+  --config.user 65532:65532 --config.workingdir /app "${env_args[@]}" \
   --config.entrypoint /nodejs/bin/node --config.entrypoint /app/dist/sidecar.js \
   --config.cmd serve --config.cmd --config --config.cmd /etc/trusted-proxy-sidecar/config/sidecar.yaml \
   --config.exposedports 8080/tcp --config.exposedports 9090/tcp \

@@ -76,7 +76,12 @@ afterAll(async () => {
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
-test('the image says what the Dockerfile says: UID 65532, node on the bundled command, serve with the chart\'s config path', () => {
+// The ENV lines of the Dockerfile's runtime stage, one pair each.
+const DOCKERFILE_ENV = [...readFileSync(join(ROOT, 'Dockerfile'), 'utf8').split(/^FROM /m).pop()!.matchAll(/^ENV (\S+=\S+)$/gm)].map((m) => m[1]!);
+
+test('the image says what the Dockerfile says: UID 65532, its environment, node on the bundled command, serve with the chart\'s config path', () => {
+  expect(DOCKERFILE_ENV).toEqual(expect.arrayContaining(['NODE_ENV=production', 'MALLOC_TRIM_THRESHOLD_=131072']));
+  expect(imageConfig.config.Env).toEqual(expect.arrayContaining(DOCKERFILE_ENV));
   expect(imageConfig.config).toMatchObject({
     User: '65532:65532',
     WorkingDir: '/app',
@@ -88,12 +93,13 @@ test('the image says what the Dockerfile says: UID 65532, node on the bundled co
   for (const path of ['bin/sh', 'bin/bash', 'usr/bin/apt-get', 'usr/bin/dpkg']) expect([path, existsSync(join(bundle, 'rootfs', path))]).toEqual([path, false]);
 });
 
-test('run as its config says, it answers /readyz as UID 65532 and cannot write its root', async () => {
+test('run as its config says, it answers /readyz as UID 65532 in the image\'s environment and cannot write its root', async () => {
   await waitFor(async () => (await fetch(`http://127.0.0.1:${admin}/readyz`).catch(() => undefined))?.status === 200, 'the container to be ready', 20_000, 100).catch((err: Error) => {
     throw new Error(`${err.message}\n${readFileSync(join(work, 'container.log'), 'utf8')}`);
   });
   const { pid } = JSON.parse(runc('state', CONTAINER)) as { pid: number };
   expect(readFileSync(`/proc/${pid}/status`, 'utf8')).toMatch(/^Uid:\s+65532\s+65532\s+65532\s+65532$/m);
+  expect(readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0')).toEqual(expect.arrayContaining(DOCKERFILE_ENV));
   let write = '';
   try {
     runc('exec', CONTAINER, '/nodejs/bin/node', '-e', "require('fs').writeFileSync('/app/dist/sidecar.js', '')");
