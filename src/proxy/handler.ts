@@ -27,6 +27,19 @@ import type { TlsCertificate } from '../trust/source.js';
 const TIMEOUT_BODY = '{"error":"upstream_timeout"}';
 const UNAVAILABLE_BODY = '{"error":"upstream_unavailable"}';
 
+/** A request waiting, with the others parsed since, for its decision. */
+interface Parsed {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+}
+
+/** A decision and what it was made from, not yet recorded or acted on. */
+interface Judged {
+  readonly facts: RequestFacts;
+  readonly decision: Decision;
+  readonly seconds: number;
+}
+
 /** Refusals by a limit, after the decision allowed the request. */
 type LimitReason = 'body_timeout' | 'body_too_large' | 'identity_request_limit' | 'identity_websocket_limit' | 'upstream_busy';
 
@@ -42,6 +55,8 @@ export class RequestHandler {
   private readonly strippedCount;
   private readonly signedCount;
   private readonly responseCount;
+  /** Requests parsed since the last batch was decided, in arrival order. */
+  private parsed: Parsed[] = [];
 
   /** `forwarder`: what carries allowed requests to the gateway (the differential tests hand in another). */
   constructor(
@@ -76,19 +91,31 @@ export class RequestHandler {
     // before the loop's next phase (not before the next tick: a request body's events run
     // the tick queue in between). Deciding then lets a parse error later in the same bytes,
     // which closes the connection unanswered, stop these requests too.
-    setImmediate(() => this.handle(req, res));
+    if (this.parsed.push({ req, res }) === 1) setImmediate(this.decideBatch);
   }
 
-  private handle(req: IncomingMessage, res: ServerResponse): void {
-    // Pipelined behind an answer that closes the connection: never answered, so never
-    // decided or forwarded (in-flight.ts). Nor is a request whose connection went in the
-    // meantime: its response's close may already have passed, and a share or slot taken
-    // now would never be given back.
-    if (isClosing(req.socket) || req.socket.destroyed) return;
+  /**
+   * Decides every request parsed since the last batch, then records and acts on each in
+   * arrival order. Deciding them one after the other, before any is written to the
+   * gateway, keeps the decision's code and data (the assertion's HMAC above all) in the
+   * CPU's caches, which each write to the gateway in between evicted: about 5 µs less CPU
+   * per request (docs/performance.md). A decision has no effect of its own (a signed
+   * assertion that is never sent binds nothing), so the second pass can still drop a
+   * request that an earlier one's answer left unanswerable, as if it was never decided.
+   */
+  private readonly decideBatch = (): void => {
+    const batch = this.parsed;
+    this.parsed = [];
     // One snapshot from the decision to the upstream write.
     const snapshot = this.runtime.snapshot;
-    const mode = modeOf(req, snapshot.config);
-    const decision = this.decide(req, mode, false, snapshot);
+    const judged = batch.map(({ req }) => (unanswerable(req) ? undefined : this.judge(req, modeOf(req, snapshot.config), false, snapshot)));
+    for (let i = 0; i < batch.length; i++) this.handle(batch[i]!, judged[i], snapshot);
+  };
+
+  private handle({ req, res }: Parsed, judged: Judged | undefined, snapshot: Snapshot): void {
+    if (judged === undefined || unanswerable(req)) return;
+    const decision = this.record(judged, snapshot);
+    const { mode } = judged.facts;
     if (!decision.ok) {
       const headers: Record<string, string> = { 'x-request-id': decision.requestId };
       // A refused request's body is never read, and a peer outside the trusted set has no
@@ -173,7 +200,7 @@ export class RequestHandler {
   private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const snapshot = this.runtime.snapshot;
     const mode = modeOf(req, snapshot.config);
-    const decision = this.decide(req, mode, true, snapshot);
+    const decision = this.record(this.judge(req, mode, true, snapshot), snapshot);
     if (!decision.ok) {
       rejectUpgrade(socket, refusalStatus(decision.status, mode), refusalBody(decision.reason), { 'x-request-id': decision.requestId });
       return;
@@ -221,7 +248,7 @@ export class RequestHandler {
     this.forwarder.close();
   }
 
-  private decide(req: IncomingMessage, mode: Mode, upgrade: boolean, snapshot: Snapshot): Decision {
+  private judge(req: IncomingMessage, mode: Mode, upgrade: boolean, snapshot: Snapshot): Judged {
     const started = process.hrtime.bigint();
     const facts: RequestFacts = {
       mode,
@@ -234,8 +261,14 @@ export class RequestHandler {
       upgrade,
     };
     const decision = decide(facts, decisionContext(snapshot, Date.now(), randomId));
+    return { facts, decision, seconds: Number(process.hrtime.bigint() - started) / 1e9 };
+  }
+
+  /** Counts and logs a decision about to be acted on. */
+  private record({ facts, decision, seconds }: Judged, snapshot: Snapshot): Decision {
+    const { mode } = facts;
     const { metrics, logger } = this.runtime;
-    this.decisionTime(mode).observe(Number(process.hrtime.bigint() - started) / 1e9);
+    this.decisionTime(mode).observe(seconds);
     for (const header of decision.stripped) this.strippedCount(header).inc();
     // Built only when a line is written: allowed requests log at debug, off by default.
     const base = () => ({ mode, requestId: decision.requestId, peer: decision.peer, method: facts.method, path: pathOf(facts.target) });
@@ -265,6 +298,16 @@ export class RequestHandler {
     this.runtime.logger.warn({ kind, code: (err as NodeJS.ErrnoException).code }, 'upstream error');
     return kind;
   }
+}
+
+/**
+ * Pipelined behind an answer that closes the connection: never answered, so never decided
+ * or forwarded (in-flight.ts). Nor is a request whose connection went in the meantime: its
+ * response's close may already have passed, and a share or slot taken now would never be
+ * given back.
+ */
+function unanswerable(req: IncomingMessage): boolean {
+  return isClosing(req.socket) || req.socket.destroyed;
 }
 
 function modeOf(req: IncomingMessage, config: Config): Mode {

@@ -1,6 +1,7 @@
 // header-attacks.md class 9: request smuggling and parser differentials. The sidecar and
 // the gateway must agree on where each request ends, so every ambiguous framing is a 400
 // and nothing of it reaches the upstream.
+import { sample, scrape } from '../support/metrics.js';
 import { ALICE, HOST, http11, startStack, type Stack } from './harness.js';
 
 let stack: Stack;
@@ -106,8 +107,11 @@ test('requests pipelined ahead of bytes the parser refuses get no answer, so non
   expect(stack.upstream.received.slice(before).map((r) => r.url)).toEqual(['/sentinel']);
 });
 
-test('requests pipelined behind a refusal that closes the connection are never forwarded', async () => {
+const allowedCount = async () => sample(await scrape(stack.sc.adminUrl), 'trusted_proxy_decisions_total', { mode: 'inline', result: 'allowed' });
+
+test('requests pipelined behind a refusal that closes the connection are never forwarded, nor counted as decided', async () => {
   const before = stack.upstream.received.length;
+  const allowedBefore = await allowedCount();
   // A refused request with a body closes its connection (its body is never read).
   const refused = http11([HOST, ['Content-Length', '2']], { target: '/refused', keepAlive: true, body: 'ab' });
   const behind = http11([HOST, ALICE], { target: '/behind' });
@@ -115,6 +119,8 @@ test('requests pipelined behind a refusal that closes the connection are never f
   expect([...reply.matchAll(/^HTTP\/1\.1 (\d{3})/gm)].map((m) => Number(m[1]))).toEqual([401]);
   await settled();
   expect(stack.upstream.received.slice(before).map((r) => r.url)).toEqual(['/sentinel']);
+  // Both arrive in one read and are decided in one batch; only the sentinel's decision is recorded.
+  expect((await allowedCount()) - allowedBefore).toBe(1);
 });
 
 test("a client's Connection: close is honoured, and the upstream's hop-by-hop headers stay upstream", async () => {
