@@ -4,9 +4,9 @@
 // goes quiet, but on any other error (network, 401, 403, 5xx, 429, a failed list) calls
 // its error callbacks and stops for good; it never asks for bookmarks and lists without
 // paging. Added here: paged lists (limit/continue) with a timeout, a watch with bookmarks,
-// a server-side timeout and an idle bound of our choosing (ObservedWatch), and restarts
-// after errors with capped exponential backoff and jitter. Health signals (synced,
-// healthy, failing) drive the source's staleness.
+// a server-side timeout and bounds of our choosing on its answer and its silence
+// (ObservedWatch), and restarts after errors with capped exponential backoff and jitter.
+// Health signals (synced, healthy, failing) drive the source's staleness.
 import { createInterface } from 'node:readline';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -39,6 +39,13 @@ export interface InformerTiming {
   pageSize: number;
   /** A list page that takes longer fails (and is retried). */
   listTimeoutMs: number;
+  /**
+   * A watch whose answer has not begun (no response head) this long after it was opened
+   * is reopened. Separate from the idle bound because a connection can die unnoticed
+   * before the head (seen: a reset during the TLS handshake that the socket never
+   * reported), and waiting the idle bound would leave the source blind that long.
+   */
+  watchHeadTimeoutMs: number;
   /** A watch that sends nothing (not even a bookmark) for this long is reopened. */
   watchIdleTimeoutMs: number;
   /** Asked of the server, which ends the watch after it (the informer then resumes). */
@@ -50,6 +57,9 @@ export const DEFAULT_TIMING: InformerTiming = {
   backoffMaxMs: 30_000,
   pageSize: 500,
   listTimeoutMs: 60_000,
+  // A healthy API server answers a watch at once; the margin is for a busy one that
+  // queues requests (priority and fairness), which a retry would only send to the back.
+  watchHeadTimeoutMs: 20_000,
   watchIdleTimeoutMs: 90_000,
   watchTimeoutSeconds: 300,
 };
@@ -177,8 +187,8 @@ export class ResilientInformer<T extends KubernetesObject> {
  * A watch for the library's ListWatch, written on the client's public request API
  * (KubeConfig.applySecurityAuthentication, RequestContext) rather than on Watch.watch,
  * whose inactivity bound is fixed at 30 s: this one asks for bookmarks and a server-side
- * timeout, reopens a watch that sends nothing for watchIdleTimeoutMs, and reports when a
- * watch is established and how it ended. ListWatch calls watch() right after it has
+ * timeout, reopens a watch not answered within watchHeadTimeoutMs or silent for
+ * watchIdleTimeoutMs, and reports when a watch is established and how it ended. ListWatch calls watch() right after it has
  * applied a list, which is when the cache is complete.
  */
 class ObservedWatch<T extends KubernetesObject> extends Watch {
@@ -211,17 +221,18 @@ class ObservedWatch<T extends KubernetesObject> extends Watch {
       done(err);
     };
     let idle: NodeJS.Timeout | undefined;
-    // Until the answer's head arrives this bounds the connect; after it, silence.
-    const quiet = () => {
+    const bound = (ms: number, what: string) => {
       clearTimeout(idle);
-      idle = setTimeout(() => end(new DOMException('watch sent nothing for watchIdleTimeoutMs', 'TimeoutError')), this.timing.watchIdleTimeoutMs);
+      idle = setTimeout(() => end(new DOMException(what, 'TimeoutError')), ms);
       idle.unref();
     };
+    // Credentials (an exec plugin, say) count towards the head's bound too.
+    bound(this.timing.watchHeadTimeoutMs, 'watch not answered within watchHeadTimeoutMs');
+    const quiet = () => bound(this.timing.watchIdleTimeoutMs, 'watch sent nothing for watchIdleTimeoutMs');
     try {
       const url = watchUrl(this.config, path, { ...queryParams, allowWatchBookmarks: true, timeoutSeconds: this.timing.watchTimeoutSeconds });
       const ctx = new RequestContext(url, HttpMethod.GET);
       await this.config.applySecurityAuthentication(ctx);
-      quiet();
       const response = await fetch(url, { headers: ctx.getHeaders(), dispatcher: ctx.getDispatcher(), signal: controller.signal });
       if (response.status !== 200) {
         void response.body?.cancel();

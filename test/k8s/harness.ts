@@ -13,6 +13,7 @@ export const FAST: InformerTiming = {
   backoffMaxMs: 400,
   pageSize: 2,
   listTimeoutMs: 2000,
+  watchHeadTimeoutMs: 1500,
   watchIdleTimeoutMs: 3000,
   watchTimeoutSeconds: 60,
 };

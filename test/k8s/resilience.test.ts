@@ -99,6 +99,23 @@ test('500 and 429 answers to the list are retried with backoff until the list su
   expect(warned.map((l) => l.kind)).toEqual(['server_error', 'server_error', 'throttled']);
 });
 
+test('a watch that is never answered is reopened after the head timeout, long before the idle one', async () => {
+  h = await start({ watchHeadTimeoutMs: 500, watchIdleTimeoutMs: 60_000 });
+  await h.waitReady();
+  await waitFor(() => h!.api.openWatches() === 1, 'the watch');
+  const before = watches().length;
+  // The watch ends cleanly; the server holds its reopening (and every later request)
+  // without an answer, as a connection lost unnoticed before the head would.
+  h.api.stall();
+  h.api.endWatches();
+  h.api.remove('pods', 'traefik', 'traefik-3');
+  await waitFor(async () => (await metric('trusted_proxy_discovery_watch_restarts_total', { reason: 'idle' })) >= 1, 'a restart for want of an answer', 5000);
+  await waitFor(() => watches().length >= before + 2, 'the unanswered watch opened again');
+  expect(h.trustedBy('10.0.0.3')).toEqual([SOURCE]);
+  h.api.unstall();
+  await h.waitUntrusted('10.0.0.3');
+});
+
 test('a stalled API server: the quiet watch is reopened after the idle timeout and catches up once it answers', async () => {
   h = await start({ watchIdleTimeoutMs: 600 });
   await h.waitReady();

@@ -28,7 +28,7 @@ const execFileAsync = promisify(execFile);
 type Discovery = NonNullable<NonNullable<ConfigInput['trust']>['discovery']>;
 
 /** Fast informer timings: backoff and idle timeouts in seconds, not minutes. */
-const TIMING = { backoffBaseMs: 50, backoffMaxMs: 400, pageSize: 2, listTimeoutMs: 5000, watchIdleTimeoutMs: 10_000, watchTimeoutSeconds: 60 };
+const TIMING = { backoffBaseMs: 50, backoffMaxMs: 400, pageSize: 2, listTimeoutMs: 5000, watchHeadTimeoutMs: 2000, watchIdleTimeoutMs: 10_000, watchTimeoutSeconds: 60 };
 /** How long a change in the API may take to reach the trusted set (docs/kubernetes.md). */
 const FOLLOW_MS = 5000;
 
