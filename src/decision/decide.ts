@@ -91,7 +91,7 @@ export function decide(facts: RequestFacts, ctx: DecisionContext): Decision {
 
   // request: one pass over the header lines drops what a client could forge (sanitise)
   // and keeps what the stages read; then the request's shape.
-  const inbound = readHeaders(facts.rawHeaders, ctx.rules.owned, ctx.rules.reads);
+  const inbound = readHeaders(facts.rawHeaders, ctx.rules.headers);
   const requestId = requestIdOf(inbound, ctx.newId);
   const request = checkRequest(facts, inbound, config.listen.maxHeaderCount);
   if (!request.ok) return refused(request, peer, inbound, requestId);

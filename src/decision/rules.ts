@@ -2,7 +2,8 @@
 import type { Config } from '../config/schema.js';
 import { compilePolicy, type Policy } from '../policy/policy.js';
 import type { TokenRules } from '../identity/token.js';
-import { protectedNames, type ProtectedNames } from '../request/protected.js';
+import { HeaderNames } from '../request/headers.js';
+import { protectedNames } from '../request/protected.js';
 import { compileCertificateRules } from '../trust/certificate.js';
 import type { SourceRules } from '../trust/source.js';
 
@@ -13,9 +14,8 @@ export interface Rules {
   /** How a provider token is checked (identity.token); unused when its mode is off. */
   readonly token: TokenRules;
   readonly policy: Policy;
-  readonly owned: ProtectedNames;
-  /** The header names the decision reads; the header pass keeps only their values. */
-  readonly reads: ReadonlySet<string>;
+  /** The protected names, and the names the decision reads (the header pass keeps only their values). */
+  readonly headers: HeaderNames;
 }
 
 export function compileRules(config: Config): Rules {
@@ -23,7 +23,7 @@ export function compileRules(config: Config): Rules {
   const token = { issuer, audiences: new Set(audiences), algorithms: new Set<string>(algorithms), clockSkewSeconds };
   const { require, clientCertificates } = config.trust;
   const source = { require, from: clientCertificates.from, certificates: compileCertificateRules(clientCertificates) };
-  return { config, source, token, policy: compilePolicy(config), owned: protectedNames(config), reads: headerReads(config) };
+  return { config, source, token, policy: compilePolicy(config), headers: new HeaderNames(protectedNames(config), headerReads(config)) };
 }
 
 /**

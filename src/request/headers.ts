@@ -19,17 +19,17 @@ export interface InboundHeaders {
   readonly count: number;
 }
 
-export function readHeaders(raw: readonly string[], owned: ProtectedNames, reads?: ReadonlySet<string>): InboundHeaders {
-  const nominated = connectionNominations(raw);
+export function readHeaders(raw: readonly string[], names: HeaderNames): InboundHeaders {
+  const nominated = connectionNominations(raw, names);
   const forward: string[] = [];
   const read = new Map<string, string[]>();
   const stripped: string[] = [];
   let upgrade: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!;
+    const name = names.classify(raw[i]!);
     const value = raw[i + 1]!;
-    const lower = name.toLowerCase();
-    if (HOP_BY_HOP.has(lower)) {
+    const { lower } = name;
+    if (name.hopByHop) {
       if (lower === 'upgrade') upgrade = value;
       stripped.push('hop-by-hop');
       continue;
@@ -40,14 +40,13 @@ export function readHeaders(raw: readonly string[], owned: ProtectedNames, reads
       stripped.push('connection-nominated');
       continue;
     }
-    if (reads === undefined || reads.has(lower)) {
+    if (name.read) {
       const list = read.get(lower);
       if (list) list.push(value);
       else read.set(lower, [value]);
     }
-    const rule = owned.match(lower);
-    if (rule !== undefined) {
-      stripped.push(rule);
+    if (name.owned !== undefined) {
+      stripped.push(name.owned);
       continue;
     }
     forward.push(lower, value);
@@ -55,16 +54,73 @@ export function readHeaders(raw: readonly string[], owned: ProtectedNames, reads
   return { forward, read, stripped, upgrade, count: raw.length / 2 };
 }
 
-function connectionNominations(raw: readonly string[]): Set<string> | undefined {
-  let names: Set<string> | undefined;
+function connectionNominations(raw: readonly string[], names: HeaderNames): Set<string> | undefined {
+  let nominated: Set<string> | undefined;
   for (let i = 0; i < raw.length; i += 2) {
-    if (raw[i]!.length !== 10 || raw[i]!.toLowerCase() !== 'connection') continue;
+    if (raw[i]!.length !== 10 || names.classify(raw[i]!).lower !== 'connection') continue;
     for (const token of raw[i + 1]!.split(',')) {
       const t = trimOws(token).toLowerCase();
-      if (t && t !== 'close' && t !== 'keep-alive' && t !== 'upgrade') (names ??= new Set()).add(t);
+      if (t && t !== 'close' && t !== 'keep-alive' && t !== 'upgrade') (nominated ??= new Set()).add(t);
     }
   }
-  return names;
+  return nominated;
+}
+
+/** What the header pass does with the lines of one header name, under one set of rules. */
+export interface NameClass {
+  /** The name lower-cased, as it is read and forwarded. */
+  readonly lower: string;
+  readonly hopByHop: boolean;
+  /** The protected name that covers it (its lines are stripped), if any. */
+  readonly owned: string | undefined;
+  /** The decision reads it. */
+  readonly read: boolean;
+}
+
+/** Longer names are classified each time: a client inventing them cannot grow the memo. */
+const MEMO_NAME_LENGTH = 64;
+/** Distinct names remembered; the memo starts over when full. */
+const MEMO_NAMES = 256;
+
+/**
+ * The header names of one set of rules (the protected names and those the decision reads),
+ * each classified once. Lower-casing every name and matching it against every protected
+ * prefix, on every request, was most of the header pass's cost; the same few names in the
+ * same spellings arrive on every request. Keyed by the name as received. The memo is
+ * bounded in count and name length, so names a client invents only make it start over;
+ * it holds nothing a request could not recompute, so it never changes an answer.
+ */
+export class HeaderNames {
+  private readonly memo = new Map<string, NameClass>();
+
+  /** `reads`: the names whose values the pass keeps; undefined keeps every name's. */
+  constructor(
+    readonly owned: ProtectedNames,
+    readonly reads?: ReadonlySet<string>,
+  ) {}
+
+  classify(name: string): NameClass {
+    const known = this.memo.get(name);
+    if (known !== undefined) return known;
+    const lower = name.toLowerCase();
+    const hopByHop = HOP_BY_HOP.has(lower);
+    const named: NameClass = {
+      lower,
+      hopByHop,
+      owned: hopByHop ? undefined : this.owned.match(lower),
+      read: !hopByHop && (this.reads === undefined || this.reads.has(lower)),
+    };
+    if (name.length <= MEMO_NAME_LENGTH) {
+      if (this.memo.size >= MEMO_NAMES) this.memo.clear();
+      this.memo.set(name, named);
+    }
+    return named;
+  }
+
+  /** Names remembered now (for the test of its bound). */
+  get remembered(): number {
+    return this.memo.size;
+  }
 }
 
 /**

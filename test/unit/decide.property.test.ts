@@ -7,6 +7,7 @@ import { targetUri } from '../../src/assertion/claims.js';
 import { verifyAssertion } from '../../src/assertion/verify.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { decide, upstreamHeaders } from '../../src/decision/decide.js';
+import { HeaderNames } from '../../src/request/headers.js';
 import { pathOf } from '../../src/request/request.js';
 import { HOP_BY_HOP } from '../../src/request/protected.js';
 import { headerPairs, headerValues } from '../support/header-lines.js';
@@ -197,7 +198,7 @@ test(`decide() and upstreamHeaders() hold for any headers and source (${RUNS} ru
 // there, its header would read as absent (a duplicate Host or Origin unnoticed): so the
 // decision must be the same as one made with every header kept. Requests here are built
 // from the names the decision reads, with values that pass their checks.
-test(`decisions read nothing outside rules.reads (${RUNS} runs)`, () => {
+test(`decisions read nothing outside the names rules.headers reads (${RUNS} runs)`, () => {
   const narrowing = [
     context({ ...INPUT, identity: { ...INPUT.identity, requiredHeaders: ['accept'] }, listen: { allowedOrigins: ['https://app.example'] } }),
     contexts.strict,
@@ -226,7 +227,7 @@ test(`decisions read nothing outside rules.reads (${RUNS} runs)`, () => {
   });
   const decideWith = (ctx: DecisionContext, reads: ReadonlySet<string>, f: ReturnType<typeof facts>): Decision => {
     let id = 0;
-    const d = decide(f, { ...ctx, rules: { ...ctx.rules, reads }, newId: () => `id-${id++}` });
+    const d = decide(f, { ...ctx, rules: { ...ctx.rules, headers: new HeaderNames(ctx.rules.headers.owned, reads) }, newId: () => `id-${id++}` });
     // What was read differs by construction; what was forwarded and stripped may not.
     return d.ok ? { ...d, inbound: { ...d.inbound, read: new Map() } } : d;
   };
@@ -236,7 +237,7 @@ test(`decisions read nothing outside rules.reads (${RUNS} runs)`, () => {
       const raw = [...Array.from({ length: users }, () => ['X-Auth-Request-Email', 'alice@example.com']), ...lines].flat();
       const f = facts(raw, { mode });
       const every = new Set(raw.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase()));
-      const narrowed = decideWith(ctx, ctx.rules.reads, f);
+      const narrowed = decideWith(ctx, ctx.rules.headers.reads!, f);
       expect(narrowed).toEqual(decideWith(ctx, every, f));
       if (narrowed.ok) allowedRuns++;
     }),

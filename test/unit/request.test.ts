@@ -1,5 +1,5 @@
 import { clientAddress, forwardableClient, forwardedHost, forwardedProto, isValidHost } from '../../src/request/forwarded.js';
-import { DUPLICATED, readHeaders, singleValue } from '../../src/request/headers.js';
+import { DUPLICATED, HeaderNames, readHeaders, singleValue } from '../../src/request/headers.js';
 import { normaliseName, protectedNames } from '../../src/request/protected.js';
 import { isOriginForm, isValidMethod, pathOf } from '../../src/request/request.js';
 import { TrustedSet } from '../../src/trust/trusted-set.js';
@@ -12,6 +12,7 @@ const owned = protectedNames(
     sanitise: { extraNames: ['X-Original-URL'], extraPrefixes: ['x-internal-'] },
   }),
 );
+const names = new HeaderNames(owned);
 
 describe('protected names', () => {
   test('names fold case, `_` and `.` into one spelling', () => {
@@ -75,7 +76,7 @@ describe('readHeaders', () => {
         'TE', 'trailers',
         'Proxy-Authorization', 'Basic x',
       ],
-      owned,
+      names,
     );
     expect(h.forward).toEqual(['host', 'a.example', 'cookie', 'a=1', 'cookie', 'b=2']);
     expect(h.read.get('x-auth-request-email')).toEqual(['alice@example.com']);
@@ -90,7 +91,7 @@ describe('readHeaders', () => {
   test('a header named in Connection is gone before anything reads it', () => {
     const h = readHeaders(
       ['Connection', 'close, X-Auth-Request-Email', 'connection', ' x-forwarded-for ,Cookie', 'X-Auth-Request-Email', 'a@b.c', 'X-Forwarded-For', '1.2.3.4', 'Cookie', 'c', 'Accept', '*/*'],
-      owned,
+      names,
     );
     expect(h.read.has('x-auth-request-email')).toBe(false);
     expect(h.read.has('x-forwarded-for')).toBe(false);
@@ -100,16 +101,54 @@ describe('readHeaders', () => {
   });
 
   test('Connection cannot nominate close, keep-alive or upgrade away', () => {
-    const h = readHeaders(['Connection', 'Upgrade, keep-alive, close', 'Upgrade', 'websocket', 'Accept', 'x'], owned);
+    const h = readHeaders(['Connection', 'Upgrade, keep-alive, close', 'Upgrade', 'websocket', 'Accept', 'x'], names);
     expect(h.upgrade).toBe('websocket');
     expect(h.forward).toEqual(['accept', 'x']);
   });
 
   test('singleValue tells absent, one and duplicated apart', () => {
-    const h = readHeaders(['A', '1', 'B', '2', 'b', '3'], owned);
+    const h = readHeaders(['A', '1', 'B', '2', 'b', '3'], names);
     expect(singleValue(h.read, 'a')).toBe('1');
     expect(singleValue(h.read, 'b')).toBe(DUPLICATED);
     expect(singleValue(h.read, 'c')).toBeUndefined();
+  });
+});
+
+describe('header names, classified once per rules', () => {
+  const reads = new Set(['host', 'x-auth-request-email']);
+  const corpus = [
+    'Host', 'host', 'HOST', 'X-Auth-Request-Email', 'x_auth_request_email', 'X.Auth.Request.Email', 'X-Forwarded-For', 'x-forwarded-prefix',
+    'Connection', 'Keep-Alive', 'Upgrade', 'TE', 'Proxy-Authorization', 'Cookie', 'X-Internal-Token', 'X-Original-URL', 'Accept', 'x-auth-request',
+    `X-${'a'.repeat(70)}`, `X-Forwarded-${'b'.repeat(70)}`,
+  ];
+
+  test('an answer from the memo is the answer worked out afresh, in every spelling, also after the memo started over', () => {
+    const warm = new HeaderNames(owned, reads);
+    const flood = Array.from({ length: 600 }, (_, i) => `x-invented-${i}`);
+    for (const round of [corpus, corpus, flood, corpus]) {
+      for (const name of round) expect(warm.classify(name)).toEqual(new HeaderNames(owned, reads).classify(name));
+    }
+    expect(warm.classify('X_Auth_Request_Email')).toEqual({ lower: 'x_auth_request_email', hopByHop: false, owned: 'x-auth-request-email', read: false });
+    expect(warm.classify('Keep-Alive')).toEqual({ lower: 'keep-alive', hopByHop: true, owned: undefined, read: false });
+    expect(warm.classify('Host')).toEqual({ lower: 'host', hopByHop: false, owned: undefined, read: true });
+  });
+
+  test('names a client invents cannot grow the memo: bounded in count, long names never kept', () => {
+    const memo = new HeaderNames(owned, reads);
+    for (let i = 0; i < 10_000; i++) memo.classify(`x-invented-${i}`);
+    expect(memo.remembered).toBeGreaterThan(0);
+    expect(memo.remembered).toBeLessThanOrEqual(256);
+    const long = new HeaderNames(owned, reads);
+    for (let i = 0; i < 100; i++) long.classify(`x-${'a'.repeat(70)}-${i}`);
+    expect(long.remembered).toBe(0);
+  });
+
+  test('each set of rules has its own memo: a reload that protects a name is obeyed at once', () => {
+    const before = new HeaderNames(protectedNames(config({})), reads);
+    const after = new HeaderNames(protectedNames(config({ sanitise: { extraNames: ['X-Tenant'] } })), reads);
+    expect(before.classify('X-Tenant').owned).toBeUndefined();
+    expect(after.classify('X-Tenant').owned).toBe('x-tenant');
+    expect(readHeaders(['X-Tenant', 'a'], after).forward).toEqual([]);
   });
 });
 
