@@ -205,7 +205,8 @@ test('no attack in the corpus gets a forged identity, an unverifiable request or
     const send = sends.get(sendId);
     const flag = (kind: string, detail: string) => violations.push({ send: sendId, kind, detail });
     if (!send) {
-      flag('smuggled', `unattributable ${rec.method} ${rec.url}`);
+      // Which gateway, and the lines it got, to tell where an unknown request came from.
+      flag('smuggled', `unattributable ${rec.method} ${rec.url} at the ${gw} gateway: ${JSON.stringify(rec.rawHeaders)}`);
       continue;
     }
     if (m![3]) flag('smuggled', `${rec.method} ${rec.url}`);
