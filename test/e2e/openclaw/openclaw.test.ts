@@ -102,7 +102,11 @@ async function visit(user: keyof typeof USERS, extraHTTPHeaders: Record<string, 
   const settled = await Promise.race([
     outcome,
     new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the Control UI opened no WebSocket within 45 s')), 45_000).unref()),
-  ]);
+  ]).catch(async (err: Error) => {
+    // Where the browser stopped: the page it is on and what that page says.
+    const text = await page.evaluate<string>('document.body ? document.body.innerText : ""').catch((e: Error) => `(unreadable: ${e.message})`);
+    throw new Error(`${err.message}; the browser is at ${page.url()}, which says: ${JSON.stringify(text.slice(0, 400))}`);
+  });
   const post = (path: string) =>
     page.evaluate(async (p) => {
       const res = await fetch(p, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
