@@ -188,8 +188,9 @@ export class ResilientInformer<T extends KubernetesObject> {
  * (KubeConfig.applySecurityAuthentication, RequestContext) rather than on Watch.watch,
  * whose inactivity bound is fixed at 30 s: this one asks for bookmarks and a server-side
  * timeout, reopens a watch not answered within watchHeadTimeoutMs or silent for
- * watchIdleTimeoutMs, and reports when a watch is established and how it ended. ListWatch calls watch() right after it has
- * applied a list, which is when the cache is complete.
+ * watchIdleTimeoutMs, and reports when a watch is established and how it ended.
+ * ListWatch calls watch() right after it has applied a list, which is when the cache is
+ * complete.
  */
 class ObservedWatch<T extends KubernetesObject> extends Watch {
   constructor(
@@ -215,16 +216,17 @@ class ObservedWatch<T extends KubernetesObject> extends Watch {
     const end = (err: unknown) => {
       if (ended) return;
       ended = true;
-      clearTimeout(idle);
+      clearTimeout(deadline);
       controller.abort();
       this.informer.noteWatchEnded(err, sawGone);
       done(err);
     };
-    let idle: NodeJS.Timeout | undefined;
+    // One deadline at a time: first for the answer's head, then for each silence.
+    let deadline: NodeJS.Timeout | undefined;
     const bound = (ms: number, what: string) => {
-      clearTimeout(idle);
-      idle = setTimeout(() => end(new DOMException(what, 'TimeoutError')), ms);
-      idle.unref();
+      clearTimeout(deadline);
+      deadline = setTimeout(() => end(new DOMException(what, 'TimeoutError')), ms);
+      deadline.unref();
     };
     // Credentials (an exec plugin, say) count towards the head's bound too.
     bound(this.timing.watchHeadTimeoutMs, 'watch not answered within watchHeadTimeoutMs');

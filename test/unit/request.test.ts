@@ -1,3 +1,4 @@
+import { compileRules } from '../../src/decision/rules.js';
 import { clientAddress, forwardableClient, forwardedHost, forwardedProto, isValidHost } from '../../src/request/forwarded.js';
 import { DUPLICATED, HeaderNames, readHeaders, singleValue } from '../../src/request/headers.js';
 import { normaliseName, protectedNames } from '../../src/request/protected.js';
@@ -144,8 +145,9 @@ describe('header names, classified once per rules', () => {
   });
 
   test('each set of rules has its own memo: a reload that protects a name is obeyed at once', () => {
-    const before = new HeaderNames(protectedNames(config({})), reads);
-    const after = new HeaderNames(protectedNames(config({ sanitise: { extraNames: ['X-Tenant'] } })), reads);
+    // A reload compiles new rules; what the old ones remembered must not carry over.
+    const before = compileRules(config({})).headers;
+    const after = compileRules(config({ sanitise: { extraNames: ['X-Tenant'] } })).headers;
     expect(before.classify('X-Tenant').owned).toBeUndefined();
     expect(after.classify('X-Tenant').owned).toBe('x-tenant');
     expect(readHeaders(['X-Tenant', 'a'], after).forward).toEqual([]);
