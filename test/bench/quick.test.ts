@@ -69,6 +69,11 @@ test('the quick benchmark measures its paths end to end and writes the report an
   expect(results.profile.samples).toBeGreaterThan(100);
   expect(JSON.stringify(results.profile.tree)).toContain('src/decision/decide.ts');
   expect(report).toMatch(/## Where the inline request's CPU goes[\s\S]*\| function \| share \| µs per request \|/);
+  // The decision's cost at saturation is read from the call tree by frame name: a name that
+  // no longer matches would read as nothing.
+  const atSaturation = /\| What the checks, signing and metrics add .*\| `decide\(\)` and `upstreamHeaders\(\)` alone: (\d+\.\d) µs at saturation .*hot in a loop \|/.exec(report);
+  expect(Number(atSaturation?.[1])).toBeGreaterThan(0);
+  expect(Number(/The decision, `decide\(\)` and `upstreamHeaders\(\)` with all they call, is (\d+\.\d) % of the samples/.exec(report)?.[1])).toBeGreaterThan(0);
   const flame = '.run/bench-quick/performance-flame.png';
   expect(existsSync(flame) && statSync(flame).size).toBeGreaterThan(10_000);
   // The allocation profile: sampled while requests ran, the sidecar's own allocations named.
