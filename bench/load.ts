@@ -16,12 +16,22 @@ export interface WrkResult {
   requests: number;
   seconds: number;
   rps: number;
+  /** Socket errors: connect, read and write failures and answers later than 5 s. */
   errors: number;
+  /** The same, by kind (wrk's own counts), to tell a refused connection from a stall. */
+  errorKinds: WrkErrors;
   non2xx: number;
   /** Latency percentiles in milliseconds, keyed by percentile ("50", "99.9", ...). */
   percentiles: Record<string, number>;
   /** Latency in milliseconds at every half percentile (0.5, 1, ... 100), for the chart. */
   distribution: number[];
+}
+
+export interface WrkErrors {
+  connect: number;
+  read: number;
+  write: number;
+  timeout: number;
 }
 
 /**
@@ -39,7 +49,7 @@ export async function wrk(url: string, seconds: number, connections: number, mea
   const raw = JSON.parse(line.slice('WRK_JSON '.length)) as {
     requests: number;
     duration_us: number;
-    errors: number;
+    errors: WrkErrors;
     non2xx: number;
     percentiles_us: Record<string, number>;
     distribution_us: number[];
@@ -51,7 +61,8 @@ export async function wrk(url: string, seconds: number, connections: number, mea
     requests: raw.requests,
     seconds: secondsRun,
     rps: raw.requests / secondsRun,
-    errors: raw.errors,
+    errors: raw.errors.connect + raw.errors.read + raw.errors.write + raw.errors.timeout,
+    errorKinds: raw.errors,
     non2xx: raw.non2xx,
     percentiles,
     distribution: raw.distribution_us.map((us) => us / 1000),

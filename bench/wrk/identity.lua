@@ -46,8 +46,8 @@ done = function(summary, latency, requests)
     curve[i] = string.format('%d', latency:percentile(i / 2))
   end
   io.write(string.format(
-    'WRK_JSON {"requests":%d,"duration_us":%d,"errors":%d,"non2xx":%d,"max_us":%d,"percentiles_us":{%s},"distribution_us":[%s]}\n',
+    'WRK_JSON {"requests":%d,"duration_us":%d,"errors":{"connect":%d,"read":%d,"write":%d,"timeout":%d},"non2xx":%d,"max_us":%d,"percentiles_us":{%s},"distribution_us":[%s]}\n',
     summary.requests, summary.duration,
-    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    summary.errors.connect, summary.errors.read, summary.errors.write, summary.errors.timeout,
     summary.errors.status, latency.max, table.concat(parts, ","), table.concat(curve, ",")))
 end
