@@ -16,10 +16,8 @@ export interface WrkResult {
   requests: number;
   seconds: number;
   rps: number;
-  /** Socket errors: connect, read and write failures and answers later than 5 s. */
-  errors: number;
-  /** The same, by kind (wrk's own counts), to tell a refused connection from a stall. */
-  errorKinds: WrkErrors;
+  /** Socket errors by kind (wrk's own counts), to tell a refused connection from a stall. */
+  errors: WrkErrors;
   non2xx: number;
   /** Latency percentiles in milliseconds, keyed by percentile ("50", "99.9", ...). */
   percentiles: Record<string, number>;
@@ -27,6 +25,7 @@ export interface WrkResult {
   distribution: number[];
 }
 
+/** wrk's socket errors: connect, read and write failures, and answers later than 5 s. */
 export interface WrkErrors {
   connect: number;
   read: number;
@@ -61,8 +60,7 @@ export async function wrk(url: string, seconds: number, connections: number, mea
     requests: raw.requests,
     seconds: secondsRun,
     rps: raw.requests / secondsRun,
-    errors: raw.errors.connect + raw.errors.read + raw.errors.write + raw.errors.timeout,
-    errorKinds: raw.errors,
+    errors: raw.errors,
     non2xx: raw.non2xx,
     percentiles,
     distribution: raw.distribution_us.map((us) => us / 1000),

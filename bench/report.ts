@@ -134,11 +134,11 @@ export function targets(r: Results): Target[] {
   // The Node forwarders that check nothing: what any Node proxy costs here at least.
   const forwarders = [bare, ...r.alternatives].filter((h): h is HttpResult => h !== undefined);
   const out: Target[] = [];
+  const work = requiredWork(r, inline);
   if (inline && bare) {
     const ratio = perRound(inline.saturation, bare.saturation, (a, b) => a.rps / b.rps);
     // Throughput follows CPU per request: the bare forwarder's plus only the decision's own cost.
     const bareUs = bare.cpuPer10k === undefined ? undefined : bare.cpuPer10k * 100;
-    const work = requiredWork(r, inline);
     const decisionUs = work.saturationUs ?? work.loopUs;
     out.push({
       name: `Inline throughput vs bare forwarder (median of ${ratio.rounds.length} rounds)`,
@@ -175,7 +175,7 @@ export function targets(r: Results): Target[] {
   if (inline?.cpuPer10k !== undefined && bare?.cpuPer10k !== undefined) {
     const added = inline.cpuPer10k / bare.cpuPer10k - 1;
     const bareUs = bare.cpuPer10k * 100;
-    const { saturationUs, loopUs } = requiredWork(r, inline);
+    const { saturationUs, loopUs } = work;
     const pct = (us: number) => `${f((us / bareUs) * 100, 0)} %`;
     const figures = [
       ...(saturationUs === undefined ? [] : [`${f(saturationUs, 1)} µs at saturation (their share of the CPU profile), ${pct(saturationUs)} of the bare data plane's request`]),

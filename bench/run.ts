@@ -105,10 +105,8 @@ async function inRounds(
       const cpuBefore = sum(pids, cpuSeconds);
       const result = await load(running[i]!, seconds);
       const cpu = sum(pids, cpuSeconds) - cpuBefore;
-      if (result.errors > 0 || result.non2xx > 0) {
-        const kinds = Object.entries(result.errorKinds).filter(([, n]) => n > 0).map(([kind, n]) => `${n} ${kind}`);
-        throw new Error(`${specs[i]!.title}: ${result.errors} errors${kinds.length > 0 ? ` (${kinds.join(', ')})` : ''}, ${result.non2xx} non-2xx at ${what}`);
-      }
+      const errors = Object.entries(result.errors).filter(([, n]) => n > 0).map(([kind, n]) => `${n} ${kind}`);
+      if (errors.length > 0 || result.non2xx > 0) throw new Error(`${specs[i]!.title}: errors: ${errors.join(', ') || 'none'}; ${result.non2xx} non-2xx at ${what}`);
       checkDelivery(specs[i]!, result.requests, stats, await upstreamStats(upstream));
       return { result, cpu };
     };
