@@ -4,14 +4,10 @@ import { ALGORITHMS } from '../assertion/keys.js';
 import { TOKEN_ALGORITHMS } from '../identity/token.js';
 import ipaddr from 'ipaddr.js';
 import * as z from './zod.js';
+import { headerName, optionalHeaderName } from './header-name.js';
 import { parseRange } from '../trust/address.js';
 import { parseSubject } from '../trust/certificate.js';
 
-// RFC 9110 token: what a header name may be.
-const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-
-const headerName = z.string().check(z.regex(HEADER_NAME, 'must be a valid HTTP header name'), z.toLowerCase());
-const optionalHeaderName = z._default(z.union([z.literal(''), headerName]), '');
 
 const port = z.number().check(z.int(), z.minimum(0), z.maximum(65535));
 const seconds = z.number().check(z.positive());

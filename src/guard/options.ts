@@ -3,11 +3,11 @@
 // them all at once, and refuses to start the gateway with every problem listed.
 import * as z from '../config/zod.js';
 import { ALGORITHMS } from '../assertion/keys.js';
+import { headerName, optionalHeaderName } from '../config/header-name.js';
 
 const PREFIX = 'TRUSTED_PROXY_GUARD_';
 const list = (value: string) => value.split(',').map((s) => s.trim()).filter(Boolean);
 
-const headerPattern = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const portsRequired = 'is required: the gateway port(s) to guard, e.g. 18789';
 
 const guardSchema = z
@@ -21,13 +21,13 @@ const guardSchema = z
     // The key folder's algorithm; a JWK Set's keys name their own (EdDSA, ES256).
     ALGORITHM: z._default(z.enum(ALGORITHMS), 'HS256'),
     JWKS: z._default(z.string(), ''),
-    HEADER: z._default(z.string().check(z.regex(headerPattern, 'must be a header name'), z.toLowerCase()), 'x-trusted-proxy-assertion'),
+    HEADER: z._default(headerName, 'x-trusted-proxy-assertion'),
     ISSUER: z._default(z.string().check(z.minLength(1)), 'trusted-proxy-sidecar'),
     AUDIENCE: z._default(z.string().check(z.minLength(1)), 'gateway'),
     // GET and HEAD of these exact paths pass unverified (probes); they must grant nothing.
     OPEN_PATHS: z._default(z.pipe(z.pipe(z.string(), z.transform(list)), z.array(z.string().check(z.regex(/^\/[^?#\s]*$/, 'must be absolute paths')))), []),
     // When set, this header (the identity the gateway reads) must equal the assertion's sub.
-    USER_HEADER: z._default(z.string().check(z.toLowerCase()), ''),
+    USER_HEADER: optionalHeaderName,
   })
   .check(
     z.superRefine((v, ctx) => {

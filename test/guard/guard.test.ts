@@ -202,7 +202,14 @@ test('EdDSA: the guard verifies with the JWK Set file the sidecar writes, and ho
 
 test('bad settings stop the gateway before its code runs, with every problem listed', async () => {
   const child = spawn(process.execPath, ['--import', GUARD, GATEWAY, '0', '0'], {
-    env: { PATH: process.env['PATH'], TRUSTED_PROXY_GUARD_PORTS: 'http', TRUSTED_PROXY_GUARD_OPEN_PATHS: 'healthz' },
+    env: {
+      PATH: process.env['PATH'],
+      TRUSTED_PROXY_GUARD_PORTS: 'http',
+      TRUSTED_PROXY_GUARD_OPEN_PATHS: 'healthz',
+      TRUSTED_PROXY_GUARD_HEADER: 'x-assertion:',
+      // Would match no header line, so every request would fail as a mismatch.
+      TRUSTED_PROXY_GUARD_USER_HEADER: 'x-forwarded user',
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -220,4 +227,6 @@ test('bad settings stop the gateway before its code runs, with every problem lis
   expect(err).toContain('TRUSTED_PROXY_GUARD_PORTS: must be port numbers');
   expect(err).toContain('TRUSTED_PROXY_GUARD_OPEN_PATHS: must be absolute paths');
   expect(err).toContain('TRUSTED_PROXY_GUARD_KEYS_DIR: set exactly one of');
+  expect(err).toContain('TRUSTED_PROXY_GUARD_HEADER: must be a valid HTTP header name');
+  expect(err).toContain('TRUSTED_PROXY_GUARD_USER_HEADER: must be a valid HTTP header name');
 });
