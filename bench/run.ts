@@ -1,10 +1,10 @@
 // `make bench`: every path to one upstream, measured in one run on this machine, then
 // written up as reports/performance.md and a latency chart. `--quick` shortens every
 // phase for trying the benchmark out (its numbers are not for the report).
-import { execFile, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
 import { writeFileSync, mkdirSync } from 'node:fs';
-import { loadavg } from 'node:os';
+import { availableParallelism, loadavg } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { coldStarts, idleFloor, importCosts } from './coldstart.js';
 import { profileInline } from './cpu-profile.js';
@@ -22,8 +22,8 @@ import { echo, openIdle, type EchoResult } from './ws.js';
 const quick = process.argv.includes('--quick');
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',');
 const T = quick
-  ? { warm: 1, wrk: 2, wrkRounds: 2, rateRounds: 2, rateSeconds: 2, wsIdle: 1000, echo: 2, echoRounds: 2, micro: 0.5, coldRuns: 2, kube: { nodes: 300, pods: 1200, watchers: 2, changes: 200 } }
-  : { warm: 2, wrk: 3, wrkRounds: 5, rateRounds: 11, rateSeconds: 3, wsIdle: 10000, echo: 4, echoRounds: 3, micro: 2, coldRuns: 5, kube: { nodes: 5000, pods: 20000, watchers: 5, changes: 1000 } };
+  ? { warm: 1, wrk: 2, wrkRounds: 2, pinnedRounds: 3, pinnedSeconds: 1, rateRounds: 2, rateSeconds: 2, wsIdle: 1000, echo: 2, echoRounds: 2, micro: 0.5, coldRuns: 2, kube: { nodes: 300, pods: 1200, watchers: 2, changes: 200 } }
+  : { warm: 2, wrk: 3, wrkRounds: 5, pinnedRounds: 20, pinnedSeconds: 2, rateRounds: 11, rateSeconds: 3, wsIdle: 10000, echo: 4, echoRounds: 3, micro: 2, coldRuns: 5, kube: { nodes: 5000, pods: 20000, watchers: 5, changes: 1000 } };
 const CONNECTIONS = 50;
 const ECHO = { connections: 32, messageBytes: 1024 };
 const RATE = 2000;
@@ -77,6 +77,8 @@ function checkDelivery(path: PathSpec, requests: number, before: UpstreamStats, 
 interface Measured {
   rounds: WrkResult[];
   cpuSeconds: number | undefined;
+  /** The same CPU, round by round. */
+  roundCpuSeconds: number[];
   rssBytes: number | undefined;
 }
 
@@ -86,19 +88,21 @@ interface Measured {
  * slow spell of the shared machine lands in one round of one path rather than in all of
  * one path's measurement. The report takes medians over rounds. CPU is that of the
  * proxying processes over all rounds (undefined for direct), RSS theirs after the last.
+ * `pinned`: the proxies on a core of their own (`pinApart`).
  */
 async function inRounds(
   what: string,
   specs: PathSpec[],
   load: (path: RunningPath, seconds: number) => Promise<WrkResult>,
-  plan: { warm: number; rounds: number; seconds: number },
+  plan: { warm: number; rounds: number; seconds: number; pinned?: boolean },
   upstreamPort: number,
   upstream: ChildProcess,
 ): Promise<Measured[]> {
   const running: RunningPath[] = [];
   try {
     for (const spec of specs) running.push(await spec.start(upstreamPort));
-    const measured = specs.map((): Measured => ({ rounds: [], cpuSeconds: 0, rssBytes: undefined }));
+    if (plan.pinned) pinApart(running.flatMap((r) => r.pids()), upstream.pid!);
+    const measured = specs.map((): Measured => ({ rounds: [], cpuSeconds: 0, roundCpuSeconds: [], rssBytes: undefined }));
     const once = async (i: number, seconds: number) => {
       const pids = running[i]!.pids();
       const stats = await upstreamStats(upstream);
@@ -118,6 +122,7 @@ async function inRounds(
         const { result, cpu } = await once(i, plan.seconds);
         measured[i]!.rounds.push(result);
         measured[i]!.cpuSeconds! += cpu;
+        measured[i]!.roundCpuSeconds.push(cpu);
       }
     }
     return specs.map((spec, i) => {
@@ -127,8 +132,31 @@ async function inRounds(
       return pids.length > 0 ? { ...m, rssBytes: sum(pids, rssBytes) } : { ...m, cpuSeconds: undefined };
     });
   } finally {
+    if (plan.pinned) unpin(upstream.pid!);
     for (const r of running) await r.stop();
   }
+}
+
+/**
+ * The proxies measured on the last CPU, alone; the runner (and so wrk, which it starts) and
+ * the upstream on the others. On this machine's two cores, shared by the load generator,
+ * the upstream and the proxy, a proxy's CPU per request moved by a third from round to
+ * round with how the three happened to be scheduled; each on cores of its own, it moves
+ * far less, and a proxy's CPU per request is the inverse of its rate.
+ */
+function pinApart(proxies: number[], upstream: number): void {
+  const last = availableParallelism() - 1;
+  for (const pid of proxies) taskset(`${last}`, pid);
+  for (const pid of [process.pid, upstream]) taskset(last === 1 ? '0' : `0-${last - 1}`, pid);
+}
+
+function unpin(upstream: number): void {
+  for (const pid of [process.pid, upstream]) taskset(`0-${availableParallelism() - 1}`, pid);
+}
+
+/** Every thread of the process on these CPUs (threads started later inherit it). */
+function taskset(cpus: string, pid: number): void {
+  execFileSync('taskset', ['--all-tasks', '--cpu-list', '--pid', cpus, String(pid)], { stdio: 'ignore' });
 }
 
 /** A path's figures: at saturation its round with the median rate, CPU per request over all rounds. */
@@ -212,6 +240,15 @@ async function main(): Promise<void> {
       const saturated = await inRounds('saturation', specs, (path, seconds) => wrk(path.url, seconds, CONNECTIONS, undefined, path.credential), { warm: T.warm, rounds: T.wrkRounds, seconds: T.wrk }, upstreamPort, upstream);
       const fixed = await inRounds(`${RATE} req/s`, specs, (path, seconds) => fixedRate(path.url, RATE, seconds, path.credential), { warm: 1, rounds: T.rateRounds, seconds: T.rateSeconds }, upstreamPort, upstream);
       specs.forEach((spec, i) => (PATHS.includes(spec) ? results.http : results.alternatives).push(httpResult(spec, saturated[i]!, fixed[i]!)));
+    }
+    if (wanted(BARE.id) && wanted(INLINE.id)) {
+      if (availableParallelism() < 2) log('one CPU: what the checks add is measured with the proxies sharing it');
+      else {
+        const pair = [BARE, INLINE];
+        const [bare, inline] = await inRounds('saturation, each alone on a core', pair, (path, seconds) => wrk(path.url, seconds, CONNECTIONS), { warm: T.warm, rounds: T.pinnedRounds, seconds: T.pinnedSeconds, pinned: true }, upstreamPort, upstream);
+        const us = (m: Measured, i: number) => (m.roundCpuSeconds[i]! / m.rounds[i]!.requests) * 1e6;
+        results.pinned = { seconds: T.pinnedSeconds, pairs: bare!.rounds.map((_, i) => ({ bareUs: us(bare!, i), sidecarUs: us(inline!, i) })) };
+      }
     }
 
     await micro(2);

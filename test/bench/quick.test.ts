@@ -20,6 +20,7 @@ test('the quick benchmark measures its paths end to end and writes the report an
     micro: { rounds: { decisions: number; signs: number; limits: number; lookups: Record<string, number> }[] };
     kubernetes: { nodes: number; pods: number; modes: { name: string; syncSeconds: number; entries: number }[] };
     websockets: { idle: { count: number }; echo: { sidecar: { roundTrips: number }[] } };
+    pinned: { pairs: { bareUs: number; sidecarUs: number }[] };
     profile: { samples: number; tree: unknown };
     allocations: { requests: number; bytesPerRequest: number; top: { name: string }[] };
   };
@@ -29,6 +30,10 @@ test('the quick benchmark measures its paths end to end and writes the report an
     expect(h.fixed.rounds).toHaveLength(2);
     if (h.id !== 'direct') expect(h.cpuPer10k).toBeGreaterThan(0);
   }
+  // The bare forwarder and the sidecar again, each alone on a core, round by round: the
+  // figures of the target for what the checks add.
+  expect(results.pinned.pairs).toHaveLength(3);
+  for (const pair of results.pinned.pairs) for (const us of [pair.bareUs, pair.sidecarUs]) expect(us).toBeGreaterThan(0);
   expect(results.micro.rounds).toHaveLength(3);
   for (const m of results.micro.rounds) {
     expect(m.decisions).toBeGreaterThan(0);
@@ -71,7 +76,7 @@ test('the quick benchmark measures its paths end to end and writes the report an
   expect(report).toMatch(/## Where the inline request's CPU goes[\s\S]*\| function \| share \| µs per request \|/);
   // The decision's cost at saturation is read from the call tree by frame name: a name that
   // no longer matches would read as nothing.
-  const atSaturation = /\| What the checks, signing and metrics add .*\| `decide\(\)` and `upstreamHeaders\(\)` alone: (\d+\.\d) µs at saturation .*hot in a loop \|/.exec(report);
+  const atSaturation = /\| What the checks, signing and metrics add .*\| -?\d+ % \(median of 3 rounds, each alone on a core: .*\| `decide\(\)` and `upstreamHeaders\(\)` alone: (\d+\.\d) µs at saturation .*hot in a loop \|/.exec(report);
   expect(Number(atSaturation?.[1])).toBeGreaterThan(0);
   expect(Number(/The decision, `decide\(\)` and `upstreamHeaders\(\)` with all they call, is (\d+\.\d) % of the samples/.exec(report)?.[1])).toBeGreaterThan(0);
   const flame = '.run/bench-quick/performance-flame.png';
