@@ -3,8 +3,8 @@
 // phase for trying the benchmark out (its numbers are not for the report).
 import { execFile, execFileSync, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
-import { writeFileSync, mkdirSync } from 'node:fs';
-import { availableParallelism, loadavg } from 'node:os';
+import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { coldStarts, idleFloor, importCosts } from './coldstart.js';
 import { profileInline } from './cpu-profile.js';
@@ -137,6 +137,14 @@ async function inRounds(
   }
 }
 
+/** The CPUs the runner may use (its affinity, which a cpuset may limit), read before any pinning. */
+const CPUS = (/^Cpus_allowed_list:\s*(\S+)$/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? '0')
+  .split(',')
+  .flatMap((range) => {
+    const [first, last = first] = range.split('-').map(Number) as [number, number?];
+    return Array.from({ length: last - first + 1 }, (_, i) => first + i);
+  });
+
 /**
  * The proxies measured on the last CPU, alone; the runner (and so wrk, which it starts) and
  * the upstream on the others. On this machine's two cores, shared by the load generator,
@@ -145,18 +153,17 @@ async function inRounds(
  * far less, and a proxy's CPU per request is the inverse of its rate.
  */
 function pinApart(proxies: number[], upstream: number): void {
-  const last = availableParallelism() - 1;
-  for (const pid of proxies) taskset(`${last}`, pid);
-  for (const pid of [process.pid, upstream]) taskset(last === 1 ? '0' : `0-${last - 1}`, pid);
+  for (const pid of proxies) taskset(CPUS.slice(-1), pid);
+  for (const pid of [process.pid, upstream]) taskset(CPUS.slice(0, -1), pid);
 }
 
 function unpin(upstream: number): void {
-  for (const pid of [process.pid, upstream]) taskset(`0-${availableParallelism() - 1}`, pid);
+  for (const pid of [process.pid, upstream]) taskset(CPUS, pid);
 }
 
 /** Every thread of the process on these CPUs (threads started later inherit it). */
-function taskset(cpus: string, pid: number): void {
-  execFileSync('taskset', ['--all-tasks', '--cpu-list', '--pid', cpus, String(pid)], { stdio: 'ignore' });
+function taskset(cpus: number[], pid: number): void {
+  execFileSync('taskset', ['--all-tasks', '--cpu-list', '--pid', cpus.join(','), String(pid)], { stdio: 'ignore' });
 }
 
 /** A path's figures: at saturation its round with the median rate, CPU per request over all rounds. */
@@ -242,7 +249,7 @@ async function main(): Promise<void> {
       specs.forEach((spec, i) => (PATHS.includes(spec) ? results.http : results.alternatives).push(httpResult(spec, saturated[i]!, fixed[i]!)));
     }
     if (wanted(BARE.id) && wanted(INLINE.id)) {
-      if (availableParallelism() < 2) log('one CPU: what the checks add is measured with the proxies sharing it');
+      if (CPUS.length < 2) log('one CPU: what the checks add is measured with the proxies sharing it');
       else {
         const pair = [BARE, INLINE];
         const [bare, inline] = await inRounds('saturation, each alone on a core', pair, (path, seconds) => wrk(path.url, seconds, CONNECTIONS), { warm: T.warm, rounds: T.pinnedRounds, seconds: T.pinnedSeconds, pinned: true }, upstreamPort, upstream);
