@@ -397,32 +397,41 @@ function versions(): string {
   return `Node ${process.version}, ${nginx}, Caddy ${caddy}, Traefik ${traefik}, oauth2-proxy ${oauth2Proxy}, kube-rbac-proxy ${kubeRbacProxy}, ${wrk}`;
 }
 
-/**
- * What the checks, signing and metrics add to the bare forwarder's CPU per request: from the
- * rounds with each alone on a core where they ran (the median of the rounds' ratios, and of
- * each one's figures), else from the saturation rounds.
- */
-function addedByChecks(r: Results): { bareUs: number; sidecarUs: number; added: number; rounds: number[] | undefined } | undefined {
-  if (r.pinned) {
-    const rounds = r.pinned.pairs.map((p) => p.sidecarUs / p.bareUs - 1);
-    return { bareUs: median(r.pinned.pairs.map((p) => p.bareUs)), sidecarUs: median(r.pinned.pairs.map((p) => p.sidecarUs)), added: median(rounds), rounds };
-  }
+/** What the checks, signing and metrics add to the bare forwarder's CPU per request. */
+interface ChecksCost {
+  bareUs: number;
+  sidecarUs: number;
+  added: number;
+  /** Each round's added share, where the figures come from rounds with each alone on a core. */
+  rounds: number[] | undefined;
+}
+
+/** From the saturation rounds, with every path sharing the cores. */
+function sharedCoresCost(r: Results): ChecksCost | undefined {
   const bare = r.http.find((h) => h.id === 'forwarder-proxy-layer')?.cpuPer10k;
   const inline = r.http.find((h) => h.id === 'sidecar')?.cpuPer10k;
   if (bare === undefined || inline === undefined) return undefined;
   return { bareUs: bare * 100, sidecarUs: inline * 100, added: inline / bare - 1, rounds: undefined };
 }
 
-/** The same, in the saturation section: with every path sharing the cores, and each alone on one. */
+/** From the rounds with each alone on a core: the median of the rounds' ratios, and of each one's figures. */
+function pinnedCost(r: Results): ChecksCost | undefined {
+  if (!r.pinned) return undefined;
+  const rounds = r.pinned.pairs.map((p) => p.sidecarUs / p.bareUs - 1);
+  return { bareUs: median(r.pinned.pairs.map((p) => p.bareUs)), sidecarUs: median(r.pinned.pairs.map((p) => p.sidecarUs)), added: median(rounds), rounds };
+}
+
+/** The target's figure: alone on a core where those rounds ran, else from the saturation rounds. */
+const addedByChecks = (r: Results) => pinnedCost(r) ?? sharedCoresCost(r);
+
+/** Both, in the saturation section. */
 function checksCost(r: Results): string[] {
-  const bare = r.http.find((h) => h.id === 'forwarder-proxy-layer')?.cpuPer10k;
-  const inline = r.http.find((h) => h.id === 'sidecar')?.cpuPer10k;
-  if (bare === undefined || inline === undefined) return [];
-  const us = (x: number) => x * 100;
+  const shared = sharedCoresCost(r);
+  if (!shared) return [];
   const lines = [
-    `CPU per request, with the load generator and the upstream on the same cores: the bare forwarder ${f(us(bare), 0)} µs, the sidecar ${f(us(inline), 0)} µs; the checks, signing and metrics add ${f(us(inline - bare), 0)} µs (${f((inline / bare - 1) * 100, 0)} %).`,
+    `CPU per request, with the load generator and the upstream on the same cores: the bare forwarder ${f(shared.bareUs, 0)} µs, the sidecar ${f(shared.sidecarUs, 0)} µs; the checks, signing and metrics add ${f(shared.sidecarUs - shared.bareUs, 0)} µs (${f(shared.added * 100, 0)} %).`,
   ];
-  const alone = addedByChecks(r);
+  const alone = pinnedCost(r);
   if (r.pinned && alone) {
     lines.push(
       `Each alone on a core (the load generator and the upstream on the other cores), in ${r.pinned.pairs.length} alternating rounds of ${r.pinned.seconds} s: the bare forwarder ${f(alone.bareUs, 0)} µs, the sidecar ${f(alone.sidecarUs, 0)} µs (medians); the checks, signing and metrics add ${f(alone.added * 100, 0)} % (the median of the rounds' ratios; the target's figure).`,

@@ -8,7 +8,6 @@ import { headerName, optionalHeaderName } from './header-name.js';
 import { parseRange } from '../trust/address.js';
 import { parseSubject } from '../trust/certificate.js';
 
-
 const port = z.number().check(z.int(), z.minimum(0), z.maximum(65535));
 const seconds = z.number().check(z.positive());
 const count = (min: number) => z.number().check(z.int(), z.minimum(min));
