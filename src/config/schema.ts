@@ -63,6 +63,8 @@ const listenSchema = z
     maxHeaderCount: z._default(count(16).check(z.maximum(1000)), 100),
     // 0: as many as the descriptor limit leaves room for (docs/configuration.md).
     maxConnections: z._default(count(0), 0),
+    // Of those, the most from peers refused by address alone (server/untrusted-connections.ts).
+    maxUntrustedConnections: z._default(count(0), 64),
     headersTimeoutSeconds: z._default(seconds, 10),
     requestTimeoutSeconds: z._default(seconds, 300),
     keepAliveTimeoutSeconds: z._default(seconds, 65),
@@ -72,6 +74,9 @@ const listenSchema = z
     z.superRefine((v, ctx) => {
       if (Boolean(v.certFile) !== Boolean(v.keyFile)) {
         ctx.addIssue({ code: 'custom', path: ['certFile'], message: 'certFile and keyFile go together' });
+      }
+      if (v.maxConnections > 0 && v.maxUntrustedConnections >= v.maxConnections) {
+        ctx.addIssue({ code: 'custom', path: ['maxUntrustedConnections'], message: `must be below maxConnections (${v.maxConnections}), or peers refused by address could hold every connection` });
       }
       if (v.clientCAFile && !v.certFile) {
         ctx.addIssue({ code: 'custom', path: ['clientCAFile'], message: 'client certificates need TLS: set certFile and keyFile too' });

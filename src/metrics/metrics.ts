@@ -98,7 +98,8 @@ export function createMetrics(version: string) {
     }),
     connectionsDropped: new Counter({
       name: `${PREFIX}connections_dropped_total`,
-      help: 'Client connections closed at accept because the data port held its maximum.',
+      help: 'Client connections closed at accept: the data port held listen.maxConnections (max_connections), or its peers refused by address held listen.maxUntrustedConnections (untrusted_limit).',
+      labelNames: ['reason'] as const,
       registers,
     }),
     websocketsOpen: new Gauge({

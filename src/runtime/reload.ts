@@ -10,7 +10,7 @@
 //   3. the trusted-set size metrics;
 //   4. the upstream side: the fair-share limits and the slot queue (a request carries its
 //      snapshot's gateway URL and timeouts, so nothing else changes here);
-//   5. the data plane: header, keep-alive and stall limits;
+//   5. the data plane: header, keep-alive, connection and stall limits;
 //   6. discovery: sources added or removed (the first one loads the Kubernetes client);
 //      the identity provider's key source, started, stopped or replaced when
 //      identity.token names another provider (its keys are an input of the snapshot);
@@ -23,6 +23,7 @@ import type { Metrics } from '../metrics/metrics.js';
 import { isAllowed } from '../policy/policy.js';
 import type { RequestHandler } from '../proxy/handler.js';
 import type { ConnectionWatch } from '../server/connections.js';
+import type { UntrustedConnections } from '../server/untrusted-connections.js';
 import { applyListenLimits } from '../server/data-plane.js';
 import { recheckSource } from '../trust/source.js';
 import type { TrustedSet } from '../trust/trusted-set.js';
@@ -38,6 +39,7 @@ export interface Shell {
   readonly handler: RequestHandler;
   readonly dataPlane: Server;
   readonly connections: ConnectionWatch;
+  readonly untrusted: UntrustedConnections;
   /** Brings discovery in step with the config (starting it for a first source). */
   readonly discovery: (config: DiscoveryConfig) => void;
   /** Brings the identity provider's key source in step with identity.token. */
@@ -56,6 +58,7 @@ export function followSnapshot(previous: Snapshot, next: Snapshot, shell: Shell)
     shell.handler.follow(config);
     applyListenLimits(shell.dataPlane, config.listen);
     shell.connections.setStallTimeout(config.limits.clientStallTimeoutSeconds * 1000);
+    shell.untrusted.setLimit(config.listen.maxUntrustedConnections);
     shell.discovery(config.trust.discovery);
     shell.providerKeys(config.identity.token);
   }

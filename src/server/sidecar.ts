@@ -13,11 +13,13 @@ import { CLOSE_GOING_AWAY } from '../proxy/websockets.js';
 import { followSnapshot, recordTrustedSet } from '../runtime/reload.js';
 import { Runtime } from '../runtime/runtime.js';
 import { isLoopback, parseAddress } from '../trust/address.js';
+import { refusedByAddress } from '../trust/source.js';
 import { MeshDetector, meshAnswered, type MeshSuspicion } from '../trust/mesh.js';
 import { VERSION } from '../version.js';
 import { createAdminServer, type AdminState } from './admin.js';
 import { ConnectionWatch } from './connections.js';
 import { createDataPlane } from './data-plane.js';
+import { UntrustedConnections } from './untrusted-connections.js';
 
 export interface SidecarOptions {
   configPath?: string;
@@ -34,6 +36,7 @@ export class Sidecar {
   readonly handler: RequestHandler;
   private readonly dataPlane: Server;
   readonly connections: ConnectionWatch;
+  readonly untrusted: UntrustedConnections;
   private discovery: Discovery | undefined;
   private providerKeys: { source: ProviderKeySource; config: TokenConfig } | undefined;
   private started = false;
@@ -46,6 +49,9 @@ export class Sidecar {
     this.handler = new RequestHandler(this.runtime, options.forwarder);
     this.dataPlane = createDataPlane(config.listen, this.handler, this.runtime.metrics);
     this.connections = new ConnectionWatch(this.dataPlane, config.limits.clientStallTimeoutSeconds * 1000, this.runtime.metrics, this.runtime.logger);
+    // Read per connection from the snapshot in force: a reload or a discovered proxy applies to the next accept.
+    const refused = (peer: string) => refusedByAddress(peer, this.runtime.snapshot.trusted, this.runtime.snapshot.rules.source);
+    this.untrusted = new UntrustedConnections(this.dataPlane, config.listen.maxUntrustedConnections, refused, this.runtime.metrics);
     this.watchForMesh(config.listen.host);
     recordTrustedSet(this.runtime.metrics, this.runtime.snapshot.trusted);
     const shell = {
@@ -54,6 +60,7 @@ export class Sidecar {
       handler: this.handler,
       dataPlane: this.dataPlane,
       connections: this.connections,
+      untrusted: this.untrusted,
       providerKeys: (config: TokenConfig) => this.followToken(config),
       discovery: (config: DiscoveryConfig) => {
         if (this.discovery) this.discovery.follow(config);

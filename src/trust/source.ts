@@ -42,6 +42,20 @@ export function recheckSource(peer: string, certificate: PeerCertificate | undef
   return judge(peer, certificate ? { certificate } : { problem: 'certificate_missing' }, trusted, rules).ok;
 }
 
+/**
+ * The peer is refused by its address alone, whatever it sends: no usable address, or, when
+ * trust.require needs the address (address, both), one outside the trusted set. Known at
+ * accept, before any request: the data port bounds the connections such peers hold
+ * (server/untrusted-connections.ts). Under certificate or either, a certificate could
+ * still vouch for the peer, so this is false.
+ */
+export function refusedByAddress(peer: string, trusted: TrustedSet, rules: Pick<SourceRules, 'require'>): boolean {
+  const lookup = trusted.lookup(peer);
+  if (lookup.trusted) return false;
+  if (lookup.address === null || lookup.reason === 'unspecified') return true;
+  return rules.require === 'address' || rules.require === 'both';
+}
+
 type CertificateFact = { certificate?: PeerCertificate; problem?: string };
 /** By address alone no certificate is read (one shared object: this runs on every request). */
 const NOT_ASKED: CertificateFact = Object.freeze({});

@@ -2,7 +2,7 @@
 // x-forwarded-client-cert (honest headers as Envoy writes them, and forged or broken ones)
 // and of Node's subject and SAN forms; then address, certificate, either and both.
 import { certificateAllowedBy, certificateOfPeer, compileCertificateRules, parseSubject, parseSubjectAltName, parseXfcc } from '../../src/trust/certificate.js';
-import { checkSource, recheckSource, type SourceRules } from '../../src/trust/source.js';
+import { checkSource, recheckSource, refusedByAddress, type SourceRules } from '../../src/trust/source.js';
 import { TrustedSet } from '../../src/trust/trusted-set.js';
 
 const TRAEFIK = 'spiffe://cluster.local/ns/traefik/sa/traefik';
@@ -85,6 +85,40 @@ describe('the source stage', () => {
     const r = check(peer, require, cert as never);
     expect(r.ok).toBe(allowed);
     if (!r.ok) expect(r.detail).toContain(detail);
+  });
+
+  describe('refused by address alone, known at accept (the bound on such connections)', () => {
+    const requires = ['address', 'certificate', 'either', 'both'] as const;
+    const peers = ['10.0.0.1', '10.0.0.2', '127.0.0.6', '127.0.0.1', '0.0.0.0', '::', '::ffff:10.0.0.1', '::ffff:10.0.0.2', 'not an address', ''];
+
+    test.each([
+      ['10.0.0.2', 'address', true],
+      ['10.0.0.2', 'both', true],
+      ['10.0.0.2', 'either', false],
+      ['10.0.0.2', 'certificate', false],
+      ['10.0.0.1', 'address', false],
+      ['10.0.0.1', 'certificate', false],
+      ['0.0.0.0', 'certificate', true],
+      ['not an address', 'either', true],
+    ] as const)('%s, require %s: %s', (peer, require, refused) => {
+      expect(refusedByAddress(peer, trusted, rules(require))).toBe(refused);
+    });
+
+    // Never wrong the other way: a peer it refuses is refused by the source stage whatever
+    // certificate the connection or a request brings.
+    test('a peer refused by address is refused by the source stage with any certificate', () => {
+      const honest = `By=spiffe://cluster.local/ns/claw/sa/claw;Hash=1;Subject="";URI=${TRAEFIK}`;
+      let refusedCount = 0;
+      for (const require of requires) {
+        for (const peer of peers) {
+          if (!refusedByAddress(peer, trusted, rules(require))) continue;
+          refusedCount++;
+          for (const cert of [undefined, 'unverified', good, other] as const) expect(check(peer, require, cert as never).ok).toBe(false);
+          expect(checkSource({ peer, rawHeaders: ['x-forwarded-client-cert', honest] }, trusted, rules(require, 'xfcc')).ok).toBe(false);
+        }
+      }
+      expect(refusedCount).toBeGreaterThan(requires.length);
+    });
   });
 
   test('trustedBy names both the address source and the certificate', () => {

@@ -142,3 +142,14 @@ test('trust by certificate: every missing piece is listed', () => {
   });
   expect(parseConfig('listen: { certFile: /c.pem, keyFile: /k.pem, clientCAFile: /ca.pem }')).toEqual({ ok: false, problems: ['listen.clientCAFile: client certificates are asked for but never checked: set trust.require'] });
 });
+
+test('the bound on connections from refused addresses leaves the trusted proxy room under maxConnections', () => {
+  expect(parseConfig('listen: { maxConnections: 64 }')).toEqual({
+    ok: false,
+    problems: ['listen.maxUntrustedConnections: must be below maxConnections (64), or peers refused by address could hold every connection'],
+  });
+  expect(parseConfig('listen: { maxConnections: 65 }')).toMatchObject({ ok: true });
+  expect(parseConfig('listen: { maxConnections: 10, maxUntrustedConnections: 0 }')).toMatchObject({ ok: true });
+  // 0: as many as the descriptor limit allows, which the bound is not checked against here.
+  expect(parseConfig('listen: { maxUntrustedConnections: 100000 }')).toMatchObject({ ok: true });
+});
