@@ -1,4 +1,4 @@
-// Connections from peers the source stage refuses by address alone (trust.source.ts,
+// Connections from peers the source stage refuses by address alone (trust/source.ts,
 // refusedByAddress). Each still gets its answer, a 403 that names the reason, but only so
 // many are held at once: past listen.maxUntrustedConnections a new one is closed at accept,
 // unanswered. Without the bound, any pod that can reach the data port could hold all of
