@@ -239,7 +239,7 @@ export function targets(r: Results): Target[] {
   if (r.websockets) {
     const { idle, echo } = r.websockets;
     const total = wsTotalAt(r.websockets.idle, idle.wanted);
-    const held = idle.count < idle.wanted ? ` (${int(idle.count)} held, the most ${idle.fileLimit} open files allow; ${int(idle.wanted)} at the measured cost per connection)` : '';
+    const held = idle.count < idle.wanted ? ` (${int(idle.count)} held, the most the sidecar accepts here, open file limit ${idle.fileLimit}; ${int(idle.wanted)} at the measured cost per connection)` : '';
     const leanest = lowest(Object.entries(r.websockets.floors), ([, cost]) => wsTotalAt(cost, idle.wanted));
     out.push({
       name: `${int(idle.wanted)} idle WebSockets through the sidecar, total RSS`,

@@ -13,7 +13,8 @@ import { kubeScale } from './kube-scale.js';
 import { fixedRate, wrk, WRK_PATH, type WrkResult } from './load.js';
 import { decisions, limitsBookkeeping, signs } from './micro.js';
 import { ALTERNATIVES, BARE, forkChild, INLINE, NGINX, NODE_RELAY, PATHS, type PathSpec, type RunningPath } from './paths.js';
-import { connectionsWithinDescriptorLimit } from '../src/server/data-plane.js';
+import { configSchema } from '../src/config/schema.js';
+import { defaultMaxConnections } from '../src/server/data-plane.js';
 import { cleanup, cleanupSync, cpuSeconds, openFds, openFileLimit, rssBytes, stopChild } from './procs.js';
 import { writeReport, type HttpResult, type IdleCost, type MicroRound, type Results } from './report.js';
 import { imageEnv } from './sidecar.js';
@@ -260,9 +261,9 @@ async function main(): Promise<void> {
 
     await micro(2);
     if (wanted('websockets')) {
-      // Two descriptors per proxied WebSocket (client and gateway side): as many as the
-      // sidecar itself accepts under this descriptor limit (it closes any more at accept).
-      const idleCount = Math.min(T.wsIdle, connectionsWithinDescriptorLimit());
+      // As many as the sidecar itself accepts under this descriptor and memory limit, its
+      // listen config left at the defaults (it closes any more at accept).
+      const idleCount = Math.min(T.wsIdle, defaultMaxConnections(configSchema.parse({}).listen));
       log(`WebSockets: ${idleCount} idle through each relay (open file limit ${openFileLimit()})`);
       const idle = await withPath(INLINE, upstreamPort, (running) => idleCost(running, idleCount));
       const floors: Record<string, IdleCost> = {};

@@ -61,7 +61,7 @@ const listenSchema = z
     maxWebSocketLifetimeSeconds: z._default(count(0), 0),
     maxHeaderBytes: z._default(count(1024).check(z.maximum(1048576)), 16384),
     maxHeaderCount: z._default(count(16).check(z.maximum(1000)), 100),
-    // 0: as many as the descriptor limit leaves room for (docs/configuration.md).
+    // 0: as many as the descriptor and memory limits leave room for (docs/configuration.md).
     maxConnections: z._default(count(0), 0),
     // Of those, the most from peers refused by address alone (server/untrusted-connections.ts).
     maxUntrustedConnections: z._default(count(0), 64),

@@ -1,6 +1,7 @@
 // The data-plane listener: the only way into the pod. Strict parsing, bounded headers,
 // connections and timeouts; malformed requests get a JSON error instead of Node's bare 400.
 import { readFileSync } from 'node:fs';
+import { totalmem } from 'node:os';
 import http from 'node:http';
 import type https from 'node:https';
 import type { Duplex } from 'node:stream';
@@ -62,14 +63,22 @@ export function applyListenLimits(server: http.Server, listen: ListenConfig): vo
   server.keepAliveTimeout = listen.keepAliveTimeoutSeconds * 1000;
   // One over the limit, so that exceeding it is seen (and refused) rather than truncated.
   server.maxHeadersCount = listen.maxHeaderCount + 1;
-  server.maxConnections = listen.maxConnections > 0 ? listen.maxConnections : connectionsWithinDescriptorLimit();
+  server.maxConnections = listen.maxConnections > 0 ? listen.maxConnections : defaultMaxConnections(listen);
 }
 
 /**
- * Without a configured maximum: as many client connections as the descriptor limit leaves
- * room for, each with its upstream connection, keeping a reserve for the admin port, the
- * config and key files and the Kubernetes client. Past it new connections are closed at
- * accept, so a flood cannot take the descriptors the admin port and the gateway need.
+ * Without a configured maximum: as many client connections as both the descriptor limit and
+ * the memory limit leave room for. Past it new connections are closed at accept, so a flood
+ * can neither take the descriptors the admin port and the gateway need nor take the process
+ * past its memory limit, where the kernel would end it and every connection with it.
+ */
+export function defaultMaxConnections(listen: Pick<ListenConfig, 'maxHeaderBytes'>): number {
+  return Math.min(connectionsWithinDescriptorLimit(), connectionsWithinMemoryLimit(listen.maxHeaderBytes));
+}
+
+/**
+ * (soft limit − 256) / 2: each client connection with room for its upstream one, and a
+ * reserve for the admin port, the config and key files and the Kubernetes client.
  */
 export function connectionsWithinDescriptorLimit(limits = readLimits()): number {
   const soft = /^Max open files\s+(\d+|unlimited)/m.exec(limits)?.[1];
@@ -78,6 +87,28 @@ export function connectionsWithinDescriptorLimit(limits = readLimits()): number 
 }
 
 const DESCRIPTOR_RESERVE = 256;
+
+/**
+ * The memory limit (the container's cgroup, else the machine's) less a reserve for the
+ * sidecar itself, over what one connection can be made to hold: about 21 KiB of sockets,
+ * parser and buffers, and a request head up to maxHeaderBytes that a slow client never
+ * finishes (measured: 36.5 KB of RSS each for 3,000 connections holding 15 KB heads;
+ * docs/configuration.md). Small limits keep at least a quarter of the memory for connections.
+ */
+export function connectionsWithinMemoryLimit(maxHeaderBytes: number, memoryBytes = memoryLimit()): number {
+  const forConnections = Math.max(memoryBytes - MEMORY_RESERVE_BYTES, memoryBytes / 4);
+  return Math.max(1, Math.floor(forConnections / (CONNECTION_BYTES + maxHeaderBytes)));
+}
+
+const MEMORY_RESERVE_BYTES = 128 * 1024 * 1024;
+const CONNECTION_BYTES = 24 * 1024;
+
+/** process.constrainedMemory() is 0 or 2^64 when no cgroup limit is set. */
+function memoryLimit(): number {
+  const constrained = process.constrainedMemory();
+  const total = totalmem();
+  return constrained > 0 && constrained < total ? constrained : total;
+}
 
 function readLimits(): string {
   try {

@@ -144,7 +144,7 @@ export class Sidecar {
     this.discovery?.start();
     this.providerKeys?.source.start();
     const addresses = { data: this.dataPlane.address() as AddressInfo, admin: adminServer.address() as AddressInfo };
-    this.runtime.logger.info({ ...addresses, version: VERSION }, 'listening');
+    this.runtime.logger.info({ ...addresses, maxConnections: this.dataPlane.maxConnections, version: VERSION }, 'listening');
     return addresses;
   }
 

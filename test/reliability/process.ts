@@ -1,7 +1,7 @@
 // The sidecar as a real process (`node dist/sidecar.js serve`), so its file descriptors,
 // memory and signals are its own to count, plus bounded load loops and counters.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -40,6 +40,8 @@ export interface ServeOptions {
   nodeFlags?: string[];
   /** Environment variables added to the sidecar's, e.g. NODE_EXTRA_CA_CERTS. */
   env?: Record<string, string>;
+  /** Run the sidecar in a memory cgroup of its own with this limit, as a container's. */
+  memoryLimitBytes?: number;
 }
 
 export async function serveProcess(input: ConfigInput, options: ServeOptions = {}): Promise<SidecarProcess> {
@@ -63,7 +65,10 @@ export async function serveProcess(input: ConfigInput, options: ServeOptions = {
     renameSync(staged, configPath);
   };
   writeConfig(full);
-  const command = [process.execPath, ...(options.nodeFlags ?? []), MAIN, 'serve', '--config', configPath];
+  const group = options.memoryLimitBytes === undefined ? undefined : memoryGroup(options.memoryLimitBytes);
+  const node = [process.execPath, ...(options.nodeFlags ?? []), MAIN, 'serve', '--config', configPath];
+  // The shell moves itself into the group, then execs the sidecar there.
+  const command = group ? ['sh', '-c', 'echo $$ > "$0" && exec "$@"', group.procs, ...node] : node;
   // setpriv execs the sidecar in place, so the child's pid is the sidecar's (for /proc).
   const [file, ...args] = options.honourFileModes ? ['setpriv', '--bounding-set', '-dac_override,-dac_read_search', '--', ...command] : command;
   const child = spawn(file!, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
@@ -89,6 +94,7 @@ export async function serveProcess(input: ConfigInput, options: ServeOptions = {
       clearTimeout(timer);
     }
     rmSync(dir, { recursive: true, force: true });
+    group?.remove();
   };
   try {
     const listening = await waitFor(
@@ -188,4 +194,16 @@ export function tally(keys: Iterable<string | number>): Record<string, number> {
   const out: Record<string, number> = {};
   for (const k of keys) out[String(k)] = (out[String(k)] ?? 0) + 1;
   return out;
+}
+
+/**
+ * A memory cgroup of its own (v2, or v1's memory controller) with `bytes` as its limit;
+ * remove() once the process in it has exited.
+ */
+function memoryGroup(bytes: number): { procs: string; remove(): void } {
+  const v2 = existsSync('/sys/fs/cgroup/cgroup.controllers');
+  const path = join(v2 ? '/sys/fs/cgroup' : '/sys/fs/cgroup/memory', `tps-test-${process.pid}-${Date.now()}`);
+  mkdirSync(path);
+  writeFileSync(join(path, v2 ? 'memory.max' : 'memory.limit_in_bytes'), String(bytes));
+  return { procs: join(path, 'cgroup.procs'), remove: () => rmdirSync(path) };
 }
