@@ -51,7 +51,11 @@ export function createDataPlane(listen: ListenConfig, handler: RequestHandler, m
  * source stage refuses it with a reason, rather than a bare handshake failure.
  */
 function tlsOptions(listen: ListenConfig): https.ServerOptions {
-  const server = { cert: readFileSync(listen.certFile), key: readFileSync(listen.keyFile) };
+  // The HTTP timeouts start after the handshake, and Node's own bound on it is 120 s: a
+  // client that connects and never sends its hello would hold the connection that long.
+  // Node reads this only when the server is made, so a reload does not change it.
+  const handshakeTimeout = listen.headersTimeoutSeconds * 1000;
+  const server = { cert: readFileSync(listen.certFile), key: readFileSync(listen.keyFile), handshakeTimeout };
   if (!listen.clientCAFile) return server;
   return { ...server, ca: readFileSync(listen.clientCAFile), requestCert: true, rejectUnauthorized: false };
 }

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { rawRequest, statusOf } from '../support/raw.js';
+import { RawClient } from '../support/raw-client.js';
 import { makeClientCert, makeTestCa } from '../support/test-ca.js';
 import { startSidecar, type TestSidecar } from '../support/sidecar.js';
 import { startRecordingUpstream, type RecordingUpstream } from '../support/upstream.js';
@@ -69,6 +70,24 @@ function get(sc: TestSidecar, cert?: { certFile: string; keyFile: string }, loca
 }
 
 const tlsListen = () => ({ certFile: ca.certFile, keyFile: ca.keyFile, clientCAFile: ca.caFile });
+
+// Under require: certificate any address may connect (the bound on peers refused by
+// address does not apply), so the handshake needs a deadline of its own.
+test('a client that connects and never starts the handshake is closed after listen.headersTimeoutSeconds, not 120 s', async () => {
+  const sc = await startSidecar(upstream.url, { listen: { ...tlsListen(), headersTimeoutSeconds: 1 }, trust: { allowLoopback: false, require: 'certificate', clientCertificates: { spiffeIds: [TRAEFIK] } } });
+  try {
+    const silent = await RawClient.connect(sc.port);
+    const partial = await RawClient.connect(sc.port);
+    // The first bytes of a TLS record (a handshake, TLS 1.0 framing, 512 bytes to come).
+    partial.write(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00]));
+    await waitFor(() => silent.isClosed && partial.isClosed, 'the sidecar to close both', 5000);
+    expect(silent.text + partial.text).toBe('');
+    // A real client still completes its handshake and is served.
+    expect(await get(sc, certs.traefik)).toMatchObject({ status: 200 });
+  } finally {
+    await sc.stop();
+  }
+});
 
 describe('require: certificate', () => {
   let sc: TestSidecar;
