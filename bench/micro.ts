@@ -12,7 +12,7 @@ import { configSchema } from '../src/config/schema.js';
 import { decide, upstreamHeaders, type DecisionContext, type RequestFacts } from '../src/decision/decide.js';
 import { compileRules } from '../src/decision/rules.js';
 import { owe } from '../src/proxy/in-flight.js';
-import { PerIdentityLimit, UpstreamSlots } from '../src/proxy/limits.js';
+import { PerKeyLimit, UpstreamSlots } from '../src/proxy/limits.js';
 import { TrustedSet } from '../src/trust/trusted-set.js';
 import { LUA, WRK_PATH } from './load.js';
 
@@ -117,7 +117,7 @@ export function signs(seconds: number, algorithm: Algorithm = 'HS256'): Rate {
  */
 export function limitsBookkeeping(seconds: number): Rate {
   const slots = new UpstreamSlots(256, 10_000);
-  const requests = new PerIdentityLimit(64);
+  const requests = new PerKeyLimit(64);
   const connections = Array.from({ length: 64 }, () => ({}));
   const users = Array.from({ length: 8 }, (_, i) => `user${i}@example.com`);
   return measure((i) => {

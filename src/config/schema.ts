@@ -63,7 +63,7 @@ const listenSchema = z
     maxHeaderCount: z._default(count(16).check(z.maximum(1000)), 100),
     // 0: as many as the descriptor and memory limits leave room for (docs/configuration.md).
     maxConnections: z._default(count(0), 0),
-    // Of those, the most from peers refused by address alone (server/untrusted-connections.ts).
+    // Of those, the most from peers refused by address alone (server/connection-quota.ts).
     maxUntrustedConnections: z._default(count(0), 64),
     headersTimeoutSeconds: z._default(seconds, 10),
     requestTimeoutSeconds: z._default(seconds, 300),

@@ -98,8 +98,8 @@ export function createMetrics(version: string) {
     }),
     connectionsDropped: new Counter({
       name: `${PREFIX}connections_dropped_total`,
-      help: 'Client connections closed at accept: the data port held listen.maxConnections (max_connections), or its peers refused by address held listen.maxUntrustedConnections (untrusted_limit).',
-      labelNames: ['reason'] as const,
+      help: 'Connections closed at accept, unanswered, by port and reason: the port held its maximum (max_connections), peers refused by address held listen.maxUntrustedConnections (untrusted_limit), one address held its share of the admin port (address_limit).',
+      labelNames: ['port', 'reason'] as const,
       registers,
     }),
     websocketsOpen: new Gauge({

@@ -17,7 +17,7 @@ import { BODY_TIMEOUT, BODY_TOO_LARGE, declaredLength } from './body.js';
 import { upstreamErrorKind, type UpstreamErrorKind } from './errors.js';
 import { hasBody, PinnedForwarder, type Forwarder } from './forward.js';
 import { isClosing, owe, whenSettled } from './in-flight.js';
-import { identityRequestLimit, PerIdentityLimit, UpstreamSlots } from './limits.js';
+import { identityRequestLimit, PerKeyLimit, UpstreamSlots } from './limits.js';
 import { rejectUpgrade, sendJson } from './respond.js';
 import { relayUpgrade } from './upgrade.js';
 import { WebSocketTracker } from './websockets.js';
@@ -47,7 +47,7 @@ export class RequestHandler {
   readonly websockets: WebSocketTracker;
   private readonly forwarder: Forwarder;
   /** Upstream requests each identity has in flight or waiting. */
-  private readonly requests: PerIdentityLimit;
+  private readonly requests: PerKeyLimit;
   readonly slots: UpstreamSlots;
   // Metric children for what every allowed request records.
   private readonly decisionTime;
@@ -72,7 +72,7 @@ export class RequestHandler {
     this.forwarder = forwarder ?? new PinnedForwarder();
     const { upstream, limits } = runtime.config;
     this.websockets = new WebSocketTracker(runtime.metrics, limits.maxWebSocketsPerIdentity);
-    this.requests = new PerIdentityLimit(identityRequestLimit(upstream.maxSockets, limits.identityPoolShare));
+    this.requests = new PerKeyLimit(identityRequestLimit(upstream.maxSockets, limits.identityPoolShare));
     this.slots = new UpstreamSlots(upstream.maxSockets, limits.queueTimeoutSeconds * 1000);
     metrics.observeUpstreamSlots(() => ({ busy: this.slots.busy, queued: this.slots.queued }));
   }

@@ -2,10 +2,11 @@
 // requests, WebSockets), and the gateway's capacity (upstream.maxSockets requests at once)
 // as permits that a request waits for in arrival order, with a deadline. Without them one
 // user's stalled uploads or unread downloads could hold the gateway's every slot and leave
-// everyone else waiting with no deadline.
+// everyone else waiting with no deadline. The listeners count connections with the first
+// (server/connection-quota.ts).
 
-/** How many things each key (an identity) holds at once, up to a limit. */
-export class PerIdentityLimit {
+/** How many things each key (an identity, a peer address) holds at once, up to a limit. */
+export class PerKeyLimit {
   private readonly held = new Map<string, number>();
 
   constructor(private limit: number) {}

@@ -8,7 +8,7 @@ import type { Duplex } from 'node:stream';
 import type { Identity } from '../identity/identity.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { PeerCertificate } from '../trust/certificate.js';
-import { PerIdentityLimit } from './limits.js';
+import { PerKeyLimit } from './limits.js';
 import { stopRelay } from './upgrade.js';
 
 export const CLOSE_GOING_AWAY = 1001;
@@ -43,13 +43,13 @@ type HeldSocket = Duplex & { [HELD]: Held };
 export class WebSocketTracker {
   private readonly open = new Set<Open>();
   /** WebSockets each identity has open or opening. */
-  private readonly perIdentity: PerIdentityLimit;
+  private readonly perIdentity: PerKeyLimit;
 
   constructor(
     private readonly metrics: Metrics,
     maxPerIdentity: number,
   ) {
-    this.perIdentity = new PerIdentityLimit(maxPerIdentity);
+    this.perIdentity = new PerKeyLimit(maxPerIdentity);
   }
 
   get size(): number {

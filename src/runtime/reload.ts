@@ -23,7 +23,7 @@ import type { Metrics } from '../metrics/metrics.js';
 import { isAllowed } from '../policy/policy.js';
 import type { RequestHandler } from '../proxy/handler.js';
 import type { ConnectionWatch } from '../server/connections.js';
-import type { UntrustedConnections } from '../server/untrusted-connections.js';
+import type { ConnectionQuota } from '../server/connection-quota.js';
 import { applyListenLimits } from '../server/data-plane.js';
 import { recheckSource } from '../trust/source.js';
 import type { TrustedSet } from '../trust/trusted-set.js';
@@ -39,7 +39,7 @@ export interface Shell {
   readonly handler: RequestHandler;
   readonly dataPlane: Server;
   readonly connections: ConnectionWatch;
-  readonly untrusted: UntrustedConnections;
+  readonly untrusted: ConnectionQuota;
   /** Brings discovery in step with the config (starting it for a first source). */
   readonly discovery: (config: DiscoveryConfig) => void;
   /** Brings the identity provider's key source in step with identity.token. */

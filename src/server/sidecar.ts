@@ -19,7 +19,7 @@ import { VERSION } from '../version.js';
 import { createAdminServer, type AdminState } from './admin.js';
 import { ConnectionWatch } from './connections.js';
 import { createDataPlane } from './data-plane.js';
-import { UntrustedConnections } from './untrusted-connections.js';
+import { ConnectionQuota } from './connection-quota.js';
 
 export interface SidecarOptions {
   configPath?: string;
@@ -36,7 +36,8 @@ export class Sidecar {
   readonly handler: RequestHandler;
   private readonly dataPlane: Server;
   readonly connections: ConnectionWatch;
-  readonly untrusted: UntrustedConnections;
+  /** Connections from peers refused by address alone, as one class. */
+  readonly untrusted: ConnectionQuota;
   private discovery: Discovery | undefined;
   private providerKeys: { source: ProviderKeySource; config: TokenConfig } | undefined;
   private started = false;
@@ -49,9 +50,10 @@ export class Sidecar {
     this.handler = new RequestHandler(this.runtime, options.forwarder);
     this.dataPlane = createDataPlane(config.listen, this.handler, this.runtime.metrics);
     this.connections = new ConnectionWatch(this.dataPlane, config.limits.clientStallTimeoutSeconds * 1000, this.runtime.metrics, this.runtime.logger);
-    // Read per connection from the snapshot in force: a reload or a discovered proxy applies to the next accept.
-    const refused = (peer: string) => refusedByAddress(peer, this.runtime.snapshot.trusted, this.runtime.snapshot.rules.source);
-    this.untrusted = new UntrustedConnections(this.dataPlane, config.listen.maxUntrustedConnections, refused, this.runtime.metrics);
+    const refused = (peer: string) => (refusedByAddress(peer, this.runtime.snapshot.trusted, this.runtime.snapshot.rules.source) ? 'refused by address' : undefined);
+    this.untrusted = new ConnectionQuota(this.dataPlane, config.listen.maxUntrustedConnections, refused, () =>
+      this.runtime.metrics.connectionsDropped.inc({ port: 'data', reason: 'untrusted_limit' }),
+    );
     this.watchForMesh(config.listen.host);
     recordTrustedSet(this.runtime.metrics, this.runtime.snapshot.trusted);
     const shell = {

@@ -46,7 +46,7 @@ export function recheckSource(peer: string, certificate: PeerCertificate | undef
  * The peer is refused by its address alone, whatever it sends: no usable address, or, when
  * trust.require needs the address (address, both), one outside the trusted set. Known at
  * accept, before any request: the data port bounds the connections such peers hold
- * (server/untrusted-connections.ts). Under certificate or either, a certificate could
+ * (server/connection-quota.ts). Under certificate or either, a certificate could
  * still vouch for the peer, so this is false.
  */
 export function refusedByAddress(peer: string, trusted: TrustedSet, rules: Pick<SourceRules, 'require'>): boolean {

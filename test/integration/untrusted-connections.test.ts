@@ -37,7 +37,7 @@ async function open(localAddress: string): Promise<RawClient> {
 }
 
 async function dropped(reason: string): Promise<number> {
-  return sample(await scrape(sc.adminUrl), 'trusted_proxy_connections_dropped_total', { reason });
+  return sample(await scrape(sc.adminUrl), 'trusted_proxy_connections_dropped_total', { port: 'data', reason });
 }
 
 /** Sends one request and waits for its complete answer (the sidecar's JSON, or the upstream's chunked text). */

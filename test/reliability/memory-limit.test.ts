@@ -38,7 +38,7 @@ test(`under a ${LIMIT / MIB} MiB memory limit the data port holds ${EXPECTED} co
   const over = await RawClient.connect(s.port);
   await over.closed;
   expect(over.text).toBe('');
-  expect(sample(await scrape(s.adminUrl), 'trusted_proxy_connections_dropped_total', { reason: 'max_connections' })).toBe(1);
+  expect(sample(await scrape(s.adminUrl), 'trusted_proxy_connections_dropped_total', { port: 'data', reason: 'max_connections' })).toBe(1);
   // The connections it holds are served.
   const held = clients[EXPECTED - 1]!;
   held.write('GET /x HTTP/1.1\r\nhost: claw.example.com\r\nx-auth-request-email: alice@example.com\r\n\r\n');

@@ -1,11 +1,11 @@
 // The fair-share units on their own: per-identity counts, and the pool's permits with an
 // ordered, deadline-bound wait. Time is jest's fake clock, never a sleep.
 import { jest } from '@jest/globals';
-import { identityRequestLimit, PerIdentityLimit, UpstreamSlots } from '../../src/proxy/limits.js';
+import { identityRequestLimit, PerKeyLimit, UpstreamSlots } from '../../src/proxy/limits.js';
 
-describe('PerIdentityLimit', () => {
+describe('PerKeyLimit', () => {
   test('each identity holds up to the limit; a release makes room; identities do not share', () => {
-    const limit = new PerIdentityLimit(2);
+    const limit = new PerKeyLimit(2);
     expect([limit.tryAcquire('alice'), limit.tryAcquire('alice'), limit.tryAcquire('alice')]).toEqual([true, true, false]);
     expect(limit.tryAcquire('bob')).toBe(true);
     limit.release('alice');
@@ -14,7 +14,7 @@ describe('PerIdentityLimit', () => {
   });
 
   test('a release of what was never held changes nothing; a lowered limit applies to new acquisitions', () => {
-    const limit = new PerIdentityLimit(3);
+    const limit = new PerKeyLimit(3);
     limit.release('nobody');
     expect(limit.count('nobody')).toBe(0);
     limit.tryAcquire('a');
