@@ -3,6 +3,7 @@ import http from 'node:http';
 import { connect } from 'node:net';
 import { publicKeySet } from '../assertion/keys.js';
 import type { Runtime } from '../runtime/runtime.js';
+import { ConnectionQuota } from './connection-quota.js';
 
 export interface AdminState {
   draining: boolean;
@@ -10,14 +11,24 @@ export interface AdminState {
 
 /**
  * The admin port answers probes and scrapes, which are small and quick: a client that
- * stalls or sends slowly is cut off within seconds, as on the data port, so it cannot hold
- * connections the kubelet and Prometheus need.
+ * stalls or sends slowly is cut off within seconds, as on the data port, and one peer
+ * address holds at most a few connections, so no pod can hold the connections the
+ * kubelet and Prometheus need, nor grow the process's memory without bound.
  */
 export function createAdminServer(runtime: Runtime, state: AdminState): http.Server {
   const server = http.createServer({ connectionsCheckingInterval: 1000, headersTimeout: 5000, requestTimeout: 10_000, keepAliveTimeout: 5000 }, createAdminApp(runtime, state));
+  server.maxConnections = ADMIN_MAX_CONNECTIONS;
+  const dropped = runtime.metrics.connectionsDropped;
+  server.on('drop', () => dropped.inc({ port: 'admin', reason: 'max_connections' }));
   server.on('connection', (socket) => socket.on('error', () => socket.destroy()));
+  new ConnectionQuota(server, ADMIN_CONNECTIONS_PER_ADDRESS, (peer) => peer, () => dropped.inc({ port: 'admin', reason: 'address_limit' }));
   return server;
 }
+
+/** The kubelet probes both containers from the node's address, a connection per probe; room for them to overlap. */
+export const ADMIN_CONNECTIONS_PER_ADDRESS = 16;
+/** Within the data port's reserve of descriptors (data-plane.ts). */
+export const ADMIN_MAX_CONNECTIONS = 128;
 
 type Answer = { status: number; body: string | object; headers?: Record<string, string> };
 
@@ -27,6 +38,8 @@ type Answer = { status: number; body: string | object; headers?: Record<string, 
  * (docs/performance.md, "Findings").
  */
 function createAdminApp(runtime: Runtime, state: AdminState): http.RequestListener {
+  const upstreamUp = oneAtATime(upstreamAccepts);
+  const gatewayProblem = oneAtATime((url: string) => gatewayProbeProblem(new URL(url)));
   const routes = new Map<string, () => Promise<Answer> | Answer>([
     ['/healthz', () => ({ status: 200, body: { status: 'ok' } })],
     [
@@ -34,7 +47,7 @@ function createAdminApp(runtime: Runtime, state: AdminState): http.RequestListen
       async () => {
         const problems = runtime.readinessProblems();
         if (state.draining) problems.push('shutting down');
-        if (!(await upstreamAccepts(runtime.config.upstream.url))) problems.push('upstream not accepting connections');
+        if (!(await upstreamUp(runtime.config.upstream.url))) problems.push('upstream not accepting connections');
         runtime.metrics.ready.set(problems.length === 0 ? 1 : 0);
         return { status: problems.length === 0 ? 200 : 503, body: { ready: problems.length === 0, problems } };
       },
@@ -45,7 +58,7 @@ function createAdminApp(runtime: Runtime, state: AdminState): http.RequestListen
     ...(['healthz', 'readyz'] as const).map((probe): [string, () => Promise<Answer>] => [
       `/gateway/${probe}`,
       async () => {
-        const problem = await gatewayProbeProblem(new URL(`/${probe}`, runtime.config.upstream.url));
+        const problem = await gatewayProblem(new URL(`/${probe}`, runtime.config.upstream.url).href);
         return { status: problem ? 503 : 200, body: problem ? { ok: false, problem } : { ok: true } };
       },
     ]),
@@ -82,6 +95,22 @@ function send(res: http.ServerResponse, head: boolean, { status, body, headers }
     ...headers,
   });
   res.end(head ? undefined : text);
+}
+
+/**
+ * One probe of a target in flight at a time: requests that come meanwhile share its answer,
+ * so clients hammering the admin port cost the gateway one probe at a time, not one each.
+ */
+function oneAtATime<T>(probe: (target: string) => Promise<T>): (target: string) => Promise<T> {
+  const running = new Map<string, Promise<T>>();
+  return (target) => {
+    let answer = running.get(target);
+    if (answer === undefined) {
+      answer = probe(target).finally(() => running.delete(target));
+      running.set(target, answer);
+    }
+    return answer;
+  };
 }
 
 /** True when the upstream accepts a TCP connection within a second. */

@@ -1,0 +1,88 @@
+// The admin port under a flood from other pods. It answers the kubelet's probes for both
+// containers (the gateway's through /gateway/*) and Prometheus: one peer address holds at
+// most ADMIN_CONNECTIONS_PER_ADDRESS connections, the port ADMIN_MAX_CONNECTIONS, and
+// requests that hammer a gateway probe share one probe in flight. Real sockets on
+// loopback, each flooding pod an address of 127.0.0.0/8 of its own.
+import type { ServerResponse } from 'node:http';
+import { ADMIN_CONNECTIONS_PER_ADDRESS, ADMIN_MAX_CONNECTIONS } from '../../src/server/admin.js';
+import { sample } from '../support/metrics.js';
+import { RawClient, statuses } from '../support/raw-client.js';
+import { startSidecar, type TestSidecar } from '../support/sidecar.js';
+import { startRecordingUpstream, type RecordingUpstream } from '../support/upstream.js';
+import { waitFor } from '../support/wait.js';
+
+let gateway: RecordingUpstream;
+let sc: TestSidecar;
+let adminPort: number;
+/** Gateway health answers held back until the test lets them go. */
+const heldProbes: ServerResponse[] = [];
+let holdProbes = false;
+const clients: RawClient[] = [];
+
+beforeAll(async () => {
+  gateway = await startRecordingUpstream((req, res) => {
+    if (req.url === '/healthz' && holdProbes) heldProbes.push(res);
+    else res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
+  });
+});
+// A sidecar each: one test's connections never count against the next one's.
+beforeEach(async () => {
+  sc = await startSidecar(gateway.url);
+  adminPort = Number(new URL(sc.adminUrl).port);
+});
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.destroy();
+  await sc.stop();
+});
+afterAll(() => gateway.close());
+
+async function open(localAddress: string): Promise<RawClient> {
+  const client = await RawClient.connect(adminPort, '127.0.0.1', { localAddress });
+  clients.push(client);
+  return client;
+}
+
+/** From the registry itself: a scrape would need an admin connection, and the port may be full. */
+async function dropped(reason: string): Promise<number> {
+  return sample(await sc.sidecar.runtime.metrics.registry.metrics(), 'trusted_proxy_connections_dropped_total', { port: 'admin', reason });
+}
+
+/** Sends GET `path` and waits for the whole JSON answer. */
+async function get(client: RawClient, path: string): Promise<number> {
+  client.write(`GET ${path} HTTP/1.1\r\nhost: admin\r\n\r\n`);
+  return statuses(await client.receive((t) => /\r\n\r\n\{.*\}$/s.test(t), `the answer to ${path}`))[0]!;
+}
+
+test('one address holds its share; the kubelet\'s probes from another are answered, and so are the flood\'s held connections', async () => {
+  const flood = await Promise.all(Array.from({ length: ADMIN_CONNECTIONS_PER_ADDRESS + 4 }, () => open('127.0.0.2')));
+  await waitFor(() => flood.filter((c) => c.isClosed).length === 4, 'the connections past the share closed at accept');
+  expect(await dropped('address_limit')).toBe(4);
+  const kubelet = await open('127.0.0.1');
+  expect(await get(kubelet, '/healthz')).toBe(200);
+  expect(await get(kubelet, '/gateway/healthz')).toBe(200);
+  const held = flood.filter((c) => !c.isClosed);
+  expect(held).toHaveLength(ADMIN_CONNECTIONS_PER_ADDRESS);
+  for (const c of held) expect(await get(c, '/healthz')).toBe(200);
+});
+
+test(`past ${ADMIN_MAX_CONNECTIONS} connections from many addresses the port closes more at accept: a bound on memory`, async () => {
+  const pods = Math.ceil(ADMIN_MAX_CONNECTIONS / ADMIN_CONNECTIONS_PER_ADDRESS) + 1;
+  const wanted = pods * ADMIN_CONNECTIONS_PER_ADDRESS;
+  const flood: RawClient[] = [];
+  for (let pod = 0; pod < pods; pod++) flood.push(...(await Promise.all(Array.from({ length: ADMIN_CONNECTIONS_PER_ADDRESS }, () => open(`127.0.1.${pod + 1}`)))));
+  await waitFor(() => flood.filter((c) => c.isClosed).length === wanted - ADMIN_MAX_CONNECTIONS, 'the connections past the maximum closed at accept');
+  expect(await dropped('max_connections')).toBe(wanted - ADMIN_MAX_CONNECTIONS);
+});
+
+test('requests hammering a gateway probe share one probe in flight', async () => {
+  holdProbes = true;
+  const before = gateway.received.filter((r) => r.url === '/healthz').length;
+  const callers = await Promise.all(Array.from({ length: 12 }, (_, i) => open(`127.0.2.${i + 1}`)));
+  const answers = callers.map((c) => get(c, '/gateway/healthz'));
+  // Every request was on the wire before the first probe reached the gateway (one read each).
+  await waitFor(() => heldProbes.length > 0, 'the first probe at the gateway');
+  holdProbes = false;
+  for (const res of heldProbes.splice(0)) res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
+  expect(await Promise.all(answers)).toEqual(callers.map(() => 200));
+  expect(gateway.received.filter((r) => r.url === '/healthz').length - before).toBe(1);
+});
