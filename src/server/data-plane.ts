@@ -94,17 +94,18 @@ const DESCRIPTOR_RESERVE = 256;
 
 /**
  * The memory limit (the container's cgroup, else the machine's) less a reserve for the
- * sidecar itself, over what one connection can be made to hold: about 21 KiB of sockets,
- * parser and buffers, and a request head up to maxHeaderBytes that a slow client never
- * finishes (measured: 36.5 KB of RSS each for 3,000 connections holding 15 KB heads;
- * docs/configuration.md). Small limits keep at least a quarter of the memory for connections.
+ * sidecar itself, over what one connection can be made to hold: about 21 KB of sockets,
+ * parser and buffers (24 KiB allowed), and a request head up to maxHeaderBytes that a slow
+ * client never finishes (measured: 36.5 KB of RSS each for 3,000 connections holding 15 KB
+ * heads; docs/configuration.md). Small limits keep at least a quarter for connections.
  */
 export function connectionsWithinMemoryLimit(maxHeaderBytes: number, memoryBytes = memoryLimit()): number {
   const forConnections = Math.max(memoryBytes - MEMORY_RESERVE_BYTES, memoryBytes / 4);
   return Math.max(1, Math.floor(forConnections / (CONNECTION_BYTES + maxHeaderBytes)));
 }
 
-const MEMORY_RESERVE_BYTES = 128 * 1024 * 1024;
+// The chart's values measure about 150 MB idle with discovery on.
+const MEMORY_RESERVE_BYTES = 192 * 1024 * 1024;
 const CONNECTION_BYTES = 24 * 1024;
 
 /** process.constrainedMemory() is 0 or 2^64 when no cgroup limit is set. */

@@ -9,7 +9,7 @@ import { fdCount, serveProcess, type SidecarProcess } from './process.js';
 import { startRecordingUpstream, type RecordingUpstream } from '../support/upstream.js';
 
 const MIB = 1024 * 1024;
-// 160 MiB less the 128 MiB reserve is under a quarter of it, so a quarter (40 MiB) is for
+// 160 MiB less the 192 MiB reserve is under a quarter of it, so a quarter (40 MiB) is for
 // connections, at 24 KiB + maxHeaderBytes (16 KiB) each: 1,024. The descriptor limit
 // (20,000 here) would allow 9,872.
 const LIMIT = 160 * MIB;

@@ -11,12 +11,12 @@ test('descriptors: two per connection, 256 kept back; no limit, no maximum', () 
   expect(connectionsWithinDescriptorLimit('Max open files            200                  200                  files\n')).toBe(1);
 });
 
-test('memory: the limit less 128 MiB, at least a quarter of it, over 24 KiB and a whole request head per connection', () => {
-  // The chart's 512 MiB: 384 MiB at 40 KiB.
-  expect(connectionsWithinMemoryLimit(16384, 512 * MIB)).toBe(9830);
+test('memory: the limit less 192 MiB, at least a quarter of it, over 24 KiB and a whole request head per connection', () => {
+  // The chart's 512 MiB: 320 MiB at 40 KiB.
+  expect(connectionsWithinMemoryLimit(16384, 512 * MIB)).toBe(8192);
   // Bigger heads allowed, fewer connections.
-  expect(connectionsWithinMemoryLimit(1024 * 1024 - 24 * 1024, 512 * MIB)).toBe(384);
+  expect(connectionsWithinMemoryLimit(1024 * 1024 - 24 * 1024, 512 * MIB)).toBe(320);
   // Small limits: a quarter.
-  expect(connectionsWithinMemoryLimit(16384, 128 * MIB)).toBe(819);
+  expect(connectionsWithinMemoryLimit(16384, 256 * MIB)).toBe(1638);
   expect(connectionsWithinMemoryLimit(16384, 1024)).toBe(1);
 });
