@@ -4,9 +4,14 @@
 // listen.maxUntrustedConnections the flood is closed at accept; the connections it holds
 // still get their 403 with the reason; the trusted proxy keeps the rest of
 // listen.maxConnections, and past that it is dropped too, counted apart.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import https from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { RawClient, statuses } from '../support/raw-client.js';
 import { sample, scrape } from '../support/metrics.js';
 import { startSidecar, type TestSidecar } from '../support/sidecar.js';
+import { makeTestCa } from '../support/test-ca.js';
 import { startRecordingUpstream, type RecordingUpstream } from '../support/upstream.js';
 import { waitFor } from '../support/wait.js';
 
@@ -104,4 +109,29 @@ test('a closed untrusted connection frees its place, and a reload sets the bound
   expect(await dropped('untrusted_limit')).toBe(2);
   // The trusted proxy is not counted against the bound.
   expect(await ask(await open(TRUSTED))).toBe(200);
+});
+
+test('over TLS the bound applies at accept, before the handshake; the trusted proxy still completes its own', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tps-quota-tls-'));
+  try {
+    const ca = makeTestCa(dir, ['localhost']);
+    sc = await startSidecar(upstream.url, { listen: { certFile: ca.certFile, keyFile: ca.keyFile, maxUntrustedConnections: 1 }, trust: { allowLoopback: true, cidrs: [`${TRUSTED}/32`] } });
+    const held = await open(FLOOD);
+    const over = await open(FLOOD);
+    await over.closed;
+    expect(over.text).toBe('');
+    expect(held.isClosed).toBe(false);
+    expect(await dropped('untrusted_limit')).toBe(1);
+    const status = await new Promise<number>((done, fail) => {
+      const req = https.request({ host: '127.0.0.1', port: sc.port, path: '/x', servername: 'localhost', ca: readFileSync(ca.caFile), localAddress: TRUSTED, agent: false, headers: { host: 'claw.example.com', 'x-auth-request-email': 'alice@example.com' } }, (res) => {
+        res.resume();
+        done(res.statusCode!);
+      });
+      req.on('error', fail);
+      req.end();
+    });
+    expect(status).toBe(200);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
