@@ -354,7 +354,7 @@ test('alert rules pass promtool and use only metrics the sidecar exports (or kub
   const r = spawnSync('promtool', ['check', 'rules', file], { encoding: 'utf8' });
   expect([r.status, r.stderr]).toEqual([0, '']);
   const alerts = rule.spec.groups[0].rules.map((x: any) => x.alert);
-  expect(alerts).toEqual(expect.arrayContaining(['TrustedProxyRefusalSpike', 'TrustedProxyDiscoveryStale', 'TrustedProxyUpstreamErrors', 'TrustedProxyAssertionKeyOld']));
+  expect(alerts).toEqual(expect.arrayContaining(['TrustedProxyRefusalSpike', 'TrustedProxyDiscoveryStale', 'TrustedProxyUpstreamErrors', 'TrustedProxyConnectionsDropped', 'TrustedProxyAssertionKeyOld']));
   const known = sidecarMetricNames();
   const used = metricNamesIn(rule.spec.groups[0].rules.map((x: any) => x.expr).join('\n'));
   expect(used.length).toBeGreaterThan(3);
