@@ -13,7 +13,6 @@ import { PerKeyLimit } from '../proxy/limits.js';
 
 export class ConnectionQuota {
   private readonly held: PerKeyLimit;
-  private counted = 0;
 
   /**
    * `classOf`: the class a peer address belongs to, read at each accept (so a reload or a
@@ -31,17 +30,13 @@ export class ConnectionQuota {
         socket.destroy();
         return;
       }
-      this.counted++;
-      socket.once('close', () => {
-        this.counted--;
-        this.held.release(key);
-      });
+      socket.once('close', () => this.held.release(key));
     });
   }
 
-  /** Connections counted now, over every class. */
-  get size(): number {
-    return this.counted;
+  /** Connections of `key`'s class held now. */
+  count(key: string): number {
+    return this.held.count(key);
   }
 
   /** A reload's limit; connections already held stay until they close. */

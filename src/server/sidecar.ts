@@ -21,6 +21,9 @@ import { ConnectionWatch } from './connections.js';
 import { createDataPlane } from './data-plane.js';
 import { ConnectionQuota } from './connection-quota.js';
 
+/** The one class of the data port's connection quota: peers the source stage refuses by address alone. */
+export const REFUSED_BY_ADDRESS = 'refused by address';
+
 export interface SidecarOptions {
   configPath?: string;
   logger?: Logger;
@@ -50,7 +53,7 @@ export class Sidecar {
     this.handler = new RequestHandler(this.runtime, options.forwarder);
     this.dataPlane = createDataPlane(config.listen, this.handler, this.runtime.metrics);
     this.connections = new ConnectionWatch(this.dataPlane, config.limits.clientStallTimeoutSeconds * 1000, this.runtime.metrics, this.runtime.logger);
-    const refused = (peer: string) => (refusedByAddress(peer, this.runtime.snapshot.trusted, this.runtime.snapshot.rules.source) ? 'refused by address' : undefined);
+    const refused = (peer: string) => (refusedByAddress(peer, this.runtime.snapshot.trusted, this.runtime.snapshot.rules.source) ? REFUSED_BY_ADDRESS : undefined);
     this.untrusted = new ConnectionQuota(this.dataPlane, config.listen.maxUntrustedConnections, refused, () =>
       this.runtime.metrics.connectionsDropped.inc({ port: 'data', reason: 'untrusted_limit' }),
     );

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RawClient, statuses } from '../support/raw-client.js';
 import { sample, scrape } from '../support/metrics.js';
+import { REFUSED_BY_ADDRESS } from '../../src/server/sidecar.js';
 import { startSidecar, type TestSidecar } from '../support/sidecar.js';
 import { makeTestCa } from '../support/test-ca.js';
 import { startRecordingUpstream, type RecordingUpstream } from '../support/upstream.js';
@@ -80,7 +81,7 @@ test('the flood holds at most maxUntrustedConnections; the trusted proxy keeps t
   expect(upstream.received.length - before).toBe(proxy.length);
 
   // Past maxConnections a trusted connection is dropped too, counted apart.
-  await waitFor(() => sc.sidecar.untrusted.size === 0, 'the sidecar closed the flood\'s connections');
+  await waitFor(() => sc.sidecar.untrusted.count(REFUSED_BY_ADDRESS) === 0, 'the sidecar closed the flood\'s connections');
   const full = await Promise.all(Array.from({ length: MAX_UNTRUSTED }, () => open(TRUSTED)));
   for (const c of full) expect(await ask(c)).toBe(200);
   const over = await open(TRUSTED);
@@ -95,11 +96,11 @@ test('a closed untrusted connection frees its place, and a reload sets the bound
   const second = await open(FLOOD);
   await second.closed;
   expect(await ask(first)).toBe(403);
-  await waitFor(() => sc.sidecar.untrusted.size === 0, 'the sidecar closed the first connection');
+  await waitFor(() => sc.sidecar.untrusted.count(REFUSED_BY_ADDRESS) === 0, 'the sidecar closed the first connection');
   // Its place is free again.
   const third = await open(FLOOD);
   expect(await ask(third)).toBe(403);
-  await waitFor(() => sc.sidecar.untrusted.size === 0, 'the sidecar closed the third connection');
+  await waitFor(() => sc.sidecar.untrusted.count(REFUSED_BY_ADDRESS) === 0, 'the sidecar closed the third connection');
 
   sc.writeConfig({ ...sc.input, listen: { ...sc.input.listen, maxUntrustedConnections: 0 } });
   await waitFor(() => sc.logs.some((l) => l['msg'] === 'config reloaded'), 'the reload');
@@ -131,6 +132,16 @@ test('over TLS the bound applies at accept, before the handshake; the trusted pr
       req.end();
     });
     expect(status).toBe(200);
+    // The held connection's place is given back when it closes, over TLS too.
+    held.destroy();
+    await waitFor(() => sc.sidecar.untrusted.count(REFUSED_BY_ADDRESS) === 0, 'the sidecar to close the held connection');
+    const again = await open(FLOOD);
+    await waitFor(() => sc.sidecar.untrusted.count(REFUSED_BY_ADDRESS) === 1, 'the sidecar to hold the next one');
+    // The first bytes of a TLS record, then a reset mid-handshake: that place is given back too.
+    again.write(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00]));
+    again.reset();
+    await waitFor(() => sc.sidecar.untrusted.count(REFUSED_BY_ADDRESS) === 0, 'the sidecar to close the reset connection');
+    expect(await dropped('untrusted_limit')).toBe(1);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
