@@ -204,6 +204,12 @@ function memoryGroup(bytes: number): { procs: string; remove(): void } {
   const v2 = existsSync('/sys/fs/cgroup/cgroup.controllers');
   const path = join(v2 ? '/sys/fs/cgroup' : '/sys/fs/cgroup/memory', `tps-test-${process.pid}-${Date.now()}`);
   mkdirSync(path);
-  writeFileSync(join(path, v2 ? 'memory.max' : 'memory.limit_in_bytes'), String(bytes));
-  return { procs: join(path, 'cgroup.procs'), remove: () => rmdirSync(path) };
+  const remove = () => rmdirSync(path);
+  try {
+    writeFileSync(join(path, v2 ? 'memory.max' : 'memory.limit_in_bytes'), String(bytes));
+  } catch (err) {
+    remove();
+    throw err;
+  }
+  return { procs: join(path, 'cgroup.procs'), remove };
 }
