@@ -1,16 +1,33 @@
 // Prometheus metrics. Every name starts with `trusted_proxy_` (docs/metrics.md lists
 // them); label values are bounded sets (reason codes, protected names, status classes).
+import type { Server } from 'node:net';
+import { promisify } from 'node:util';
+import { openDescriptors } from './descriptors.js';
 import { PlainHistogram } from './histogram.js';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from './prom-client.js';
 
-// prom-client names these gauges `*_total`, which promtool's lint rejects for non-counters.
-const LINT_FAILING_DEFAULTS = ['active_handles_total', 'active_requests_total', 'active_resources_total'];
 const PREFIX = 'trusted_proxy_';
+/**
+ * prom-client defaults that walk every handle, request or descriptor of the process on the
+ * event loop at each scrape: with thousands of connections open, a scrape held up every
+ * request for milliseconds. The open descriptors are counted here instead (descriptors.ts),
+ * and `connections_open` says per port what the handle counts said of connections. (The
+ * `*_total` ones are gauges, which promtool's lint rejects besides.)
+ */
+const DEFAULTS_WALKING_EVERY_HANDLE = [
+  'process_open_fds',
+  'nodejs_active_handles',
+  'nodejs_active_handles_total',
+  'nodejs_active_requests',
+  'nodejs_active_requests_total',
+  'nodejs_active_resources',
+  'nodejs_active_resources_total',
+];
 
 export function createMetrics(version: string) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: PREFIX });
-  for (const name of LINT_FAILING_DEFAULTS) registry.removeSingleMetric(`${PREFIX}nodejs_${name}`);
+  for (const name of DEFAULTS_WALKING_EVERY_HANDLE) registry.removeSingleMetric(`${PREFIX}${name}`);
   const registers = [registry];
   // Counts the hot path keeps as plain numbers (see `batched`), handed over when read.
   const pending: BatchedCount[] = [];
@@ -19,6 +36,7 @@ export function createMetrics(version: string) {
   };
   // Read at scrape time from whatever the handler registers, so the hot path sets nothing.
   let slots: () => { busy: number; queued: number } = () => ({ busy: 0, queued: 0 });
+  const listeners = new Map<Port, Server>();
 
   const m = {
     registry,
@@ -96,6 +114,15 @@ export function createMetrics(version: string) {
       help: 'Client connections closed because the client stopped reading what the sidecar wrote.',
       registers,
     }),
+    connectionsOpen: new Gauge({
+      name: `${PREFIX}connections_open`,
+      help: 'Client connections open, by port (data, admin).',
+      labelNames: ['port'] as const,
+      registers,
+      async collect() {
+        for (const [port, server] of listeners) this.set({ port }, await promisify(server.getConnections.bind(server))());
+      },
+    }),
     connectionsDropped: new Counter({
       name: `${PREFIX}connections_dropped_total`,
       help: 'Connections closed at accept, unanswered, by port and reason: the port held its maximum (max_connections), peers refused by address held listen.maxUntrustedConnections (untrusted_limit), one address held its share of the admin port (address_limit).',
@@ -171,18 +198,33 @@ export function createMetrics(version: string) {
     }),
   };
   m.buildInfo.set({ version, node_version: process.version }, 1);
+  // Only Linux has /proc/self/fd, as with prom-client's own collector.
+  if (process.platform === 'linux') {
+    new Gauge({
+      name: `${PREFIX}process_open_fds`,
+      help: 'Number of open file descriptors.',
+      registers,
+      async collect() {
+        this.set(await openDescriptors());
+      },
+    });
+  }
   return {
     ...m,
+    /** Where the upstream gauges read the slots' permits from. */
+    observeUpstreamSlots(read: () => { busy: number; queued: number }): void {
+      slots = read;
+    },
+    /** The listener whose connections `connections_open` counts for `port`. */
+    observeConnections(port: Port, server: Server): void {
+      listeners.set(port, server);
+    },
     /**
      * A count for the hot path, of one of the counters above with fixed label values:
      * its increments add to a plain number, and prom-client gets the sum whenever the
      * registry is read (prom-client hashes and checks the labels on every increment,
      * even a child's, and an allowed request counts up to ten things).
      */
-    /** Where the upstream gauges read the slots' permits from. */
-    observeUpstreamSlots(read: () => { busy: number; queued: number }): void {
-      slots = read;
-    },
     batched(counter: Counter<string>, labels: Record<string, string>): BatchedCount {
       const count = new BatchedCount(counter, labels);
       pending.push(count);
@@ -211,6 +253,9 @@ export class BatchedCount {
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
+
+/** The sidecar's two listeners, as the `port` label names them. */
+export type Port = 'data' | 'admin';
 
 /**
  * One value per key, made on first use: the hot path keeps its metric children and

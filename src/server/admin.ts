@@ -20,6 +20,7 @@ export function createAdminServer(runtime: Runtime, state: AdminState): http.Ser
   server.maxConnections = ADMIN_MAX_CONNECTIONS;
   const dropped = runtime.metrics.connectionsDropped;
   server.on('drop', () => dropped.inc({ port: 'admin', reason: 'max_connections' }));
+  runtime.metrics.observeConnections('admin', server);
   server.on('connection', (socket) => socket.on('error', () => socket.destroy()));
   new ConnectionQuota(server, ADMIN_CONNECTIONS_PER_ADDRESS, (peer) => peer, () => dropped.inc({ port: 'admin', reason: 'address_limit' }));
   return server;

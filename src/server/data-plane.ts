@@ -27,6 +27,7 @@ export function createDataPlane(listen: ListenConfig, handler: RequestHandler, m
   server.on('request', (req, res) => handler.onRequest(req, res));
   server.on('upgrade', (req, socket, head) => handler.onUpgrade(req, socket, head));
   server.on('drop', () => metrics.connectionsDropped.inc({ port: 'data', reason: 'max_connections' }));
+  metrics.observeConnections('data', server);
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
     const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
     const reason = status === 431 ? 'too_many_headers' : status === 408 ? 'request_timeout' : 'bad_request';

@@ -63,6 +63,8 @@ test('one address holds its share; the kubelet\'s probes from another are answer
   const held = flood.filter((c) => !c.isClosed);
   expect(held).toHaveLength(ADMIN_CONNECTIONS_PER_ADDRESS);
   for (const c of held) expect(await get(c, '/healthz')).toBe(200);
+  // The flood's share and the kubelet's connection, and nothing the port closed at accept.
+  expect(sample(await sc.sidecar.runtime.metrics.registry.metrics(), 'trusted_proxy_connections_open', { port: 'admin' })).toBe(ADMIN_CONNECTIONS_PER_ADDRESS + 1);
 });
 
 test(`past ${ADMIN_MAX_CONNECTIONS} connections from many addresses the port closes more at accept: a bound on memory`, async () => {

@@ -1,6 +1,9 @@
 // Batched counts: the hot path's increments reach prom-client whenever the registry is read,
 // once each, beside increments made on prom-client directly.
+import { createServer, connect, type Server, type Socket } from 'node:net';
 import { createMetrics } from '../../src/metrics/metrics.js';
+import { metricNames, sample } from '../support/metrics.js';
+import { waitFor } from '../support/wait.js';
 
 async function value(metrics: ReturnType<typeof createMetrics>, name: string, labels: Record<string, string>): Promise<number> {
   const metric = (await metrics.registry.getMetricsAsJSON()).find((m) => m.name === name);
@@ -27,4 +30,31 @@ test('batched and direct increments of one counter add up, label by label', asyn
   metrics.decisions.inc({ mode: 'inline', result: 'refused', reason: 'untrusted_source' });
   expect(await value(metrics, 'trusted_proxy_decisions_total', { result: 'allowed' })).toBe(2);
   expect(await value(metrics, 'trusted_proxy_decisions_total', { result: 'refused' })).toBe(1);
+});
+
+describe('what a scrape reads of connections and descriptors', () => {
+  const HELD = 30;
+  let server: Server;
+  const sockets: Socket[] = [];
+  afterEach(async () => {
+    for (const s of sockets.splice(0)) s.destroy();
+    await new Promise((resolve) => server.close(resolve));
+  });
+
+  test('connections_open counts a listener\'s connections, process_open_fds every descriptor, and no default walks the handles', async () => {
+    const metrics = createMetrics('test');
+    server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    metrics.observeConnections('data', server);
+    const port = (server.address() as { port: number }).port;
+    for (let i = 0; i < HELD; i++) sockets.push(connect(port, '127.0.0.1'));
+    await waitFor(async () => (await new Promise<number>((resolve) => server.getConnections((_, n) => resolve(n)))) === HELD, 'the connections accepted');
+    const text = await metrics.registry.metrics();
+    expect(sample(text, 'trusted_proxy_connections_open', { port: 'data' })).toBe(HELD);
+    // Each connection is two descriptors of this process, the client's end and the accepted
+    // one (descriptors.test.ts checks the count exactly, in a quiet process).
+    expect(sample(text, 'trusted_proxy_process_open_fds')).toBeGreaterThan(2 * HELD);
+    expect(metricNames(text).filter((name) => /active_(handles|requests|resources)/.test(name))).toEqual([]);
+    expect(metricNames(text).filter((name) => name === 'trusted_proxy_process_open_fds')).toHaveLength(1);
+  });
 });
