@@ -30,8 +30,16 @@ export interface HttpResult {
 
 export interface IdleCost {
   count: number;
-  before: { rss: number; fds: number; heap: number };
-  after: { rss: number; fds: number; heap: number };
+  before: IdleState;
+  after: IdleState;
+}
+
+interface IdleState {
+  rss: number;
+  fds: number;
+  heap: number;
+  /** The sidecar's CPU µs per /metrics scrape (absent for the bare relays, and in reports before it was measured). */
+  scrapeUs?: number;
 }
 
 /** One round of the micro-benchmarks, per second on one thread; lookups by probe mix. */
@@ -498,6 +506,9 @@ export function markdown(r: Results): string {
       `| JS heap in use per connection (of the RSS above) | ${f((idle.after.heap - idle.before.heap) / n / 1024, 1)} KiB |`,
       `| open fds before → after | ${int(idle.before.fds)} → ${int(idle.after.fds)} |`,
       `| fds per connection | ${f((idle.after.fds - idle.before.fds) / n)} |`,
+      ...(idle.before.scrapeUs !== undefined && idle.after.scrapeUs !== undefined
+        ? [`| sidecar CPU per \`/metrics\` scrape, before → after | ${f(idle.before.scrapeUs, 0)} → ${f(idle.after.scrapeUs, 0)} µs (${f(idle.after.scrapeUs / idle.before.scrapeUs)}×) |`]
+        : []),
       ...Object.entries(r.websockets.floors).map(
         ([title, c]) => `| RSS per connection through ${title} (${int(c.count)} idle; ${f(c.before.rss / MB, 1)} → ${f(c.after.rss / MB, 1)} MB) | ${f((c.after.rss - c.before.rss) / Math.max(1, c.count) / 1024, 1)} KiB |`,
       ),

@@ -190,6 +190,20 @@ async function heapUsed(adminUrl: string): Promise<number> {
   return Number(m[1]);
 }
 
+/**
+ * The sidecar's CPU per /metrics scrape, over 300 in a row after 30 to warm up (the CPU
+ * clock ticks every 10 ms): a scrape that walked every connection or descriptor held up
+ * every request for as long (docs/metrics.md, "Process").
+ */
+async function scrapeMicros(adminUrl: string, pid: number): Promise<number> {
+  const scrape = async () => void (await (await fetch(`${adminUrl}/metrics`)).text());
+  for (let i = 0; i < 30; i++) await scrape();
+  const scrapes = 300;
+  const before = cpuSeconds(pid);
+  for (let i = 0; i < scrapes; i++) await scrape();
+  return ((cpuSeconds(pid) - before) / scrapes) * 1e6;
+}
+
 async function withPath<T>(path: PathSpec, upstreamPort: number, use: (running: RunningPath) => Promise<T>): Promise<T> {
   const running = await path.start(upstreamPort);
   try {
@@ -199,15 +213,17 @@ async function withPath<T>(path: PathSpec, upstreamPort: number, use: (running: 
   }
 }
 
-/** RSS, descriptors and (for the sidecar) JS heap of a relay before and after `count` idle WebSockets. */
+/** RSS, descriptors and (for the sidecar) JS heap and CPU per scrape of a relay before and after `count` idle WebSockets. */
 async function idleCost(running: RunningPath, count: number): Promise<IdleCost> {
   const pid = running.pids()[0]!;
-  const heap = async () => (running.adminUrl ? heapUsed(running.adminUrl) : 0);
+  const { adminUrl } = running;
+  const heap = async () => (adminUrl ? heapUsed(adminUrl) : 0);
+  const scrape = async () => (adminUrl ? { scrapeUs: await scrapeMicros(adminUrl, pid) } : {});
   await echo(running.url.replace('http', 'ws'), 4, 64, 0.5); // warm the upgrade path
-  const before = { rss: rssBytes(pid), fds: openFds(pid), heap: await heap() };
+  const before = { rss: rssBytes(pid), fds: openFds(pid), heap: await heap(), ...(await scrape()) };
   const idle = await openIdle(running.url.replace('http', 'ws'), count);
   await sleep(1000);
-  const after = { rss: rssBytes(pid), fds: openFds(pid), heap: await heap() };
+  const after = { rss: rssBytes(pid), fds: openFds(pid), heap: await heap(), ...(await scrape()) };
   await idle.close();
   if (idle.failed > 0) throw new Error(`${idle.failed} WebSockets failed to open`);
   await sleep(500);
