@@ -41,6 +41,9 @@ type Answer = { status: number; body: string | object; headers?: Record<string, 
 function createAdminApp(runtime: Runtime, state: AdminState): http.RequestListener {
   const upstreamUp = oneAtATime(upstreamAccepts);
   const gatewayProblem = oneAtATime((url: string) => gatewayProbeProblem(new URL(url)));
+  // A scrape collects every metric; scrapes that come meanwhile take its text, at most the
+  // time of one collection old.
+  const exposition = oneAtATime(() => runtime.metrics.registry.metrics());
   const routes = new Map<string, () => Promise<Answer> | Answer>([
     ['/healthz', () => ({ status: 200, body: { status: 'ok' } })],
     [
@@ -74,7 +77,7 @@ function createAdminApp(runtime: Runtime, state: AdminState): http.RequestListen
     ],
     [
       '/metrics',
-      async () => ({ status: 200, body: await runtime.metrics.registry.metrics(), headers: { 'content-type': runtime.metrics.registry.contentType } }),
+      async () => ({ status: 200, body: await exposition('/metrics'), headers: { 'content-type': runtime.metrics.registry.contentType } }),
     ],
   ]);
   return (req, res) => {
@@ -99,8 +102,9 @@ function send(res: http.ServerResponse, head: boolean, { status, body, headers }
 }
 
 /**
- * One probe of a target in flight at a time: requests that come meanwhile share its answer,
- * so clients hammering the admin port cost the gateway one probe at a time, not one each.
+ * One probe of a target (or one scrape) in flight at a time: requests that come meanwhile
+ * share its answer, so clients hammering the admin port cost the gateway, or the sidecar's
+ * event loop, one at a time, not one each.
  */
 function oneAtATime<T>(probe: (target: string) => Promise<T>): (target: string) => Promise<T> {
   const running = new Map<string, Promise<T>>();

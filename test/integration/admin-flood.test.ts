@@ -1,9 +1,11 @@
 // The admin port under a flood from other pods. It answers the kubelet's probes for both
 // containers (the gateway's through /gateway/*) and Prometheus: one peer address holds at
 // most ADMIN_CONNECTIONS_PER_ADDRESS connections, the port ADMIN_MAX_CONNECTIONS, and
-// requests that hammer a gateway probe share one probe in flight. Real sockets on
+// requests that hammer a gateway probe or /metrics share the one in flight. Real sockets on
 // loopback, each flooding pod an address of 127.0.0.0/8 of its own.
-import type { ServerResponse } from 'node:http';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Gauge } from '../../src/metrics/prom-client.js';
 import { ADMIN_CONNECTIONS_PER_ADDRESS, ADMIN_MAX_CONNECTIONS } from '../../src/server/admin.js';
 import { sample } from '../support/metrics.js';
 import { RawClient, statuses } from '../support/raw-client.js';
@@ -50,7 +52,14 @@ async function dropped(reason: string): Promise<number> {
 /** Sends GET `path` and waits for the whole JSON answer. */
 async function get(client: RawClient, path: string): Promise<number> {
   client.write(`GET ${path} HTTP/1.1\r\nhost: admin\r\n\r\n`);
-  return statuses(await client.receive((t) => /\r\n\r\n\{.*\}$/s.test(t), `the answer to ${path}`))[0]!;
+  return statuses(await client.receive(answered, `the answer to ${path}`))[0]!;
+}
+
+/** One whole answer: its head, and as many body bytes as its content-length says. */
+function answered(text: string): boolean {
+  const end = text.indexOf('\r\n\r\n');
+  const length = /\r\ncontent-length: (\d+)\r\n/i.exec(text.slice(0, end + 2));
+  return end >= 0 && length !== null && text.length - (end + 4) >= Number(length[1]);
 }
 
 test('one address holds its share; the kubelet\'s probes from another are answered, and so are the flood\'s held connections', async () => {
@@ -87,4 +96,34 @@ test('requests hammering a gateway probe share one probe in flight', async () =>
   for (const res of heldProbes.splice(0)) res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
   expect(await Promise.all(answers)).toEqual(callers.map(() => 200));
   expect(gateway.received.filter((r) => r.url === '/healthz').length - before).toBe(1);
+});
+
+test('scrapes hammering /metrics share one collection in flight', async () => {
+  // A gauge of the sidecar's own registry whose collection waits until the test lets it go.
+  let collections = 0;
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  new Gauge({
+    name: 'test_held_collection',
+    help: 'Held by the test.',
+    registers: [sc.sidecar.runtime.metrics.registry],
+    async collect() {
+      collections++;
+      await gate;
+    },
+  });
+  let scrapes = 0;
+  const started = ({ request }: { request: IncomingMessage }) => void (request.url === '/metrics' && scrapes++);
+  subscribe('http.server.request.start', started as (message: unknown) => void);
+  try {
+    const callers = await Promise.all(Array.from({ length: 12 }, (_, i) => open(`127.0.2.${i + 1}`)));
+    const answers = callers.map((c) => get(c, '/metrics'));
+    await waitFor(() => scrapes === callers.length, 'every scrape received');
+    release();
+    expect(await Promise.all(answers)).toEqual(callers.map(() => 200));
+    expect(collections).toBe(1);
+  } finally {
+    unsubscribe('http.server.request.start', started as (message: unknown) => void);
+    release();
+  }
 });
