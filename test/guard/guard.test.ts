@@ -65,8 +65,10 @@ const upgradeLines = (path: string, extra: string[] = []) => [
 describe('HS256: the sidecar\'s key folder', () => {
   let sc: TestSidecar;
   let gw: Gateway;
-  const keysDir = mkdtempSync(join(tmpdir(), 'tps-guard-keys-'));
+  // Made in beforeAll, not as the file is read: a run that filters these tests out runs no afterAll.
+  let keysDir: string;
   beforeAll(async () => {
+    keysDir = mkdtempSync(join(tmpdir(), 'tps-guard-keys-'));
     // The gateway first (its port is the sidecar's upstream), then the sidecar with the keys it reads.
     writeFileSync(join(keysDir, 'k1'), Buffer.alloc(32, 9));
     gw = await startGateway({ TRUSTED_PROXY_GUARD_KEYS_DIR: keysDir, TRUSTED_PROXY_GUARD_OPEN_PATHS: '/healthz', TRUSTED_PROXY_GUARD_USER_HEADER: 'x-forwarded-user' });
@@ -75,7 +77,7 @@ describe('HS256: the sidecar\'s key folder', () => {
   afterAll(async () => {
     await sc?.stop();
     if (gw) await stopChild(gw.child);
-    rmSync(keysDir, { recursive: true, force: true });
+    if (keysDir) rmSync(keysDir, { recursive: true, force: true });
   });
 
   /** Sends to the gateway's port directly and checks that nothing reached the gateway's code. */
