@@ -208,9 +208,13 @@ export class ResponseParser {
   }
 }
 
-/** Header lines from `from` on, as fields by lower-case name. */
+/**
+ * Header lines from `from` on, as fields by lower-case name. With no prototype, as Node's
+ * own: on a plain object a `constructor` or `__proto__` line found Object.prototype's and
+ * failed the exchange.
+ */
 function fields(lines: string[], from: number): Fields {
-  const out: Fields = {};
+  const out = Object.create(null) as Fields;
   for (let i = from; i < lines.length; i++) {
     const line = lines[i]!;
     const colon = line.indexOf(':');

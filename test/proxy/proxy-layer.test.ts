@@ -199,6 +199,16 @@ describe.each(DATA_PLANES)('through %s', (_name, make) => {
       expect(proxy.responses).toEqual([200]);
     });
 
+    test('header names that are Object.prototype\'s members are headers like any other, given once or twice', async () => {
+      const { proxy } = await setUp((s) => s.write('HTTP/1.1 200 OK\r\nConstructor: a\r\n__proto__: b\r\n__proto__: c\r\nContent-Length: 2\r\n\r\nok'));
+      const c = await client(proxy, 'GET / HTTP/1.1\r\nHost: gw\r\n\r\n');
+      const reply = await c.receive(complete, 'the answer');
+      expect(statuses(reply)).toEqual([200]);
+      expect(reply).toMatch(/\r\nconstructor: a\r\n/i);
+      expect(reply).toMatch(/\r\n__proto__: b, c\r\n|\r\n__proto__: b\r\n__proto__: c\r\n/i);
+      expect(reply.endsWith('\r\n\r\nok')).toBe(true);
+    });
+
     test('a request body streams to the gateway, by length or chunked, and the response body back', async () => {
       const { gw, proxy } = await setUp((s, head) => {
         const body = head.startsWith('POST /length') ? 'hello' : 'abcdefgh';

@@ -61,7 +61,7 @@ afterAll(() => new Promise((resolve) => server.close(resolve)));
 
 /** Raw field lines by lower-case name, a repeated name's values in a list, as the parser keeps them. */
 function fold(raw: string[]): Fields {
-  const fields: Fields = {};
+  const fields = Object.create(null) as Fields;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toLowerCase();
     const had = fields[name];
@@ -148,8 +148,12 @@ describe('reads what Node\'s client reads', () => {
       }),
       {
         numRuns: 150,
-        // Found by a run: a trailer name given twice, in two cases; both lines are kept.
-        examples: [[{ informational: [], status: 200, headers: [['x-a', '1'], ['X-A', '2']], framing: 'chunked', body: 'ab', chunks: [1], trailers: [['b', '!'], ['B', '?']], cuts: [] }]],
+        examples: [
+          // Found by a run: a trailer name given twice, in two cases; both lines are kept.
+          [{ informational: [], status: 200, headers: [['x-a', '1'], ['X-A', '2']], framing: 'chunked', body: 'ab', chunks: [1], trailers: [['b', '!'], ['B', '?']], cuts: [] }],
+          // Names of Object.prototype's members, once and twice, in the head and the trailers.
+          [{ informational: [], status: 200, headers: [['Constructor', 'a'], ['__proto__', 'b'], ['__proto__', 'c']], framing: 'chunked', body: 'ab', chunks: [], trailers: [['constructor', 'd'], ['constructor', 'e']], cuts: [] }],
+        ],
       },
     );
   });
