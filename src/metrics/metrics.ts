@@ -123,6 +123,15 @@ export function createMetrics(version: string) {
         for (const [port, server] of listeners) this.set({ port }, await promisify(server.getConnections.bind(server))());
       },
     }),
+    connectionsMax: new Gauge({
+      name: `${PREFIX}connections_max`,
+      help: 'Client connections a port holds at most; past it new ones are closed at accept (listen.maxConnections, or the limit derived when it is 0).',
+      labelNames: ['port'] as const,
+      registers,
+      collect() {
+        for (const [port, server] of listeners) this.set({ port }, server.maxConnections);
+      },
+    }),
     connectionsDropped: new Counter({
       name: `${PREFIX}connections_dropped_total`,
       help: 'Connections closed at accept, unanswered, by port and reason: the port held its maximum (max_connections), peers refused by address held listen.maxUntrustedConnections (untrusted_limit), one address held its share of the admin port (address_limit).',
@@ -215,7 +224,7 @@ export function createMetrics(version: string) {
     observeUpstreamSlots(read: () => { busy: number; queued: number }): void {
       slots = read;
     },
-    /** The listener whose connections `connections_open` counts for `port`. */
+    /** The listener whose connections `connections_open` counts, and `connections_max` bounds, for `port`. */
     observeConnections(port: Port, server: Server): void {
       listeners.set(port, server);
     },

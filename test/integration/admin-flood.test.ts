@@ -73,7 +73,9 @@ test('one address holds its share; the kubelet\'s probes from another are answer
   expect(held).toHaveLength(ADMIN_CONNECTIONS_PER_ADDRESS);
   for (const c of held) expect(await get(c, '/healthz')).toBe(200);
   // The flood's share and the kubelet's connection, and nothing the port closed at accept.
-  expect(sample(await sc.sidecar.runtime.metrics.registry.metrics(), 'trusted_proxy_connections_open', { port: 'admin' })).toBe(ADMIN_CONNECTIONS_PER_ADDRESS + 1);
+  const text = await sc.sidecar.runtime.metrics.registry.metrics();
+  expect(sample(text, 'trusted_proxy_connections_open', { port: 'admin' })).toBe(ADMIN_CONNECTIONS_PER_ADDRESS + 1);
+  expect(sample(text, 'trusted_proxy_connections_max', { port: 'admin' })).toBe(ADMIN_MAX_CONNECTIONS);
 });
 
 test(`past ${ADMIN_MAX_CONNECTIONS} connections from many addresses the port closes more at accept: a bound on memory`, async () => {

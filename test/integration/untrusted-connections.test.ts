@@ -72,7 +72,9 @@ test('the flood holds at most maxUntrustedConnections; the trusted proxy keeps t
   const proxy = await Promise.all(Array.from({ length: MAX_CONNECTIONS - MAX_UNTRUSTED }, () => open(TRUSTED)));
   for (const c of proxy) expect(await ask(c)).toBe(200);
   expect(upstream.received.length - before).toBe(proxy.length);
-  expect(sample(await scrape(sc.adminUrl), 'trusted_proxy_connections_open', { port: 'data' })).toBe(MAX_CONNECTIONS);
+  const atMaximum = await scrape(sc.adminUrl);
+  expect(sample(atMaximum, 'trusted_proxy_connections_open', { port: 'data' })).toBe(MAX_CONNECTIONS);
+  expect(sample(atMaximum, 'trusted_proxy_connections_max', { port: 'data' })).toBe(MAX_CONNECTIONS);
 
   // The connections the flood holds are answered with the reason, and nothing of theirs reaches the gateway.
   for (const c of held) {

@@ -41,16 +41,18 @@ describe('what a scrape reads of connections and descriptors', () => {
     await new Promise((resolve) => server.close(resolve));
   });
 
-  test('connections_open counts a listener\'s connections, process_open_fds every descriptor, and no default walks the handles', async () => {
+  test('connections_open counts a listener\'s connections, connections_max is its maximum, process_open_fds counts every descriptor, and no default walks the handles', async () => {
     const metrics = createMetrics('test');
     server = createServer();
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    server.maxConnections = 100;
     metrics.observeConnections('data', server);
     const port = (server.address() as { port: number }).port;
     for (let i = 0; i < HELD; i++) sockets.push(connect(port, '127.0.0.1'));
     await waitFor(async () => (await new Promise<number>((resolve) => server.getConnections((_, n) => resolve(n)))) === HELD, 'the connections accepted');
     const text = await metrics.registry.metrics();
     expect(sample(text, 'trusted_proxy_connections_open', { port: 'data' })).toBe(HELD);
+    expect(sample(text, 'trusted_proxy_connections_max', { port: 'data' })).toBe(100);
     // Each connection is two descriptors of this process, the client's end and the accepted
     // one (descriptors.test.ts checks the count exactly, in a quiet process).
     expect(sample(text, 'trusted_proxy_process_open_fds')).toBeGreaterThan(2 * HELD);
