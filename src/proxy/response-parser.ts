@@ -234,10 +234,11 @@ function fields(lines: string[], from: number): Fields {
   return out;
 }
 
+/** A list header's tokens; around each only spaces and tabs are blank, as Node's parser reads them (trim() also takes 0xA0). */
 function tokens(value: string | string[]): string[] {
   return (typeof value === 'string' ? value : value.join(','))
     .split(',')
-    .map((t) => t.trim().toLowerCase())
+    .map((t) => trimOws(t).toLowerCase())
     .filter((t) => t !== '');
 }
 

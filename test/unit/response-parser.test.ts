@@ -170,6 +170,15 @@ describe('a value with a run of blanks inside', () => {
   });
 });
 
+describe('a byte only String.prototype.trim() takes for a blank', () => {
+  test('0xA0 after chunked: not chunked, the body runs to the close, as Node\'s client reads it', async () => {
+    const bytes = Buffer.from('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\xa0\r\n\r\n2\r\nok\r\n0\r\n\r\n', 'latin1');
+    const ours = parse([bytes]);
+    expect(ours.body).toBe('2\r\nok\r\n0\r\n\r\n');
+    expect(ours.body).toBe((await reference(bytes)).body);
+  });
+});
+
 describe('where a response ends', () => {
   const one = (text: string, method = 'GET', close = false) => parse([Buffer.from(text, 'latin1')], method, close);
 
