@@ -1,5 +1,6 @@
 // Batched counts: the hot path's increments reach prom-client whenever the registry is read,
-// once each, beside increments made on prom-client directly.
+// once each, beside increments made on prom-client directly. And what a scrape reads of the
+// listeners and the process, without walking every handle.
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { createMetrics } from '../../src/metrics/metrics.js';
 import { metricNames, sample } from '../support/metrics.js';
