@@ -8,7 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Gauge } from '../../src/metrics/prom-client.js';
 import { ADMIN_CONNECTIONS_PER_ADDRESS, ADMIN_MAX_CONNECTIONS } from '../../src/server/admin.js';
 import { sample } from '../support/metrics.js';
-import { RawClient, statuses } from '../support/raw-client.js';
+import { answeredWhole, RawClient, statuses } from '../support/raw-client.js';
 import { startSidecar, type TestSidecar } from '../support/sidecar.js';
 import { startRecordingUpstream, type RecordingUpstream } from '../support/upstream.js';
 import { waitFor } from '../support/wait.js';
@@ -49,17 +49,10 @@ async function dropped(reason: string): Promise<number> {
   return sample(await sc.sidecar.runtime.metrics.registry.metrics(), 'trusted_proxy_connections_dropped_total', { port: 'admin', reason });
 }
 
-/** Sends GET `path` and waits for the whole JSON answer. */
+/** Sends GET `path` and waits for the whole answer. */
 async function get(client: RawClient, path: string): Promise<number> {
   client.write(`GET ${path} HTTP/1.1\r\nhost: admin\r\n\r\n`);
-  return statuses(await client.receive(answered, `the answer to ${path}`))[0]!;
-}
-
-/** One whole answer: its head, and as many body bytes as its content-length says. */
-function answered(text: string): boolean {
-  const end = text.indexOf('\r\n\r\n');
-  const length = /\r\ncontent-length: (\d+)\r\n/i.exec(text.slice(0, end + 2));
-  return end >= 0 && length !== null && text.length - (end + 4) >= Number(length[1]);
+  return statuses(await client.receive(answeredWhole, `the answer to ${path}`))[0]!;
 }
 
 test('one address holds its share; the kubelet\'s probes from another are answered, and so are the flood\'s held connections', async () => {

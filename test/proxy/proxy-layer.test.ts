@@ -15,7 +15,7 @@ import { rejectUpgrade, sendJson } from '../../src/proxy/respond.js';
 import { relayUpgrade } from '../../src/proxy/upgrade.js';
 import { HOP_BY_HOP } from '../../src/request/protected.js';
 import { freePort } from '../support/ports.js';
-import { RawClient, statuses } from '../support/raw-client.js';
+import { answeredWhole, RawClient, statuses } from '../support/raw-client.js';
 import { UndiciForwarder } from '../support/undici-forwarder.js';
 import { waitFor } from '../support/wait.js';
 
@@ -175,7 +175,6 @@ function afterBody(socket: Socket, last: string, answer: () => void): void {
   check();
 }
 
-const complete = (t: string) => /\r\n\r\n/.test(t) && (/content-length: (\d+)/i.exec(t) === null || t.length >= t.indexOf('\r\n\r\n') + 4 + Number(/content-length: (\d+)/i.exec(t)![1]));
 
 describe.each(DATA_PLANES)('through %s', (_name, make) => {
   beforeAll(() => {
@@ -188,7 +187,7 @@ describe.each(DATA_PLANES)('through %s', (_name, make) => {
         s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\nKeep-Alive: timeout=5\r\nX-Kept: y\r\n\r\nok'),
       );
       const c = await client(proxy, 'GET /a%2Fb/../c?x=1&y=%20 HTTP/1.1\r\nHost: gw.example\r\nX-Test: 1\r\nConnection: keep-alive\r\n\r\n');
-      const reply = await c.receive(complete, 'the answer');
+      const reply = await c.receive(answeredWhole, 'the answer');
       expect(gw.received[0]).toMatch(/^GET \/a%2Fb\/\.\.\/c\?x=1&y=%20 HTTP\/1\.1\r\n/);
       expect(gw.received[0]).toContain('x-test: 1\r\n');
       expect(gw.received[0]).toContain('x-proxy-layer: on\r\n');
@@ -202,7 +201,7 @@ describe.each(DATA_PLANES)('through %s', (_name, make) => {
     test('header names that are Object.prototype\'s members are headers like any other, given once or twice', async () => {
       const { proxy } = await setUp((s) => s.write('HTTP/1.1 200 OK\r\nConstructor: a\r\n__proto__: b\r\n__proto__: c\r\nContent-Length: 2\r\n\r\nok'));
       const c = await client(proxy, 'GET / HTTP/1.1\r\nHost: gw\r\n\r\n');
-      const reply = await c.receive(complete, 'the answer');
+      const reply = await c.receive(answeredWhole, 'the answer');
       expect(statuses(reply)).toEqual([200]);
       expect(reply).toMatch(/\r\nconstructor: a\r\n/i);
       expect(reply).toMatch(/\r\n__proto__: b, c\r\n|\r\n__proto__: b\r\n__proto__: c\r\n/i);
@@ -283,14 +282,14 @@ describe.each(DATA_PLANES)('through %s', (_name, make) => {
       const closedPort = await freePort();
       layer = await startLayer(`http://127.0.0.1:${closedPort}`);
       const c = await client(layer, 'GET / HTTP/1.1\r\nHost: gw\r\n\r\n');
-      expect(await c.receive(complete, 'the answer')).toMatch(/^HTTP\/1\.1 502 [\s\S]*\{"error":"refused"\}$/);
+      expect(await c.receive(answeredWhole, 'the answer')).toMatch(/^HTTP\/1\.1 502 [\s\S]*\{"error":"refused"\}$/);
       expect(layer.responses).toEqual([]);
     });
 
     test('no answer within the timeout: the exchange fails as a timeout and the gateway\'s connection is given up', async () => {
       const { gw, proxy } = await setUp(() => undefined);
       const c = await client(proxy, 'GET /slow HTTP/1.1\r\nHost: gw\r\n\r\n');
-      expect(await c.receive(complete, 'the answer')).toMatch(/^HTTP\/1\.1 504 [\s\S]*\{"error":"timeout"\}$/);
+      expect(await c.receive(answeredWhole, 'the answer')).toMatch(/^HTTP\/1\.1 504 [\s\S]*\{"error":"timeout"\}$/);
       await waitFor(() => gw.closed.has(0), 'the gateway connection closed');
     });
 
@@ -300,7 +299,7 @@ describe.each(DATA_PLANES)('through %s', (_name, make) => {
         s.write('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789', () => setTimeout(() => s.resetAndDestroy(), 20));
       });
       const before = await client(proxy, 'GET /before HTTP/1.1\r\nHost: gw\r\n\r\n');
-      expect(await before.receive(complete, 'the answer')).toMatch(/^HTTP\/1\.1 502 [\s\S]*\{"error":"reset"\}$/);
+      expect(await before.receive(answeredWhole, 'the answer')).toMatch(/^HTTP\/1\.1 502 [\s\S]*\{"error":"reset"\}$/);
       const during = await client(proxy, 'GET /during HTTP/1.1\r\nHost: gw\r\n\r\n');
       await during.closed;
       expect(statuses(during.text)).toEqual([200]);
@@ -318,9 +317,9 @@ describe.each(DATA_PLANES)('through %s', (_name, make) => {
     test('a client that stalls mid-body, or sends more than the maximum, fails the exchange with the body limit\'s code', async () => {
       const { gw, proxy } = await setUp(() => undefined, { maxBodyBytes: 8 });
       const stalled = await client(proxy, 'POST /stall HTTP/1.1\r\nHost: gw\r\nContent-Length: 6\r\n\r\nabc');
-      expect(await stalled.receive(complete, 'the answer')).toMatch(/^HTTP\/1\.1 408 [\s\S]*BODY_TIMEOUT/);
+      expect(await stalled.receive(answeredWhole, 'the answer')).toMatch(/^HTTP\/1\.1 408 [\s\S]*BODY_TIMEOUT/);
       const large = await client(proxy, 'POST /large HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n0123456789abcdef\r\n0\r\n\r\n');
-      expect(await large.receive(complete, 'the answer')).toMatch(/^HTTP\/1\.1 413 [\s\S]*BODY_TOO_LARGE/);
+      expect(await large.receive(answeredWhole, 'the answer')).toMatch(/^HTTP\/1\.1 413 [\s\S]*BODY_TOO_LARGE/);
       await waitFor(() => gw.closed.size === gw.received.length, 'the gateway connections closed');
     });
   });

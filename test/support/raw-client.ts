@@ -87,3 +87,11 @@ export class RawClient {
 export function statuses(reply: string): number[] {
   return [...reply.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
 }
+
+/** The first answer in a raw reply is in whole: its head, and as many body bytes as its content-length says (none without one). */
+export function answeredWhole(reply: string): boolean {
+  const end = reply.indexOf('\r\n\r\n');
+  if (end < 0) return false;
+  const length = /\r\ncontent-length: (\d+)\r\n/i.exec(reply.slice(0, end + 2));
+  return reply.length - (end + 4) >= Number(length?.[1] ?? 0);
+}
