@@ -42,6 +42,8 @@ export interface Exchange {
 }
 
 const LAST_CHUNK = '0\r\n\r\n';
+/** RFC 9110, 9.2.2: sending one of these twice has the effect of sending it once. */
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
 export class GatewayConnection {
   private socket: Socket | undefined;
@@ -53,6 +55,10 @@ export class GatewayConnection {
   private stopBody: (() => void) | undefined;
   private readonly parser: ResponseParser;
   private closed = false;
+  /** The socket has carried an answer: the gateway may since have closed it as idle. */
+  private reused = false;
+  /** Bytes of the current exchange's answer have come. */
+  private answering = false;
 
   constructor() {
     this.parser = new ResponseParser({
@@ -107,6 +113,7 @@ export class GatewayConnection {
     this.current = exchange;
     if (this.socket !== undefined && this.connectedTo !== exchange.address.url) this.drop();
     const socket = this.socket ?? this.connect(exchange.address);
+    this.answering = false;
     this.parser.expect(exchange.method);
     socket.setTimeout(exchange.timeoutMs);
     socket.write(exchange.head, 'latin1');
@@ -131,6 +138,7 @@ export class GatewayConnection {
     });
     this.socket = socket;
     this.connectedTo = address.url;
+    this.reused = false;
     return socket;
   }
 
@@ -180,6 +188,7 @@ export class GatewayConnection {
       this.drop();
       return;
     }
+    this.answering = true;
     try {
       this.parser.feed(chunk);
     } catch (err) {
@@ -193,7 +202,10 @@ export class GatewayConnection {
     // An answer that came before the whole body was sent leaves the request unfinished on
     // this connection: it cannot carry another.
     if (!reusable || this.stopBody !== undefined) this.drop();
-    else this.socket?.setTimeout(0);
+    else {
+      this.socket?.setTimeout(0);
+      this.reused = true;
+    }
     exchange.handler.end(trailers);
     this.next();
   }
@@ -206,7 +218,7 @@ export class GatewayConnection {
   private broke(socket: Socket, err: Error): void {
     if (socket !== this.socket) return;
     if (this.current === undefined) this.drop();
-    else this.fail(err);
+    else this.lost(err);
   }
 
   /** The socket closed: a body delimited by the close is complete, anything else is cut short. */
@@ -219,8 +231,27 @@ export class GatewayConnection {
     try {
       this.parser.closed();
     } catch (err) {
-      this.fail(err as Error);
+      this.lost(err as Error);
     }
+  }
+
+  /**
+   * The gateway reset or closed a connection that had carried an answer, before a byte of
+   * this one: most likely it closed the connection as idle just as the request went out,
+   * a race every keep-alive client meets (the real gateway's browser tests met it as a 502).
+   * An idempotent request without a body is sent again, once, on a new connection (a new
+   * one is never reused, so never retried); anything else fails as it would have.
+   */
+  private lost(err: Error): void {
+    const exchange = this.current;
+    if (exchange === undefined || !this.reused || this.answering || exchange.body !== null || !IDEMPOTENT.has(exchange.method)) {
+      this.fail(err);
+      return;
+    }
+    this.current = undefined;
+    this.drop();
+    this.waiting.unshift(exchange);
+    this.next();
   }
 
   private fail(err: Error): void {

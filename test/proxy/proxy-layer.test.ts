@@ -331,6 +331,43 @@ describe('through the sidecar\'s gateway connections only', () => {
     dataPlane = DATA_PLANES[0]![1];
   });
 
+  /**
+   * A gateway whose first connection answers one request, keeps the connection, and resets
+   * it when the next request's bytes come, as a gateway closing it as idle just then would.
+   */
+  const closesAsIdle = () => {
+    let connections = 0;
+    return (s: Socket) => {
+      if (connections++ > 0) return void s.write('HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond');
+      s.write('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst');
+      s.once('data', () => s.resetAndDestroy());
+    };
+  };
+
+  test('the gateway resetting a kept-alive connection as a GET goes out: the GET is sent again, once, on a new connection', async () => {
+    const { gw, proxy } = await setUp(closesAsIdle());
+    const c = await client(proxy, 'GET /one HTTP/1.1\r\nHost: gw\r\n\r\n');
+    await c.receive((t) => t.endsWith('first'), 'the first answer');
+    c.write('GET /two HTTP/1.1\r\nHost: gw\r\n\r\n');
+    await c.receive((t) => t.endsWith('second'), 'the second answer');
+    expect(statuses(c.text)).toEqual([200, 200]);
+    // Delivered on the kept connection (which reset), then on a new one.
+    expect(gw.received[0]).toContain('GET /two ');
+    expect(gw.received[1]).toMatch(/^GET \/two /);
+    expect(gw.received).toHaveLength(2);
+  });
+
+  test('the same race for a request with a body: not sent again, the client is answered 502', async () => {
+    const { gw, proxy } = await setUp(closesAsIdle());
+    const c = await client(proxy, 'GET /one HTTP/1.1\r\nHost: gw\r\n\r\n');
+    await c.receive((t) => t.endsWith('first'), 'the first answer');
+    c.write('POST /two HTTP/1.1\r\nHost: gw\r\nContent-Length: 2\r\n\r\nab');
+    await c.receive((t) => t.endsWith('{"error":"reset"}'), 'the refusal');
+    expect(statuses(c.text)).toEqual([200, 502]);
+    expect(gw.received[0]).toContain('POST /two ');
+    expect(gw.received).toHaveLength(1);
+  });
+
   test('a body the client coded before chunking (gzip, chunked) reaches the gateway with the same codings, its bytes untouched', async () => {
     // The undici pool it replaced dropped the coding (it framed the body itself): the
     // gateway read the compressed bytes as the body.
