@@ -291,8 +291,11 @@ test('SIGTERM under HTTP and WebSocket load: every in-flight request completes, 
   const sc = await start({ listen: { shutdownGraceSeconds: 8 } });
   const sockets = await load(24, 8, () => openWebSocket(`${sc.url.replace('http', 'ws')}/ws`, ALICE));
   const closes = sockets.map((s) => closed(s, 10_000));
+  const reached = upstream.assertions.length;
   const inFlight = Array.from({ length: 48 }, () => get(sc, '/slow-ok'));
-  await new Promise((r) => setTimeout(r, 200));
+  // In flight means at the gateway: a fixed wait let a loaded machine signal while some
+  // connections still sat in the listen queue, which the closing listener resets.
+  await waitFor(() => upstream.assertions.length - reached >= inFlight.length, 'every request at the gateway', 10_000);
   sc.child.kill('SIGTERM');
   const done = await Promise.all(inFlight);
   const codes = await Promise.all(closes);
