@@ -2,6 +2,7 @@
 // against listen.clientCAFile), or, behind a service mesh, the one the mesh's proxy
 // verified and reports in Envoy's x-forwarded-client-cert. Pure parsing and matching; the
 // shell reads the socket, the source stage (source.ts) decides.
+import { parseXfccHeader } from './xfcc.js';
 
 /** The names a certificate vouches for. */
 export interface PeerCertificate {
@@ -91,60 +92,35 @@ export function certificateOfPeer(peer: { subject?: Record<string, string | stri
   return { subject, ...parseSubjectAltName(peer.subjectaltname) };
 }
 
-/** More than any honest chain of proxies appends; the header is read on every request. */
-const MAX_XFCC_CHARS = 16_384;
-const MAX_XFCC_ELEMENTS = 16;
-
 /**
- * Envoy's x-forwarded-client-cert: comma-separated elements, each `Key=value;…` with
- * By, Hash, Cert, Chain, Subject, URI and DNS (the last two may repeat), values quoted
- * when they hold `,;=`. Returns every element in order (the last is the nearest proxy's),
- * or undefined when the header is malformed: a header that cannot be read is refused.
+ * The certificates an x-forwarded-client-cert value reports, every element in order (the
+ * last is the nearest proxy's), or why the value is refused: parsed by Envoy's grammar
+ * (xfcc.ts); a Subject must also be a readable RFC 4514 name.
  */
-export function parseXfcc(value: string): PeerCertificate[] | undefined {
-  if (value.length === 0 || value.length > MAX_XFCC_CHARS) return undefined;
-  const elements = splitOutsideQuotes(value, ',');
-  if (!elements || elements.length > MAX_XFCC_ELEMENTS) return undefined;
-  const out: PeerCertificate[] = [];
-  for (const element of elements) {
-    const pairs = splitOutsideQuotes(element, ';');
-    if (!pairs) return undefined;
+export function parseXfcc(value: string): { ok: true; certificates: PeerCertificate[] } | { ok: false; problem: string } {
+  const parsed = parseXfccHeader(value);
+  if (!parsed.ok) return parsed;
+  const certificates: PeerCertificate[] = [];
+  for (const element of parsed.elements) {
     let subject: (readonly [string, string])[] = [];
     const dnsNames: string[] = [];
     const uris: string[] = [];
-    for (const pair of pairs) {
-      const eq = pair.indexOf('=');
-      if (eq <= 0) return undefined;
-      const key = pair.slice(0, eq).trim().toLowerCase();
-      const raw = unquote(pair.slice(eq + 1).trim());
-      if (raw === undefined) return undefined;
+    for (const [key, text] of element) {
+      // Envoy writes an empty Subject="" for a certificate without one, and URI= without a URI SAN.
+      if (text === '') continue;
       if (key === 'subject') {
-        // Envoy writes an empty Subject="" for a certificate without one.
-        if (raw !== '') {
-          const parsed = parseSubject(raw);
-          if (!parsed) return undefined;
-          subject = parsed;
-        }
-      } else if (key === 'uri') {
-        if (raw !== '') uris.push(raw);
-      } else if (key === 'dns') {
-        if (raw !== '') dnsNames.push(raw);
-      } else if (!['by', 'hash', 'cert', 'chain'].includes(key)) {
-        return undefined;
-      }
+        const name = parseSubject(text);
+        if (!name) return { ok: false, problem: 'a Subject that is not an RFC 4514 name' };
+        subject = name;
+      } else if (key === 'uri') uris.push(text);
+      else if (key === 'dns') dnsNames.push(text);
     }
-    out.push({ subject, dnsNames, uris });
+    certificates.push({ subject, dnsNames, uris });
   }
-  return out;
+  return { ok: true, certificates };
 }
 
 /** An XFCC value: bare, or double-quoted with `\"` for a quote (Envoy escapes nothing else). */
-function unquote(value: string): string | undefined {
-  if (!value.startsWith('"')) return value.includes('"') ? undefined : value;
-  if (value.length < 2 || !value.endsWith('"')) return undefined;
-  return value.slice(1, -1).replace(/\\"/g, '"');
-}
-
 /**
  * Splits on `sep` neither escaped by a backslash nor inside double quotes; undefined on an
  * unterminated quote (both RFC 4514 names and XFCC quote values that hold separators).

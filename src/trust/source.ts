@@ -90,7 +90,8 @@ function tlsCertificate(cert: TlsCertificate): CertificateFact {
 /**
  * The certificate the mesh's proxy verified: the last XFCC element, the one the nearest
  * proxy appended (Envoy's APPEND_FORWARD keeps earlier, client-supplied ones before it).
- * Two header lines are refused: the proxy writes one.
+ * Only a value that reads one way by Envoy's grammar (xfcc.ts) says which element that is;
+ * two header lines are refused too: the proxy writes one.
  */
 function meshCertificate(rawHeaders: readonly string[]): CertificateFact {
   let value: string | undefined;
@@ -101,7 +102,7 @@ function meshCertificate(rawHeaders: readonly string[]): CertificateFact {
     }
   }
   if (value === undefined) return { problem: 'xfcc_missing' };
-  const elements = parseXfcc(value);
-  if (!elements) return { problem: 'xfcc_malformed' };
-  return { certificate: elements.at(-1)! };
+  const parsed = parseXfcc(value);
+  if (!parsed.ok) return { problem: `xfcc_malformed: ${parsed.problem}` };
+  return { certificate: parsed.certificates.at(-1)! };
 }

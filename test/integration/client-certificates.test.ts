@@ -181,6 +181,8 @@ describe('require: both, from xfcc (a mesh proxy reports the client certificate)
     ['two header lines', '127.0.0.6', [element(TRAEFIK), element(TRAEFIK)]],
     ['no header: the connection was not mutual TLS', '127.0.0.6', []],
     ['a header the parser cannot read', '127.0.0.6', [`URI=${TRAEFIK};Subject="CN=x`]],
+    // Read as an escape, the backslash took the proxy's comma and merged the two elements.
+    ['a client\'s element ending in a backslash before the proxy\'s comma', '127.0.0.6', [`URI=${TRAEFIK};By=\\,${element('spiffe://cluster.local/ns/default/sa/attacker')}`]],
   ])('forged: %s is refused, and nothing reaches the gateway', async (_name, from, xfcc) => {
     const before = upstream.received.length;
     expect(statusOf(await send(from, ...xfcc))).toBe(403);

@@ -11,15 +11,19 @@ const ATTACKER = 'spiffe://cluster.local/ns/default/sa/attacker';
 describe('x-forwarded-client-cert', () => {
   test('Envoy\'s own examples parse, quoted subjects with commas included', () => {
     // From Envoy's header documentation.
-    expect(parseXfcc('By=http://frontend.lyft.com;Hash=468ed33be74eee6556d90c0149c1309e9ba61d6425303443c0748a02dd8de688;Subject="/C=US/ST=CA/L=San Francisco/OU=Lyft/CN=Test Client";URI=http://testclient.lyft.com')).toBeUndefined();
-    expect(parseXfcc('By=http://frontend.lyft.com;Hash=468ed33be74eee6556d90c0149c1309e9ba61d6425303443c0748a02dd8de688;URI=http://testclient.lyft.com,By=http://backend.lyft.com;Hash=9ba61d6425303443c0748a02dd8de688468ed33be74eee6556d90c0149c1309e;URI=http://frontend.lyft.com')).toEqual([
-      { subject: [], dnsNames: [], uris: ['http://testclient.lyft.com'] },
-      { subject: [], dnsNames: [], uris: ['http://frontend.lyft.com'] },
-    ]);
-    expect(parseXfcc(`By=spiffe://cluster.local/ns/claw/sa/claw;Hash=abc;Subject="CN=traefik,O=ingress\\, inc.";URI=${TRAEFIK};DNS=traefik.traefik.svc;DNS=traefik`)).toEqual([
-      { subject: [['CN', 'traefik'], ['O', 'ingress, inc.']], dnsNames: ['traefik.traefik.svc', 'traefik'], uris: [TRAEFIK] },
-    ]);
-    expect(parseXfcc('By=x;Hash=y;Subject="";URI=;DNS=')).toEqual([{ subject: [], dnsNames: [], uris: [] }]);
+    expect(parseXfcc('By=http://frontend.lyft.com;Hash=468ed33be74eee6556d90c0149c1309e9ba61d6425303443c0748a02dd8de688;Subject="/C=US/ST=CA/L=San Francisco/OU=Lyft/CN=Test Client";URI=http://testclient.lyft.com')).toMatchObject({ ok: false });
+    expect(parseXfcc('By=http://frontend.lyft.com;Hash=468ed33be74eee6556d90c0149c1309e9ba61d6425303443c0748a02dd8de688;URI=http://testclient.lyft.com,By=http://backend.lyft.com;Hash=9ba61d6425303443c0748a02dd8de688468ed33be74eee6556d90c0149c1309e;URI=http://frontend.lyft.com')).toEqual({
+      ok: true,
+      certificates: [
+        { subject: [], dnsNames: [], uris: ['http://testclient.lyft.com'] },
+        { subject: [], dnsNames: [], uris: ['http://frontend.lyft.com'] },
+      ],
+    });
+    expect(parseXfcc(`By=spiffe://cluster.local/ns/claw/sa/claw;Hash=abc;Subject="CN=traefik,O=ingress\\, inc.";URI=${TRAEFIK};DNS=traefik.traefik.svc;DNS=traefik`)).toEqual({
+      ok: true,
+      certificates: [{ subject: [['CN', 'traefik'], ['O', 'ingress, inc.']], dnsNames: ['traefik.traefik.svc', 'traefik'], uris: [TRAEFIK] }],
+    });
+    expect(parseXfcc('By=x;Hash=y;Subject="";URI=;DNS=')).toEqual({ ok: true, certificates: [{ subject: [], dnsNames: [], uris: [] }] });
   });
 
   test.each([
@@ -31,8 +35,16 @@ describe('x-forwarded-client-cert', () => {
     ['a pair without =', `URI=${TRAEFIK};admin`],
     ['too many elements', Array.from({ length: 17 }, () => `URI=${TRAEFIK}`).join(',')],
     ['too long', `URI=spiffe://x/${'a'.repeat(16_400)}`],
+    // The third adversarial pass: a backslash outside quotes swallowed the separator, so the
+    // client's element absorbed the one the mesh proxy appended.
+    ['a backslash outside quotes before the proxy\'s comma', `URI=${TRAEFIK};By=\\,By=spiffe://cluster.local/ns/claw/sa/claw;URI=${ATTACKER}`],
+    ['an escaped backslash in quotes (two readings of \\\\")', `Subject="CN=a\\\\";URI=${TRAEFIK}`],
+    ['a key twice in one element', `By=a;By=b;URI=${TRAEFIK}`],
+    ['blanks around a separator', `URI=${TRAEFIK}; DNS=x`],
+    ['an empty element', `URI=${TRAEFIK},,URI=${TRAEFIK}`],
+    ['text after a closing quote', `Subject="CN=a"x;URI=${TRAEFIK}`],
   ])('refused when malformed: %s', (_name, value) => {
-    expect(parseXfcc(value)).toBeUndefined();
+    expect(parseXfcc(value)).toMatchObject({ ok: false, problem: expect.any(String) });
   });
 
   test('subjects: RFC 4514 escapes and quotes; names case-insensitive', () => {
@@ -146,7 +158,7 @@ describe('the source stage', () => {
     test('missing, doubled or malformed headers are refused', () => {
       expect(xfcc('127.0.0.6')).toMatchObject({ ok: false, detail: 'xfcc_missing' });
       expect(xfcc('127.0.0.6', honest, honest)).toMatchObject({ ok: false, detail: 'xfcc_duplicated' });
-      expect(xfcc('127.0.0.6', `URI=${TRAEFIK};Subject="CN=x`)).toMatchObject({ ok: false, detail: 'xfcc_malformed' });
+      expect(xfcc('127.0.0.6', `URI=${TRAEFIK};Subject="CN=x`)).toMatchObject({ ok: false, detail: expect.stringMatching(/^xfcc_malformed: at \d+: a quoted value is not closed$/) });
     });
 
     test('a connection allowed before a reload is judged again by the certificate it was trusted by', () => {
