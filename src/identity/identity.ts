@@ -91,10 +91,14 @@ function tokenIdentity(read: Map<string, string[]>, config: IdentityConfig, toke
   const checked = verifyProviderToken(value, token.keys, token.rules, token.nowSeconds);
   if (!checked.ok) return checked;
   const { claims } = checked;
+  // An email is someone's only once the provider has checked that they receive its mail
+  // (OpenID Connect Core, 5.1): until then anyone may have typed it at sign-up.
+  const emailVerified = claims['email_verified'] === true;
+  if (userClaim === 'email' && !emailVerified) return refuse('identity_token_rejected', 'email not verified (email_verified is not true)');
   const user = claimValue(claims[userClaim], config.maxValueBytes);
   if (user === undefined) return refuse('identity_token_rejected', `claim ${userClaim} is not a usable user`);
   const emailClaim = claims['email'];
-  const email = typeof emailClaim === 'string' ? claimValue(emailClaim, config.maxValueBytes) : undefined;
+  const email = emailVerified && typeof emailClaim === 'string' ? claimValue(emailClaim, config.maxValueBytes) : undefined;
   const groupsValue = groupsClaim ? claims[groupsClaim] : undefined;
   if (groupsValue !== undefined && !Array.isArray(groupsValue)) return refuse('identity_token_rejected', `claim ${groupsClaim} is not a list`);
   const groups: string[] = [];
@@ -116,9 +120,13 @@ function claimValue(value: unknown, maxBytes: number): string | undefined {
   return trimmed;
 }
 
-/** Why the headers' identity is not the token's, if it is not: another user, another email, or a group the token lacks. */
+/**
+ * Why the headers' identity is not the token's, if it is not: another user, an email the
+ * token does not hold verified, or a group the token lacks.
+ */
 function disagreementOf(headers: Identity, token: Identity): string | undefined {
   if (!sameName(headers.user, token.user)) return 'user';
+  if (headers.email !== undefined && token.email === undefined) return 'email not verified by the token';
   if (headers.email !== undefined && token.email !== undefined && !sameName(headers.email, token.email)) return 'email';
   const held = new Set(token.groups);
   if (headers.groups.some((g) => !held.has(g))) return 'a group the token does not hold';

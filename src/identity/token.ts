@@ -71,6 +71,10 @@ export function verifyProviderToken(token: string, keys: ProviderKeys | undefine
   }
   const nbf = claims['nbf'];
   if (typeof nbf === 'number' && nowSeconds + rules.clockSkewSeconds < nbf) return refuse('identity_token_expired', 'not yet valid');
+  // A token from the future was minted by a clock, or a key holder, that cannot be trusted
+  // to date it (jose's maxTokenAge check: "it should be in the past").
+  const iat = claims['iat'];
+  if (typeof iat === 'number' && nowSeconds + rules.clockSkewSeconds < iat) return refuse('identity_token_rejected', 'issued in the future');
   return { ok: true, claims };
 }
 

@@ -133,7 +133,7 @@ describe('through oauth2-proxy, with a real OpenID provider', () => {
     expect(await refusal(await direct({ 'x-forwarded-email': 'admin@example.com' }))).toEqual([401, 'identity_token_missing']);
     expect(await refusal(await direct({ 'x-forwarded-email': 'admin@example.com', authorization: `Bearer ${token}` }))).toEqual([401, 'identity_token_mismatch']);
     const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-    const own = await new SignJWT({ iss: issuer, aud: 'openclaw', exp: Math.floor(Date.now() / 1000) + 300, email: 'admin@example.com' })
+    const own = await new SignJWT({ iss: issuer, aud: 'openclaw', exp: Math.floor(Date.now() / 1000) + 300, email: 'admin@example.com', email_verified: true })
       .setProtectedHeader({ alg: 'RS256', kid: 'k1' })
       .sign(privateKey);
     expect(await refusal(await direct({ 'x-forwarded-email': 'admin@example.com', authorization: `Bearer ${own}` }))).toEqual([401, 'identity_token_invalid']);
@@ -176,7 +176,7 @@ describe('the key set\'s freshness, with a provider that stops answering', () =>
   });
 
   test('the last keys serve until stale, then tokens are refused with 503 and readiness fails, until the provider is back', async () => {
-    const token = await new SignJWT({ iss: `http://127.0.0.1:${port}`, aud: 'app', exp: Math.floor(Date.now() / 1000) + 600, email: 'bob@example.com' })
+    const token = await new SignJWT({ iss: `http://127.0.0.1:${port}`, aud: 'app', exp: Math.floor(Date.now() / 1000) + 600, email: 'bob@example.com', email_verified: true })
       .setProtectedHeader({ alg: 'ES256', kid: 'p1' })
       .sign(privateKey);
     const request = () => fetch(`${sc.url}/x`, { headers: { authorization: `Bearer ${token}` } });

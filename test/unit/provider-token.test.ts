@@ -39,7 +39,7 @@ const rules = (algorithms: string[] = ALGS) => ({ issuer: ISSUER, audiences: new
  * cannot use (an RSA key under 2048 bits), where jose fails on it; so such tokens are
  * judged by jose against the set without that key.
  */
-async function joseAccepts(token: string, algorithms: string[], withoutKid: boolean): Promise<boolean> {
+async function joseAccepts(token: string, algorithms: string[], withoutKid: boolean, claims: Record<string, unknown>): Promise<boolean> {
   const set = withoutKid ? { keys: jwks.keys.filter((k) => k.kid !== 'k-weak') } : jwks;
   try {
     await jwtVerify(token, createLocalJWKSet(set), {
@@ -49,6 +49,9 @@ async function joseAccepts(token: string, algorithms: string[], withoutKid: bool
       clockTolerance: SKEW,
       currentDate: new Date(NOW * 1000),
       requiredClaims: ['exp'],
+      // jose checks that iat is not in the future only with a maximum age (which then needs
+      // an iat): one far beyond any case leaves the future check alone.
+      ...(claims['iat'] !== undefined && { maxTokenAge: 10 ** 9 }),
     });
     return true;
   } catch {
@@ -119,7 +122,7 @@ test('accepts exactly the tokens jose accepts, over every class', async () => {
     fc.asyncProperty(caseArb, fc.constantFrom(ALGS, ['RS256'], ['ES256', 'EdDSA']), async (c, algorithms) => {
       const token = await mint({ ...c, kid: c.kid === '__own__' ? `k-${c.alg}` : c.kid });
       const ours = verifyProviderToken(token, keySet(), rules(algorithms), NOW).ok;
-      expect({ ours, jose: await joseAccepts(token, algorithms, c.kid === null) }).toEqual({ ours, jose: ours });
+      expect({ ours, jose: await joseAccepts(token, algorithms, c.kid === null, c.claims) }).toEqual({ ours, jose: ours });
     }),
     { numRuns: 1000 },
   );
@@ -142,7 +145,7 @@ test('a token that names HS256 and is MACed with a provider public key is refuse
 describe('the identity stage with identity.token', () => {
   const base = { identity: { userHeader: 'x-forwarded-email', groupsHeader: 'x-forwarded-groups', token: { issuer: ISSUER, audiences: ['openclaw'] } } };
   const sign = (claims: Record<string, unknown>, alg: TokenAlgorithm = 'ES256') =>
-    new SignJWT({ iss: ISSUER, aud: 'openclaw', exp: NOW + 300, email: 'alice@example.com', groups: ['staff'], ...claims }).setProtectedHeader({ alg, kid: `k-${alg}` }).sign(keys[alg].privateKey);
+    new SignJWT({ iss: ISSUER, aud: 'openclaw', exp: NOW + 300, email: 'alice@example.com', email_verified: true, groups: ['staff'], ...claims }).setProtectedHeader({ alg, kid: `k-${alg}` }).sign(keys[alg].privateKey);
   const run = (mode: 'require' | 'match', headers: string[], providerKeys: ProviderKeys | undefined = importKeySet(jwks as never)) =>
     decide(facts(['Host', 'gw', ...headers]), { ...context({ ...base, identity: { ...base.identity, token: { ...base.identity.token, mode } } }, { cidrs: ['10.0.0.0/8'] }), providerKeys });
 
@@ -155,6 +158,12 @@ describe('the identity stage with identity.token', () => {
     expect(run('require', ['Authorization', `Bearer ${await sign({ exp: NOW - 60 })}`])).toMatchObject({ ok: false, reason: 'identity_token_expired' });
     expect(run('require', ['Authorization', `Bearer ${await sign({ aud: 'someone-else' })}`])).toMatchObject({ ok: false, reason: 'identity_token_rejected' });
     expect(run('require', ['Authorization', `Bearer ${await sign({ email: undefined })}`])).toMatchObject({ ok: false, reason: 'identity_token_rejected' });
+    // The third adversarial pass: an unverified email named the user.
+    for (const unverified of [{ email_verified: false }, { email_verified: 'true' }, { email_verified: undefined }]) {
+      expect(run('require', ['Authorization', `Bearer ${await sign(unverified)}`])).toMatchObject({ ok: false, reason: 'identity_token_rejected', detail: expect.stringContaining('not verified') });
+    }
+    expect(run('require', ['Authorization', `Bearer ${await sign({ iat: NOW + SKEW + 1 })}`])).toMatchObject({ ok: false, reason: 'identity_token_rejected', detail: 'issued in the future' });
+    expect(run('require', ['Authorization', `Bearer ${await sign({ iat: NOW + SKEW })}`])).toMatchObject({ ok: true });
     expect(decide(facts(['Host', 'gw', 'Authorization', `Bearer ${token}`]), { ...context({ ...base, identity: { ...base.identity, token: { ...base.identity.token, mode: 'require' } } }, { cidrs: ['10.0.0.0/8'] }), providerKeys: undefined })).toMatchObject({ ok: false, reason: 'identity_token_keys_unavailable', status: 503 });
   });
 
@@ -171,5 +180,22 @@ describe('the identity stage with identity.token', () => {
     const forged = await new SignJWT({ iss: ISSUER, aud: 'openclaw', exp: NOW + 300, email: 'alice@example.com' }).setProtectedHeader({ alg: 'ES256', kid: 'k-ES256' }).sign(stranger.privateKey);
     expect(run('match', [...alice, 'Authorization', `Bearer ${forged}`])).toMatchObject({ ok: false, reason: 'identity_token_invalid', detail: 'bad signature' });
     expect(run('match', [...alice, 'Authorization', `Bearer ${token}`, 'Authorization', `Bearer ${token}`])).toMatchObject({ ok: false, reason: 'identity_token_invalid' });
+  });
+
+  test('an unverified email neither names nor backs a user', async () => {
+    const unverified = await sign({ email_verified: false });
+    const alice = ['X-Forwarded-Email', 'alice@example.com', 'Authorization', `Bearer ${unverified}`];
+    expect(run('match', alice)).toMatchObject({ ok: false, reason: 'identity_token_rejected', detail: expect.stringContaining('not verified') });
+    // The user by an opaque id: the token's email is then no one's, and cannot back the header's.
+    const bySub = (mode: 'require' | 'match', headers: string[]) =>
+      decide(facts(['Host', 'gw', ...headers]), {
+        ...context({ identity: { userHeader: 'x-forwarded-user', emailHeader: 'x-forwarded-email', token: { ...base.identity.token, mode, userClaim: 'sub' } } }, { cidrs: ['10.0.0.0/8'] }),
+        providerKeys: importKeySet(jwks as never),
+      });
+    const sub = await sign({ sub: 'u-1', email_verified: false });
+    expect(bySub('require', ['Authorization', `Bearer ${sub}`])).toMatchObject({ ok: true, identity: { user: 'u-1', email: undefined } });
+    expect(bySub('match', ['X-Forwarded-User', 'u-1', 'X-Forwarded-Email', 'alice@example.com', 'Authorization', `Bearer ${sub}`])).toMatchObject({ ok: false, reason: 'identity_token_mismatch', detail: 'email not verified by the token' });
+    const verified = await sign({ sub: 'u-1' });
+    expect(bySub('match', ['X-Forwarded-User', 'u-1', 'X-Forwarded-Email', 'alice@example.com', 'Authorization', `Bearer ${verified}`])).toMatchObject({ ok: true, identity: { user: 'u-1', email: 'alice@example.com' } });
   });
 });
