@@ -13,13 +13,23 @@ export interface AssertionClaims {
   jti: string;
   /** The client address the sidecar attributed the request to. */
   cip: string;
+  /**
+   * The gateway scopes, space-separated (the `scope` of RFC 8693 and RFC 9068); present when
+   * the sidecar sends them (gateway.scopesHeader), so a verifier can hold that header to them.
+   */
+  scope?: string;
   /** The request method. */
   htm: string;
-  /** `proto://host/path` of the request, without query or fragment. */
+  /** `proto://host` and the request target (path and query), as the gateway receives it. */
   htu: string;
 }
 
-/** Builds `proto://host/path`, the form both signer and verifier compare. */
-export function targetUri(proto: string, host: string, path: string): string {
-  return `${proto}://${host.toLowerCase()}${path}`;
+/** Builds `proto://host/target`, the form both signer and verifier compare. */
+export function targetUri(proto: string, host: string, target: string): string {
+  return `${proto}://${host.toLowerCase()}${target}`;
+}
+
+/** The scopes header's value for a `scope` claim: the same scopes, comma-separated. */
+export function scopesHeaderValue(scope: string): string {
+  return scope === '' ? '' : scope.split(' ').join(',');
 }

@@ -3,11 +3,11 @@
 // a JWK Set, never HS256 then), and checks signature, issuer, audience, time, and, given
 // the request, that the assertion was minted for this method and target.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { createPublicKey, createSecretKey, type KeyObject } from 'node:crypto';
 import { createLocalJWKSet, createRemoteJWKSet, decodeProtectedHeader, errors, jwtVerify, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
 import type { AssertionClaims } from './claims.js';
-import { targetUri } from './claims.js';
+import { scopesHeaderValue, targetUri } from './claims.js';
 import { keyAlgorithm, loadKeyRing, type Algorithm } from './keys.js';
 
 export type AssertionErrorCode =
@@ -23,7 +23,9 @@ export type AssertionErrorCode =
   | 'claims'
   | 'method'
   | 'target'
-  | 'replayed';
+  | 'scopes'
+  | 'replayed'
+  | 'replay_cache_full';
 
 export class AssertionError extends Error {
   constructor(
@@ -35,33 +37,36 @@ export class AssertionError extends Error {
   }
 }
 
-/** Remembers seen `jti` values until their assertion expires. */
+/**
+ * Remembers seen `jti` values for as long as their assertion verifies: until `exp` plus the
+ * clock tolerance. Bounded: when every entry is still live, a new id is refused rather than
+ * an old one forgotten (forgetting would let that one be replayed).
+ */
 export class ReplayCache {
   private readonly seen = new Map<string, number>();
 
   constructor(private readonly maxEntries = 100_000) {}
 
-  /** False when this id was already used. */
-  claim(jti: string, exp: number, nowSeconds: number): boolean {
-    if (this.seen.size >= this.maxEntries) this.evict(nowSeconds);
-    if (this.seen.has(jti)) return false;
-    this.seen.set(jti, exp);
-    return true;
-  }
-
-  private evict(nowSeconds: number): void {
-    for (const [jti, exp] of this.seen) if (exp < nowSeconds) this.seen.delete(jti);
-    // Still full: forget the oldest entries (insertion order) rather than grow without bound.
-    for (const jti of this.seen.keys()) {
-      if (this.seen.size < this.maxEntries) break;
-      this.seen.delete(jti);
+  /** `until`: the last second the assertion verifies. */
+  claim(jti: string, until: number, nowSeconds: number): 'fresh' | 'replayed' | 'full' {
+    if (this.seen.has(jti)) return 'replayed';
+    if (this.seen.size >= this.maxEntries) {
+      for (const [id, last] of this.seen) if (last < nowSeconds) this.seen.delete(id);
+      if (this.seen.size >= this.maxEntries) return 'full';
     }
+    this.seen.set(jti, until);
+    return 'fresh';
   }
 }
 
+/** Keys by id: a Map, or a key folder watched for rotation (`watchKeysDir`). */
+export interface KeyLookup {
+  get(kid: string): Uint8Array | KeyObject | undefined;
+}
+
 export interface VerifyOptions {
-  /** Key id → HS256 key bytes, or key objects (a secret, or a public or private EdDSA/ES256 key); or use `keysFromDir`. */
-  keys?: ReadonlyMap<string, Uint8Array | KeyObject>;
+  /** Key id → HS256 key bytes, or key objects (a secret, or a public or private EdDSA/ES256 key); or use `watchKeysDir`. */
+  keys?: KeyLookup;
   /**
    * The sidecar's public keys (EdDSA, ES256) as a JWK Set: the set itself, a file path, or
    * an http(s) URL (the admin port's /.well-known/jwks.json). A file or URL is cached and
@@ -71,17 +76,60 @@ export interface VerifyOptions {
   issuer?: string;
   audience?: string;
   clockToleranceSeconds?: number;
-  /** When given, `htm` and `htu` must match this request. */
-  request?: { method: string; uri: string };
+  /**
+   * When given, `htm` and `htu` must match this request; with `scopes`, so must the scopes
+   * header as the gateway received it (`received`: its value, undefined when absent): it
+   * must say the assertion's `scope`, and may not be sent with an assertion that has none.
+   */
+  request?: { method: string; uri: string; scopes?: { received: string | undefined } };
   replayCache?: ReplayCache;
   now?: () => number;
 }
 
 export type VerifiedAssertion = AssertionClaims & { kid: string };
 
-/** The keys of a sidecar key folder (HS256 secrets by default). */
+/** The keys of a sidecar key folder (HS256 secrets by default), read once. */
 export function keysFromDir(dir: string, algorithm: Algorithm = 'HS256'): Map<string, KeyObject> {
   return new Map(loadKeyRing(dir, '', algorithm).keys);
+}
+
+/** A watched key folder is read again on an unknown key id at least this often, changed or not. */
+const KEY_DIR_MAX_AGE_MS = 30_000;
+
+/**
+ * A sidecar key folder, read again when a token names a key id it lacks and the folder has
+ * changed since it was read (its modification time: a Secret mount's update swaps a link in
+ * it, a key file added changes it), or was read over 30 s ago. A rotation adds the new key
+ * to the folder before the sidecar signs with it; a verifier that read the folder once
+ * refused every request after the switch until it restarted. A miss costs one stat, so
+ * unknown key ids cannot make it read the folder more often than the folder changes.
+ */
+export function watchKeysDir(dir: string, algorithm: Algorithm = 'HS256'): KeyLookup & { readonly size: number } {
+  const version = () => {
+    try {
+      return statSync(dir, { bigint: true }).mtimeNs;
+    } catch {
+      return -1n;
+    }
+  };
+  let readVersion = version();
+  let readAt = Date.now();
+  let keys = keysFromDir(dir, algorithm);
+  return {
+    get(kid) {
+      const key = keys.get(kid);
+      if (key !== undefined) return key;
+      const now = version();
+      if (now === readVersion && Date.now() - readAt < KEY_DIR_MAX_AGE_MS) return undefined;
+      readVersion = now;
+      readAt = Date.now();
+      keys = keysFromDir(dir, algorithm);
+      return keys.get(kid);
+    },
+    get size() {
+      return keys.size;
+    },
+  };
 }
 
 const keyObjects = new WeakMap<Uint8Array | KeyObject, KeyObject>();
@@ -181,12 +229,19 @@ export async function verifyAssertion(token: string, options: VerifyOptions): Pr
   if (typeof claims.sub !== 'string' || typeof claims.jti !== 'string' || !Array.isArray(claims.groups)) {
     throw new AssertionError('claims', 'claims of the wrong type');
   }
+  if (claims.scope !== undefined && typeof claims.scope !== 'string') throw new AssertionError('claims', 'claims of the wrong type');
   if (options.request) {
     if (claims.htm !== options.request.method) throw new AssertionError('method', 'assertion minted for another method');
     if (claims.htu !== options.request.uri) throw new AssertionError('target', 'assertion minted for another target');
+    const scopes = options.request.scopes;
+    if (scopes && (claims.scope === undefined ? scopes.received !== undefined : scopes.received !== scopesHeaderValue(claims.scope))) {
+      throw new AssertionError('scopes', 'the scopes header is not the assertion\'s');
+    }
   }
-  if (options.replayCache && !options.replayCache.claim(claims.jti, claims.exp, nowSeconds)) {
-    throw new AssertionError('replayed', 'assertion already used');
+  if (options.replayCache) {
+    const verdict = options.replayCache.claim(claims.jti, claims.exp + checks.clockTolerance, nowSeconds);
+    if (verdict === 'replayed') throw new AssertionError('replayed', 'assertion already used');
+    if (verdict === 'full') throw new AssertionError('replay_cache_full', 'too many live assertions to remember another');
   }
   return { ...claims, kid };
 }
@@ -221,12 +276,17 @@ function mapJoseError(err: unknown): AssertionError {
   return new AssertionError('malformed', err instanceof Error ? err.message : 'malformed');
 }
 
-/** `proto://host/path` of a request as the sidecar forwarded it (its X-Forwarded-* are its own). */
+/** `proto://host/target` of a request as the sidecar forwarded it (its X-Forwarded-* are its own). */
 export function requestUri(req: IncomingMessage): string {
   const proto = firstHeader(req, 'x-forwarded-proto') ?? 'http';
   const host = firstHeader(req, 'x-forwarded-host') ?? req.headers.host ?? '';
-  const path = (req.url ?? '/').split('?')[0]!;
-  return targetUri(proto, host, path);
+  return targetUri(proto, host, req.url ?? '/');
+}
+
+/** The scopes check of a request: the header's value as received, or undefined when absent. */
+export function receivedScopes(req: IncomingMessage, header: string): { received: string | undefined } {
+  const value = req.headers[header];
+  return { received: Array.isArray(value) ? value.join(', ') : value };
 }
 
 function firstHeader(req: IncomingMessage, name: string): string | undefined {
@@ -236,6 +296,8 @@ function firstHeader(req: IncomingMessage, name: string): string | undefined {
 
 export interface MiddlewareOptions extends Omit<VerifyOptions, 'request'> {
   header?: string;
+  /** The sidecar's gateway.scopesHeader: when set, it must say the assertion's `scope`. */
+  scopesHeader?: string;
 }
 
 /**
@@ -250,7 +312,8 @@ export function assertionMiddleware(options: MiddlewareOptions) {
       res.writeHead(401, { 'content-type': 'application/json' }).end('{"error":"assertion_missing"}');
       return;
     }
-    verifyAssertion(token, { ...options, request: { method: req.method ?? 'GET', uri: requestUri(req) } }).then(
+    const scopes = options.scopesHeader ? receivedScopes(req, options.scopesHeader.toLowerCase()) : undefined;
+    verifyAssertion(token, { ...options, request: { method: req.method ?? 'GET', uri: requestUri(req), ...(scopes && { scopes }) } }).then(
       (verified) => {
         req.assertion = verified;
         next();

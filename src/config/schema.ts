@@ -16,6 +16,10 @@ const text = (value: string) => z._default(z.string(), value);
 const flag = (value: boolean) => z._default(z.boolean(), value);
 const list = <T extends z.core.SomeType>(item: T) => z._default(z.array(item), []);
 
+// An OAuth scope-token (RFC 6749, 3.3) without a comma: the assertion's `scope` joins them
+// with spaces, the scopes header with commas, and each must split back into the same list.
+const scopeToken = z.string().check(z.regex(/^[\x21\x23-\x2b\x2d-\x5b\x5d-\x7e]+$/, 'must be a scope: printable ASCII without spaces, quotes, backslashes or commas'));
+
 const cidr = z.string().check(z.refine(isAddressOrCidr, 'must be an IPv4/IPv6 address or CIDR'));
 
 export function isAddressOrCidr(value: string): boolean {
@@ -205,8 +209,8 @@ const sections = z.strictObject({
       scopesHeader: optionalHeaderName,
       scopes: z.prefault(
         z.strictObject({
-          default: list(nonEmpty),
-          byGroup: z._default(z.record(z.string(), z.array(nonEmpty)), {}),
+          default: list(scopeToken),
+          byGroup: z._default(z.record(z.string(), z.array(scopeToken)), {}),
         }),
         {},
       ),

@@ -11,7 +11,7 @@ import type { ProviderKeys } from '../identity/token.js';
 import { checkPolicy } from '../policy/policy.js';
 import { clientAddress, forwardableClient, forwardedHost, forwardedProto } from '../request/forwarded.js';
 import { readHeaders, type InboundHeaders } from '../request/headers.js';
-import { checkRequest, pathOf, requestIdOf } from '../request/request.js';
+import { checkRequest, requestIdOf } from '../request/request.js';
 import type { PeerCertificate } from '../trust/certificate.js';
 import { checkSource, type TlsCertificate } from '../trust/source.js';
 import type { TrustedSet } from '../trust/trusted-set.js';
@@ -59,7 +59,7 @@ export interface Allowed {
   readonly scopes: readonly string[];
   readonly client: string;
   readonly proto: 'http' | 'https';
-  readonly host: string | undefined;
+  readonly host: string;
   /** Method and target the assertion binds (for forward-auth, the original request's). */
   readonly method: string;
   readonly target: string;
@@ -107,11 +107,16 @@ export function decide(facts: RequestFacts, ctx: DecisionContext): Decision {
   const policy = checkPolicy(identity, request.upgrade !== undefined || facts.mode === 'forward-auth', inbound.read, ctx.rules.policy);
   if (!policy.ok) return refused(policy, peer, inbound, requestId);
 
-  // assertion: the identity signed and bound to this request's method, target and client.
+  // assertion: the identity and its scopes signed and bound to this request's method, host,
+  // target (path and query) and client.
   if (!ctx.signer) return refused(refuse('assertion_key_unavailable'), peer, inbound, requestId);
   const client = clientAddress(inbound.read, peer, ctx.trusted);
   const proto = forwardedProto(inbound.read, facts.tls);
   const host = forwardedHost(inbound.read);
+  // The gateway, and the guard in it, rebuild htu from the host the sidecar forwards: without
+  // one well-formed host (HTTP/1.0 without Host, a name with a trailing dot) there is none
+  // both could agree on, and an assertion bound to no host would verify for none.
+  if (host === undefined) return refused(refuse('bad_request', 'no well-formed Host or X-Forwarded-Host'), peer, inbound, requestId);
   const iat = Math.floor(ctx.nowMs / 1000);
   const claims: AssertionClaims = {
     iss: config.assertion.issuer,
@@ -120,13 +125,15 @@ export function decide(facts: RequestFacts, ctx: DecisionContext): Decision {
     // Left out of the JSON when undefined.
     email: identity.email,
     groups: identity.groups,
+    // Only with the header it binds (left out of the JSON when undefined).
+    scope: config.gateway.scopesHeader ? policy.scopes.join(' ') : undefined,
     iat,
     nbf: iat,
     exp: iat + config.assertion.ttlSeconds,
     jti: ctx.newId(),
     cip: client,
     htm: request.method,
-    htu: targetUri(proto, host ?? '', pathOf(request.target)),
+    htu: targetUri(proto, host, request.target),
   };
   return {
     ok: true,

@@ -7,7 +7,7 @@
 import { Server as HttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { Server as HttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
-import { AssertionError, keysFromDir, requestUri, verifyAssertion, type VerifyOptions } from '../assertion/verify.js';
+import { AssertionError, receivedScopes, ReplayCache, requestUri, verifyAssertion, watchKeysDir, type VerifyOptions } from '../assertion/verify.js';
 import type { GuardOptions } from './options.js';
 
 /** The events through which a gateway's server hands it a request or a connection. */
@@ -20,8 +20,13 @@ export interface GuardLog {
   readonly refused: (event: string, error: string, req: IncomingMessage) => void;
 }
 
-/** Checks one request as the guard does: open path, or a valid assertion bound to it. */
+/**
+ * Checks one request as the guard does: open path, or a valid assertion bound to it (method,
+ * host and target, the scopes header when the guard knows it) and used once: a copy of an
+ * assertion seen before is refused while it would still verify.
+ */
 export function guardCheck(options: GuardOptions, verify: VerifyOptions) {
+  const replayCache = verify.replayCache ?? new ReplayCache();
   return async (event: string, req: IncomingMessage): Promise<GuardVerdict> => {
     // The sidecar never sends CONNECT: nothing legitimate tunnels through the guard.
     if (event === 'connect') return { ok: false, error: 'method_not_allowed' };
@@ -30,8 +35,9 @@ export function guardCheck(options: GuardOptions, verify: VerifyOptions) {
     const token = req.headers[options.header];
     if (typeof token !== 'string' || token === '') return { ok: false, error: 'assertion_missing' };
     try {
-      const claims = await verifyAssertion(token, { ...verify, request: { method: req.method ?? 'GET', uri: requestUri(req) } });
-      if (options.userHeader !== '' && req.headers[options.userHeader] !== claims.sub) return { ok: false, error: 'assertion_user_mismatch' };
+      const scopes = options.scopesHeader !== '' ? receivedScopes(req, options.scopesHeader) : undefined;
+      const claims = await verifyAssertion(token, { ...verify, replayCache, request: { method: req.method ?? 'GET', uri: requestUri(req), ...(scopes && { scopes }) } });
+      if (options.userHeader !== '' && !sameUser(req.headers[options.userHeader], claims.sub)) return { ok: false, error: 'assertion_user_mismatch' };
       return { ok: true };
     } catch (err) {
       return { ok: false, error: `assertion_${err instanceof AssertionError ? err.code : 'malformed'}` };
@@ -39,10 +45,19 @@ export function guardCheck(options: GuardOptions, verify: VerifyOptions) {
   };
 }
 
-/** The verifier's options for the guard's keys: a key folder or a JWK Set. */
-export function verifyOptionsOf(options: GuardOptions): VerifyOptions {
+/**
+ * The user header as the gateway reads it against the assertion's `sub`: Node hands header
+ * bytes over as latin1 text and the sidecar sends the user's UTF-8 bytes, so the two are
+ * compared as bytes (józef@… and 张伟@… are several bytes a character).
+ */
+function sameUser(header: string | string[] | undefined, sub: string): boolean {
+  return typeof header === 'string' && Buffer.from(header, 'latin1').equals(Buffer.from(sub, 'utf8'));
+}
+
+/** The verifier's options for the guard's keys: a key folder (read again on an unknown key id) or a JWK Set. */
+export function verifyOptionsOf(options: GuardOptions): VerifyOptions & { keys?: ReturnType<typeof watchKeysDir> } {
   return {
-    ...(options.jwks !== '' ? { jwks: options.jwks } : { keys: keysFromDir(options.keysDir, options.algorithm) }),
+    ...(options.jwks !== '' ? { jwks: options.jwks } : { keys: watchKeysDir(options.keysDir, options.algorithm) }),
     issuer: options.issuer,
     audience: options.audience,
   };

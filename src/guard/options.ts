@@ -28,6 +28,9 @@ const guardSchema = z
     OPEN_PATHS: z._default(z.pipe(z.pipe(z.string(), z.transform(list)), z.array(z.string().check(z.regex(/^\/[^?#\s]*$/, 'must be absolute paths')))), []),
     // When set, this header (the identity the gateway reads) must equal the assertion's sub.
     USER_HEADER: optionalHeaderName,
+    // The scopes the gateway reads: they must be the assertion's `scope`, and a request whose
+    // assertion has none may not carry the header. '' turns the check off.
+    SCOPES_HEADER: z._default(optionalHeaderName, 'x-openclaw-scopes'),
   })
   .check(
     z.superRefine((v, ctx) => {
@@ -47,6 +50,7 @@ export interface GuardOptions {
   readonly audience: string;
   readonly openPaths: ReadonlySet<string>;
   readonly userHeader: string;
+  readonly scopesHeader: string;
 }
 
 export type GuardOptionsResult = { ok: true; options: GuardOptions } | { ok: false; problems: string[] };
@@ -71,6 +75,7 @@ export function guardOptions(env: NodeJS.ProcessEnv): GuardOptionsResult {
       audience: v.AUDIENCE,
       openPaths: new Set(v.OPEN_PATHS),
       userHeader: v.USER_HEADER,
+      scopesHeader: v.SCOPES_HEADER,
     },
   };
 }

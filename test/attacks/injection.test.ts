@@ -79,11 +79,15 @@ describe('11. replay of a captured assertion', () => {
   });
   const code = async (p: Promise<unknown>) => p.then(() => 'verified', (e: unknown) => (e instanceof AssertionError ? e.code : String(e)));
 
-  test('it verifies for the request it was minted for (query not bound)', async () => {
-    expect(await code(verifyAssertion(token, { keys: stack.sc.keys, request: { method: 'GET', uri: 'http://app.example/reports/1' } }))).toBe('verified');
+  test('it verifies for the request it was minted for, query included', async () => {
+    expect(await code(verifyAssertion(token, { keys: stack.sc.keys, request: { method: 'GET', uri: 'http://app.example/reports/1?x=1' } }))).toBe('verified');
   });
-  test('another path, method, host or scheme is refused', async () => {
+  test('another path, query, method, host or scheme is refused', async () => {
     const keys = stack.sc.keys;
+    // The third adversarial pass: the query was not bound, so a captured assertion served
+    // the same path with the attacker's query.
+    expect(await code(verifyAssertion(token, { keys, request: { method: 'GET', uri: 'http://app.example/reports/1?x=2' } }))).toBe('target');
+    expect(await code(verifyAssertion(token, { keys, request: { method: 'GET', uri: 'http://app.example/reports/1' } }))).toBe('target');
     expect(await code(verifyAssertion(token, { keys, request: { method: 'GET', uri: 'http://app.example/admin' } }))).toBe('target');
     expect(await code(verifyAssertion(token, { keys, request: { method: 'GET', uri: 'http://app.example/reports/2' } }))).toBe('target');
     expect(await code(verifyAssertion(token, { keys, request: { method: 'DELETE', uri: 'http://app.example/reports/1' } }))).toBe('method');

@@ -240,7 +240,7 @@ describe('7. other forwarded headers', () => {
     expect(got.headers).toMatchObject({ host: 'app.example', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'gateway.example:8443' });
     expect(got.url).toBe('/a?b=c');
     const claims = await verifyAssertion(String(got.headers['x-trusted-proxy-assertion']), { keys: trusted.sc.keys });
-    expect(claims).toMatchObject({ htm: 'GET', htu: 'https://gateway.example:8443/a' });
+    expect(claims).toMatchObject({ htm: 'GET', htu: 'https://gateway.example:8443/a?b=c' });
   });
 
   test('an invalid forwarded host or scheme falls back to the connection', async () => {

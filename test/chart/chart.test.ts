@@ -239,7 +239,7 @@ test.each([
   const mounted = gateway.volumeMounts!.find((m) => m.name === keysVolume)!;
   expect(keysPath.startsWith(mounted.mountPath)).toBe(true);
   const env = Object.fromEntries(gateway.env.filter((e) => e.name.startsWith('TRUSTED_PROXY_GUARD_')).map((e) => [e.name, e.value]));
-  expect(env).toEqual({ TRUSTED_PROXY_GUARD_PORTS: '18789', ...keys, TRUSTED_PROXY_GUARD_OPEN_PATHS: '/healthz,/readyz', TRUSTED_PROXY_GUARD_USER_HEADER: 'x-forwarded-user' });
+  expect(env).toEqual({ TRUSTED_PROXY_GUARD_PORTS: '18789', ...keys, TRUSTED_PROXY_GUARD_OPEN_PATHS: '/healthz,/readyz', TRUSTED_PROXY_GUARD_USER_HEADER: 'x-forwarded-user', TRUSTED_PROXY_GUARD_SCOPES_HEADER: 'x-openclaw-scopes' });
   expect(guardOptions(env)).toMatchObject({ ok: true });
   // Off by default: the image's own command, no guard volume.
   expect(container(objects('defaults-values.yaml'), 'gateway')).not.toHaveProperty('command');

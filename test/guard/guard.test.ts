@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'node:net';
 import { newKeyFile } from '../../src/assertion/keys.js';
+import { AssertionSigner, randomId } from '../../src/assertion/sign.js';
 import { onJsonLines, stopChild } from '../support/front-proxies.js';
 import { freePort } from '../support/ports.js';
 import { rawRequest, statusOf } from '../support/raw.js';
@@ -72,7 +73,11 @@ describe('HS256: the sidecar\'s key folder', () => {
     // The gateway first (its port is the sidecar's upstream), then the sidecar with the keys it reads.
     writeFileSync(join(keysDir, 'k1'), Buffer.alloc(32, 9));
     gw = await startGateway({ TRUSTED_PROXY_GUARD_KEYS_DIR: keysDir, TRUSTED_PROXY_GUARD_OPEN_PATHS: '/healthz', TRUSTED_PROXY_GUARD_USER_HEADER: 'x-forwarded-user' });
-    sc = await startSidecar(`http://127.0.0.1:${gw.port}`, { assertion: { keysDir } });
+    sc = await startSidecar(
+      `http://127.0.0.1:${gw.port}`,
+      { assertion: { keysDir, activeKeyId: 'k1' }, gateway: { scopesHeader: 'x-openclaw-scopes', scopes: { default: ['operator.read'] } } },
+      { configFile: true },
+    );
   });
   afterAll(async () => {
     await sc?.stop();
@@ -117,10 +122,49 @@ describe('HS256: the sidecar\'s key folder', () => {
   test('an assertion taken from one request is refused for another target, another method or another user', async () => {
     const seen = await throughSidecar('/api/x');
     const token = seen.headers['x-trusted-proxy-assertion'] as string;
-    const forged = (line: string, user = ALICE) => request([line, 'Host: claw.example.com', 'X-Forwarded-Proto: http', 'X-Forwarded-Host: claw.example.com', `X-Forwarded-User: ${user}`, `X-Trusted-Proxy-Assertion: ${token}`, 'Content-Length: 0']);
+    const forged = (line: string, user = ALICE, assertion = token) =>
+      request([line, 'Host: claw.example.com', 'X-Forwarded-Proto: http', 'X-Forwarded-Host: claw.example.com', `X-Forwarded-User: ${user}`, 'X-Openclaw-Scopes: operator.read', `X-Trusted-Proxy-Assertion: ${assertion}`, 'Content-Length: 0']);
     await refusedDirectly(forged('GET /api/admin HTTP/1.1'), 'assertion_target');
     await refusedDirectly(forged('DELETE /api/x HTTP/1.1'), 'assertion_method');
-    await refusedDirectly(forged('GET /api/x HTTP/1.1', 'bob@example.com'), 'assertion_user_mismatch');
+    // The captured one was used by its own request; a fresh one, as the key holder would mint it, for alice:
+    const now = Math.floor(Date.now() / 1000);
+    const fresh = new AssertionSigner('k1', Buffer.alloc(32, 9)).sign({
+      iss: 'trusted-proxy-sidecar', aud: 'gateway', sub: ALICE, groups: [], scope: 'operator.read', iat: now, nbf: now, exp: now + 30, jti: randomId(), cip: '203.0.113.7', htm: 'GET', htu: 'http://claw.example.com/api/x',
+    });
+    await refusedDirectly(forged('GET /api/x HTTP/1.1', 'bob@example.com', fresh), 'assertion_user_mismatch');
+    // The query is part of the target it binds.
+    await refusedDirectly(forged('GET /api/x?admin=1 HTTP/1.1'), 'assertion_target');
+  });
+
+  test('a captured assertion is used once: replayed as it was, or with forged scopes, it is refused', async () => {
+    const seen = await throughSidecar('/api/once');
+    const token = seen.headers['x-trusted-proxy-assertion'] as string;
+    expect(seen.headers['x-openclaw-scopes']).toBe('operator.read');
+    const again = (scopes: string) =>
+      request(['GET /api/once HTTP/1.1', 'Host: claw.example.com', 'X-Forwarded-Proto: http', 'X-Forwarded-Host: claw.example.com', `X-Forwarded-User: ${ALICE}`, `X-Openclaw-Scopes: ${scopes}`, `X-Trusted-Proxy-Assertion: ${token}`, 'Content-Length: 0']);
+    await refusedDirectly(again('operator.read,operator.admin'), 'assertion_scopes');
+    await refusedDirectly(again('operator.read'), 'assertion_replayed');
+  });
+
+  test('a user beyond ASCII passes: the header\'s UTF-8 bytes are the assertion\'s sub', async () => {
+    for (const user of ['józef@example.com', '张伟@example.com']) {
+      const before = gw.events.length;
+      const bytes = Buffer.from(request(['GET /api/me HTTP/1.1', 'Host: claw.example.com', `X-Auth-Request-Email: ${user}`, 'Connection: close']), 'utf8');
+      expect(statusOf(await rawRequest(sc.port, bytes))).toBe(200);
+      expect(gw.events).toHaveLength(before + 1);
+      expect(Buffer.from(gw.events.at(-1)!.headers['x-forwarded-user'] as string, 'latin1').toString('utf8')).toBe(user);
+    }
+  });
+
+  test('a key rotation as docs/assertion.md orders it: the guard reads the folder again for the new key id', async () => {
+    // Step 1 (activeKeyId names the current key) was the start; step 2: the new key joins the
+    // folder (the Secret); step 3: the config names it, and the sidecar signs with it.
+    await throughSidecar('/before-rotation');
+    writeFileSync(join(keysDir, 'k2'), Buffer.alloc(32, 10));
+    sc.writeConfig({ ...sc.input, assertion: { ...sc.input.assertion, activeKeyId: 'k2' } });
+    await waitFor(() => sc.logs.some((l) => l['msg'] === 'config reloaded'), 'the sidecar to sign with k2');
+    const seen = await throughSidecar('/after-rotation');
+    expect(JSON.parse(Buffer.from((seen.headers['x-trusted-proxy-assertion'] as string).split('.')[0]!, 'base64url').toString())).toMatchObject({ kid: 'k2' });
   });
 
   test('Expect: 100-continue and other expectations are refused before the gateway sees them (and no 100 is sent)', async () => {

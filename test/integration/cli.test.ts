@@ -197,12 +197,12 @@ describe('verify', () => {
   });
 
   test('prints the claims of a token the sidecar sent (bound to its request), exit 0', async () => {
-    const r = await cli('verify', '--keys-dir', sc.keysDir, '--method', 'POST', '--uri', `http://127.0.0.1:${sc.port}/docs/x`, token);
+    const r = await cli('verify', '--keys-dir', sc.keysDir, '--method', 'POST', '--uri', `http://127.0.0.1:${sc.port}/docs/x?q=1`, token);
     expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: '' });
     expect(JSON.parse(r.stdout)).toMatchObject({
       sub: 'alice@example.com',
       htm: 'POST',
-      htu: `http://127.0.0.1:${sc.port}/docs/x`,
+      htu: `http://127.0.0.1:${sc.port}/docs/x?q=1`,
       kid: 'k1',
       iss: 'trusted-proxy-sidecar',
       aud: 'gateway',
@@ -214,7 +214,7 @@ describe('verify', () => {
     const flipped = `${h}.${p}.${sig.slice(0, -2)}${sig.endsWith('AA') ? 'BB' : 'AA'}`;
     const cases: Array<[string[], string]> = [
       [[flipped], 'signature'],
-      [['--method', 'GET', '--uri', `http://127.0.0.1:${sc.port}/docs/x`, token], 'method'],
+      [['--method', 'GET', '--uri', `http://127.0.0.1:${sc.port}/docs/x?q=1`, token], 'method'],
     ];
     const runs = await Promise.all([
       ...cases.map(([args]) => cli('verify', '--keys-dir', sc.keysDir, ...args)),

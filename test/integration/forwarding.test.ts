@@ -25,7 +25,7 @@ test('a trusted identity reaches the gateway with a verifiable assertion', async
   expect(got.headers['x-forwarded-user']).toBe('alice@example.com');
   const claims = await verifyAssertion(String(got.headers['x-trusted-proxy-assertion']), {
     keys: sc.keys,
-    request: { method: 'GET', uri: `http://127.0.0.1:${sc.port}/a/b` },
+    request: { method: 'GET', uri: `http://127.0.0.1:${sc.port}/a/b?q=1` },
   });
   expect(claims.sub).toBe('alice@example.com');
 });
@@ -43,7 +43,7 @@ test.each(['/a/../b', '/a/./b//c', '/%7euser/x%2Fy', '/p?q=a/../b&r=%20', '/a/%2
     expect(got.url).toBe(target);
     await verifyAssertion(String(got.headers['x-trusted-proxy-assertion']), {
       keys: sc.keys,
-      request: { method: 'GET', uri: `http://gw.example${got.url.split('?')[0]}` },
+      request: { method: 'GET', uri: `http://gw.example${got.url}` },
     });
   },
 );

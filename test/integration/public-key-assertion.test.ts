@@ -48,7 +48,7 @@ test('the public keys are served and written to the file, and the forwarded asse
   expect((await fetch(`${sc.url}/api/status?x=1`, { headers: USER })).status).toBe(200);
   const token = upstream.valuesOf(upstream.received.at(-1)!, 'x-trusted-proxy-assertion')[0]!;
   expect(decodeProtectedHeader(token)).toEqual({ alg: 'EdDSA', typ: 'JWT', kid: 'ed-1' });
-  const request = { method: 'GET', uri: 'https://claw.example.com/api/status' };
+  const request = { method: 'GET', uri: 'https://claw.example.com/api/status?x=1' };
   for (const jwks of [`${sc.adminUrl}/.well-known/jwks.json`, `${dir}.jwks.json`, set as never]) {
     expect((await verifyAssertion(token, { jwks, request })).sub).toBe('alice@example.com');
   }

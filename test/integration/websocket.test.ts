@@ -90,7 +90,7 @@ test('the upgrade carries a verifying assertion and sanitised headers to the ups
   const claims = await verifyAssertion(tokens[0]!, {
     keys: sc.keys,
     // The trusted proxy (loopback here) named the original scheme and host.
-    request: { method: 'GET', uri: 'https://gateway.example.com/socket' },
+    request: { method: 'GET', uri: 'https://gateway.example.com/socket?room=1' },
   });
   expect(claims).toMatchObject({ sub: 'alice@example.com', htm: 'GET' });
   // The sidecar's own X-Forwarded-* values, not the proxy's lines passed through twice.

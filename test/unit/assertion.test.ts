@@ -169,11 +169,37 @@ describe('verifier refuses', () => {
     await expect(verifyAssertion(signer.sign(claims()), options({ replayCache: cache }))).resolves.toBeDefined();
   });
 
-  test('a full replay cache forgets the oldest ids first, and never grows past its bound', () => {
+  test('a full replay cache refuses a new id while every one it holds is live, and never grows past its bound', () => {
     const cache = new ReplayCache(3);
-    for (const id of ['a', 'b', 'c', 'd']) expect(cache.claim(id, NOW + 30, NOW)).toBe(true);
-    expect(cache.claim('d', NOW + 30, NOW)).toBe(false);
-    expect(cache.claim('a', NOW + 30, NOW)).toBe(true);
+    for (const id of ['a', 'b', 'c']) expect(cache.claim(id, NOW + 30, NOW)).toBe('fresh');
+    // Forgetting 'a' to make room would let 'a' be replayed.
+    expect(cache.claim('d', NOW + 30, NOW)).toBe('full');
+    expect(cache.claim('a', NOW + 30, NOW)).toBe('replayed');
+    // Once an entry is past its last valid second, its place is free.
+    expect(cache.claim('d', NOW + 60, NOW + 31)).toBe('fresh');
+    expect(cache.claim('d', NOW + 60, NOW + 31)).toBe('replayed');
+  });
+
+  test('a replay within the clock tolerance after exp is still a replay', async () => {
+    const cache = new ReplayCache(1);
+    const token = signer.sign(claims());
+    await expect(verifyAssertion(token, options({ replayCache: cache }))).resolves.toBeDefined();
+    const stillValid = (claims().exp + 4) * 1000;
+    expect(await failure(token, { replayCache: cache, now: () => stillValid })).toBe('replayed');
+  });
+
+  test('the scopes header must say the scope claim, and may not come without one', async () => {
+    const request = (received: string | undefined) => ({ method: claims().htm, uri: claims().htu, scopes: { received } });
+    const scoped = signer.sign({ ...claims(), scope: 'operator.read operator.write' });
+    await expect(verifyAssertion(scoped, options({ request: request('operator.read,operator.write') }))).resolves.toMatchObject({ scope: 'operator.read operator.write' });
+    expect(await failure(scoped, { request: request('operator.read,operator.write,operator.admin') })).toBe('scopes');
+    expect(await failure(scoped, { request: request(undefined) })).toBe('scopes');
+    const unscoped = signer.sign(claims());
+    expect(await failure(unscoped, { request: request('operator.admin') })).toBe('scopes');
+    await expect(verifyAssertion(unscoped, options({ request: request(undefined) }))).resolves.toBeDefined();
+    const none = signer.sign({ ...claims(), scope: '' });
+    await expect(verifyAssertion(none, options({ request: request('') }))).resolves.toBeDefined();
+    expect(await failure(signer.sign({ ...claims(), scope: ['a'] as never }), {})).toBe('claims');
   });
 
   test('missing or mistyped claims', async () => {

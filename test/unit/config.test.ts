@@ -153,3 +153,11 @@ test('the bound on connections from refused addresses leaves the trusted proxy r
   // 0: as many as the descriptor limit allows, which the bound is not checked against here.
   expect(parseConfig('listen: { maxUntrustedConnections: 100000 }')).toMatchObject({ ok: true });
 });
+
+test('a scope must split back out of the assertion and the header: no comma, blank, quote or backslash', () => {
+  const r = parseConfig('gateway: { scopes: { default: ["operator.read", "a,b"], byGroup: { admins: ["operator admin"] } } }');
+  expect(r).toMatchObject({
+    ok: false,
+    problems: [expect.stringMatching(/^gateway\.scopes\.default\.1: must be a scope/), expect.stringMatching(/^gateway\.scopes\.byGroup\.admins\.0: must be a scope/)],
+  });
+});

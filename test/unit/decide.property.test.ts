@@ -110,6 +110,8 @@ const request = fc.record({
   headers: fc.array(header, { maxLength: 12 }),
   method: fc.constantFrom('GET', 'POST', 'DELETE'),
   target: fc.constantFrom('/', '/a/b?c=d', '/x'),
+  // HTTP/1.1 always sends one; without it (or with a malformed one) the request is refused.
+  host: fc.option(fc.constantFrom('app.example', 'app.example', 'App.Example:8443', '[2001:db8::1]:443', '[2001:db8::1]:443', 'app.example.'), { freq: 12 }),
 });
 
 const linesOf = (raw: string[], lower: string) => raw.filter((_, i) => i % 2 === 1 && raw[i - 1]!.toLowerCase() === lower);
@@ -120,6 +122,7 @@ test(`decide() and upstreamHeaders() hold for any headers and source (${RUNS} ru
     fc.asyncProperty(request, async (r) => {
       const raw = r.headers.flat();
       if (r.user !== null) raw.splice(2 * (r.at % (r.headers.length + 1)), 0, 'X-Auth-Request-Email', r.user);
+      if (r.host !== null) raw.unshift('Host', r.host);
       const ctx = r.allowLoopback ? contexts.loopback : contexts.strict;
       const d = decide(facts(raw, { peer: r.peer, method: r.method, target: r.target }), ctx);
 
@@ -181,7 +184,7 @@ test(`decide() and upstreamHeaders() hold for any headers and source (${RUNS} ru
       const claims = await verifyAssertion(assertion, {
         keys: KEYS,
         now: () => NOW_MS,
-        request: { method: r.method, uri: targetUri(d.proto, d.host ?? '', pathOf(r.target)) },
+        request: { method: r.method, uri: targetUri(d.proto, d.host, r.target) },
       });
       expect(claims.sub).toBe(d.identity.user);
       expect(claims.email).toBe(d.identity.email);
@@ -234,7 +237,7 @@ test(`decisions read nothing outside the names rules.headers reads (${RUNS} runs
   let allowedRuns = 0;
   fc.assert(
     fc.property(narrowRequest, ({ lines, users, mode, ctx }) => {
-      const raw = [...Array.from({ length: users }, () => ['X-Auth-Request-Email', 'alice@example.com']), ...lines].flat();
+      const raw = [['Host', 'app.example'], ...Array.from({ length: users }, () => ['X-Auth-Request-Email', 'alice@example.com']), ...lines].flat();
       const f = facts(raw, { mode });
       const every = new Set(raw.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase()));
       const narrowed = decideWith(ctx, ctx.rules.headers.reads!, f);

@@ -23,6 +23,9 @@ describe('refusals: each reason with its status', () => {
     ['no peer', TRUSTED, [user, { peer: '' }], 'untrusted_source'],
     ['too many headers', { ...TRUSTED, listen: { maxHeaderCount: 16 } }, [[...user, ...Array.from({ length: 15 }, (_, i) => [`x-h${i}`, 'v']).flat()]], 'too_many_headers'],
     ['two Host lines', TRUSTED, [[...user, 'Host', 'evil.example']], 'bad_request'],
+    // The gateway's verifier rebuilds htu from the forwarded host: without one it could not.
+    ['no Host (HTTP/1.0)', TRUSTED, [['X-Auth-Request-Email', 'alice@example.com']], 'bad_request'],
+    ['a Host with a trailing dot', TRUSTED, [['Host', 'app.example.', 'X-Auth-Request-Email', 'alice@example.com']], 'bad_request'],
     ['no identity', TRUSTED, [['Host', 'a']], 'identity_missing'],
     ['identity twice', TRUSTED, [[...user, 'x-auth-request-email', 'alice@example.com']], 'identity_duplicated'],
     ['identity only as an alias', TRUSTED, [['Host', 'a', 'X_Auth_Request_Email', 'alice@example.com']], 'identity_missing'],
@@ -87,7 +90,7 @@ describe('allowed', () => {
     const claims = await verifyAssertion(d.assertion, {
       keys: KEYS,
       now: () => NOW_MS,
-      request: { method: 'POST', uri: 'https://app.example:8443/api/x' },
+      request: { method: 'POST', uri: 'https://app.example:8443/api/x?token=secret' },
     });
     expect(claims).toMatchObject({ sub: 'alice@example.com', cip: '203.0.113.7', htm: 'POST', iat: NOW_MS / 1000, nbf: NOW_MS / 1000, exp: NOW_MS / 1000 + 30, kid: 'k1' });
   });
@@ -112,7 +115,7 @@ describe('allowed', () => {
       ),
     );
     expect(d).toMatchObject({ method: 'DELETE', target: '/items/7?x=1', host: 'app.example' });
-    expect(decodeJwt(d.assertion)).toMatchObject({ htm: 'DELETE', htu: 'https://app.example/items/7' });
+    expect(decodeJwt(d.assertion)).toMatchObject({ htm: 'DELETE', htu: 'https://app.example/items/7?x=1' });
   });
 
   test('a client X-Request-Id is kept only when well-formed', () => {
@@ -210,6 +213,14 @@ describe('upstreamHeaders', () => {
     const out = upstreamHeaders(allowed(decide(facts(user, { peer: '::ffff:127.0.0.1' }), ctx)), ctx.rules);
     expect(headerValues(out, 'x-openclaw-scopes')).toEqual(['']);
     expect(headerValues(out, 'x-forwarded-for')).toEqual([]);
+  });
+
+  test('the assertion carries the scopes the header sends, and none without the header', () => {
+    const scoped = context({ ...input, gateway: { ...input.gateway, scopes: { default: ['operator.read', 'operator.write'] } } });
+    const d = allowed(decide(facts(user), scoped));
+    expect(headerValues(upstreamHeaders(d, scoped.rules), 'x-openclaw-scopes')).toEqual(['operator.read,operator.write']);
+    expect(decodeJwt(d.assertion)).toMatchObject({ scope: 'operator.read operator.write' });
+    expect(decodeJwt(allowed(decide(facts(user), context(TRUSTED))).assertion)).not.toHaveProperty('scope');
   });
 
   test('an upgrade is re-issued as exactly Connection: upgrade', () => {

@@ -8,6 +8,8 @@ export const verify: Command = {
 
 Verifies with the keys of a sidecar key folder (HS256 by default; EdDSA or ES256 with
 --algorithm) or with a JWK Set (a file, or the admin port's /.well-known/jwks.json).
+With --method and --uri, the token must be bound to that request: --uri is
+proto://host/path?query, the target whole as the gateway received it.
 Prints the verified claims as JSON and exits 0, or prints the reason and exits 1.`,
   options: {
     'keys-dir': { type: 'string' },

@@ -55,7 +55,7 @@ test('X-Forwarded-Prefix, X-Forwarded-Port and other forwarded headers outside t
   const reply = await rawRequest(sc.port, `GET /forward-auth HTTP/1.1\r\nhost: sidecar\r\n${ALICE}${ORIGINAL}${extra}connection: close\r\n\r\n`);
   expect(statusOf(reply)).toBe(200);
   const claims = await claimsOf(reply);
-  expect(claims.htu).toBe('https://gw.example.com/api/items');
+  expect(claims.htu).toBe('https://gw.example.com/api/items?page=2');
   expect(reply).not.toContain('/admin');
 });
 
