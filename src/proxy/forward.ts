@@ -13,6 +13,8 @@ import { GatewayConnection, type GatewayAddress } from './gateway-connection.js'
 
 /** Where and how one request goes: all from the snapshot it was decided under. */
 export interface ForwardTarget extends GatewayAddress {
+  /** Whose request it is (gateway-connection.ts: a connection carries one principal's exchanges). */
+  readonly principal: string;
   /** The longest wait for the response headers, and between two pieces of a body. */
   readonly timeoutMs: number;
   /** The longest wait for the client's next bytes of a request body. */
@@ -70,6 +72,7 @@ export class PinnedForwarder implements Forwarder {
     };
     const exchange = {
       address: target,
+      principal: target.principal,
       method,
       head,
       body,
@@ -171,10 +174,13 @@ function hasField(headers: readonly string[], name: string): boolean {
  * Transfer-Encoding the framing the parser already removed, and the names the gateway's
  * Connection lists belong to that hop too (RFC 9110, 7.6.1). Trailer goes as well: Node
  * refuses to write it on a response it does not chunk (to an HTTP/1.0 client, say), and the
- * trailers themselves need no announcement.
+ * trailers themselves need no announcement. An answer framed by Transfer-Encoding loses its
+ * Content-Length too (RFC 9112, 6.3): the body was read to its chunked end, not to that
+ * length, and passed on, the length would frame it differently for the client.
  */
 export function clientHeaders(upstream: IncomingHttpHeaders, keepAlive: boolean): OutgoingHttpHeaders {
   const headers = upstream as OutgoingHttpHeaders;
+  if (headers['transfer-encoding'] !== undefined) delete headers['content-length'];
   dropHopByHop(headers);
   headers['connection'] = keepAlive ? 'keep-alive' : 'close';
   return headers;

@@ -5,6 +5,14 @@
 // theirs): the request head is written as one string, the body streamed with backpressure,
 // and the answer read by ResponseParser. A connection that fails, times out, or ends out of
 // step with its requests is dropped, and the next exchange opens a fresh one.
+//
+// A connection carries one principal's exchanges (the user, as the decision named them): a
+// front proxy's connection to the sidecar carries many users, and a gateway whose framing
+// is wrong across reads (a body after a HEAD or 204 answer, bytes past its Content-Length
+// in a later read) would have those bytes read as the answer to whatever is sent next on
+// that connection. Bytes that come with the answer are caught (the connection is dropped);
+// bytes that come later cannot be told from the next answer, so the next answer is never
+// another user's: an exchange for another principal opens a connection of its own.
 import net, { type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { tlsModule } from '../runtime/tls-modules.js';
@@ -30,6 +38,8 @@ export interface ExchangeHandler {
 export interface Exchange {
   /** Where the request goes: the gateway of the snapshot it was decided under. */
   readonly address: GatewayAddress;
+  /** Whose request it is: a connection never carries two principals' exchanges. */
+  readonly principal: string;
   readonly method: string;
   /** The request head, status line to the empty line, written as latin1 (byte for byte as read). */
   readonly head: string;
@@ -42,13 +52,19 @@ export interface Exchange {
 }
 
 const LAST_CHUNK = '0\r\n\r\n';
-/** RFC 9110, 9.2.2: sending one of these twice has the effect of sending it once. */
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+/**
+ * RFC 9110, 9.2.1: methods that ask for no change. Only these are sent again after the
+ * idle-close race: PUT and DELETE are idempotent, but a gateway that read one and reset
+ * before answering would act on it twice if the state changed in between.
+ */
+const SAFE = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 export class GatewayConnection {
   private socket: Socket | undefined;
   /** The URL the socket was opened to: an exchange decided for another (after a reload) opens a new one. */
   private connectedTo = '';
+  /** The principal whose exchanges the socket carries. */
+  private carries = '';
   private current: Exchange | undefined;
   private readonly waiting: Exchange[] = [];
   /** Stops sending the current exchange's body; set while it is being sent. */
@@ -111,8 +127,8 @@ export class GatewayConnection {
     const exchange = this.waiting.shift();
     if (exchange === undefined) return;
     this.current = exchange;
-    if (this.socket !== undefined && this.connectedTo !== exchange.address.url) this.drop();
-    const socket = this.socket ?? this.connect(exchange.address);
+    if (this.socket !== undefined && (this.connectedTo !== exchange.address.url || this.carries !== exchange.principal)) this.drop();
+    const socket = this.socket ?? this.connect(exchange.address, exchange.principal);
     this.answering = false;
     this.parser.expect(exchange.method);
     socket.setTimeout(exchange.timeoutMs);
@@ -120,7 +136,7 @@ export class GatewayConnection {
     if (exchange.body) this.sendBody(socket, exchange.body, exchange.chunked);
   }
 
-  private connect(address: GatewayAddress): Socket {
+  private connect(address: GatewayAddress, principal: string): Socket {
     const url = new URL(address.url);
     const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
     const secure = url.protocol === 'https:';
@@ -138,6 +154,7 @@ export class GatewayConnection {
     });
     this.socket = socket;
     this.connectedTo = address.url;
+    this.carries = principal;
     this.reused = false;
     return socket;
   }
@@ -239,12 +256,12 @@ export class GatewayConnection {
    * The gateway reset or closed a connection that had carried an answer, before a byte of
    * this one: most likely it closed the connection as idle just as the request went out,
    * a race every keep-alive client meets (the real gateway's browser tests met it as a 502).
-   * An idempotent request without a body is sent again, once, on a new connection (a new
-   * one is never reused, so never retried); anything else fails as it would have.
+   * A safe request without a body is sent again, once, on a new connection (a new one is
+   * never reused, so never retried); anything else fails as it would have.
    */
   private lost(err: Error): void {
     const exchange = this.current;
-    if (exchange === undefined || !this.reused || this.answering || exchange.body !== null || !IDEMPOTENT.has(exchange.method)) {
+    if (exchange === undefined || !this.reused || this.answering || exchange.body !== null || !SAFE.has(exchange.method)) {
       this.fail(err);
       return;
     }

@@ -169,6 +169,7 @@ export class RequestHandler {
     const started = process.hrtime.bigint();
     const target = {
       url: upstream.url,
+      principal: decision.identity.user,
       connectTimeoutMs: upstream.connectTimeoutSeconds * 1000,
       timeoutMs: upstream.timeoutSeconds * 1000,
       bodyStallMs: limits.clientStallTimeoutSeconds * 1000,

@@ -174,7 +174,7 @@ export class ResponseParser {
     const keepAlive = connection !== undefined && tokens(connection).includes('keep-alive');
     this.reusable = status[1] === '1' ? !closing : keepAlive && !closing;
     // The framing is read before the head is handed on: the receiver may change the fields.
-    const framing = this.noBody || code === 204 || code === 304 ? 'none' : this.framing(headers);
+    const framing = this.noBody || code === 204 || code === 304 ? this.bodiless(code, headers) : this.framing(headers);
     this.events.head(code, headers);
     if (framing === 'none') this.finish({});
     else if (framing === 'chunked') this.state = 'chunk-size';
@@ -184,6 +184,19 @@ export class ResponseParser {
       this.remaining = framing;
       this.state = 'length';
     }
+  }
+
+  /**
+   * An answer without a body (RFC 9112, 6.3: to a HEAD, a 204 or a 304). A gateway that
+   * answers a HEAD as a GET, or frames a 204 or 304 as if a body followed, may send that
+   * body after the answer, in a later read, where it would be taken for the next answer:
+   * the connection is not trusted with another exchange. A HEAD's Content-Length is the
+   * GET's and says nothing, so after any HEAD the connection goes.
+   */
+  private bodiless(code: number, headers: Fields): 'none' {
+    const length = headers['content-length'];
+    if (this.noBody || headers['transfer-encoding'] !== undefined || (code === 204 && length !== undefined)) this.reusable = false;
+    return 'none';
   }
 
   /** How the body ends (RFC 9112, 6.3): chunked, at a length, or at the close. */

@@ -103,7 +103,9 @@ async function startLayer(gatewayUrl: string, limits: { maxBodyBytes?: number } 
     return { status: kind === 'timeout' ? 504 : 502, body: `{"error":"${kind}"}` };
   };
   const server: Server = http.createServer((req, res) => {
-    const target = { url: gatewayUrl, connectTimeoutMs: TIMEOUT_MS, timeoutMs: TIMEOUT_MS, bodyStallMs: TIMEOUT_MS, maxBodyBytes: limits.maxBodyBytes ?? 0 };
+    // The principal a decision would name: here the client says it, in a header of the test's own.
+    const principal = String(req.headers['x-test-user'] ?? '');
+    const target = { url: gatewayUrl, principal, connectTimeoutMs: TIMEOUT_MS, timeoutMs: TIMEOUT_MS, bodyStallMs: TIMEOUT_MS, maxBodyBytes: limits.maxBodyBytes ?? 0 };
     forwarder.forward(req, res, forwardedLines(req), target, {
       response: (status) => responses.push(status),
       failed: (err) => {
@@ -366,6 +368,81 @@ describe('through the sidecar\'s gateway connections only', () => {
     expect(statuses(c.text)).toEqual([200, 502]);
     expect(gw.received[0]).toContain('POST /two ');
     expect(gw.received).toHaveLength(1);
+  });
+
+  test('the same race for a PUT or DELETE without a body: not sent again (idempotent is not safe), the client is answered 502', async () => {
+    for (const method of ['PUT', 'DELETE']) {
+      const { gw, proxy } = await setUp(closesAsIdle());
+      const c = await client(proxy, 'GET /one HTTP/1.1\r\nHost: gw\r\n\r\n');
+      await c.receive((t) => t.endsWith('first'), 'the first answer');
+      c.write(`${method} /two HTTP/1.1\r\nHost: gw\r\n\r\n`);
+      await c.receive((t) => t.endsWith('{"error":"reset"}'), 'the refusal');
+      expect(statuses(c.text)).toEqual([200, 502]);
+      expect(gw.received).toHaveLength(1);
+      c.destroy();
+      await layer!.close();
+      await gateway!.close();
+      layer = gateway = undefined;
+    }
+  });
+
+  /**
+   * The third adversarial pass: a gateway whose answer to alice has bytes past its
+   * Content-Length that arrive in a later read, written as an answer of their own.
+   */
+  const leaksIntoTheNextAnswer = () => {
+    let connections = 0;
+    return (s: Socket) => {
+      if (connections++ > 0) return void s.write('HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nbob');
+      s.write('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nalice');
+      s.once('data', () => s.write('HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\nalice-private'));
+    };
+  };
+
+  test('bytes past the gateway\'s framing, in a later read, never answer another user\'s request on the same client connection', async () => {
+    const { gw, proxy } = await setUp(leaksIntoTheNextAnswer());
+    const c = await client(proxy, 'GET /alice HTTP/1.1\r\nHost: gw\r\nX-Test-User: alice\r\n\r\n');
+    await c.receive((t) => t.endsWith('alice'), "alice's answer");
+    c.write('GET /bob HTTP/1.1\r\nHost: gw\r\nX-Test-User: bob\r\n\r\n');
+    await c.receive((t) => t.endsWith('bob'), "bob's answer, from a connection of his own");
+    expect(c.text).not.toContain('alice-private');
+    expect(gw.received[0]).not.toContain('/bob');
+    expect(gw.received[1]).toMatch(/^GET \/bob /);
+  });
+
+  test('after a HEAD, or a 204 framed as if a body followed, the connection carries no other exchange', async () => {
+    for (const [request, answer] of [
+      ['HEAD /h HTTP/1.1\r\nHost: gw\r\n\r\n', 'HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\n'],
+      ['DELETE /d HTTP/1.1\r\nHost: gw\r\n\r\n', 'HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n'],
+      ['DELETE /d HTTP/1.1\r\nHost: gw\r\n\r\n', 'HTTP/1.1 204 No Content\r\nContent-Length: 6\r\n\r\n'],
+    ] as const) {
+      let connections = 0;
+      const { gw, proxy } = await setUp((s) => {
+        if (connections++ > 0) return void s.write('HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nnext');
+        s.write(answer);
+        // The body the framing said was not there, once the next request comes.
+        s.once('data', () => s.write('HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nstale!'));
+      });
+      const c = await client(proxy, request);
+      await c.receive((t) => t.includes('\r\n\r\n'), 'the first answer');
+      c.write('GET /next HTTP/1.1\r\nHost: gw\r\n\r\n');
+      await c.receive((t) => t.endsWith('next'), 'the next answer, on a new connection');
+      expect(c.text).not.toContain('stale!');
+      expect(gw.received).toHaveLength(2);
+      c.destroy();
+      await layer!.close();
+      await gateway!.close();
+      layer = gateway = undefined;
+    }
+  });
+
+  test('an answer framed by Transfer-Encoding reaches the client without the Content-Length beside it', async () => {
+    const { proxy } = await setUp((s) => s.end('HTTP/1.1 200 OK\r\nContent-Length: 100\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n'));
+    const c = await client(proxy, 'GET /te HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n');
+    const text = await c.receive((t) => t.endsWith('0\r\n\r\n'), 'the answer, chunked to the client');
+    expect(statuses(text)).toEqual([200]);
+    expect(text).not.toMatch(/content-length/i);
+    expect(text).toContain('5\r\nhello\r\n');
   });
 
   test('a body the client coded before chunking (gzip, chunked) reaches the gateway with the same codings, its bytes untouched', async () => {

@@ -183,9 +183,13 @@ describe('where a response ends', () => {
   const one = (text: string, method = 'GET', close = false) => parse([Buffer.from(text, 'latin1')], method, close);
 
   test('a HEAD answer, a 204 and a 304 have no body, whatever their length says', () => {
-    expect(one('HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n', 'HEAD')).toMatchObject({ status: 200, body: '', reusable: true });
     expect(one('HTTP/1.1 204 No Content\r\n\r\n')).toMatchObject({ status: 204, body: '', reusable: true });
     expect(one('HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n')).toMatchObject({ status: 304, body: '', reusable: true });
+    // A body may still follow in a later read, where it would be taken for the next answer.
+    expect(one('HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n', 'HEAD')).toMatchObject({ status: 200, body: '', reusable: false });
+    expect(one('HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n')).toMatchObject({ status: 204, body: '', reusable: false });
+    expect(one('HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n')).toMatchObject({ status: 204, body: '', reusable: false });
+    expect(one('HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n')).toMatchObject({ status: 304, body: '', reusable: false });
   });
 
   test('no length and no chunking: the body runs to the close and the connection is not used again', () => {
