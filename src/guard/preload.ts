@@ -3,6 +3,7 @@
 // every problem listed: a gateway that starts unguarded would fail open.
 import { isMainThread } from 'node:worker_threads';
 import type { IncomingMessage } from 'node:http';
+import { clip } from '../logging/line-budget.js';
 import { installGuard, verifyOptionsOf } from './guard.js';
 import { guardOptions } from './options.js';
 
@@ -36,7 +37,7 @@ function rateLimitedLog() {
       return;
     }
     lastAt = now;
-    const line = { msg: 'trusted-proxy-sidecar guard refused', event, error, method: req.method, path: (req.url ?? '').split('?')[0], peer: req.socket.remoteAddress, suppressed };
+    const line = { msg: 'trusted-proxy-sidecar guard refused', event, error, method: req.method, path: clip((req.url ?? '').split('?')[0]!), peer: req.socket.remoteAddress, suppressed };
     suppressed = 0;
     process.stderr.write(`${JSON.stringify(line)}\n`);
   };

@@ -188,6 +188,12 @@ export function createMetrics(version: string) {
       labelNames: ['source'] as const,
       registers,
     }),
+    logLinesHeld: new Counter({
+      name: `${PREFIX}log_lines_held_back_total`,
+      help: 'Refusal log lines not written because their peer, or all peers together, were over the line budget.',
+      labelNames: ['line'] as const,
+      registers,
+    }),
     meshInbound: new Gauge({
       name: `${PREFIX}mesh_inbound`,
       help: '1 for the loopback address every recent data-port connection came from: a service mesh proxy in the pod.',

@@ -6,6 +6,7 @@ import type { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { decide, gatewayHeaders, upstreamHeaders, type AllowedDecision, type Decision, type Mode, type RequestFacts } from '../decision/decide.js';
 import { REFUSALS, refusalBody } from '../decision/reasons.js';
+import { clip, LineBudget, REFUSAL_LINES } from '../logging/line-budget.js';
 import { loggedIdentity } from '../logging/logger.js';
 import { perKey, statusClass } from '../metrics/metrics.js';
 import type { Config } from '../config/schema.js';
@@ -57,6 +58,9 @@ export class RequestHandler {
   private readonly responseCount;
   /** Requests parsed since the last batch was decided, in arrival order. */
   private parsed: Parsed[] = [];
+  /** Refusal lines each peer may write (logging/line-budget.ts). */
+  private readonly refusalLines = new LineBudget(REFUSAL_LINES, Date.now());
+  private readonly linesHeld;
 
   /** `forwarder`: what carries allowed requests to the gateway (the differential tests hand in another). */
   constructor(
@@ -69,6 +73,7 @@ export class RequestHandler {
     this.strippedCount = perKey((header: string) => metrics.batched(metrics.headersStripped, { header }));
     this.signedCount = perKey((kid: string) => metrics.batched(metrics.assertionsSigned, { kid }));
     this.responseCount = perKey((status: number) => metrics.batched(metrics.upstreamResponses, { class: statusClass(status) }));
+    this.linesHeld = perKey((line: 'refused' | 'refused_by_limit') => metrics.logLinesHeld.labels(line));
     this.forwarder = forwarder ?? new PinnedForwarder();
     const { upstream, limits } = runtime.config;
     this.websockets = new WebSocketTracker(runtime.metrics, limits.maxWebSocketsPerIdentity);
@@ -241,8 +246,13 @@ export class RequestHandler {
 
   private countLimit(decision: AllowedDecision, reason: LimitReason, config: Config): void {
     this.runtime.metrics.limitRefusals.inc({ reason });
+    const held = this.refusalLines.take(decision.peer, Date.now());
+    if (held === undefined) {
+      this.linesHeld('refused_by_limit').inc();
+      return;
+    }
     const user = loggedIdentity(decision.identity.user, config.logging.identity);
-    this.runtime.logger.warn({ requestId: decision.requestId, peer: decision.peer, user, reason, status: REFUSALS[reason] }, 'refused by a limit');
+    this.runtime.logger.warn({ requestId: decision.requestId, peer: decision.peer, user, reason, status: REFUSALS[reason], ...(held > 0 && { heldBack: held }) }, 'refused by a limit');
   }
 
   /** Ends the connections to the gateway (after draining). */
@@ -273,7 +283,7 @@ export class RequestHandler {
     this.decisionTime(mode).observe(seconds);
     for (const header of decision.stripped) this.strippedCount(header).inc();
     // Built only when a line is written: allowed requests log at debug, off by default.
-    const base = () => ({ mode, requestId: decision.requestId, peer: decision.peer, method: facts.method, path: pathOf(facts.target) });
+    const base = () => ({ mode, requestId: decision.requestId, peer: decision.peer, method: clip(facts.method), path: clip(pathOf(facts.target)) });
     if (decision.ok) {
       this.allowedCount(mode).inc();
       this.signedCount(decision.kid).inc();
@@ -284,7 +294,9 @@ export class RequestHandler {
     } else {
       if (decision.reason === 'identity_token_unknown_key') this.runtime.providerKeyMissed();
       metrics.decisions.inc({ mode, result: 'refused', reason: decision.reason });
-      logger.info({ ...base(), reason: decision.reason, status: decision.status, stage: decision.stage, detail: decision.detail }, 'refused');
+      const held = this.refusalLines.take(decision.peer, Date.now());
+      if (held === undefined) this.linesHeld('refused').inc();
+      else logger.info({ ...base(), reason: decision.reason, status: decision.status, stage: decision.stage, detail: decision.detail, ...(held > 0 && { heldBack: held }) }, 'refused');
     }
     return decision;
   }
