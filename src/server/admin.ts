@@ -11,9 +11,10 @@ export interface AdminState {
 
 /**
  * The admin port answers probes and scrapes, which are small and quick: a client that
- * stalls or sends slowly is cut off within seconds, as on the data port, and one peer
- * address holds at most a few connections, so no pod can hold the connections the
- * kubelet and Prometheus need, nor grow the process's memory without bound.
+ * stalls or sends slowly is cut off within seconds, as on the data port; one peer address
+ * holds at most a few connections, and a reserve is kept for addresses that hold fewer, so
+ * a flood from one pod, or from a handful, cannot take the connections the kubelet and
+ * Prometheus need, nor grow the process's memory without bound.
  */
 export function createAdminServer(runtime: Runtime, state: AdminState): http.Server {
   const server = http.createServer({ connectionsCheckingInterval: 1000, headersTimeout: 5000, requestTimeout: 10_000, keepAliveTimeout: 5000 }, createAdminApp(runtime, state));
@@ -22,14 +23,36 @@ export function createAdminServer(runtime: Runtime, state: AdminState): http.Ser
   server.on('drop', () => dropped.inc({ port: 'admin', reason: 'max_connections' }));
   runtime.metrics.observeConnections('admin', server);
   server.on('connection', (socket) => socket.on('error', () => socket.destroy()));
-  new ConnectionQuota(server, ADMIN_CONNECTIONS_PER_ADDRESS, (peer) => peer, () => dropped.inc({ port: 'admin', reason: 'address_limit' }));
+  const perAddress = new ConnectionQuota(server, ADMIN_CONNECTIONS_PER_ADDRESS, (peer) => peer, () => dropped.inc({ port: 'admin', reason: 'address_limit' }));
+  // After the quota's listener: it has counted this connection, or closed it.
+  let open = 0;
+  server.on('connection', (socket) => {
+    if (socket.destroyed) return;
+    const full = open >= ADMIN_MAX_CONNECTIONS || (open >= ADMIN_SHARED_CONNECTIONS && perAddress.count(socket.remoteAddress ?? '') > ADMIN_RESERVE_HOLDING + 1);
+    if (full) {
+      dropped.inc({ port: 'admin', reason: 'max_connections' });
+      socket.destroy();
+      return;
+    }
+    open++;
+    socket.once('close', () => open--);
+  });
   return server;
 }
 
 /** The kubelet probes both containers from the node's address, a connection per probe; room for them to overlap. */
 export const ADMIN_CONNECTIONS_PER_ADDRESS = 16;
+/**
+ * Connections any address may take, up to its share: eight addresses fill them. The rest,
+ * up to ADMIN_MAX_CONNECTIONS, are a reserve for addresses that hold at most
+ * ADMIN_RESERVE_HOLDING others, as the kubelet and Prometheus do: once the shared ones are
+ * full, a flood needs (max - shared) / (holding + 1) more addresses of its own to take the
+ * reserve too.
+ */
+export const ADMIN_SHARED_CONNECTIONS = 128;
+export const ADMIN_RESERVE_HOLDING = 3;
 /** Within the data port's reserve of descriptors (data-plane.ts). */
-export const ADMIN_MAX_CONNECTIONS = 128;
+export const ADMIN_MAX_CONNECTIONS = 160;
 
 type Answer = { status: number; body: string | object; headers?: Record<string, string> };
 

@@ -1,12 +1,14 @@
 // The admin port under a flood from other pods. It answers the kubelet's probes for both
 // containers (the gateway's through /gateway/*) and Prometheus: one peer address holds at
-// most ADMIN_CONNECTIONS_PER_ADDRESS connections, the port ADMIN_MAX_CONNECTIONS, and
+// most ADMIN_CONNECTIONS_PER_ADDRESS connections, any address ADMIN_SHARED_CONNECTIONS of
+// them together, the rest are a reserve for addresses holding few, the port holds
+// ADMIN_MAX_CONNECTIONS, and
 // requests that hammer a gateway probe or /metrics share the one in flight. Real sockets on
 // loopback, each flooding pod an address of 127.0.0.0/8 of its own.
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Gauge } from '../../src/metrics/prom-client.js';
-import { ADMIN_CONNECTIONS_PER_ADDRESS, ADMIN_MAX_CONNECTIONS } from '../../src/server/admin.js';
+import { ADMIN_CONNECTIONS_PER_ADDRESS, ADMIN_MAX_CONNECTIONS, ADMIN_RESERVE_HOLDING, ADMIN_SHARED_CONNECTIONS } from '../../src/server/admin.js';
 import { sample } from '../support/metrics.js';
 import { answeredWhole, RawClient, statuses } from '../support/raw-client.js';
 import { startSidecar, type TestSidecar } from '../support/sidecar.js';
@@ -71,11 +73,29 @@ test('one address holds its share; the kubelet\'s probes from another are answer
   expect(sample(text, 'trusted_proxy_connections_max', { port: 'admin' })).toBe(ADMIN_MAX_CONNECTIONS);
 });
 
-test(`past ${ADMIN_MAX_CONNECTIONS} connections from many addresses the port closes more at accept: a bound on memory`, async () => {
-  const pods = Math.ceil(ADMIN_MAX_CONNECTIONS / ADMIN_CONNECTIONS_PER_ADDRESS) + 1;
-  const wanted = pods * ADMIN_CONNECTIONS_PER_ADDRESS;
+/** `pods` addresses, each opening `each` connections at once. */
+async function floodFrom(pods: number, each: number, prefix: string): Promise<RawClient[]> {
   const flood: RawClient[] = [];
-  for (let pod = 0; pod < pods; pod++) flood.push(...(await Promise.all(Array.from({ length: ADMIN_CONNECTIONS_PER_ADDRESS }, () => open(`127.0.1.${pod + 1}`)))));
+  for (let pod = 0; pod < pods; pod++) flood.push(...(await Promise.all(Array.from({ length: each }, () => open(`${prefix}.${pod + 1}`)))));
+  return flood;
+}
+
+test('the shared connections full from eight addresses, the kubelet\'s probes still find room in the reserve', async () => {
+  const pods = ADMIN_SHARED_CONNECTIONS / ADMIN_CONNECTIONS_PER_ADDRESS;
+  const flood = await floodFrom(pods, ADMIN_CONNECTIONS_PER_ADDRESS, '127.0.1');
+  // A ninth flooding address gets the reserve's share of an address that holds few, no more.
+  const ninth = await floodFrom(1, ADMIN_CONNECTIONS_PER_ADDRESS, '127.0.4');
+  await waitFor(() => ninth.filter((c) => c.isClosed).length === ADMIN_CONNECTIONS_PER_ADDRESS - ADMIN_RESERVE_HOLDING - 1, 'the ninth address held to the reserve\'s share');
+  expect(flood.filter((c) => c.isClosed)).toHaveLength(0);
+  // The kubelet, from the node's address, probes both containers at once.
+  const probes = await Promise.all(['/healthz', '/readyz', '/gateway/healthz', '/gateway/readyz'].map(async (path) => get(await open('127.0.3.1'), path)));
+  expect(probes).toEqual([200, 200, 200, 200]);
+});
+
+test(`never more than ${ADMIN_MAX_CONNECTIONS} connections, from however many addresses: a bound on memory`, async () => {
+  const pods = 24;
+  const flood = await floodFrom(pods, ADMIN_CONNECTIONS_PER_ADDRESS, '127.0.1');
+  const wanted = pods * ADMIN_CONNECTIONS_PER_ADDRESS;
   await waitFor(() => flood.filter((c) => c.isClosed).length === wanted - ADMIN_MAX_CONNECTIONS, 'the connections past the maximum closed at accept');
   expect(await dropped('max_connections')).toBe(wanted - ADMIN_MAX_CONNECTIONS);
 });
