@@ -89,6 +89,21 @@ export const RULES: readonly Rule[] = [
     },
   },
   {
+    // The mesh proxy is known only by a loopback address, which any process in the pod's
+    // network namespace can bind without privileges.
+    code: 'xfcc_trusts_every_container',
+    severity: 'warning',
+    check: ({ sidecar: { trust } }) => {
+      if (trust.clientCertificates.from !== 'xfcc') return none;
+      return [{
+        path: 'sidecar:trust.clientCertificates.from',
+        problem: `the certificate is read from x-forwarded-client-cert, believed from ${trust.cidrs.filter((c) => c.startsWith('127.') || c === '::1').join(', ') || 'a loopback address'}: any process in the pod can bind that address and write the header`,
+        userSees: 'nothing; but every container of the pod (OpenClaw runs agent tools in its own) can name the ingress\'s certificate and so any user: from: xfcc trusts the whole pod as much as the sidecar',
+        fix: 'keep the data port out of the mesh\'s inbound capture (the chart does: mesh.excludeDataPort) and trust the ingress by its own address or certificate; keep from: xfcc only for a pod whose every container is as trusted as the sidecar (docs/kubernetes.md, "Service meshes")',
+      }];
+    },
+  },
+  {
     code: 'gateway_mode_not_local',
     severity: 'error',
     check: ({ at }) => {

@@ -90,7 +90,7 @@ export class Sidecar {
     const mesh = new MeshDetector();
     const { metrics, logger } = this.runtime;
     const problem = (s: MeshSuspicion) =>
-      `every data-port connection comes from ${s.address}, ${s.proxy}: the source address no longer tells clients apart; exclude the port from the mesh's inbound capture or set trust.clientCertificates.from: xfcc (docs/kubernetes.md, "Service meshes")`;
+      `every data-port connection comes from ${s.address}, ${s.proxy}: the source address no longer tells clients apart; exclude the port from the mesh's inbound capture (the chart's mesh.excludeDataPort), or accept that trust.clientCertificates.from: xfcc trusts every container of the pod (docs/kubernetes.md, "Service meshes")`;
     this.dataPlane.on('connection', (socket: Socket) => {
       const { changed, suspicion } = mesh.observe(socket.remoteAddress ?? '');
       if (!changed) return;

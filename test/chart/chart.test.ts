@@ -264,6 +264,23 @@ test('mutual TLS (ci/mtls-values.yaml): the Secret mounted where the config read
   expect(find(objects('all-optional-values.yaml'), 'ServersTransport')).toHaveLength(0);
 });
 
+test('a service mesh: the data port kept out of its inbound capture, and with Istio installed a DestinationRule that has its clients send plain text there', async () => {
+  const DEFAULTS = 'defaults-values.yaml';
+  const pod = (one(objects(DEFAULTS), 'Deployment') as any).spec.template.metadata.annotations;
+  expect(pod).toMatchObject({ 'traffic.sidecar.istio.io/excludeInboundPorts': '8080', 'config.linkerd.io/skip-inbound-ports': '8080' });
+  expect(find(objects(DEFAULTS), 'DestinationRule')).toHaveLength(0);
+  const withIstio = renderChart([join(VALUES, DEFAULTS)], { apiVersions: ['networking.istio.io/v1/DestinationRule'] }).objects;
+  const rule = one(withIstio, 'DestinationRule');
+  await validateObject(rule);
+  const service = one(withIstio, 'Service').metadata.name;
+  expect((rule as any).spec).toEqual({ host: service, trafficPolicy: { portLevelSettings: [{ port: { number: 8080 }, tls: { mode: 'DISABLE' } }] } });
+  const values = join(tmp, 'no-mesh-exclusion.yaml');
+  writeFileSync(values, 'mesh: { excludeDataPort: false }\n');
+  const off = renderChart([join(VALUES, DEFAULTS), values], { apiVersions: ['networking.istio.io/v1/DestinationRule'] }).objects;
+  expect((one(off, 'Deployment') as any).spec.template.metadata.annotations).not.toHaveProperty(['traffic.sidecar.istio.io/excludeInboundPorts']);
+  expect(find(off, 'DestinationRule')).toHaveLength(0);
+});
+
 test('the guard needs a command that starts with node', () => {
   const values = join(tmp, 'guard-sh.yaml');
   writeFileSync(values, 'publicUrl: https://claw.example.com\ngateway: { guard: { enabled: true, command: [sh, -c, "node openclaw.mjs gateway"] } }\n');

@@ -45,8 +45,12 @@ export function parseStream(text: string): K8sObject[] {
 }
 
 /** `helm template` for the chart with the given values files (paths). Throws with Helm's message. */
-export function renderChart(valueFiles: string[], opts: { name?: string; namespace?: string; helm?: 3 | 4 } = {}): Rendered {
-  const args = ['template', opts.name ?? 'claw', CHART, '--namespace', opts.namespace ?? 'openclaw', '--kube-version', KUBE_VERSION, ...valueFiles.flatMap((f) => ['-f', f])];
+/** `apiVersions`: group/version/kind the cluster is taken to serve (Helm's --api-versions), as an installed CRD would. */
+export function renderChart(valueFiles: string[], opts: { name?: string; namespace?: string; helm?: 3 | 4; apiVersions?: string[] } = {}): Rendered {
+  const args = [
+    'template', opts.name ?? 'claw', CHART, '--namespace', opts.namespace ?? 'openclaw', '--kube-version', KUBE_VERSION,
+    ...valueFiles.flatMap((f) => ['-f', f]), ...(opts.apiVersions ?? []).flatMap((v) => ['--api-versions', v]),
+  ];
   const r = spawnSync(HELM[opts.helm ?? 3], args, { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(r.stderr.trim());
   return { objects: parseStream(r.stdout), text: r.stdout };
@@ -60,6 +64,7 @@ const GROUP_PACKAGES: Record<string, string> = {
   'traefik.io': '@kubernetes-models/traefik',
   'monitoring.coreos.com': '@kubernetes-models/prometheus-operator',
   'gateway.networking.k8s.io': '@kubernetes-models/gateway-api',
+  'networking.istio.io': '@kubernetes-models/istio',
 };
 
 /**

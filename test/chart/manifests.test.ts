@@ -61,6 +61,9 @@ test('the component adds only the sidecar, to the annotated Deployment only, wit
   const sidecar = gw.spec.template.spec.containers.find((c: any) => c.name === 'trusted-proxy-sidecar');
   expect(sidecar.securityContext).toMatchObject({ runAsNonRoot: true, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
   expect(deployment(withComponent, 'unrelated').spec.template.spec.containers.map((c: any) => c.name)).toEqual(['app']);
+  // The data port out of a mesh's inbound capture, as the chart does.
+  expect(gw.spec.template.metadata.annotations).toMatchObject({ 'traffic.sidecar.istio.io/excludeInboundPorts': '8080', 'config.linkerd.io/skip-inbound-ports': '8080' });
+  expect(deployment(withComponent, 'unrelated').spec.template.metadata?.annotations).toBeUndefined();
 
   const cm = one(withComponent, 'ConfigMap') as any;
   const volume = gw.spec.template.spec.volumes.find((v: any) => v.name === 'tps-config');

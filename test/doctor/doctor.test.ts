@@ -137,6 +137,17 @@ describe('each finding alone', () => {
         c.trust.cidrs = ['127.0.0.6'];
       },
     },
+    {
+      code: 'xfcc_trusts_every_container',
+      severity: 'warning',
+      sidecar: (c) => {
+        c.trust.allowLoopback = true;
+        c.trust.cidrs = ['127.0.0.6'];
+        c.trust.require = 'both';
+        c.trust.clientCertificates.from = 'xfcc';
+        c.trust.clientCertificates.spiffeIds = ['spiffe://cluster.local/ns/traefik/sa/traefik'];
+      },
+    },
     { code: 'gateway_mode_not_local', severity: 'error', gateway: (g) => delete g.gateway.mode },
     { code: 'bind_not_loopback', severity: 'error', gateway: (g) => (g.gateway.bind = 'lan') },
     { code: 'port_mismatch', severity: 'error', gateway: (g) => (g.gateway.port = 28789) },
