@@ -3,7 +3,7 @@
 // every problem listed: a gateway that starts unguarded would fail open.
 import { isMainThread } from 'node:worker_threads';
 import type { IncomingMessage } from 'node:http';
-import { clip } from '../logging/line-budget.js';
+import { clip, LineBudget } from '../logging/line-budget.js';
 import { installGuard, verifyOptionsOf } from './guard.js';
 import { guardOptions } from './options.js';
 
@@ -26,19 +26,18 @@ function keyProblems(options: Parameters<typeof verifyOptionsOf>[0]): string[] {
   return keys && keys.size > 0 ? [] : [`TRUSTED_PROXY_GUARD_KEYS_DIR: no ${options.algorithm} key in ${options.keysDir}`];
 }
 
-/** One line a second at most, with how many were left out: a flood must not fill the gateway's log. */
+/**
+ * Refusals on stderr within a line budget per peer and for all peers together, as the
+ * sidecar's (logging/line-budget.ts), with how many of that peer's were held back: a flood
+ * must not fill the gateway's log, nor one flooding peer hide another's refusals.
+ */
 function rateLimitedLog() {
-  let lastAt = 0;
-  let suppressed = 0;
+  const budget = new LineBudget({ perPeer: 1, peerBurst: 5, total: 10, totalBurst: 20, maxPeers: 1024 }, Date.now());
   return (event: string, error: string, req: IncomingMessage) => {
-    const now = Date.now();
-    if (now - lastAt < 1000) {
-      suppressed++;
-      return;
-    }
-    lastAt = now;
-    const line = { msg: 'trusted-proxy-sidecar guard refused', event, error, method: req.method, path: clip((req.url ?? '').split('?')[0]!), peer: req.socket.remoteAddress, suppressed };
-    suppressed = 0;
+    const peer = req.socket.remoteAddress ?? '';
+    const suppressed = budget.take(peer, Date.now());
+    if (suppressed === undefined) return;
+    const line = { msg: 'trusted-proxy-sidecar guard refused', event, error, method: req.method, path: clip((req.url ?? '').split('?')[0]!), peer, suppressed };
     process.stderr.write(`${JSON.stringify(line)}\n`);
   };
 }

@@ -8,6 +8,7 @@
 //   WebSocket's buffers for as long as the client likes.
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
+import { LineBudget, REFUSAL_LINES } from '../logging/line-budget.js';
 import type { Logger } from '../logging/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 
@@ -24,6 +25,7 @@ export class ConnectionWatch {
   private readonly timer: NodeJS.Timeout;
   /** One listener for every socket, not a closure each (10,000 idle WebSockets are 10,000 sockets). */
   private readonly untrack: (this: Socket) => void;
+  private readonly lines = new LineBudget(REFUSAL_LINES, Date.now());
 
   constructor(
     server: Server,
@@ -80,7 +82,11 @@ export class ConnectionWatch {
       }
       if (now - progress.since < this.stallMs) continue;
       this.metrics.connectionsStalled.inc();
-      this.logger.info({ peer: socket.remoteAddress, pendingBytes: pending }, 'closed a connection whose client stopped reading');
+      // Within a line budget per peer, as refusals are: many stalled connections from one
+      // pod are one bounded run of lines, and the counter has them all.
+      const peer = socket.remoteAddress ?? '';
+      const held = this.lines.take(peer, now);
+      if (held !== undefined) this.logger.info({ peer, pendingBytes: pending, ...(held > 0 && { heldBack: held }) }, 'closed a connection whose client stopped reading');
       socket.destroy();
     }
   }
