@@ -18,6 +18,7 @@ export const SECTIONS = {
   flood: 'Slowloris and idle-socket flood',
   chaos: 'Connection-level attacks: crash attempts and exhaustion',
   'real-stack': 'Attacks through the real stack: Traefik, oauth2-proxy, an OpenID provider',
+  adversarial: 'The third adversarial pass, replayed',
 } as const;
 export type Section = keyof typeof SECTIONS;
 
