@@ -59,9 +59,10 @@ describe.each(valuesFiles)('ci/%s', (file) => {
   test('the Service exposes only the sidecar ports; the gateway has none and binds loopback', () => {
     const objs = objects(file);
     const ports = (one(objs, 'Service') as any).spec.ports as { name: string; port: number; targetPort: string }[];
+    // By number: a native sidecar's named port is found for a Service only from Kubernetes 1.32.
     expect(ports.map((p) => [p.name, p.targetPort]).sort()).toEqual([
-      ['admin', 'admin'],
-      ['http', 'http'],
+      ['admin', 9090],
+      ['http', 8080],
     ]);
     expect(ports.map((p) => p.port)).not.toContain(18789);
     expect(container(objs, 'gateway').ports).toBeUndefined();
@@ -91,15 +92,23 @@ describe.each(valuesFiles)('ci/%s', (file) => {
     }
   });
 
-  test('probes: the sidecar its own, the gateway through the sidecar admin port', () => {
+  test('probes: the sidecar its own, the gateway through the sidecar admin port by number (a named one is looked up in the gateway\'s own ports)', () => {
     const objs = objects(file);
     const sidecar = container(objs, 'sidecar');
+    expect(sidecar.startupProbe.httpGet).toEqual({ path: '/healthz', port: 'admin' });
     expect(sidecar.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'admin' });
     expect(sidecar.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'admin' });
     const gateway = container(objs, 'gateway');
-    expect(gateway.livenessProbe.httpGet).toEqual({ path: '/gateway/healthz', port: 'admin' });
-    expect(gateway.readinessProbe.httpGet).toEqual({ path: '/gateway/readyz', port: 'admin' });
-    expect(gateway.startupProbe.httpGet).toEqual({ path: '/gateway/healthz', port: 'admin' });
+    expect(gateway.livenessProbe.httpGet).toEqual({ path: '/gateway/healthz', port: 9090 });
+    expect(gateway.readinessProbe.httpGet).toEqual({ path: '/gateway/readyz', port: 9090 });
+    expect(gateway.startupProbe.httpGet).toEqual({ path: '/gateway/healthz', port: 9090 });
+  });
+
+  test('a native sidecar: the last init container, kept running, so it serves before the gateway starts and stops after it', () => {
+    const pod = podSpec(objects(file));
+    const last = pod.initContainers.at(-1);
+    expect([last.name, last.restartPolicy]).toEqual(['sidecar', 'Always']);
+    expect(pod.containers.map((c: Container) => c.name)).toEqual(['gateway']);
   });
 
   test('the generated sidecar config passes check-config', () => {
@@ -160,7 +169,7 @@ describe.each(valuesFiles)('ci/%s', (file) => {
     expect(np.spec.policyTypes).toEqual(['Ingress']);
     expect(np.spec.ingress).toEqual([
       {
-        ports: [{ port: 'http', protocol: 'TCP' }],
+        ports: [{ port: 8080, protocol: 'TCP' }],
         from: [
           {
             namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'traefik' } },
@@ -169,7 +178,7 @@ describe.each(valuesFiles)('ci/%s', (file) => {
         ],
       },
       {
-        ports: [{ port: 'admin', protocol: 'TCP' }],
+        ports: [{ port: 9090, protocol: 'TCP' }],
         from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }],
       },
     ]);
@@ -279,6 +288,16 @@ test('a service mesh: the data port kept out of its inbound capture, and with Is
   const off = renderChart([join(VALUES, DEFAULTS), values], { apiVersions: ['networking.istio.io/v1/DestinationRule'] }).objects;
   expect((one(off, 'Deployment') as any).spec.template.metadata.annotations).not.toHaveProperty(['traffic.sidecar.istio.io/excludeInboundPorts']);
   expect(find(off, 'DestinationRule')).toHaveLength(0);
+});
+
+test('sidecar.native: false puts the sidecar beside the gateway; before Kubernetes 1.29 native is refused with the way out', () => {
+  const values = join(tmp, 'not-native.yaml');
+  writeFileSync(values, 'sidecar: { native: false }\n');
+  const spec = podSpec(renderChart([join(VALUES, 'defaults-values.yaml'), values]).objects);
+  expect(spec.containers.map((c: Container) => c.name)).toEqual(['gateway', 'sidecar']);
+  expect(spec.containers[1].startupProbe).toBeUndefined();
+  expect(() => renderChart([join(VALUES, 'defaults-values.yaml')], { kubeVersion: 'v1.28.9' })).toThrow(/sidecar\.native needs Kubernetes 1\.29 or later \(this cluster: v1\.28\.9\): set sidecar\.native: false/);
+  expect(podSpec(renderChart([join(VALUES, 'defaults-values.yaml'), values], { kubeVersion: 'v1.28.9' }).objects).containers).toHaveLength(2);
 });
 
 test('the guard needs a command that starts with node', () => {

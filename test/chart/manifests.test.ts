@@ -46,7 +46,7 @@ test('the base: no Secret in git, gateway port not in the Service, token only fo
   const d = deployment(base, 'openclaw');
   expect(d.spec.template.spec.volumes.find((v: any) => v.name === 'hmac-keys').secret.secretName).toBe('openclaw-hmac');
   const ports = (one(base, 'Service') as any).spec.ports.map((p: any) => p.targetPort);
-  expect(ports.sort()).toEqual(['admin', 'http']);
+  expect(ports.sort()).toEqual([8080, 9090]);
   expect(d.spec.template.spec.automountServiceAccountToken).toBe(false);
   expect(one(base, 'Role').metadata.namespace).toBe('traefik');
   expect(find(base, 'ClusterRole')).toHaveLength(0);
@@ -54,11 +54,13 @@ test('the base: no Secret in git, gateway port not in the Service, token only fo
 
 test('the component adds only the sidecar, to the annotated Deployment only, with a valid config', () => {
   const gw = deployment(withComponent, 'my-gateway');
-  const names = gw.spec.template.spec.containers.map((c: any) => c.name);
-  expect(names.sort()).toEqual(['gateway', 'trusted-proxy-sidecar']);
+  expect(gw.spec.template.spec.containers.map((c: any) => c.name)).toEqual(['gateway']);
   const gateway = gw.spec.template.spec.containers.find((c: any) => c.name === 'gateway');
   expect(gateway).toEqual({ name: 'gateway', image: 'ghcr.io/openclaw/openclaw:2026.9.6', env: [{ name: 'OPENCLAW_GATEWAY_PORT', value: '18789' }] });
-  const sidecar = gw.spec.template.spec.containers.find((c: any) => c.name === 'trusted-proxy-sidecar');
+  // A native sidecar: an init container that keeps running, serving before the gateway starts.
+  expect(gw.spec.template.spec.initContainers.map((c: any) => [c.name, c.restartPolicy])).toEqual([['trusted-proxy-sidecar', 'Always']]);
+  const sidecar = gw.spec.template.spec.initContainers.find((c: any) => c.name === 'trusted-proxy-sidecar');
+  expect(sidecar.startupProbe.httpGet).toEqual({ path: '/healthz', port: 'tps-admin' });
   expect(sidecar.securityContext).toMatchObject({ runAsNonRoot: true, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
   expect(deployment(withComponent, 'unrelated').spec.template.spec.containers.map((c: any) => c.name)).toEqual(['app']);
   // The data port out of a mesh's inbound capture, as the chart does.
