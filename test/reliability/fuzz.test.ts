@@ -53,6 +53,8 @@ const input = fc.record({
   headers: fc.array(header, { maxLength: 14 }),
   at: fc.nat(),
   upgrade: fc.boolean(),
+  // HTTP/1.1 always sends one (without a well-formed one the request is refused).
+  host: fc.option(fc.oneof({ weight: 6, arbitrary: fc.constantFrom('gw.example', 'GW.example:8443', '[2001:db8::1]:443') }, { weight: 1, arbitrary: fc.constantFrom('gw.example.', 'evil.example/x') }), { freq: 20 }),
 });
 
 /** Optional white space as HTTP defines it (SP, HTAB), written out here: 0xA0 is part of a value. */
@@ -104,6 +106,7 @@ test(`decide() and upstreamHeaders(): ${P.fuzzRuns} generated requests, no forge
       const raw = r.headers.flat();
       if (r.user !== null) raw.splice(2 * (r.at % (r.headers.length + 1)), 0, 'X-Auth-Request-Email', r.user);
       if (r.forwarded !== null) raw.push('X-Forwarded-Method', r.forwarded[0], 'X-Forwarded-Uri', r.forwarded[1]);
+      if (r.host !== null) raw.unshift('Host', r.host);
       const d = decide(facts(raw, { peer: r.peer, method: r.method, target: r.target, mode: r.mode, upgrade: r.upgrade }), ctx);
       const trusted = ctx.trusted.lookup(r.peer).trusted;
       if (!d.ok) {

@@ -318,7 +318,7 @@ describe('forward-auth: manifests/examples/traefik/forward-auth.yaml', () => {
     expect(res.status).toBe(200);
     const record = (await arrived('forward-auth', res.id))!;
     expect(headersOf(record).get('x-forwarded-user')).toEqual(['alice@example.com']);
-    expect(record.assertion).toMatchObject({ verified: true, sub: 'alice@example.com', htm: 'GET', htu: `https://${PUBLIC_HOST}/fa/hello` });
+    expect(record.assertion).toMatchObject({ verified: true, sub: 'alice@example.com', htm: 'GET', htu: `https://${PUBLIC_HOST}/fa/hello?id=${res.id}` });
     // The ID token the sidecar checked went no further.
     expect(headersOf(record).has('authorization')).toBe(false);
     captured = headersOf(record).get('x-trusted-proxy-assertion')![0]!;
@@ -354,7 +354,7 @@ describe('forward-auth: manifests/examples/traefik/forward-auth.yaml', () => {
     if (record.assertion?.verified) {
       // Traefik's entry point replaced the client's X-Forwarded-* (it trusts no client IP):
       // the assertion names the real request.
-      expect(record.assertion).toMatchObject({ htm: 'GET', htu: `https://${PUBLIC_HOST}/fa/real` });
+      expect(record.assertion).toMatchObject({ htm: 'GET', htu: `https://${PUBLIC_HOST}/fa/real?id=${res.id}` });
       rows.push(['`trustForwardHeader: true`, forged `X-Forwarded-Uri`/`-Method`/`-Host`', 'forward-auth', 'request signed in as alice', 'an assertion for the real request (the entry point dropped the forged headers)']);
     } else {
       expect(res.status).toBe(401);
@@ -370,7 +370,7 @@ describe('forward-auth: manifests/examples/traefik/forward-auth.yaml', () => {
     const res = await through('/fa/limited', { cookie: sessions['alice']!, 'x-openclaw-scopes': 'operator.admin' });
     expect(res.status).toBe(200);
     const record = (await arrived('forward-auth', res.id))!;
-    expect(record.assertion).toMatchObject({ verified: true, sub: 'alice@example.com', htu: `https://${PUBLIC_HOST}/fa/limited` });
+    expect(record.assertion).toMatchObject({ verified: true, sub: 'alice@example.com', htu: `https://${PUBLIC_HOST}/fa/limited?id=${res.id}` });
     expect(headersOf(record).get('x-openclaw-scopes')).toEqual(['operator.read,operator.write']);
     rows.push(['`authRequestHeaders` limited to the identity headers, forged scopes', 'forward-auth', 'request signed in as alice', 'the sidecar\'s scopes']);
   });

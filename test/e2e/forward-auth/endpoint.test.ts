@@ -36,7 +36,7 @@ function headerOf(reply: string, name: string): string | undefined {
   return line?.slice(name.length + 1).trim();
 }
 
-async function claimsOf(reply: string, method = 'POST', uri = 'https://gw.example.com/api/items') {
+async function claimsOf(reply: string, method = 'POST', uri = 'https://gw.example.com/api/items?page=2') {
   const token = headerOf(reply, 'x-trusted-proxy-assertion');
   expect(token).toBeDefined();
   return verifyAssertion(token!, { keys: sc.keys, request: { method, uri } });

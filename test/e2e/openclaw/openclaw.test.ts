@@ -219,7 +219,8 @@ test('4. a forged x-openclaw-scopes: operator.admin sent through the real proxy 
 
   // Control: the same header, had it reached the gateway, would have made the caller admin
   // (OpenClaw verifies nothing itself): past the scope check, the session is simply not
-  // found. Inside the pod, with the sidecar's key, the test mints the assertion the guard needs.
+  // found. Inside the pod, with the sidecar's key, the test mints the assertion the guard needs
+  // (which must grant the scopes the header names: the guard holds the header to them).
   const killPath = '/sessions/agent%3Adefault%3Amain/kill';
   const direct = stack.pod.exec('curl', [
     '-s',
@@ -236,7 +237,7 @@ test('4. a forged x-openclaw-scopes: operator.admin sent through the real proxy 
     '-H',
     'x-forwarded-for: 203.0.113.7',
     '-H',
-    `x-trusted-proxy-assertion: ${stack.mintAssertion('alice@example.com', 'POST', `https://127.0.0.1:${GATEWAY_PORT}${killPath}`)}`,
+    `x-trusted-proxy-assertion: ${stack.mintAssertion('alice@example.com', 'POST', `https://127.0.0.1:${GATEWAY_PORT}${killPath}`, 'operator.admin')}`,
     '-H',
     'x-openclaw-scopes: operator.admin',
     `http://127.0.0.1:${GATEWAY_PORT}${killPath}`,

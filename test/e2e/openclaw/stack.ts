@@ -64,7 +64,8 @@ export interface Stack {
   /** Debian's Chromium inside a test host, driven by Playwright. */
   launchBrowser(host: Host): Promise<Browser>;
   /** An assertion signed with the sidecar's key, as the sidecar would mint it for this request. */
-  mintAssertion(user: string, method: string, uri: string): string;
+  /** `scope`: the scopes the assertion grants, as the sidecar would put them (the guard holds the scopes header to them). */
+  mintAssertion(user: string, method: string, uri: string, scope?: string): string;
   /** Runs the built CLI (in the test's own namespace) and returns exit code and output. */
   cli(args: string[]): { code: number; stdout: string; stderr: string };
   teardown(): Promise<void>;
@@ -190,7 +191,7 @@ export async function startStack(): Promise<Stack> {
       ingressOutput: realIngress.output,
       editGatewayConfig,
       launchBrowser,
-      mintAssertion: (user, method, uri) => mint(readFileSync(join(keysDir, 'k1')), user, method, uri),
+      mintAssertion: (user, method, uri, scope) => mint(readFileSync(join(keysDir, 'k1')), user, method, uri, scope),
       cli,
       teardown,
     };
@@ -200,9 +201,9 @@ export async function startStack(): Promise<Stack> {
   }
 }
 
-function mint(key: Buffer, user: string, method: string, uri: string): string {
+function mint(key: Buffer, user: string, method: string, uri: string, scope?: string): string {
   const now = Math.floor(Date.now() / 1000);
-  const claims = { iss: 'trusted-proxy-sidecar', aud: 'gateway', sub: user, groups: [], iat: now, nbf: now, exp: now + 30, jti: randomBytes(8).toString('hex'), cip: '203.0.113.7', htm: method, htu: uri };
+  const claims = { iss: 'trusted-proxy-sidecar', aud: 'gateway', sub: user, groups: [], scope, iat: now, nbf: now, exp: now + 30, jti: randomBytes(8).toString('hex'), cip: '203.0.113.7', htm: method, htu: uri };
   return new AssertionSigner('k1', key).sign(claims);
 }
 
