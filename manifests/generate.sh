@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 render() {
   local out=$1 header=$2
   shift 2
-  .tools/bin/helm3 template openclaw charts/trusted-proxy-sidecar --namespace openclaw --kube-version v1.35.4 "$@" |
+  .tools/bin/helm3 template openclaw charts/trusted-proxy-sidecar --namespace openclaw --kube-version v1.35.4 --skip-tests "$@" |
     HEADER=$header node --input-type=module -e '
       import { parseAllDocuments, stringify } from "yaml";
       const HELM = ["helm.sh/chart", "app.kubernetes.io/managed-by", "helm.sh/resource-policy"];

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The real peers the tests and the benchmark drive, built from the Go module proxy at pinned
-# versions: kube-apiserver and kubectl (through the wrapper module in tools/kube), kine (the
+# versions: kube-apiserver, kubectl, and a node's kube-controller-manager, kube-scheduler,
+# kubelet and kube-proxy (through the wrapper module in tools/kube), kine (the
 # API server's storage, on SQLite), Helm 3 and Helm 4, Traefik (through tools/traefik),
 # oauth2-proxy and kube-rbac-proxy (through tools/kube-rbac-proxy); and the CRDs Traefik
 # and the Prometheus Operator publish, taken from their modules. Built once per machine into
@@ -67,7 +68,7 @@ go_install() {
 module_dir() { go mod download -json "$1" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p'; }
 
 kube_ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$KUBE_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=35 -X k8s.io/client-go/pkg/version.gitVersion=$KUBE_VERSION"
-for cmd in kube-apiserver kubectl; do
+for cmd in kube-apiserver kubectl kube-controller-manager kube-scheduler kubelet kube-proxy; do
   build "$cmd" "$KUBE_VERSION" wrapper_build "k8s.io/kubernetes/cmd/$cmd" "$kube_ldflags" tools/kube
 done
 build kine "$KINE_VERSION" go_install "github.com/k3s-io/kine@$KINE_VERSION" "-s -w"

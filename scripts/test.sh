@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # `make test`: every suite, in three phases. Each phase runs even when an earlier one failed;
 # the run fails at the end if any did, and its last line says what ran and how it ended.
-# The chaos suite, the soak and the quick benchmark run alone, after the rest: their bounds
-# (a client served within 2 s under attack, the soak's latency drift) measure the sidecar,
-# and beside other suites they would measure those suites' load; the benchmark loads both cores.
+# The chaos suite, the soak, the node suite and the quick benchmark run alone, after the
+# rest: the bounds of the first two (a client served within 2 s under attack, the soak's
+# latency drift) measure the sidecar, and beside other suites they would measure those
+# suites' load; the node suite's kubelet and kube-proxy change the machine's iptables and
+# forwarding while it runs (test/support/kube-node.ts); the benchmark loads both cores.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-names=("the suites" "chaos and soak, alone" "the quick benchmark, alone")
+names=("the suites" "chaos, soak and a real node, alone" "the quick benchmark, alone")
 commands=(
-  "jest --testPathIgnorePatterns=/test/reliability/(soak|chaos)\\.test\\.ts$ /test/bench/"
-  "jest --maxWorkers=1 test/reliability/chaos.test.ts test/reliability/soak.test.ts"
+  "jest --testPathIgnorePatterns=/test/reliability/(soak|chaos)\\.test\\.ts$ /test/bench/ /test/node/"
+  "jest --maxWorkers=1 test/reliability/chaos.test.ts test/reliability/soak.test.ts test/node"
   "jest test/bench"
 )
 summary=()

@@ -16,7 +16,10 @@ import { guardOptions } from '../../src/guard/options.js';
 const VALUES = CI_VALUES;
 const valuesFiles = ciValuesFiles();
 const rendered = new Map(valuesFiles.map((f) => [f, renderChart([join(VALUES, f)])]));
-const objects = (file: string) => rendered.get(file)!.objects;
+const isTestHook = (o: K8sObject) => (o.metadata as { annotations?: Record<string, string> }).annotations?.['helm.sh/hook'] === 'test';
+/** What `helm install` creates; `helm test`'s objects (hooks) are checked on their own. */
+const objects = (file: string) => rendered.get(file)!.objects.filter((o) => !isTestHook(o));
+const testHooks = (file: string) => rendered.get(file)!.objects.filter(isTestHook);
 
 let tmp: string;
 beforeAll(() => {
@@ -298,6 +301,17 @@ test('sidecar.native: false puts the sidecar beside the gateway; before Kubernet
   expect(spec.containers[1].startupProbe).toBeUndefined();
   expect(() => renderChart([join(VALUES, 'defaults-values.yaml')], { kubeVersion: 'v1.28.9' })).toThrow(/sidecar\.native needs Kubernetes 1\.29 or later \(this cluster: v1\.28\.9\): set sidecar\.native: false/);
   expect(podSpec(renderChart([join(VALUES, 'defaults-values.yaml'), values], { kubeVersion: 'v1.28.9' }).objects).containers).toHaveLength(2);
+});
+
+test('helm test: a pod that is not the proxy, with a token that may only list the Service\'s EndpointSlices, and the restricted security context', async () => {
+  const hooks = testHooks('defaults-values.yaml');
+  expect(hooks.map((o) => o.kind).sort()).toEqual(['Pod', 'Role', 'RoleBinding', 'ServiceAccount']);
+  for (const o of hooks) await validateObject(o);
+  expect((one(hooks, 'Role') as any).rules).toEqual([{ apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['list'] }]);
+  const pod = (one(hooks, 'Pod') as any).spec;
+  expect(pod.containers[0].securityContext).toMatchObject({ runAsNonRoot: true, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
+  // Its checks are the script's; the node suite (test/node/) runs it against a real install.
+  expect(pod.containers[0].command.slice(0, 2)).toEqual(['/nodejs/bin/node', '-e']);
 });
 
 test('the guard needs a command that starts with node', () => {

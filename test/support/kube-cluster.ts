@@ -1,8 +1,9 @@
 // A real Kubernetes API server for tests: kube-apiserver (built by scripts/install-peers.sh)
 // on loopback, with kine on SQLite as its storage, its own CA and serving certificate, a
-// service-account signing key, a static admin token and the RBAC authorizer. No kubelet
-// and no controllers run: tests create objects and set pod status through the API, as a
-// kubelet would. Ready in seconds; everything it made is removed by stop().
+// service-account signing key, a static admin token and the RBAC authorizer. By default no
+// kubelet and no controllers run: tests create objects and set pod status through the API,
+// as a kubelet would. With `controlPlane`, kube-controller-manager and kube-scheduler run
+// too, for a real node (kube-node.ts). Ready in seconds; everything it made is removed by stop().
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
@@ -56,6 +57,11 @@ export interface ClusterOptions {
   address?: string;
   /** Told of each process started (kine, the API server), for a caller that stops its children on a signal. */
   onSpawn?: (child: ChildProcess) => void;
+  /**
+   * A whole control plane for a real node: Services from `serviceCidr`, the controllers
+   * (ServiceAccounts, endpoints, Deployments, volume binding) and the scheduler running.
+   */
+  controlPlane?: { serviceCidr: string };
 }
 
 export async function startKubeCluster(options: ClusterOptions = {}): Promise<KubeCluster> {
@@ -79,7 +85,9 @@ export async function startKubeCluster(options: ClusterOptions = {}): Promise<Ku
     rmSync(dir, { recursive: true, force: true });
   };
   try {
-    makeCertificates(dir, address);
+    // Pods reach the API server at the `kubernetes` Service's address, the range's first (a /24 here).
+    const serviceAddress = options.controlPlane?.serviceCidr.replace(/\.0\/24$/, '.1');
+    makeCertificates(dir, [address, ...(serviceAddress ? [serviceAddress] : [])]);
     const adminToken = execFileSync('openssl', ['rand', '-hex', '24'], { encoding: 'utf8' }).trim();
     writeFileSync(f('tokens.csv'), `${adminToken},test-admin,test-admin-uid,system:masters\n`);
     const [kinePort, port] = [await freePort('127.0.0.1'), await freePort(address)];
@@ -121,11 +129,19 @@ export async function startKubeCluster(options: ClusterOptions = {}): Promise<Ku
           '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
           `--service-account-key-file=${f('sa.pub')}`,
           `--service-account-signing-key-file=${f('sa.key')}`,
-          '--service-cluster-ip-range=10.96.0.0/16',
-          // No controller manager runs to create each namespace's `default` ServiceAccount.
-          '--disable-admission-plugins=ServiceAccount',
+          ...(options.controlPlane
+            ? [
+                `--service-cluster-ip-range=${options.controlPlane.serviceCidr}`,
+                // No cluster DNS: the API server reaches the kubelet (logs) by the node's address.
+                '--kubelet-preferred-address-types=InternalIP',
+              ]
+            : [
+                '--service-cluster-ip-range=10.96.0.0/16',
+                // No controller manager runs to create each namespace's `default` ServiceAccount.
+                '--disable-admission-plugins=ServiceAccount',
+                '--endpoint-reconciler-type=none',
+              ]),
           '--enable-priority-and-fairness=false',
-          '--endpoint-reconciler-type=none',
           '--profiling=false',
           `--cert-dir=${f('certs')}`,
         ],
@@ -181,6 +197,25 @@ export async function startKubeCluster(options: ClusterOptions = {}): Promise<Ku
         'current-context': 'test',
       }),
     );
+    if (options.controlPlane) {
+      const common = [`--kubeconfig=${kubeconfig}`, `--authentication-kubeconfig=${kubeconfig}`, `--authorization-kubeconfig=${kubeconfig}`, '--bind-address=127.0.0.1', '--secure-port=0', '--leader-elect=false'];
+      started(
+        'kube-controller-manager',
+        spawn(
+          join(KUBE_BIN, 'kube-controller-manager'),
+          [
+            ...common,
+            `--service-account-private-key-file=${f('sa.key')}`,
+            `--root-ca-file=${f('ca.crt')}`,
+            '--use-service-account-credentials=false',
+            // The node's pod range is the CNI config's; no cloud, no load balancers.
+            '--controllers=*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-node-route-controller',
+          ],
+          { stdio: ['ignore', 'pipe', 'pipe'] },
+        ),
+      );
+      started('kube-scheduler', spawn(join(KUBE_BIN, 'kube-scheduler'), common, { stdio: ['ignore', 'pipe', 'pipe'] }));
+    }
     const call = async (method: string, path: string, body?: unknown, contentType?: string) => {
       const r = await request(method, path, body, contentType);
       if (r.status < 200 || r.status > 299) throw new Error(`${method} ${path}: ${r.status} ${JSON.stringify(r.body)}`);
@@ -225,15 +260,15 @@ export async function startKubeCluster(options: ClusterOptions = {}): Promise<Ku
   }
 }
 
-/** A CA, a serving certificate for the API server's address and localhost, and a service-account key pair, by openssl. */
-function makeCertificates(dir: string, address: string): void {
+/** A CA, a serving certificate for the API server's addresses and localhost, and a service-account key pair, by openssl. */
+function makeCertificates(dir: string, addresses: string[]): void {
   const f = (name: string) => join(dir, name);
   const ssl = (...args: string[]) => execFileSync('openssl', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
   ssl('req', '-x509', ...ec, '-keyout', f('ca.key'), '-out', f('ca.crt'), '-days', '2', '-subj', '/CN=test-kubernetes-ca',
     '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign');
   ssl('req', ...ec, '-keyout', f('serving.key'), '-out', f('serving.csr'), '-subj', '/CN=kube-apiserver');
-  writeFileSync(f('serving.ext'), `subjectAltName=IP:${address},DNS:localhost,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\n`);
+  writeFileSync(f('serving.ext'), `subjectAltName=${addresses.map((a) => `IP:${a}`).join(',')},DNS:localhost,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\n`);
   ssl('x509', '-req', '-in', f('serving.csr'), '-CA', f('ca.crt'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f('serving.crt'), '-days', '2', '-extfile', f('serving.ext'));
   ssl('genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', f('sa.key'));
   ssl('pkey', '-in', f('sa.key'), '-pubout', '-out', f('sa.pub'));
