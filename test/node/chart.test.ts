@@ -143,3 +143,36 @@ test('helm test: from a pod that is not the proxy, the sidecar refuses, and the 
   expect(out).toContain('a forged identity from');
   expect(out).toMatch(/admin port open, gateway port ECONNREFUSED/);
 }, 180_000);
+
+test('a key rotation as install.md orders it, while requests flow: none fails, and the pod does not roll', async () => {
+  const pod = gatewayPod();
+  const proxy = await proxyPod('traefik', 'traefik-2', { 'app.kubernetes.io/name': 'traefik' });
+  await waitFor(async () => sample(await admin(pod, '/metrics'), 'trusted_proxy_trusted_set_size', { source: 'pods:traefik/app.kubernetes.io/name=traefik' }) === 1, 'the proxy pod discovered', 30_000, 250);
+  const statuses = new Map<number, number>();
+  let flowing = true;
+  // One request after another through the proxy, the Service, the sidecar and the guard.
+  const flow = (async () => {
+    for (let i = 0; flowing && i < 5000; i++) {
+      const { status } = await proxy('alice@example.com', `/?n=${i}`);
+      statuses.set(status, (statuses.get(status) ?? 0) + 1);
+    }
+  })();
+  const signedBy = async (kid: string) => sample(await admin(pod, '/metrics'), 'trusted_proxy_assertions_signed_total', { kid });
+  try {
+    // 1. a second key in the Secret; the sidecar loads it and keeps signing with k1.
+    const k2 = execFileSync('openssl', ['rand', '-base64', '48'], { encoding: 'utf8' }).trim();
+    node.kubectl(['-n', NS, 'patch', 'secret', `${RELEASE}-trusted-proxy-sidecar-hmac`, '-p', JSON.stringify({ data: { k2: Buffer.from(k2).toString('base64') } })]);
+    await waitFor(async () => sample(await admin(pod, '/metrics'), 'trusted_proxy_assertion_keys_loaded') === 2, 'the sidecar to load k2', 60_000, 250);
+    // 2. helm upgrade names k2: the ConfigMap changes, the pod stays, the sidecar signs with k2.
+    node.helm(['upgrade', RELEASE, CHART, '-n', NS, '-f', values('guard-values.yaml'), '--set', 'hmac.activeKeyId=k2', '--wait', '--timeout', '3m']);
+    const before = await signedBy('k2');
+    await waitFor(async () => (await signedBy('k2')) > before + 20, 'assertions signed with k2 reaching the gateway', 60_000, 250);
+  } finally {
+    flowing = false;
+    await flow;
+  }
+  expect(gatewayPod().metadata.name).toBe(pod.metadata.name);
+  expect(Object.fromEntries(statuses)).toEqual({ 200: expect.any(Number) });
+  expect(statuses.get(200)).toBeGreaterThan(20);
+}, 300_000);
+

@@ -221,6 +221,8 @@ state = "${f('containerd/state')}"
         imageGCHighThresholdPercent: 100,
         imageGCLowThresholdPercent: 99,
         serializeImagePulls: false,
+        // Secrets' and ConfigMaps' files follow their objects within this (a minute by default).
+        syncFrequency: '5s',
         rotateCertificates: false,
         maxPods: 30,
       }),
