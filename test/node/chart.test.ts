@@ -58,14 +58,15 @@ const admin = async (pod: PodJson, path: string) => (await fetch(`http://${pod.s
 
 /**
  * A pod that sends requests as a proxy would, on the test's word: GET :8000/send?user=U&path=P
- * makes it request P from the sidecar's Service with U in the identity header, and answer
- * with what came back. The test reaches it on its pod address.
+ * makes it request P from the sidecar's Service with U in the identity header, on a new
+ * connection, and answer with what came back (status 0 and the error when none did). The
+ * test reaches it on its pod address.
  */
 async function proxyPod(namespace: string, name: string, labels: Record<string, string>): Promise<(user: string, path: string) => Promise<{ status: number; body: string }>> {
   const service = JSON.parse(node.kubectl(['-n', NS, 'get', 'service', `${RELEASE}-trusted-proxy-sidecar`, '-o', 'json'])).spec.clusterIP as string;
   const script = `require('node:http').createServer((q, s) => {
     const u = new URL(q.url, 'http://x');
-    const r = require('node:http').get({ host: '${service}', port: 8080, path: u.searchParams.get('path'), headers: { host: 'claw.example.com', 'x-auth-request-email': u.searchParams.get('user') } }, (a) => {
+    const r = require('node:http').get({ host: '${service}', port: 8080, agent: false, path: u.searchParams.get('path'), headers: { host: 'claw.example.com', 'x-auth-request-email': u.searchParams.get('user') } }, (a) => {
       let body = ''; a.on('data', (c) => (body += c)); a.on('end', () => s.end(JSON.stringify({ status: a.statusCode, body: body.slice(0, 400) })));
     });
     r.on('error', (e) => s.end(JSON.stringify({ status: 0, body: String(e) })));
@@ -161,10 +162,10 @@ test('a key rotation as install.md orders it, while requests flow: none fails, a
   try {
     // 1. a second key in the Secret; the sidecar loads it and keeps signing with k1.
     const k2 = execFileSync('openssl', ['rand', '-base64', '48'], { encoding: 'utf8' }).trim();
-    node.kubectl(['-n', NS, 'patch', 'secret', `${RELEASE}-trusted-proxy-sidecar-hmac`, '-p', JSON.stringify({ data: { k2: Buffer.from(k2).toString('base64') } })]);
+    await node.kubectlAsync(['-n', NS, 'patch', 'secret', `${RELEASE}-trusted-proxy-sidecar-hmac`, '-p', JSON.stringify({ data: { k2: Buffer.from(k2).toString('base64') } })]);
     await waitFor(async () => sample(await admin(pod, '/metrics'), 'trusted_proxy_assertion_keys_loaded') === 2, 'the sidecar to load k2', 60_000, 250);
     // 2. helm upgrade names k2: the ConfigMap changes, the pod stays, the sidecar signs with k2.
-    node.helm(['upgrade', RELEASE, CHART, '-n', NS, '-f', values('guard-values.yaml'), '--set', 'hmac.activeKeyId=k2', '--wait', '--timeout', '3m']);
+    await node.helmAsync(['upgrade', RELEASE, CHART, '-n', NS, '-f', values('guard-values.yaml'), '--set', 'hmac.activeKeyId=k2', '--wait', '--timeout', '3m']);
     const before = await signedBy('k2');
     await waitFor(async () => (await signedBy('k2')) > before + 20, 'assertions signed with k2 reaching the gateway', 60_000, 250);
   } finally {
@@ -175,4 +176,3 @@ test('a key rotation as install.md orders it, while requests flow: none fails, a
   expect(Object.fromEntries(statuses)).toEqual({ 200: expect.any(Number) });
   expect(statuses.get(200)).toBeGreaterThan(20);
 }, 300_000);
-

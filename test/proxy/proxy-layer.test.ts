@@ -142,12 +142,14 @@ async function startLayer(gatewayUrl: string, limits: { maxBodyBytes?: number } 
 let gateway: Gateway | undefined;
 let layer: Layer | undefined;
 const clients: RawClient[] = [];
-afterEach(async () => {
+/** Ends the test's clients, layer and gateway (after each test, and between a test's own rounds). */
+async function tearDown(): Promise<void> {
   for (const c of clients.splice(0)) c.destroy();
   await layer?.close();
   await gateway?.close();
   layer = gateway = undefined;
-});
+}
+afterEach(tearDown);
 
 async function setUp(answer: (socket: Socket, head: string) => void, limits?: { maxBodyBytes?: number }): Promise<{ gw: Gateway; proxy: Layer }> {
   gateway = await scriptedGateway(answer);
@@ -379,10 +381,7 @@ describe('through the sidecar\'s gateway connections only', () => {
       await c.receive((t) => t.endsWith('{"error":"reset"}'), 'the refusal');
       expect(statuses(c.text)).toEqual([200, 502]);
       expect(gw.received).toHaveLength(1);
-      c.destroy();
-      await layer!.close();
-      await gateway!.close();
-      layer = gateway = undefined;
+      await tearDown();
     }
   });
 
@@ -429,10 +428,7 @@ describe('through the sidecar\'s gateway connections only', () => {
       await c.receive((t) => t.endsWith('next'), 'the next answer, on a new connection');
       expect(c.text).not.toContain('stale!');
       expect(gw.received).toHaveLength(2);
-      c.destroy();
-      await layer!.close();
-      await gateway!.close();
-      layer = gateway = undefined;
+      await tearDown();
     }
   });
 

@@ -94,13 +94,7 @@ export async function startKubeCluster(options: ClusterOptions = {}): Promise<Ku
     const started = (name: string, child: ChildProcess) => {
       children.push(child);
       options.onSpawn?.(child);
-      const keep = (chunk: Buffer) => {
-        logs.push(`${name}: ${chunk.toString()}`);
-        if (logs.length > 200) logs.splice(0, logs.length - 200);
-      };
-      child.stdout?.on('data', keep);
-      child.stderr?.on('data', keep);
-      return child;
+      return keepOutput(name, child, logs);
     };
     mkdirSync(f('kine'));
     started(
@@ -283,4 +277,15 @@ function canConnect(port: number): Promise<boolean> {
     });
     socket.once('error', () => done(false));
   });
+}
+
+/** Keeps a child's last lines of output in `logs` (for a failure's message), named. */
+export function keepOutput(name: string, child: ChildProcess, logs: string[], most = 300): ChildProcess {
+  const keep = (chunk: Buffer) => {
+    logs.push(`${name}: ${chunk.toString()}`);
+    if (logs.length > most) logs.splice(0, logs.length - most);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  return child;
 }

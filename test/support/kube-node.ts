@@ -10,14 +10,16 @@
 // put back by stop(): the kernel settings the kubelet sets, forwarding and bridged traffic
 // through iptables (kube-proxy's Services need both), the KUBE-* iptables chains, the pods'
 // cgroups, network namespaces and mounts, the bridge. Everything else lives in one folder.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { KUBE_BIN, startKubeCluster, type KubeCluster } from './kube-cluster.js';
+import { keepOutput, KUBE_BIN, startKubeCluster, type KubeCluster } from './kube-cluster.js';
 import { freePort } from './ports.js';
 import { waitFor } from './wait.js';
 
 export const NODE_NAME = 'tps-node';
+const execFileAsync = promisify(execFile);
 
 export interface KubeNode {
   cluster: KubeCluster;
@@ -29,6 +31,9 @@ export interface KubeNode {
   kubectl(args: string[], input?: string): string;
   /** Helm 3 with the cluster's kubeconfig. */
   helm(args: string[], timeoutMs?: number): string;
+  /** As kubectl and helm, without holding the event loop: for steps taken while a test's requests flow. */
+  kubectlAsync(args: string[]): Promise<string>;
+  helmAsync(args: string[]): Promise<string>;
   /** The last lines each process wrote (for a failure's message). */
   logs(): string;
   stop(): Promise<void>;
@@ -78,13 +83,7 @@ export async function startKubeNode(imagesDir: string): Promise<KubeNode> {
   let cluster: KubeCluster | undefined;
   const started = (name: string, child: ChildProcess) => {
     children.push(child);
-    const keep = (chunk: Buffer) => {
-      logs.push(`${name}: ${chunk.toString()}`);
-      if (logs.length > 300) logs.splice(0, logs.length - 300);
-    };
-    child.stdout?.on('data', keep);
-    child.stderr?.on('data', keep);
-    return child;
+    return keepOutput(name, child, logs);
   };
 
   const stop = async () => {
@@ -274,6 +273,8 @@ state = "${f('containerd/state')}"
       serviceCidr,
       kubectl: cluster.kubectl,
       helm: (args, timeoutMs = 300_000) => execFileSync(join(KUBE_BIN, 'helm3'), ['--kubeconfig', kubeconfig, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs }),
+      kubectlAsync: async (args) => (await execFileAsync(join(KUBE_BIN, 'kubectl'), ['--kubeconfig', kubeconfig, ...args], { timeout: 300_000 })).stdout,
+      helmAsync: async (args) => (await execFileAsync(join(KUBE_BIN, 'helm3'), ['--kubeconfig', kubeconfig, ...args], { timeout: 300_000 })).stdout,
       logs: () => logs.slice(-60).join(''),
       stop,
     };
