@@ -1,5 +1,6 @@
 // A guard inside the gateway's own process. The gateway trusts identity headers from
-// loopback; bound beyond it by mistake, it would take them from anyone. Loaded with
+// loopback, that is from every process of the pod; bound beyond it by mistake, it would take
+// them from anyone. Loaded with
 // `node --import`, the guard wraps every HTTP server's event dispatch, so on the guarded
 // ports a request, an `Expect` request and an upgrade reach the gateway's listeners only
 // with a valid assertion bound to that method and target; anything else gets 401 from the
