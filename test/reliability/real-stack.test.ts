@@ -169,8 +169,15 @@ function headersOf(record: GatewayRecord): Map<string, string[]> {
   return map;
 }
 
+/**
+ * Opaque values, left out of the search for forged words: the session cookie is random
+ * base64 that can hold "bob" by chance (one CI run's did), and the assertion is checked by
+ * verifying it (its sub, above).
+ */
+const OPAQUE = new Set(['cookie', 'x-trusted-proxy-assertion']);
+
 function expectNothingForged(record: GatewayRecord): void {
-  const text = record.rawHeaders.join('\n');
+  const text = record.rawHeaders.filter((_, i) => i % 2 === 1 && !OPAQUE.has(record.rawHeaders[i - 1]!.toLowerCase())).join('\n');
   for (const value of FORGED_VALUES) expect(text).not.toContain(value);
   for (const name of headersOf(record).keys()) expect(name).not.toMatch(/^x[_.]|[_.]auth|_request|\.request/);
 }
