@@ -31,5 +31,5 @@ export function targetUri(proto: string, host: string, target: string): string {
 
 /** The scopes header's value for a `scope` claim: the same scopes, comma-separated. */
 export function scopesHeaderValue(scope: string): string {
-  return scope === '' ? '' : scope.split(' ').join(',');
+  return scope.replaceAll(' ', ',');
 }

@@ -9,7 +9,7 @@ import type { Identity } from '../identity/identity.js';
 import { readIdentity } from '../identity/identity.js';
 import type { ProviderKeys } from '../identity/token.js';
 import { checkPolicy } from '../policy/policy.js';
-import { clientAddress, forwardableClient, forwardedHost, forwardedProto } from '../request/forwarded.js';
+import { clientAddress, forwardableClient, forwardedProto } from '../request/forwarded.js';
 import { readHeaders, type InboundHeaders } from '../request/headers.js';
 import { checkRequest, requestIdOf } from '../request/request.js';
 import type { PeerCertificate } from '../trust/certificate.js';
@@ -112,11 +112,7 @@ export function decide(facts: RequestFacts, ctx: DecisionContext): Decision {
   if (!ctx.signer) return refused(refuse('assertion_key_unavailable'), peer, inbound, requestId);
   const client = clientAddress(inbound.read, peer, ctx.trusted);
   const proto = forwardedProto(inbound.read, facts.tls);
-  const host = forwardedHost(inbound.read);
-  // The gateway, and the guard in it, rebuild htu from the host the sidecar forwards: without
-  // one well-formed host (HTTP/1.0 without Host, a name with a trailing dot) there is none
-  // both could agree on, and an assertion bound to no host would verify for none.
-  if (host === undefined) return refused(refuse('bad_request', 'no well-formed Host or X-Forwarded-Host'), peer, inbound, requestId);
+  const { host } = request;
   const iat = Math.floor(ctx.nowMs / 1000);
   const claims: AssertionClaims = {
     iss: config.assertion.issuer,

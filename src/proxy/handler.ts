@@ -283,7 +283,7 @@ export class RequestHandler {
     this.decisionTime(mode).observe(seconds);
     for (const header of decision.stripped) this.strippedCount(header).inc();
     // Built only when a line is written: allowed requests log at debug, off by default.
-    const base = () => ({ mode, requestId: decision.requestId, peer: decision.peer, method: clip(facts.method), path: clip(pathOf(facts.target)) });
+    const base = () => ({ mode, requestId: decision.requestId, peer: decision.peer, method: facts.method, path: clip(pathOf(facts.target)) });
     if (decision.ok) {
       this.allowedCount(mode).inc();
       this.signedCount(decision.kid).inc();

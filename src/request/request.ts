@@ -1,10 +1,11 @@
 // The request stage: after the source is trusted, the request's own shape. The header pass
 // (headers.ts) has already dropped every line a client could forge and kept the values the
 // decision reads; here the rest is checked: header count, one Host, an origin-form target
-// (or, for forward-auth, a well-formed original method and URI), and only WebSocket as a
-// protocol switch.
+// (or, for forward-auth, a well-formed original method and URI), one well-formed host, and
+// only WebSocket as a protocol switch.
 import type { RequestFacts } from '../decision/decide.js';
 import { refuse, type Refusal } from '../decision/reasons.js';
+import { forwardedHost } from './forwarded.js';
 import { DUPLICATED, singleValue, trimOws, type InboundHeaders } from './headers.js';
 
 export interface RequestShape {
@@ -12,6 +13,8 @@ export interface RequestShape {
   /** Method and target the assertion binds (for forward-auth, the original request's). */
   readonly method: string;
   readonly target: string;
+  /** The host the request is for (forwarded.ts): the assertion binds it, the gateway rebuilds htu from it. */
+  readonly host: string;
   /** The protocol a WebSocket upgrade switches to; undefined for a plain request. */
   readonly upgrade: string | undefined;
 }
@@ -21,13 +24,18 @@ export function checkRequest(facts: RequestFacts, inbound: InboundHeaders, maxHe
   if (singleValue(inbound.read, 'host') === DUPLICATED) return refuse('bad_request', 'duplicate Host');
   const target = requestTarget(facts, inbound);
   if (!target.ok) return target;
+  // The gateway, and the guard in it, rebuild htu from the host the sidecar forwards: without
+  // one well-formed host (HTTP/1.0 without Host, a name with a trailing dot) there is none
+  // both could agree on, and an assertion bound to no host would verify for none.
+  const host = forwardedHost(inbound.read);
+  if (host === undefined) return refuse('bad_request', 'no well-formed Host or X-Forwarded-Host');
   // Only WebSockets are relayed: another protocol switch (h2c) would open a tunnel that
   // carries later requests to the gateway past every check.
   const upgrade = facts.upgrade === true ? inbound.upgrade : undefined;
   if (facts.upgrade === true && (upgrade === undefined || trimOws(upgrade).toLowerCase() !== 'websocket')) {
     return refuse('bad_request', 'unsupported upgrade');
   }
-  return { ok: true, method: target.method, target: target.target, upgrade };
+  return { ok: true, method: target.method, target: target.target, host, upgrade };
 }
 
 /** The client's X-Request-Id when it sent one well-formed, else a new one. */
