@@ -5,6 +5,7 @@ import { parse, UsageError, type Command } from './command.js';
 // Each command loads on first use: `keygen` or `--help` need not pay for the proxy's imports.
 const COMMANDS: readonly { name: string; summary: string; load: () => Promise<Command> }[] = [
   { name: 'serve', summary: 'run the sidecar', load: async () => (await import('./commands/serve.js')).serve },
+  { name: 'drain', summary: 'tell the running sidecar its pod is going away (preStop hook)', load: async () => (await import('./commands/drain.js')).drain },
   { name: 'check-config', summary: 'validate a config file without starting', load: async () => (await import('./commands/check-config.js')).checkConfig },
   { name: 'verify', summary: 'verify an assertion and print its claims (debugging)', load: async () => (await import('./commands/verify.js')).verify },
   { name: 'keygen', summary: 'write a new random HMAC key file', load: async () => (await import('./commands/keygen.js')).keygen },

@@ -72,6 +72,10 @@ const listenSchema = z
     headersTimeoutSeconds: z._default(seconds, 10),
     requestTimeoutSeconds: z._default(seconds, 300),
     keepAliveTimeoutSeconds: z._default(seconds, 65),
+    // After a drain begins (the pod is going away), how long the port still accepts new
+    // connections, each answered with Connection: close, while the endpoint change reaches
+    // every node; then it stops listening (docs/kubernetes.md, "Rollouts").
+    drainSeconds: z._default(z.number().check(z.minimum(0)), 3),
     shutdownGraceSeconds: z._default(z.number().check(z.minimum(0)), 25),
   })
   .check(

@@ -12,7 +12,12 @@ import { isMidResponse, markClosing } from '../proxy/in-flight.js';
 import { endAndRelease, rawAnswer } from '../proxy/respond.js';
 import { httpsModule } from '../runtime/tls-modules.js';
 
-export function createDataPlane(listen: ListenConfig, handler: RequestHandler, metrics: Metrics): http.Server {
+/** Once draining, every response closes its connection, so clients move to another pod. */
+export interface DrainState {
+  readonly draining: boolean;
+}
+
+export function createDataPlane(listen: ListenConfig, handler: RequestHandler, metrics: Metrics, drain: DrainState = { draining: false }): http.Server {
   const options: http.ServerOptions = {
     maxHeaderSize: listen.maxHeaderBytes,
     // Node enforces headersTimeout and requestTimeout only at this interval (30 s by
@@ -24,7 +29,10 @@ export function createDataPlane(listen: ListenConfig, handler: RequestHandler, m
   };
   const server = listen.certFile ? httpsModule().createServer({ ...options, ...tlsOptions(listen) }) : http.createServer(options);
   applyListenLimits(server, listen);
-  server.on('request', (req, res) => handler.onRequest(req, res));
+  server.on('request', (req, res) => {
+    if (drain.draining) res.shouldKeepAlive = false;
+    handler.onRequest(req, res);
+  });
   server.on('upgrade', (req, socket, head) => handler.onUpgrade(req, socket, head));
   server.on('drop', () => metrics.connectionsDropped.inc({ port: 'data', reason: 'max_connections' }));
   metrics.observeConnections('data', server);

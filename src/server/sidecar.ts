@@ -46,12 +46,14 @@ export class Sidecar {
   private started = false;
   private admin: Server | undefined;
   private readonly state: AdminState = { draining: false };
+  private drainTimer: NodeJS.Timeout | undefined;
+  private listenerClosed: Promise<void> | undefined;
 
   constructor(config: Config, private readonly options: SidecarOptions = {}) {
     const logger = options.logger ?? createLogger(config.logging.level);
     this.runtime = new Runtime(config, logger, options.metrics ?? createMetrics(VERSION));
     this.handler = new RequestHandler(this.runtime, options.forwarder);
-    this.dataPlane = createDataPlane(config.listen, this.handler, this.runtime.metrics);
+    this.dataPlane = createDataPlane(config.listen, this.handler, this.runtime.metrics, this.state);
     this.connections = new ConnectionWatch(this.dataPlane, config.limits.clientStallTimeoutSeconds * 1000, this.runtime.metrics, this.runtime.logger);
     const refused = (peer: string) => (refusedByAddress(peer, this.runtime.snapshot.trusted, this.runtime.snapshot.rules.source) ? REFUSED_BY_ADDRESS : undefined);
     this.untrusted = new ConnectionQuota(this.dataPlane, config.listen.maxUntrustedConnections, refused, () =>
@@ -154,16 +156,42 @@ export class Sidecar {
   }
 
   /**
+   * The pod is going away (the preStop hook's `drain`, or SIGUSR2), and the gateway serves
+   * on for a while: readiness fails, every response closes its connection, idle ones are
+   * closed now, and new connections are still taken for listen.drainSeconds, while the
+   * endpoint change reaches every node, before the port stops listening. Requests under
+   * way go on; SIGTERM, after the gateway has stopped, ends the rest.
+   */
+  drain(): void {
+    if (this.state.draining) return;
+    this.state.draining = true;
+    this.runtime.logger.info({ drainSeconds: this.runtime.config.listen.drainSeconds }, 'draining');
+    this.dataPlane.closeIdleConnections();
+    this.drainTimer = setTimeout(() => void this.stopListening(), this.runtime.config.listen.drainSeconds * 1000);
+    this.drainTimer.unref();
+  }
+
+  /** Stops taking connections; settles once every open one has ended. Once, whoever asks first. */
+  private stopListening(): Promise<void> {
+    this.listenerClosed ??= new Promise<void>((resolve) => {
+      this.dataPlane.close(() => resolve());
+      this.runtime.logger.info('data port closed to new connections');
+    });
+    return this.listenerClosed;
+  }
+
+  /**
    * Graceful stop: refuse new connections, close WebSockets with 1001, let requests in
    * flight finish within the grace period, then close what is left.
    */
   async stop(): Promise<void> {
     this.state.draining = true;
+    clearTimeout(this.drainTimer);
     this.runtime.stop();
     this.started = false;
     this.discovery?.stop();
     this.providerKeys?.source.stop();
-    const closed = new Promise<void>((resolve) => this.dataPlane.close(() => resolve()));
+    const closed = this.stopListening();
     this.dataPlane.closeIdleConnections();
     this.handler.websockets.closeAll(CLOSE_GOING_AWAY, 'server shutting down');
     const graceMs = this.runtime.config.listen.shutdownGraceSeconds * 1000;

@@ -1,11 +1,14 @@
 // SIGTERM on the real command (`node dist/sidecar.js serve`): requests in flight finish,
 // new connections are refused, WebSockets get 1001, and the process exits 0 within the grace.
-import { spawn, type ChildProcess } from 'node:child_process';
+// And the drain before it (the preStop hook's `drain`): readiness fails, connections close
+// after their response, and the port still takes connections for listen.drainSeconds.
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ServerResponse } from 'node:http';
+import { Agent, request, type ServerResponse } from 'node:http';
+import { promisify } from 'node:util';
 import { stringify } from 'yaml';
 import { TEST_KEY } from '../support/sidecar.js';
 import { startRecordingUpstream, type RecordingUpstream } from '../support/upstream.js';
@@ -50,7 +53,7 @@ interface Running {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
 }
 
-async function serve(shutdownGraceSeconds: number): Promise<Running> {
+async function serve(shutdownGraceSeconds: number, drainSeconds = 3): Promise<Running & { configPath: string }> {
   dir = mkdtempSync(join(tmpdir(), 'tps-sigterm-'));
   const keysDir = join(dir, 'keys');
   mkdirSync(keysDir);
@@ -59,7 +62,7 @@ async function serve(shutdownGraceSeconds: number): Promise<Running> {
   writeFileSync(
     configPath,
     stringify({
-      listen: { host: '127.0.0.1', port: 0, shutdownGraceSeconds },
+      listen: { host: '127.0.0.1', port: 0, shutdownGraceSeconds, drainSeconds },
       admin: { host: '127.0.0.1', port: 0 },
       upstream: { url: upstream.url },
       trust: { allowLoopback: true, cidrs: ['127.0.0.1'] },
@@ -95,6 +98,7 @@ async function serve(shutdownGraceSeconds: number): Promise<Running> {
     port: listening.data.port,
     logs,
     exited,
+    configPath,
   };
 }
 
@@ -158,4 +162,60 @@ test('a request still running when the grace ends is cut off, and the process st
   expect(exit.at - signalled).toBeGreaterThanOrEqual(grace * 1000 - 50);
   expect(exit.at - signalled).toBeLessThan(grace * 1000 + 3000);
   expect(await stuck).toBe('cut off');
+});
+
+/** One GET on the agent's connection: its status, Connection header and socket. */
+function get(url: string, agent: Agent): Promise<{ status: number; connection: string | undefined; body: string }> {
+  return new Promise((done, fail) => {
+    const req = request(url, { agent, headers: ALICE }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (c: string) => (body += c));
+      res.once('end', () => done({ status: res.statusCode ?? 0, connection: res.headers.connection, body }));
+    });
+    req.once('error', fail).end();
+  });
+}
+
+test('drain: readiness fails, idle connections close, responses close theirs, the port takes connections for drainSeconds, then SIGTERM exits', async () => {
+  const drainSeconds = 3;
+  const sc = await serve(4, drainSeconds);
+  // A client's idle keep-alive connection, as a proxy holds them.
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  const before = await get(`${sc.url}/before`, agent);
+  expect(before).toMatchObject({ status: 200, connection: 'keep-alive' });
+  const idleSocket = Object.values(agent.freeSockets).flat()[0]!;
+  const idleClosed = new Promise<void>((done) => idleSocket.once('close', () => done()));
+  const slowPath = `/slow?ms=${drainSeconds * 1000 + 1000}`;
+  const inFlight = fetch(`${sc.url}${slowPath}`, { headers: ALICE }).then(async (r) => ({ status: r.status, body: await r.text() }));
+  await waitFor(() => upstream.received.some((r) => r.url === slowPath), 'the slow request to reach the upstream');
+
+  // The preStop hook's command, run as the hook runs it: it signals and waits drainSeconds.
+  const started = Date.now();
+  const hook = promisify(execFile)(process.execPath, [MAIN, 'drain', '--config', sc.configPath]);
+  await waitFor(() => sc.logs.some((l) => l.msg === 'draining'), 'the sidecar to begin draining');
+  await idleClosed;
+  const ready = await fetch(`${sc.adminUrl}/readyz`);
+  expect(ready.status).toBe(503);
+  // A new connection in the window is still served, and told to close.
+  const during = await get(`${sc.url}/during`, new Agent({ keepAlive: true }));
+  expect(during).toMatchObject({ status: 200, connection: 'close' });
+
+  const { stdout } = await hook;
+  expect(stdout).toContain(`draining ${sc.child.pid}`);
+  expect(Date.now() - started).toBeGreaterThanOrEqual(drainSeconds * 1000);
+  await waitFor(async () => (await tryConnect(sc.port)) === 'refused', 'the port to stop listening', 2000);
+  expect(sc.child.exitCode).toBeNull();
+  expect(await inFlight).toEqual({ status: 200, body: `slept ${drainSeconds * 1000 + 1000}` });
+
+  sc.child.kill('SIGTERM');
+  expect(await sc.exited).toMatchObject({ code: 0, signal: null });
+  agent.destroy();
+});
+
+test('drain with no serve process to signal exits 1 and says so', async () => {
+  const sc = await serve(1);
+  sc.child.kill('SIGKILL');
+  await sc.exited;
+  const run = promisify(execFile)(process.execPath, [MAIN, 'drain', '--config', sc.configPath]);
+  await expect(run).rejects.toMatchObject({ code: 1, stderr: expect.stringContaining('no serve process') });
 });

@@ -9,7 +9,9 @@ export const serve: Command = {
 
 Starts the data-plane and admin listeners. The config file and the key folder are
 watched: valid changes apply without a restart, invalid ones are refused and logged.
-SIGTERM or SIGINT drains in-flight requests and exits 0.`,
+SIGUSR2 (what \`drain\` sends) begins a drain: readiness fails, responses close their
+connections, and after listen.drainSeconds the data port stops listening. SIGTERM or
+SIGINT lets in-flight requests finish and exits 0.`,
   options: { config: { type: 'string', short: 'c' } },
   async run({ values }) {
     const path = requireString(values, 'config');
@@ -26,6 +28,7 @@ SIGTERM or SIGINT drains in-flight requests and exits 0.`,
         sidecar.runtime.logger.info({ signal }, 'shutting down');
         sidecar.stop().then(() => resolve(0), () => resolve(1));
       };
+      process.on('SIGUSR2', () => sidecar.drain());
       process.once('SIGTERM', () => shutdown('SIGTERM'));
       process.once('SIGINT', () => shutdown('SIGINT'));
     });
