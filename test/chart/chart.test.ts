@@ -308,6 +308,21 @@ test('sidecar.native: false puts the sidecar beside the gateway; before Kubernet
   expect(podSpec(renderChart([join(VALUES, 'defaults-values.yaml'), values], { kubeVersion: 'v1.28.9' }).objects).containers).toHaveLength(2);
 });
 
+test('a stopping pod: the sidecar drains (its preStop hook, native or not) while the gateway sleeps longer; a sleep within the drain is refused', () => {
+  const drain = ['/nodejs/bin/node', '/app/dist/sidecar.js', 'drain', '--config', '/etc/trusted-proxy-sidecar/config/sidecar.yaml'];
+  const native = podSpec(renderChart([join(VALUES, 'defaults-values.yaml')]).objects);
+  expect(native.initContainers.find((c: Container) => c.name === 'sidecar').lifecycle).toEqual({ preStop: { exec: { command: drain } } });
+  expect(native.containers[0].lifecycle).toEqual({ preStop: { sleep: { seconds: 5 } } });
+  const values = join(tmp, 'not-native-drain.yaml');
+  writeFileSync(values, 'sidecar: { native: false }\n');
+  expect(podSpec(renderChart([join(VALUES, 'defaults-values.yaml'), values]).objects).containers[1].lifecycle).toEqual({ preStop: { exec: { command: drain } } });
+  // The sleep action exists from Kubernetes 1.30.
+  expect(podSpec(renderChart([join(VALUES, 'defaults-values.yaml'), values], { kubeVersion: 'v1.29.4' }).objects).containers[0].lifecycle).toBeUndefined();
+  const short = join(tmp, 'short-sleep.yaml');
+  writeFileSync(short, 'gateway: { preStopSleepSeconds: 3 }\n');
+  expect(() => renderChart([join(VALUES, 'defaults-values.yaml'), short])).toThrow(/gateway\.preStopSleepSeconds \(3\) must exceed sidecar\.config\.listen\.drainSeconds \(3\)/);
+});
+
 test('helm test: a pod that is not the proxy, with a token that may only list the Service\'s EndpointSlices, and the restricted security context', async () => {
   const hooks = testHooks('defaults-values.yaml');
   expect(hooks.map((o) => o.kind).sort()).toEqual(['Pod', 'Role', 'RoleBinding', 'ServiceAccount']);

@@ -24,6 +24,13 @@ native sidecar), else beside the gateway in containers.
     periodSeconds: 1
     failureThreshold: 60
   {{- end }}
+  # Runs when the pod begins to stop, a native sidecar's too (before the gateway has
+  # stopped): readiness fails, responses close their connections, and after
+  # listen.drainSeconds the data port stops listening (docs/kubernetes.md, "Rollouts").
+  lifecycle:
+    preStop:
+      exec:
+        command: [/nodejs/bin/node, /app/dist/sidecar.js, drain, --config, {{ include "tps.configDir" . }}/sidecar.yaml]
   livenessProbe:
     httpGet: { path: /healthz, port: admin }
     periodSeconds: 10
