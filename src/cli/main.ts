@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // The `trusted-proxy-sidecar` command: one subcommand per file in ./commands.
+import { VERSION } from '../version.js';
 import { parse, UsageError, type Command } from './command.js';
 
 // Each command loads on first use: `keygen` or `--help` need not pay for the proxy's imports.
@@ -8,7 +9,7 @@ const COMMANDS: readonly { name: string; summary: string; load: () => Promise<Co
   { name: 'drain', summary: 'tell the running sidecar its pod is going away (preStop hook)', load: async () => (await import('./commands/drain.js')).drain },
   { name: 'check-config', summary: 'validate a config file without starting', load: async () => (await import('./commands/check-config.js')).checkConfig },
   { name: 'verify', summary: 'verify an assertion and print its claims (debugging)', load: async () => (await import('./commands/verify.js')).verify },
-  { name: 'keygen', summary: 'write a new random HMAC key file', load: async () => (await import('./commands/keygen.js')).keygen },
+  { name: 'keygen', summary: 'write a new signing key (HS256, EdDSA or ES256)', load: async () => (await import('./commands/keygen.js')).keygen },
   { name: 'doctor', summary: 'check an OpenClaw gateway config against the sidecar config', load: async () => (await import('./commands/doctor.js')).doctor },
   { name: 'gateway-config', summary: "merge the sidecar's trust settings into an OpenClaw gateway config", load: async () => (await import('./commands/gateway-config.js')).gatewayConfig },
 ];
@@ -19,7 +20,8 @@ function topUsage(): string {
 
 ${COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`).join('\n')}
 
-Run "trusted-proxy-sidecar <command> --help" for a command's options.\n`;
+Run "trusted-proxy-sidecar <command> --help" for a command's options, and
+"trusted-proxy-sidecar --version" for the version.\n`;
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -27,6 +29,10 @@ export async function main(argv: string[]): Promise<number> {
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(topUsage());
     return name === undefined ? 2 : 0;
+  }
+  if (name === '--version' || name === 'version') {
+    process.stdout.write(`${VERSION}\n`);
+    return 0;
   }
   const entry = COMMANDS.find((c) => c.name === name);
   if (!entry) {

@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import { loadKeyRing } from '../assertion/keys.js';
 import { configSchema, type Config } from './schema.js';
+import type * as z from './zod.js';
 import { tlsModule } from '../runtime/tls-modules.js';
 
 export type ConfigResult = { ok: true; config: Config } | { ok: false; problems: string[] };
@@ -17,15 +18,85 @@ export interface FileChecks {
 
 export function parseConfig(text: string, origin = 'config', checks: FileChecks = {}): ConfigResult {
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
-  if (doc.errors.length > 0) {
-    return { ok: false, problems: doc.errors.map((e) => `${origin}: ${e.message.split('\n')[0]}`) };
-  }
-  const raw: unknown = doc.toJS() ?? {};
+  if (doc.errors.length > 0) return { ok: false, problems: doc.errors.map((e) => `${origin}: ${yamlProblem(e.message)}`) };
+  const raw: unknown = doc.toJS();
+  // Every setting has a default, and the defaults trust nobody: an empty file would start a
+  // sidecar that refuses every request, which is never what its author meant.
+  if (raw === null || raw === undefined) return { ok: false, problems: [`${origin}: the file is empty; a config needs at least trust and assertion (docs/configuration.md)`] };
   const result = configSchema.safeParse(raw);
-  const problems = result.success ? [] : result.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
+  const problems = result.success ? [] : result.error.issues.flatMap(schemaProblems);
   problems.push(...fileProblems(raw, checks));
   if (!result.success || problems.length > 0) return { ok: false, problems };
   return { ok: true, config: result.data };
+}
+
+/** yaml's message with its code frame, each line indented under the problem. */
+function yamlProblem(message: string): string {
+  const [first = '', ...frame] = message.replace(/:\n\n/, '\n').split('\n');
+  return [first, ...frame.filter((l) => l.trim() !== '').map((l) => `      ${l}`)].join('\n');
+}
+
+/** One line per problem; an unknown key is named with the known one it is closest to. */
+function schemaProblems(issue: z.core.$ZodIssue): string[] {
+  const at = issue.path.join('.') || '(root)';
+  if (issue.code !== 'unrecognized_keys') return [`${at}: ${issue.message}`];
+  const known = knownKeys(configSchema, issue.path);
+  return issue.keys.map((key) => {
+    const near = closest(key, known);
+    return `${at}: unknown key "${key}"${near ? ` (did you mean "${near}"?)` : ''}`;
+  });
+}
+
+/** The keys the object schema at `path` allows (through defaults, optionals and lists). */
+function knownKeys(schema: z.core.$ZodType, path: readonly PropertyKey[]): string[] {
+  let current = unwrap(schema);
+  for (const step of path) {
+    const def = current._zod.def as SchemaDef;
+    const next = typeof step === 'number' ? def.element : def.shape?.[String(step)];
+    if (!next) return [];
+    current = unwrap(next);
+  }
+  const shape = (current._zod.def as SchemaDef).shape;
+  return shape ? Object.keys(shape) : [];
+}
+
+interface SchemaDef {
+  innerType?: z.core.$ZodType;
+  in?: z.core.$ZodType;
+  element?: z.core.$ZodType;
+  shape?: Record<string, z.core.$ZodType>;
+}
+
+/** The schema under its defaults, optionals and pipes. */
+function unwrap(schema: z.core.$ZodType): z.core.$ZodType {
+  let current = schema;
+  for (;;) {
+    const def = current._zod.def as SchemaDef;
+    const inner = def.innerType ?? def.in;
+    if (!inner) return current;
+    current = inner;
+  }
+}
+
+/** The known key within a third of its length in edits (at least 2), if one is. */
+function closest(key: string, known: readonly string[]): string | undefined {
+  const limit = Math.max(2, Math.floor(key.length / 3));
+  let best: { key: string; distance: number } | undefined;
+  for (const candidate of known) {
+    const distance = editDistance(key.toLowerCase(), candidate.toLowerCase());
+    if (distance <= limit && (!best || distance < best.distance)) best = { key: candidate, distance };
+  }
+  return best?.key;
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) row[j] = Math.min(previous[j]! + 1, row[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    previous = row;
+  }
+  return previous[b.length]!;
 }
 
 export function loadConfigFile(path: string, checks: FileChecks = {}): ConfigResult {

@@ -8,7 +8,7 @@ import { headerName, optionalHeaderName } from './header-name.js';
 import { parseRange } from '../trust/address.js';
 import { parseSubject } from '../trust/certificate.js';
 
-const port = z.number().check(z.int(), z.minimum(0), z.maximum(65535));
+const port = z.number().check(z.int(), z.minimum(0, 'not a port: ports run from 0 (any free one) to 65535'), z.maximum(65535, 'not a port: ports run from 0 (any free one) to 65535'));
 const seconds = z.number().check(z.positive());
 const count = (min: number) => z.number().check(z.int(), z.minimum(min));
 const nonEmpty = z.string().check(z.minLength(1));

@@ -45,6 +45,13 @@ describe('help', () => {
     });
   });
 
+  test('--version: the package version, exit 0; keygen is summarised with every algorithm', async () => {
+    const [version, top] = await Promise.all([cli('--version'), cli('--help')]);
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+    expect(version).toEqual({ status: 0, stdout: `${pkg.version}\n`, stderr: '' });
+    expect(top.stdout).toMatch(/^ {2}keygen +.*HS256, EdDSA or ES256/m);
+  });
+
   test('an unknown command or option: usage on stderr, exit 2', async () => {
     const [unknown, option] = await Promise.all([cli('frobnicate'), cli('keygen', '--no-such-option')]);
     expect(unknown.status).toBe(2);
@@ -114,14 +121,42 @@ describe('check-config and serve', () => {
     expect(served.stderr).not.toContain('assertion: keysDir');
   });
 
-  test('a missing file and a YAML syntax error are refused the same way', async () => {
+  test('a missing file and a YAML syntax error are refused the same way; the syntax error shows where, under the problem', async () => {
     const broken = join(dir, 'broken.yaml');
-    writeFileSync(broken, 'listen: { port: 8080\n');
+    writeFileSync(broken, 'listen:\n  port: [\nupstream: { url: http://127.0.0.1:1 }\n');
     const [missing, syntax] = await Promise.all([cli('check-config', '--config', join(dir, 'nope.yaml')), cli('serve', '--config', broken)]);
     expect(missing.status).toBe(2);
     expect(missing.stderr).toContain('ENOENT');
     expect(syntax.status).toBe(2);
-    expect(syntax.stderr).toMatch(/^invalid config /);
+    const lines = syntax.stderr.trimEnd().split('\n');
+    expect(lines[0]).toBe(`invalid config ${broken}:`);
+    expect(lines[1]).toMatch(new RegExp(`^  - ${broken}: .* at line 3, column 1$`));
+    // The code frame, indented under it: the lines around the error and a caret.
+    expect(lines.slice(2)).toEqual(['        port: [', '      upstream: { url: http://127.0.0.1:1 }', '      ^']);
+  });
+
+  test('an unknown key names the known one it is closest to; a port out of range says so; an empty file is refused, not served', async () => {
+    const typos = join(dir, 'typos.yaml');
+    writeFileSync(typos, 'listen: { hots: 0.0.0.0, port: 70000 }\ntrust: { cidrz: [], discovery: { pods: [ { namespace: t, labelSelecter: a=b } ] } }\nidentity: { token: { audience: [x] } }\nfrobnicate: 1\n');
+    const empty = join(dir, 'empty.yaml');
+    writeFileSync(empty, '# nothing set yet\n');
+    const [checked, emptyChecked, emptyServed] = await Promise.all([cli('check-config', '--config', typos), cli('check-config', '--config', empty), cli('serve', '--config', empty)]);
+    const problems = checked.stderr.split('\n').filter((l) => l.startsWith('  - ')).map((l) => l.slice(4));
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        'listen: unknown key "hots" (did you mean "host"?)',
+        'listen.port: not a port: ports run from 0 (any free one) to 65535',
+        'trust: unknown key "cidrz" (did you mean "cidrs"?)',
+        'trust.discovery.pods.0: unknown key "labelSelecter" (did you mean "labelSelector"?)',
+        'identity.token: unknown key "audience" (did you mean "audiences"?)',
+        '(root): unknown key "frobnicate"',
+      ]),
+    );
+    for (const run of [emptyChecked, emptyServed]) {
+      expect(run.status).toBe(2);
+      expect(run.stderr).toContain(`${empty}: the file is empty`);
+    }
+    expect(emptyServed.stdout).not.toContain('listening');
   });
 
   test('a good file: "ok", exit 0; --keys also checks the key folder', async () => {

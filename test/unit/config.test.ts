@@ -2,8 +2,9 @@ import { parseConfig } from '../../src/config/load.js';
 import { configSchema } from '../../src/config/schema.js';
 import { TrustedSet } from '../../src/trust/trusted-set.js';
 
-test('an empty file is the documented defaults', () => {
-  const r = parseConfig('');
+test('an empty file is refused (its defaults trust nobody); an empty mapping is the documented defaults', () => {
+  for (const text of ['', '# nothing yet\n', '---\n']) expect(parseConfig(text, 'sidecar.yaml')).toEqual({ ok: false, problems: [expect.stringMatching(/^sidecar\.yaml: the file is empty/)] });
+  const r = parseConfig('{}');
   expect(r.ok).toBe(true);
   if (!r.ok) return;
   expect(r.config).toMatchObject({
