@@ -363,7 +363,7 @@ test('values.schema.json refuses unknown keys, bad types and a missing public UR
 });
 
 test('optional objects are off by default and all render when enabled', () => {
-  const optional = ['ServiceMonitor', 'PrometheusRule', 'Middleware', 'IngressRoute', 'Ingress', 'HTTPRoute', 'PodDisruptionBudget'];
+  const optional = ['ServiceMonitor', 'PodMonitor', 'PrometheusRule', 'Middleware', 'IngressRoute', 'Ingress', 'HTTPRoute', 'PodDisruptionBudget'];
   for (const kind of optional) expect([kind, find(objects('defaults-values.yaml'), kind).length]).toEqual([kind, 0]);
   for (const kind of optional) expect([kind, find(objects('all-optional-values.yaml'), kind).length]).toEqual([kind, 1]);
   expect(find(objects('defaults-values.yaml'), 'ConfigMap')).toHaveLength(1);

@@ -3,6 +3,11 @@
 {{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
+{{/* The namespace of the release's objects (namespaceOverride, for umbrella charts). */}}
+{{- define "tps.namespace" -}}
+{{- default .Release.Namespace .Values.namespaceOverride -}}
+{{- end -}}
+
 {{/* Prefix of every object name. */}}
 {{- define "tps.fullname" -}}
 {{- if .Values.fullnameOverride -}}

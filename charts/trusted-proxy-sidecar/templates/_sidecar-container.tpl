@@ -10,6 +10,14 @@ native sidecar), else beside the gateway in containers.
   restartPolicy: Always
   {{- end }}
   args: [serve, --config, {{ include "tps.configDir" . }}/sidecar.yaml]
+  {{- with .Values.sidecar.env }}
+  env:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with .Values.sidecar.envFrom }}
+  envFrom:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
   ports:
     - name: http
       containerPort: {{ .Values.sidecar.ports.http }}
@@ -65,5 +73,8 @@ native sidecar), else beside the gateway in containers.
     - name: kube-api-access
       mountPath: /var/run/secrets/kubernetes.io/serviceaccount
       readOnly: true
+    {{- end }}
+    {{- with .Values.sidecar.extraVolumeMounts }}
+    {{- toYaml . | nindent 4 }}
     {{- end }}
 {{- end -}}
