@@ -185,7 +185,7 @@ function httpResult(spec: PathSpec, saturation: Measured, fixed: Measured): Http
 /** The sidecar's JS heap in use, from its own metrics (how much of the RSS is JS objects). */
 async function heapUsed(adminUrl: string): Promise<number> {
   const text = await (await fetch(`${adminUrl}/metrics`)).text();
-  const m = /^trusted_proxy_nodejs_heap_size_used_bytes (\S+)$/m.exec(text);
+  const m = /^nodejs_heap_size_used_bytes (\S+)$/m.exec(text);
   if (!m) throw new Error('no heap metric');
   return Number(m[1]);
 }

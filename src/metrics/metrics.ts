@@ -1,5 +1,7 @@
-// Prometheus metrics. Every name starts with `trusted_proxy_` (docs/metrics.md lists
-// them); label values are bounded sets (reason codes, protected names, status classes).
+// Prometheus metrics. The sidecar's own start with `trusted_proxy_` (docs/metrics.md lists
+// them); the process and Node.js ones keep their standard names (`process_*`, `nodejs_*`),
+// which generic dashboards look for. Label values are bounded sets (reason codes,
+// protected names, status classes).
 import type { Server } from 'node:net';
 import { promisify } from 'node:util';
 import { openDescriptors } from './descriptors.js';
@@ -26,8 +28,8 @@ const DEFAULTS_WALKING_EVERY_HANDLE = [
 
 export function createMetrics(version: string) {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: PREFIX });
-  for (const name of DEFAULTS_WALKING_EVERY_HANDLE) registry.removeSingleMetric(`${PREFIX}${name}`);
+  collectDefaultMetrics({ register: registry });
+  for (const name of DEFAULTS_WALKING_EVERY_HANDLE) registry.removeSingleMetric(name);
   const registers = [registry];
   // Counts the hot path keeps as plain numbers (see `batched`), handed over when read.
   const pending: BatchedCount[] = [];
@@ -216,7 +218,7 @@ export function createMetrics(version: string) {
   // Only Linux has /proc/self/fd, as with prom-client's own collector.
   if (process.platform === 'linux') {
     new Gauge({
-      name: `${PREFIX}process_open_fds`,
+      name: 'process_open_fds',
       help: 'Number of open file descriptors.',
       registers,
       async collect() {

@@ -2,6 +2,7 @@
 // file's `const PREFIX = '…'`), so dashboards and alerts cannot name a metric that is not there.
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createMetrics } from '../../src/metrics/metrics.js';
 import { ROOT } from './k8s.js';
 
 /** Metrics from outside the sidecar that the alerts may use. */
@@ -21,9 +22,11 @@ export function sidecarMetricNames(): Set<string> {
       for (const suffix of ['_bucket', '_sum', '_count']) names.add(`${name}${suffix}`);
     }
   }
+  // And the process and Node.js metrics, under their standard names.
+  for (const { name } of createMetrics('test').registry.getMetricsAsArray()) names.add(name);
   return names;
 }
 
 export function metricNamesIn(exprs: string): string[] {
-  return [...new Set([...exprs.matchAll(/\b(trusted_proxy_[a-z_:]+|kube_[a-z_]+)\b/g)].map((m) => m[1]!))];
+  return [...new Set([...exprs.matchAll(/\b(trusted_proxy_[a-z_:]+|kube_[a-z_]+|process_[a-z_]+|nodejs_[a-z_]+)\b/g)].map((m) => m[1]!))];
 }

@@ -125,7 +125,7 @@ test(`soak: ${P.soakSeconds} s of mixed HTTP and WebSocket traffic; memory flat 
   const sampler = async () => {
     while (performance.now() < deadline) {
       const metrics = await scrape(s.adminUrl);
-      samples.push({ t: (performance.now() - started) / 1000, rss: rssBytes(s.pid), fds: fdCount(s.pid), lag: sample(metrics, 'trusted_proxy_nodejs_eventloop_lag_p99_seconds'), heap: sample(metrics, 'trusted_proxy_nodejs_heap_size_used_bytes') });
+      samples.push({ t: (performance.now() - started) / 1000, rss: rssBytes(s.pid), fds: fdCount(s.pid), lag: sample(metrics, 'nodejs_eventloop_lag_p99_seconds'), heap: sample(metrics, 'nodejs_heap_size_used_bytes') });
       counts.upstream += upstream.received.splice(0).length + upstream.upgrades.splice(0).length;
       await new Promise((r) => setTimeout(r, 1000));
     }

@@ -56,8 +56,8 @@ describe('what a scrape reads of connections and descriptors', () => {
     expect(sample(text, 'trusted_proxy_connections_max', { port: 'data' })).toBe(100);
     // Each connection is two descriptors of this process, the client's end and the accepted
     // one (descriptors.test.ts checks the count exactly, in a quiet process).
-    expect(sample(text, 'trusted_proxy_process_open_fds')).toBeGreaterThan(2 * HELD);
+    expect(sample(text, 'process_open_fds')).toBeGreaterThan(2 * HELD);
     expect(metricNames(text).filter((name) => /active_(handles|requests|resources)/.test(name))).toEqual([]);
-    expect(metricNames(text).filter((name) => name === 'trusted_proxy_process_open_fds')).toHaveLength(1);
+    expect(metricNames(text).filter((name) => name === 'process_open_fds')).toHaveLength(1);
   });
 });
