@@ -21,6 +21,12 @@ const list = <T extends z.core.SomeType>(item: T) => z._default(z.array(item), [
 const scopeToken = z.string().check(z.regex(/^[\x21\x23-\x2b\x2d-\x5b\x5d-\x7e]+$/, 'must be a scope: printable ASCII without spaces, quotes, backslashes or commas'));
 
 const cidr = z.string().check(z.refine(isAddressOrCidr, 'must be an IPv4/IPv6 address or CIDR'));
+// The refinement's shape for JSON Schema (the chart's values.schema.json, so that Helm
+// refuses 10.0.0.0/33 at install): a dotted quad, or hex and colons, with a prefix in range.
+z.globalRegistry.add(cidr, {
+  pattern:
+    '^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(/(3[0-2]|[12]?[0-9]))?$|^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(/(12[0-8]|1[01][0-9]|[1-9]?[0-9]))?$',
+});
 
 export function isAddressOrCidr(value: string): boolean {
   try {

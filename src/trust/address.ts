@@ -205,8 +205,9 @@ export function parseRange(cidr: string): { family: 4 | 6; start: bigint; end: b
   const addr = parseAddress(addrText!.trim());
   if (!addr || extra !== undefined) throw new Error(`not an address: ${cidr}`);
   const width = addr.family === 4 ? 32 : 128;
-  // Digits only: `Number('')` is 0, and a /0 would trust every address.
-  if (bitsText !== undefined && !/^\d{1,3}$/.test(bitsText)) throw new Error(`bad prefix: ${cidr}`);
+  // Digits only, without leading zeros: `Number('')` is 0, and a /0 would trust every
+  // address; a /08 is written by nobody who means /8, and the chart's schema refuses it.
+  if (bitsText !== undefined && !/^(0|[1-9]\d{0,2})$/.test(bitsText)) throw new Error(`bad prefix: ${cidr}`);
   let bits = bitsText === undefined ? width : Number(bitsText);
   // A mapped IPv6 CIDR (::ffff:10.0.0.0/104) becomes its IPv4 form.
   if (addr.family === 4 && addrText!.includes(':') && bitsText !== undefined) bits -= 96;

@@ -12,6 +12,7 @@ import { COMMAND } from '../support/command.js';
 import { makeTestCa } from '../support/test-ca.js';
 import { loadKeyRing } from '../../src/assertion/keys.js';
 import { guardOptions } from '../../src/guard/options.js';
+import { isAddressOrCidr } from '../../src/config/schema.js';
 
 const VALUES = CI_VALUES;
 const valuesFiles = ciValuesFiles();
@@ -352,7 +353,7 @@ test('values.schema.json refuses unknown keys, bad types and a missing public UR
     }
   })();
   // Helm lists every violation of values.schema.json at once.
-  expect(problems).toContain("at '/sidecar/config': additional properties 'upstream' not allowed");
+  expect(problems).toContain("at '/sidecar/config/upstream': additional properties 'url' not allowed");
   expect(problems).toContain("at '/gateway/port': got string, want integer");
   expect(problems).toContain("at '/gateway': additional properties 'imag' not allowed");
   const none = join(tmp, 'none.yaml');
@@ -360,6 +361,43 @@ test('values.schema.json refuses unknown keys, bad types and a missing public UR
   expect(() => renderChart([none])).toThrow(/publicUrl/);
   writeFileSync(none, 'publicUrl: https://claw.example.com/path\n');
   expect(() => renderChart([none])).toThrow(/publicUrl/);
+});
+
+test("sidecar.config in values.schema.json is the sidecar's config schema (scripts/chart-schema.mjs), so Helm 3 and 4 refuse at install what the sidecar would at start", () => {
+  const r = spawnSync(process.execPath, [join(ROOT, 'scripts', 'chart-schema.mjs'), '--check'], { encoding: 'utf8' });
+  expect([r.status, r.stderr]).toEqual([0, '']);
+  const typo = join(tmp, 'config-typo.yaml');
+  writeFileSync(typo, 'publicUrl: https://claw.example.com\nsidecar: { config: { trust: { cidrz: [], cidrs: [10.0.0.0/33, 10.1.0.0/16, "fd00::/8"] }, identity: { token: { audience: [x] } }, listen: { port: 1 } } }\n');
+  for (const helm of [3, 4] as const) {
+    const message = (() => {
+      try {
+        renderChart([typo], { helm });
+        return '';
+      } catch (err) {
+        return (err as Error).message;
+      }
+    })();
+    expect(message).toContain("at '/sidecar/config/trust': additional properties 'cidrz' not allowed");
+    expect(message).toContain("at '/sidecar/config/trust/cidrs/0': '10.0.0.0/33' does not match pattern");
+    expect(message).not.toContain('/cidrs/1');
+    expect(message).not.toContain('/cidrs/2');
+    expect(message).toContain("at '/sidecar/config/identity/token': additional properties 'audience' not allowed");
+    // What the chart sets itself (here the port, from sidecar.ports.http) cannot be given twice.
+    expect(message).toContain("at '/sidecar/config/listen': additional properties 'port' not allowed");
+  }
+});
+
+test("the schema's CIDR pattern agrees with the sidecar on dotted quads and their prefixes", () => {
+  const schema = JSON.parse(readFileSync(join(CHART, 'values.schema.json'), 'utf8'));
+  const pattern = new RegExp(schema.properties.sidecar.properties.config.properties.trust.properties.cidrs.items.pattern);
+  const octets = ['0', '1', '9', '10', '99', '100', '199', '200', '249', '250', '255', '256', '300', '010', '00'];
+  let compared = 0;
+  for (const a of octets) for (const b of ['0', '255', '256']) for (const prefix of ['', '/0', '/8', '/32', '/33', '/08', '/008', '/-1']) {
+    const value = `${a}.${b}.0.1${prefix}`;
+    expect([value, pattern.test(value)]).toEqual([value, isAddressOrCidr(value)]);
+    compared++;
+  }
+  expect(compared).toBe(octets.length * 3 * 8);
 });
 
 test('optional objects are off by default and all render when enabled', () => {
