@@ -121,3 +121,16 @@ test("the default oauth2-proxy address is the oauth2-proxy chart's Service: port
   const route = one(objects, 'IngressRoute') as any;
   expect(route.spec.routes.flatMap((r: any) => r.services)).toContainEqual({ name: 'oauth2-proxy', port: 80 });
 });
+
+test('GitOps: with hmac.existingSecret two renders are the same, byte for byte, and hold no Secret; without it each holds a new key', () => {
+  const existing = valuesFile('gitops', { hmac: { existingSecret: 'claw-hmac' } });
+  for (const helm of [3, 4] as const) {
+    const [first, second] = [renderChart([DEFAULTS, existing], { helm }), renderChart([DEFAULTS, existing], { helm })];
+    expect(second.text).toBe(first.text);
+    expect(find(first.objects, 'Secret')).toEqual([]);
+    expect(podSpec(first.objects).volumes.find((v: any) => v.name === 'hmac-keys').secret.secretName).toBe('claw-hmac');
+  }
+  // What install.md warns of: `helm template` cannot see the cluster's Secret.
+  const key = () => (one(renderChart([DEFAULTS]).objects, 'Secret') as any).data.k1 as string;
+  expect(key()).not.toBe(key());
+});
