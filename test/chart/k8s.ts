@@ -2,7 +2,7 @@
 // is rendered by real Helm (built by scripts/install-peers.sh into .tools/bin), manifests by
 // `kubectl kustomize`, and every object is checked against the Kubernetes / CRD schemas.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { cpSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 
@@ -58,6 +58,19 @@ export function renderChart(valueFiles: string[], opts: { name?: string; namespa
 
 export function kustomize(dir: string): K8sObject[] {
   return parseStream(execFileSync(join(ROOT, '.tools/bin/kubectl'), ['kustomize', dir], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }));
+}
+
+/**
+ * manifests/examples/openclaw-kustomize laid out as install.md expects: this repository's
+ * manifests beside a checkout of OpenClaw's (its Kubernetes manifests, in
+ * test/fixtures/openclaw-k8s), both copied into `dir`. Returns the copied manifests folder
+ * and the example's folder, for `kubectl kustomize` or `apply -k`.
+ */
+export function layOutOpenClawExample(dir: string): { manifests: string; overlay: string } {
+  const manifests = join(dir, 'trusted-proxy-sidecar', 'manifests');
+  cpSync(join(ROOT, 'manifests'), manifests, { recursive: true });
+  cpSync(join(ROOT, 'test', 'fixtures', 'openclaw-k8s'), join(dir, 'openclaw', 'scripts', 'k8s', 'manifests'), { recursive: true });
+  return { manifests, overlay: join(manifests, 'examples', 'openclaw-kustomize') };
 }
 
 const GROUP_PACKAGES: Record<string, string> = {

@@ -1,11 +1,12 @@
 // The plain manifests, built by `kubectl kustomize`: the base holds the chart's objects,
-// and the component adds only the sidecar to a user's gateway Deployment.
+// the component adds only the sidecar to a user's gateway Deployment, and with the OpenClaw
+// component it fits OpenClaw's own manifests.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
-import { find, HELM, kustomize, one, ROOT, validateObject, type K8sObject } from './k8s.js';
+import { find, HELM, kustomize, layOutOpenClawExample, one, ROOT, validateObject, type K8sObject } from './k8s.js';
 import { COMMAND } from '../support/command.js';
 
 const base = kustomize(join(ROOT, 'manifests/base'));
@@ -76,4 +77,27 @@ test('the component adds only the sidecar, to the annotated Deployment only, wit
   const r = spawnSync(process.execPath, [COMMAND, 'check-config', '--config', path], { encoding: 'utf8' });
   expect([r.status, r.stderr]).toEqual([0, '']);
   expect(parse(cm.data['sidecar.yaml']).trust.cidrs).toEqual([]);
+});
+
+test("OpenClaw's own manifests with both components: valid, the config step after OpenClaw's seeding, the Service at the sidecar, the gateway outliving the drain", async () => {
+  const objects = kustomize(layOutOpenClawExample(join(tmp, 'openclaw-example')).overlay);
+  for (const o of objects) await validateObject(o);
+  expect(objects.every((o) => o.metadata.namespace === 'openclaw')).toBe(true);
+  const spec = deployment(objects, 'openclaw').spec.template.spec;
+  // The sidecar first (native), then OpenClaw's seeding step, then the merge of the trust keys.
+  expect(spec.initContainers.map((c: any) => c.name)).toEqual(['trusted-proxy-sidecar', 'init-config', 'trusted-proxy-gateway-config']);
+  const step = spec.initContainers[2];
+  expect(step.volumeMounts.map((m: any) => [m.name, m.mountPath])).toEqual([
+    ['openclaw-home', '/home/node/.openclaw'],
+    ['tps-config', '/etc/trusted-proxy-sidecar/config'],
+  ]);
+  expect(step.securityContext.runAsUser).toBe(spec.containers[0].securityContext.runAsUser);
+  const drainSeconds = 5; // the sidecar's default listen.drainSeconds
+  expect(spec.containers[0].lifecycle.preStop.sleep.seconds).toBeGreaterThan(drainSeconds);
+  expect(spec.initContainers[0].lifecycle.preStop.exec.command).toContain('drain');
+  // OpenClaw refuses a shared token beside trusted-proxy auth; its other variables stay.
+  const env = spec.containers[0].env.map((e: any) => e.name);
+  expect(env).not.toContain('OPENCLAW_GATEWAY_TOKEN');
+  expect(env).toEqual(expect.arrayContaining(['HOME', 'OPENCLAW_CONFIG_DIR', 'NODE_ENV']));
+  expect((one(objects, 'Service', 'openclaw') as any).spec.ports).toEqual([{ name: 'gateway', port: 18789, targetPort: 8080, protocol: 'TCP' }]);
 });

@@ -3,9 +3,11 @@
 // the pod errors forever (and a gateway whose startup probe never passes is never Ready),
 // while the API server accepts the manifest. Checked over every render users install: the
 // chart with each ci/ values file, manifests/base, and the kustomize component on a
-// Deployment of the user's.
+// Deployment of the user's, and OpenClaw's own manifests with the components.
 import { join } from 'node:path';
-import { CI_VALUES, ciValuesFiles, kustomize, renderChart, ROOT, type K8sObject } from './k8s.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { CI_VALUES, ciValuesFiles, kustomize, layOutOpenClawExample, renderChart, ROOT, type K8sObject } from './k8s.js';
 
 interface Port {
   name?: string;
@@ -43,6 +45,17 @@ const renders: [string, () => K8sObject[]][] = [
   ...ciValuesFiles().map((f): [string, () => K8sObject[]] => [`the chart with ci/${f}`, () => renderChart([join(CI_VALUES, f)]).objects]),
   ['manifests/base', () => kustomize(join(ROOT, 'manifests/base'))],
   ['the kustomize component on a Deployment of the user\'s', () => kustomize(join(import.meta.dirname, 'fixtures/component'))],
+  [
+    "OpenClaw's own manifests with both components (manifests/examples/openclaw-kustomize)",
+    () => {
+      const dir = mkdtempSync(join(tmpdir(), 'tps-openclaw-example-'));
+      try {
+        return kustomize(layOutOpenClawExample(dir).overlay);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  ],
 ];
 
 test.each(renders)('%s: every probe names a port of the container it probes', (_name, render) => {
