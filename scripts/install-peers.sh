@@ -95,7 +95,7 @@ traefik=$(module_dir "github.com/traefik/traefik/v3@$TRAEFIK_VERSION")
 cp "$traefik/docs/content/reference/dynamic-configuration/kubernetes-crd-definition-v1.yml" .tools/crds/traefik.yaml
 cp "$traefik/docs/content/reference/dynamic-configuration/kubernetes-crd-rbac.yml" .tools/traefik-rbac.yaml
 operator=$(module_dir "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION")
-for kind in servicemonitors prometheusrules; do
+for kind in servicemonitors podmonitors prometheusrules; do
   cp "$operator/example/prometheus-operator-crd/monitoring.coreos.com_$kind.yaml" ".tools/crds/prometheus-operator-$kind.yaml"
 done
 gateway_api=$(module_dir "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION")

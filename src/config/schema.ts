@@ -79,9 +79,9 @@ const listenSchema = z
     requestTimeoutSeconds: z._default(seconds, 300),
     keepAliveTimeoutSeconds: z._default(seconds, 65),
     // After a drain begins (the pod is going away), how long the port still accepts new
-    // connections, each answered with Connection: close, while the endpoint change reaches
-    // every node; then it stops listening (docs/kubernetes.md, "Rollouts").
-    drainSeconds: z._default(z.number().check(z.minimum(0)), 3),
+    // connections, each answered with Connection: close, while the failed readiness reaches
+    // every node's kube-proxy; then it stops listening (docs/kubernetes.md, "Rollouts").
+    drainSeconds: z._default(z.number().check(z.minimum(0)), 5),
     shutdownGraceSeconds: z._default(z.number().check(z.minimum(0)), 25),
   })
   .check(

@@ -313,15 +313,15 @@ test('a stopping pod: the sidecar drains (its preStop hook, native or not) while
   const drain = ['/nodejs/bin/node', '/app/dist/sidecar.js', 'drain', '--config', '/etc/trusted-proxy-sidecar/config/sidecar.yaml'];
   const native = podSpec(renderChart([join(VALUES, 'defaults-values.yaml')]).objects);
   expect(native.initContainers.find((c: Container) => c.name === 'sidecar').lifecycle).toEqual({ preStop: { exec: { command: drain } } });
-  expect(native.containers[0].lifecycle).toEqual({ preStop: { sleep: { seconds: 5 } } });
+  expect(native.containers[0].lifecycle).toEqual({ preStop: { sleep: { seconds: 7 } } });
   const values = join(tmp, 'not-native-drain.yaml');
   writeFileSync(values, 'sidecar: { native: false }\n');
   expect(podSpec(renderChart([join(VALUES, 'defaults-values.yaml'), values]).objects).containers[1].lifecycle).toEqual({ preStop: { exec: { command: drain } } });
   // The sleep action exists from Kubernetes 1.30.
   expect(podSpec(renderChart([join(VALUES, 'defaults-values.yaml'), values], { kubeVersion: 'v1.29.4' }).objects).containers[0].lifecycle).toBeUndefined();
   const short = join(tmp, 'short-sleep.yaml');
-  writeFileSync(short, 'gateway: { preStopSleepSeconds: 3 }\n');
-  expect(() => renderChart([join(VALUES, 'defaults-values.yaml'), short])).toThrow(/gateway\.preStopSleepSeconds \(3\) must exceed sidecar\.config\.listen\.drainSeconds \(3\)/);
+  writeFileSync(short, 'gateway: { preStopSleepSeconds: 5 }\n');
+  expect(() => renderChart([join(VALUES, 'defaults-values.yaml'), short])).toThrow(/gateway\.preStopSleepSeconds \(5\) must exceed sidecar\.config\.listen\.drainSeconds \(5\)/);
 });
 
 test('helm test: a pod that is not the proxy, with a token that may only list the Service\'s EndpointSlices, and the restricted security context', async () => {

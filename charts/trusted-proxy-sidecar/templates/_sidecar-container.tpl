@@ -44,10 +44,12 @@ native sidecar), else beside the gateway in containers.
     periodSeconds: 10
     timeoutSeconds: 3
     failureThreshold: 3
+  # Every second: when the pod stops, the failed readiness is what takes it out of the
+  # Service's endpoints, and that must happen well within listen.drainSeconds (5 s).
   readinessProbe:
     httpGet: { path: /readyz, port: admin }
-    periodSeconds: 5
-    timeoutSeconds: 3
+    periodSeconds: 1
+    timeoutSeconds: 1
     failureThreshold: 2
   securityContext:
     {{- toYaml .Values.sidecar.securityContext | nindent 12 }}
