@@ -313,7 +313,7 @@ test("OpenClaw's own manifests with both components, as install.md lays them out
   expect(file.gateway.controlUi.allowedOrigins).toEqual(['https://claw.example.com', 'https://claw2.example.com']);
 }, 600_000);
 
-test('every other ci/ values file, installed side by side with helm install --wait: each pod Ready, its sidecar ready with its key', async () => {
+test('every other ci/ values file, installed side by side with helm install --wait: each pod Ready, its sidecar ready with its key, the guard in front of the gateway where it is on', async () => {
   const files = ciValuesFiles().filter((f) => !['defaults-values.yaml', 'guard-values.yaml'].includes(f));
   // What the values name that a cluster would already have: the CRDs of the objects they
   // turn on, the ingress controllers' namespaces, a PriorityClass, and Secrets.
@@ -343,8 +343,16 @@ test('every other ci/ values file, installed side by side with helm install --wa
     node.kubectl(['create', 'namespace', namespace]);
     prerequisites[file]?.(namespace);
   }
-  // Fitted to one test node only: no volume to claim, and requests small enough for all of them at once.
-  const fit = ['--set', 'gateway.persistence.enabled=false', '--set', 'gateway.resources.requests.cpu=10m', '--set', 'sidecar.resources.requests.cpu=10m', '--set', 'gateway.resources.requests.memory=128Mi'];
+  // Fitted to one test node only: no volume to claim, and requests small enough for all of
+  // them at once. What these files vary is the sidecar's side (keys, discovery, TLS, the
+  // optional objects), so the gateway is a small Node server answering the health paths
+  // the probes ask (through the guard where the file turns it on): ten OpenClaw gateways
+  // starting at once took two minutes of the suite, and every other test here runs the real one.
+  const gateway = "require('node:http').createServer((q, s) => s.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: true }))).listen(18789, '127.0.0.1')";
+  const fit = [
+    '--set', 'gateway.persistence.enabled=false', '--set', 'gateway.resources.requests.cpu=10m', '--set', 'sidecar.resources.requests.cpu=10m', '--set', 'gateway.resources.requests.memory=64Mi',
+    '--set-json', `gateway.command=${JSON.stringify(['node', '-e', gateway])}`, '--set-json', `gateway.guard.command=${JSON.stringify(['node', '-e', gateway])}`,
+  ];
   const installed = await Promise.allSettled(
     releases.map(({ file, namespace, release }) => node.helmAsync(['install', release, CHART, '-n', namespace, '-f', values(file), ...fit, '--wait', '--timeout', '5m'])),
   );
@@ -356,5 +364,8 @@ test('every other ci/ values file, installed side by side with helm install --wa
     expect([file, pod.status.conditions.find((c) => c.type === 'Ready')?.status]).toEqual([file, 'True']);
     const metrics = await admin(pod, '/metrics');
     expect([file, sample(metrics, 'trusted_proxy_ready'), sample(metrics, 'trusted_proxy_assertion_keys_loaded')]).toEqual([file, 1, file === 'existing-secret-values.yaml' ? 2 : 1]);
+    if (file === 'es256-values.yaml') {
+      expect(node.kubectl(['-n', namespace, 'logs', pod.metadata.name, '-c', 'gateway'])).toContain('trusted-proxy-sidecar guard: requests on port 18789 need a valid assertion');
+    }
   }
 }, 600_000);
