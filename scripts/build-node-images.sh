@@ -6,8 +6,8 @@
 #   openclaw.tar   the OpenClaw gateway from its npm package (scripts/install-openclaw.sh), laid
 #                  out as its image is: /app with openclaw.mjs, Node 24 in /usr/local/bin, user
 #                  node (1000), command `node openclaw.mjs gateway --allow-unconfigured`
-# The pause and OpenClaw images depend on nothing of the checkout's code and are kept while
-# their inputs are unchanged; the sidecar's is built on every run.
+# The pause and OpenClaw images depend on nothing of the checkout's code and are kept per
+# machine while their inputs are unchanged; the sidecar's is built on every run.
 #   scripts/build-node-images.sh OUT_DIR
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -35,32 +35,36 @@ image() {
 # archive LAYOUT OUT.tar: the layout as the tar stream ctr imports.
 archive() { tar -C "$1" -cf "$2.tmp" . && mv "$2.tmp" "$2"; }
 
-# current OUT.tar INPUTS...: true when OUT.tar was built from exactly these inputs.
-current() {
-  local tar=$1
-  shift
-  local digest
-  digest=$(cat "$@" | sha256sum | cut -c1-16)
-  [ -f "$tar" ] && [ "$(cat "$tar.inputs" 2>/dev/null)" = "$digest" ] && return 0
-  echo "$digest" > "$work/$(basename "$tar").inputs"
-  return 1
-}
-stamp() { mv "$work/$(basename "$1").inputs" "$1.inputs"; }
+# The pause and OpenClaw images are kept per machine, under a digest of their inputs, so a
+# fresh clone (CI's) does not build them again: OUT_DIR holds links to them.
+cache=${TPS_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/trusted-proxy-sidecar}/node-images
+mkdir -p "$cache"
 
-if ! current "$out/pause.tar" "$root/tools/pause/pause.c" "$0"; then
+# cached NAME INPUTS...: true, with OUT_DIR/NAME.tar linked to it, when the machine holds
+# NAME built from exactly these inputs; otherwise $target is where the build writes it.
+cached() {
+  local name=$1
+  shift
+  target=$cache/$name-$(cat "$@" | sha256sum | cut -c1-16).tar
+  [ -f "$target" ] && ln -sfn "$target" "$out/$name.tar"
+}
+# keep NAME: links OUT_DIR/NAME.tar to the image just written to $target.
+keep() { ln -sfn "$target" "$out/$1.tar"; }
+
+if ! cached pause "$root/tools/pause/pause.c" "$0"; then
   mkdir -p "$work/pause"
   gcc -static -Os -o "$work/pause/pause" "$root/tools/pause/pause.c"
   strip "$work/pause/pause"
   image "$work/pause-layout" 1 "$work/pause" --config.entrypoint /pause --config.user 65535:65535
-  archive "$work/pause-layout" "$out/pause.tar"
-  stamp "$out/pause.tar"
+  archive "$work/pause-layout" "$target"
+  keep pause
 fi
 
 "$root/scripts/build-image-oci.sh" "$work/sidecar-layout" >/dev/null
 archive "$work/sidecar-layout" "$out/sidecar.tar"
 
 openclaw=$root/.cache/openclaw
-if ! current "$out/openclaw.tar" "$openclaw/package-lock.json" "$(command -v node)" "$0"; then
+if ! cached openclaw "$openclaw/package-lock.json" "$(command -v node)" "$0"; then
   rootfs=$work/openclaw
   mkdir -p "$rootfs/app" "$rootfs/usr/local/bin" "$rootfs/etc" "$rootfs/tmp" "$rootfs/home/node"
   cp -a "$openclaw/node_modules/openclaw/." "$rootfs/app/"
@@ -83,7 +87,7 @@ if ! current "$out/openclaw.tar" "$openclaw/package-lock.json" "$(command -v nod
     --config.user 1000:1000 --config.workingdir /app \
     --config.env PATH=/usr/local/bin:/usr/bin:/bin --config.env HOME=/home/node --config.env NODE_ENV=production \
     --config.cmd node --config.cmd openclaw.mjs --config.cmd gateway --config.cmd --allow-unconfigured
-  archive "$work/openclaw-layout" "$out/openclaw.tar"
-  stamp "$out/openclaw.tar"
+  archive "$work/openclaw-layout" "$target"
+  keep openclaw
 fi
 echo "images in $out: $(cd "$out" && ls *.tar | tr '\n' ' ')"
