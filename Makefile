@@ -10,7 +10,7 @@ endif
 export PATH := $(CURDIR)/.tools/node/node_modules/.bin:$(CURDIR)/node_modules/.bin:$(CURDIR)/.tools/bin:/usr/local/go/bin:$(PATH)
 export NODE_OPTIONS := --experimental-vm-modules --no-warnings=ExperimentalWarning
 
-.PHONY: run test unit build typecheck node deps system-deps peers clean image image-oci bench bench-build openclaw soak
+.PHONY: run test unit lint build typecheck node deps system-deps peers clean image image-oci bench bench-build openclaw soak
 
 run: build
 	scripts/run.sh
@@ -21,6 +21,10 @@ test: system-deps build typecheck peers openclaw bench-build
 
 unit: deps
 	jest test/unit
+
+# prettier's format and typescript-eslint's rules (scripts/lint.sh); make test runs it first.
+lint: deps
+	scripts/lint.sh
 
 # The reliability suite at full size (1,000,000 fuzz cases, a 10-minute soak; SOAK_SECONDS
 # and the other sizes in reliability/profile.ts override); writes reports/reliability.md.

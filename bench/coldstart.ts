@@ -27,7 +27,10 @@ export async function coldStarts(upstreamPort: number, runs: number): Promise<{ 
   const bundle: ColdStart = { readyMs: [], idleRssBytes: [], idleFileBytes: [] };
   const unbundled: ColdStart = { readyMs: [], idleRssBytes: [], idleFileBytes: [] };
   for (let i = 0; i < runs; i++) {
-    for (const [main, into] of [[MAIN, bundle], [UNBUNDLED, unbundled]] as const) {
+    for (const [main, into] of [
+      [MAIN, bundle],
+      [UNBUNDLED, unbundled],
+    ] as const) {
       const { path, adminPort } = await sidecarConfig(upstreamPort);
       const t0 = performance.now();
       const proc = start(process.execPath, [main, 'serve', '--config', path], { env: imageEnv() });

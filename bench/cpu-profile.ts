@@ -57,13 +57,15 @@ function moduleAt(url: string, line: number): string | undefined {
   if (!index) {
     index = { lines: [], modules: [] };
     try {
-      readFileSync(new URL(url), 'utf8').split('\n').forEach((text, i) => {
-        const m = /^\/\/ ((?:node_modules|dist)\/\S+\.[cm]?js)$/.exec(text);
-        if (m) {
-          index!.lines.push(i);
-          index!.modules.push(m[1]!);
-        }
-      });
+      readFileSync(new URL(url), 'utf8')
+        .split('\n')
+        .forEach((text, i) => {
+          const m = /^\/\/ ((?:node_modules|dist)\/\S+\.[cm]?js)$/.exec(text);
+          if (m) {
+            index!.lines.push(i);
+            index!.modules.push(m[1]!);
+          }
+        });
     } catch {
       /* not readable: named by line */
     }
@@ -88,13 +90,23 @@ export function frameName(frame: ProfileNode['callFrame']): { name: string; kind
   const where = moduleAt(url, frame.lineNumber) ?? url;
   const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(where);
   if (pkg) return { name: `${fn} (${pkg[1]})`, kind: 'dependency' };
-  return { name: `${fn} ${where.replace(/^.*\/dist\//, 'dist/').replace(/^dist\//, 'src/').replace(/\.js$/, '.ts')}`, kind: 'sidecar' };
+  return {
+    name: `${fn} ${where
+      .replace(/^.*\/dist\//, 'dist/')
+      .replace(/^dist\//, 'src/')
+      .replace(/\.js$/, '.ts')}`,
+    kind: 'sidecar',
+  };
 }
 
 /** A process to profile, started with the profiler's Node flags. */
 export type ProfiledStart = (nodeArgs: readonly string[]) => Promise<{ port: number; pid: number; stop(): Promise<void> }>;
 
-export async function profileUnderLoad(start: ProfiledStart, seconds: number, cpuSecondsOf: (pid: number) => number): Promise<CpuProfileResult & { file: string }> {
+export async function profileUnderLoad(
+  start: ProfiledStart,
+  seconds: number,
+  cpuSecondsOf: (pid: number) => number,
+): Promise<CpuProfileResult & { file: string }> {
   const dir = tempDir(mkdtempSync(join(tmpdir(), 'tps-cpu-profile-')));
   const proc = await start(['--cpu-prof', `--cpu-prof-dir=${dir}`]);
   let rps: number;
@@ -181,7 +193,9 @@ export function flameGraphSvg(tree: FlameNode, width = 1400, title = ''): { svg:
     depth = Math.max(depth, level);
     const y = top + level * row;
     const label = w > 60 ? `<text x="${(x + 3).toFixed(1)}" y="${y + 12}" font-size="11">${escape(node.name.slice(0, Math.floor(w / 6.5)))}</text>` : '';
-    rects.push(`<g><title>${escape(node.name)} (${node.total} samples)</title><rect x="${x.toFixed(1)}" y="${y}" width="${(w - 0.5).toFixed(1)}" height="${row - 1}" fill="${COLOURS[node.kind]}"/>${label}</g>`);
+    rects.push(
+      `<g><title>${escape(node.name)} (${node.total} samples)</title><rect x="${x.toFixed(1)}" y="${y}" width="${(w - 0.5).toFixed(1)}" height="${row - 1}" fill="${COLOURS[node.kind]}"/>${label}</g>`,
+    );
     let cx = x;
     for (const child of node.children) {
       draw(child, cx, level + 1, scale);
@@ -191,7 +205,10 @@ export function flameGraphSvg(tree: FlameNode, width = 1400, title = ''): { svg:
   draw(tree, 10, 0, (width - 20) / Math.max(tree.total, 1));
   const height = top + (depth + 1) * row + 40;
   const legend = (Object.entries(COLOURS) as [FlameNode['kind'], string][])
-    .map(([kind, colour], i) => `<rect x="${10 + i * 150}" y="${height - 26}" width="12" height="12" fill="${colour}"/><text x="${28 + i * 150}" y="${height - 16}" font-size="12">${{ sidecar: 'the sidecar', dependency: 'npm packages', node: 'Node (JS)', vm: 'V8 / native / GC' }[kind]}</text>`)
+    .map(
+      ([kind, colour], i) =>
+        `<rect x="${10 + i * 150}" y="${height - 26}" width="12" height="12" fill="${colour}"/><text x="${28 + i * 150}" y="${height - 16}" font-size="12">${{ sidecar: 'the sidecar', dependency: 'npm packages', node: 'Node (JS)', vm: 'V8 / native / GC' }[kind]}</text>`,
+    )
     .join('');
   const svg = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="DejaVu Sans, Arial, sans-serif">`,

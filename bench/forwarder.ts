@@ -19,7 +19,14 @@ function handler(): http.RequestListener {
   if (kind === 'proxy-layer') {
     const forwarder = new PinnedForwarder();
     // One principal: the bare data plane carries no identity (the benchmark sends one user).
-    const bounds = { url: target, principal: '', connectTimeoutMs: upstream.connectTimeoutSeconds * 1000, timeoutMs: upstream.timeoutSeconds * 1000, bodyStallMs: 30_000, maxBodyBytes: 0 };
+    const bounds = {
+      url: target,
+      principal: '',
+      connectTimeoutMs: upstream.connectTimeoutSeconds * 1000,
+      timeoutMs: upstream.timeoutSeconds * 1000,
+      bodyStallMs: 30_000,
+      maxBodyBytes: 0,
+    };
     const failed = (res: http.ServerResponse) => () => (res.headersSent ? res.destroy() : res.writeHead(502).end());
     // WebSockets too, relayed as the sidecar relays them: the floor for the echo benchmark.
     const relaying = { url: target, connectTimeoutMs: upstream.connectTimeoutSeconds * 1000, timeoutMs: upstream.timeoutSeconds * 1000 };

@@ -14,7 +14,11 @@ process.on('SIGUSR2', () => {
     if (!sampling) {
       sampling = true;
       await session.post('HeapProfiler.enable');
-      await session.post('HeapProfiler.startSampling', { samplingInterval: 1024, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+      await session.post('HeapProfiler.startSampling', {
+        samplingInterval: 1024,
+        includeObjectsCollectedByMajorGC: true,
+        includeObjectsCollectedByMinorGC: true,
+      });
       publish(samplerFile(process.pid, 'started'), '');
       return;
     }

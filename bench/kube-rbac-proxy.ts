@@ -30,7 +30,10 @@ export async function startKubeRbacProxy(upstreamPort: number): Promise<RunningP
     // What kube-rbac-proxy asks for a request without resource attributes configured: may
     // this user GET this non-resource path.
     const path = new URL(WRK_PATH, 'http://x').pathname;
-    await cluster.call('POST', '/apis/rbac.authorization.k8s.io/v1/clusterroles', { metadata: { name: 'bench-client' }, rules: [{ nonResourceURLs: [path], verbs: ['get'] }] });
+    await cluster.call('POST', '/apis/rbac.authorization.k8s.io/v1/clusterroles', {
+      metadata: { name: 'bench-client' },
+      rules: [{ nonResourceURLs: [path], verbs: ['get'] }],
+    });
     await cluster.call('POST', '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings', {
       metadata: { name: 'bench-client' },
       roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'bench-client' },
@@ -52,7 +55,9 @@ export async function startKubeRbacProxy(upstreamPort: number): Promise<RunningP
     // Ready once a request with the token passes: both reviews done, and cached.
     await until(
       'kube-rbac-proxy',
-      async () => (await fetch(`${url}${WRK_PATH}`, { headers: { [credential.header]: credential.value }, signal: AbortSignal.timeout(2000) }).catch(() => undefined))?.status === 200,
+      async () =>
+        (await fetch(`${url}${WRK_PATH}`, { headers: { [credential.header]: credential.value }, signal: AbortSignal.timeout(2000) }).catch(() => undefined))
+          ?.status === 200,
       30000,
     );
     const refused = await fetch(`${url}${WRK_PATH}`, { headers: { [credential.header]: 'Bearer not-a-token' } });

@@ -70,15 +70,31 @@ async function seed(cluster: KubeCluster, nodes: number, pods: number): Promise<
   await inParallel(nodes, 16, async (i) => {
     const cidr = `10.${128 + (i >> 8)}.${i & 255}.0/24`;
     await cluster.call('POST', '/api/v1/nodes', { metadata: { name: `node-${i}` }, spec: { podCIDR: cidr, podCIDRs: [cidr] } });
-    await cluster.call('PATCH', `/api/v1/nodes/node-${i}/status`, { status: { addresses: [{ type: 'InternalIP', address: `172.16.${i >> 8}.${i & 255}` }] } }, 'application/merge-patch+json');
+    await cluster.call(
+      'PATCH',
+      `/api/v1/nodes/node-${i}/status`,
+      { status: { addresses: [{ type: 'InternalIP', address: `172.16.${i >> 8}.${i & 255}` }] } },
+      'application/merge-patch+json',
+    );
   });
   const container = [{ name: 'app', image: 'app:1' }];
   await inParallel(pods - INGRESS_PODS, 16, (i) =>
-    cluster.call('POST', `/api/v1/namespaces/apps-${i % namespaces}/pods`, { metadata: { name: `app-${i}`, labels: { app: `app-${i % 100}` } }, spec: { containers: container } }),
+    cluster.call('POST', `/api/v1/namespaces/apps-${i % namespaces}/pods`, {
+      metadata: { name: `app-${i}`, labels: { app: `app-${i % 100}` } },
+      spec: { containers: container },
+    }),
   );
   await inParallel(INGRESS_PODS, 16, async (i) => {
-    await cluster.call('POST', '/api/v1/namespaces/traefik/pods', { metadata: { name: `traefik-${i}`, labels: { 'app.kubernetes.io/name': 'traefik' } }, spec: { containers: container } });
-    await cluster.call('PATCH', `/api/v1/namespaces/traefik/pods/traefik-${i}/status`, { status: { phase: 'Running', podIP: ip(i + 1), podIPs: [{ ip: ip(i + 1) }] } }, 'application/merge-patch+json');
+    await cluster.call('POST', '/api/v1/namespaces/traefik/pods', {
+      metadata: { name: `traefik-${i}`, labels: { 'app.kubernetes.io/name': 'traefik' } },
+      spec: { containers: container },
+    });
+    await cluster.call(
+      'PATCH',
+      `/api/v1/namespaces/traefik/pods/traefik-${i}/status`,
+      { status: { phase: 'Running', podIP: ip(i + 1), podIPs: [{ ip: ip(i + 1) }] } },
+      'application/merge-patch+json',
+    );
   });
   await cluster.call('POST', '/apis/discovery.k8s.io/v1/namespaces/traefik/endpointslices', {
     metadata: { name: 'traefik-abc', labels: { 'kubernetes.io/service-name': 'traefik' } },
@@ -91,7 +107,11 @@ interface ScaleSidecar extends Proc {
   adminPort: number;
 }
 
-async function startScaleSidecar(cluster: KubeCluster, upstreamPort: number, discovery: NonNullable<NonNullable<ConfigInput['trust']>['discovery']>): Promise<ScaleSidecar> {
+async function startScaleSidecar(
+  cluster: KubeCluster,
+  upstreamPort: number,
+  discovery: NonNullable<NonNullable<ConfigInput['trust']>['discovery']>,
+): Promise<ScaleSidecar> {
   const dir = tempDir(mkdtempSync(join(tmpdir(), 'tps-bench-kube-')));
   mkdirSync(join(dir, 'keys'));
   writeFileSync(join(dir, 'keys', 'k1'), Buffer.alloc(32, 3));
@@ -128,7 +148,11 @@ async function churn(cluster: KubeCluster, changes: number): Promise<number> {
   return apiCpu(cluster) - before;
 }
 
-export async function kubeScale(sizes: { nodes: number; pods: number; watchers: number; changes: number }, upstreamPort: number, log: (m: string) => void): Promise<KubeScaleResult> {
+export async function kubeScale(
+  sizes: { nodes: number; pods: number; watchers: number; changes: number },
+  upstreamPort: number,
+  log: (m: string) => void,
+): Promise<KubeScaleResult> {
   const cluster = await startKubeCluster({ onSpawn: owned });
   tempDir(cluster.dir);
   try {
@@ -161,7 +185,14 @@ export async function kubeScale(sizes: { nodes: number; pods: number; watchers: 
     try {
       for (const w of watchers) await until('watcher synced', () => httpOk(`http://127.0.0.1:${w.adminPort}/readyz`), 120_000, 50);
       const cpuWith = Math.min(await churn(cluster, sizes.changes), await churn(cluster, sizes.changes));
-      return { nodes: sizes.nodes, pods: sizes.pods, ingressPods: INGRESS_PODS, seedSeconds, modes, watch: { changes: sizes.changes, watchers: sizes.watchers, cpuWithout, cpuWith } };
+      return {
+        nodes: sizes.nodes,
+        pods: sizes.pods,
+        ingressPods: INGRESS_PODS,
+        seedSeconds,
+        modes,
+        watch: { changes: sizes.changes, watchers: sizes.watchers, cpuWithout, cpuWith },
+      };
     } finally {
       for (const w of watchers) await stopChild(w.child);
     }

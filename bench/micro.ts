@@ -49,7 +49,10 @@ export function decisions(seconds: number): Rate {
   });
   const ctx: DecisionContext = {
     rules: compileRules(config),
-    trusted: new TrustedSet(config.trust.cidrs.map((cidr) => ({ cidr, source: 'static' })), true),
+    trusted: new TrustedSet(
+      config.trust.cidrs.map((cidr) => ({ cidr, source: 'static' })),
+      true,
+    ),
     signer: new AssertionSigner('bench-1', SECRET),
     nowMs: Date.now(),
     newId: randomId,

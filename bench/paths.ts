@@ -116,7 +116,12 @@ export const KUBE_RBAC_PROXY: PathSpec = {
   start: startKubeRbacProxy,
 };
 
-function twoHop(id: string, title: string, front: (listen: number, upstream: number, sidecar: number) => { pid: number; stop(): Promise<void> }, tree: boolean): PathSpec {
+function twoHop(
+  id: string,
+  title: string,
+  front: (listen: number, upstream: number, sidecar: number) => { pid: number; stop(): Promise<void> },
+  tree: boolean,
+): PathSpec {
   return {
     id,
     title,
@@ -145,12 +150,35 @@ function twoHop(id: string, title: string, front: (listen: number, upstream: num
   };
 }
 
-export const NGINX_AUTH = twoHop('nginx-auth', 'nginx auth_request → sidecar', (listen, upstream, sidecar) => startNginx({ listen, upstream, sidecar }, true), true);
+export const NGINX_AUTH = twoHop(
+  'nginx-auth',
+  'nginx auth_request → sidecar',
+  (listen, upstream, sidecar) => startNginx({ listen, upstream, sidecar }, true),
+  true,
+);
 export const CADDY_AUTH = twoHop('caddy-auth', 'Caddy forward_auth → sidecar', (listen, upstream, sidecar) => startCaddy({ listen, upstream, sidecar }), false);
-export const TRAEFIK_AUTH = twoHop('traefik-auth', 'Traefik ForwardAuth → sidecar', (listen, upstream, sidecar) => startTraefik({ listen, upstream, sidecar }, true), false);
+export const TRAEFIK_AUTH = twoHop(
+  'traefik-auth',
+  'Traefik ForwardAuth → sidecar',
+  (listen, upstream, sidecar) => startTraefik({ listen, upstream, sidecar }, true),
+  false,
+);
 
 /** Alternatives for the proxy layer, measured in the same run. */
 export const NODE_RELAY = forwarder('node-http', 'bare forwarder (Node http client)');
 export const ALTERNATIVES: PathSpec[] = [NODE_RELAY, forwarder('undici', 'bare forwarder (undici)')];
 
-export const PATHS: PathSpec[] = [DIRECT, BARE, INLINE, INLINE_EDDSA, INLINE_ES256, NGINX, TRAEFIK, OAUTH2_PROXY, KUBE_RBAC_PROXY, NGINX_AUTH, CADDY_AUTH, TRAEFIK_AUTH];
+export const PATHS: PathSpec[] = [
+  DIRECT,
+  BARE,
+  INLINE,
+  INLINE_EDDSA,
+  INLINE_ES256,
+  NGINX,
+  TRAEFIK,
+  OAUTH2_PROXY,
+  KUBE_RBAC_PROXY,
+  NGINX_AUTH,
+  CADDY_AUTH,
+  TRAEFIK_AUTH,
+];

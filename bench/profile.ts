@@ -22,7 +22,9 @@ try {
           return { port: forwarder.port, pid: forwarder.child.pid!, stop: () => stopChild(forwarder.child) };
         };
   const result = await profileUnderLoad(start, seconds, cpuSeconds);
-  process.stdout.write(`${Math.round(result.rps)} req/s, ${result.cpuMicrosPerRequest.toFixed(1)} µs CPU per request; top self time of ${result.samples} samples (${result.file}):\n`);
+  process.stdout.write(
+    `${Math.round(result.rps)} req/s, ${result.cpuMicrosPerRequest.toFixed(1)} µs CPU per request; top self time of ${result.samples} samples (${result.file}):\n`,
+  );
   for (const t of result.top) process.stdout.write(`${(t.share * 100).toFixed(1).padStart(5)}%  ${t.microsPerRequest.toFixed(1).padStart(6)} µs  ${t.name}\n`);
 } finally {
   await stopChild(upstream);

@@ -130,7 +130,6 @@ export interface Target {
   limit?: string;
 }
 
-
 /** The sidecar's RSS with `n` idle WebSockets, from the measured before/after cost. */
 function wsTotalAt(idle: IdleCost, n: number): number {
   if (idle.count >= n) return idle.after.rss;
@@ -166,7 +165,10 @@ export function targets(r: Results): Target[] {
     });
   }
   // The proxies a user would otherwise put in front, each doing real authentication work per request too.
-  for (const [id, peer] of [['oauth2-proxy', 'oauth2-proxy with a valid session'], ['kube-rbac-proxy', 'kube-rbac-proxy with a valid token']] as const) {
+  for (const [id, peer] of [
+    ['oauth2-proxy', 'oauth2-proxy with a valid session'],
+    ['kube-rbac-proxy', 'kube-rbac-proxy with a valid token'],
+  ] as const) {
     const other = by(id);
     if (!inline || !other) continue;
     const ratio = perRound(inline.saturation, other.saturation, (a, b) => a.rps / b.rps);
@@ -193,11 +195,19 @@ export function targets(r: Results): Target[] {
     const saturationUs = work.share === undefined ? undefined : work.share * sidecarUs;
     const pct = (us: number) => `${f((us / bareUs) * 100, 0)} %`;
     const figures = [
-      ...(saturationUs === undefined ? [] : [`${f(saturationUs, 1)} µs at saturation (their share of the CPU profile), ${pct(saturationUs)} of the bare data plane's request`]),
+      ...(saturationUs === undefined
+        ? []
+        : [`${f(saturationUs, 1)} µs at saturation (their share of the CPU profile), ${pct(saturationUs)} of the bare data plane's request`]),
       ...(loopUs === undefined ? [] : [`${f(loopUs, 1)} µs (${pct(loopUs)}) hot in a loop`]),
     ];
     const how = checks.rounds === undefined ? '' : `median of ${checks.rounds.length} rounds, each alone on a core: `;
-    const rounds = checks.rounds === undefined ? '' : `; rounds: ${roundList(checks.rounds.map((x) => x * 100), 0)} %`;
+    const rounds =
+      checks.rounds === undefined
+        ? ''
+        : `; rounds: ${roundList(
+            checks.rounds.map((x) => x * 100),
+            0,
+          )} %`;
     out.push({
       name: 'What the checks, signing and metrics add to the data plane checking nothing (CPU per request)',
       goal: '≤ 10 %',
@@ -208,7 +218,10 @@ export function targets(r: Results): Target[] {
   }
   if (inline?.cpuPer10k !== undefined && nginx?.cpuPer10k !== undefined) {
     const ratio = inline.cpuPer10k / nginx.cpuPer10k;
-    const cheapest = lowest(forwarders.filter((h) => h.cpuPer10k !== undefined), (h) => h.cpuPer10k! / nginx.cpuPer10k!);
+    const cheapest = lowest(
+      forwarders.filter((h) => h.cpuPer10k !== undefined),
+      (h) => h.cpuPer10k! / nginx.cpuPer10k!,
+    );
     out.push({
       name: 'Sidecar CPU per request vs nginx proxy_pass',
       goal: '≤ 2.0×',
@@ -232,7 +245,12 @@ export function targets(r: Results): Target[] {
   if (inline && twoHop.length > 0) {
     const best = Math.min(...twoHop.map((h) => h.wrk.percentiles['99']!));
     const ratio = inline.wrk.percentiles['99']! / best;
-    out.push({ name: 'Inline p99 vs the better two-hop set-up, at saturation', goal: '≤ 1.2×', measured: `${f(ratio)}× (${f(inline.wrk.percentiles['99'], 3)} vs ${f(best, 3)} ms)`, met: ratio <= 1.2 });
+    out.push({
+      name: 'Inline p99 vs the better two-hop set-up, at saturation',
+      goal: '≤ 1.2×',
+      measured: `${f(ratio)}× (${f(inline.wrk.percentiles['99'], 3)} vs ${f(best, 3)} ms)`,
+      met: ratio <= 1.2,
+    });
   }
   if (inline?.fixed && direct?.fixed) {
     const added = perRound(inline.fixed.rounds, direct.fixed.rounds, (a, b) => p99(a) - p99(b));
@@ -247,7 +265,10 @@ export function targets(r: Results): Target[] {
   if (r.websockets) {
     const { idle, echo } = r.websockets;
     const total = wsTotalAt(r.websockets.idle, idle.wanted);
-    const held = idle.count < idle.wanted ? ` (${int(idle.count)} held, the most the sidecar accepts here, open file limit ${idle.fileLimit}; ${int(idle.wanted)} at the measured cost per connection)` : '';
+    const held =
+      idle.count < idle.wanted
+        ? ` (${int(idle.count)} held, the most the sidecar accepts here, open file limit ${idle.fileLimit}; ${int(idle.wanted)} at the measured cost per connection)`
+        : '';
     const leanest = lowest(Object.entries(r.websockets.floors), ([, cost]) => wsTotalAt(cost, idle.wanted));
     out.push({
       name: `${int(idle.wanted)} idle WebSockets through the sidecar, total RSS`,
@@ -308,7 +329,8 @@ export function targets(r: Results): Target[] {
     const floor = r.idleFloor;
     const node = r.imports?.find((i) => i.module.startsWith('('));
     // The file-backed part is mostly the Node executable's own pages: what no change to the sidecar's code moves.
-    const files = (sidecar: number[], of: number[]) => `; of these, pages of the Node executable and its libraries (file-backed): ${f(median(sidecar) / MB, 1)} MB of the sidecar's, ${f(median(of) / MB, 1)} of the floor's`;
+    const files = (sidecar: number[], of: number[]) =>
+      `; of these, pages of the Node executable and its libraries (file-backed): ${f(median(sidecar) / MB, 1)} MB of the sidecar's, ${f(median(of) / MB, 1)} of the floor's`;
     out.push({
       name: 'Idle RSS (median)',
       goal: '≤ 60 MB',
@@ -335,7 +357,10 @@ function lowest<T>(items: T[], value: (item: T) => number): { item: T; value: nu
 /** The least p99 any Node forwarder adds at the fixed rate, checking nothing; nginx's beside it. */
 function addedLimit(forwarders: HttpResult[], nginx: HttpResult | undefined, direct: Fixed): { limit?: string } {
   const added = (h: HttpResult) => perRound(h.fixed!.rounds, direct.rounds, (a, b) => p99(a) - p99(b)).median;
-  const least = lowest(forwarders.filter((h) => h.fixed !== undefined), added);
+  const least = lowest(
+    forwarders.filter((h) => h.fixed !== undefined),
+    added,
+  );
   if (!least) return {};
   const beside = nginx?.fixed ? `; ${nginx.title} adds ${f(added(nginx), 3)} ms` : '';
   return { limit: `the least any Node forwarder adds, checking nothing: ${f(least.value, 3)} ms (${least.item.title})${beside}` };
@@ -468,7 +493,7 @@ export function markdown(r: Results): string {
     '## Targets',
     '',
     'Beside a target, where this run measured it, what bounds it: the best that Node forwarders and relays checking nothing,',
-    'or nginx, reach in the same run; the ceiling that the required work alone leaves; or the idle RSS of Node with the sidecar\'s dependencies alone.',
+    "or nginx, reach in the same run; the ceiling that the required work alone leaves; or the idle RSS of Node with the sidecar's dependencies alone.",
     '[docs/performance.md](../docs/performance.md) explains each.',
     '',
     '| target | goal | measured | met | limit measured in this run |',
@@ -480,7 +505,7 @@ export function markdown(r: Results): string {
     `## HTTP at saturation (wrk, 1 thread, ${r.connections} keep-alive connections; ${r.rounds} rounds of ${r.seconds} s per path)`,
     '',
     'Every path runs at once and each round measures them one after the other, so a slow spell of the shared machine lands in one',
-    'round of one path. Rates and percentiles are those of each path\'s round with the median rate (every round\'s rate is listed);',
+    "round of one path. Rates and percentiles are those of each path's round with the median rate (every round's rate is listed);",
     'CPU per request is over all rounds. CPU and RSS are those of the proxying processes (for the two-hop set-ups, the front proxy',
     'and the sidecar together).',
     '',
@@ -490,7 +515,12 @@ export function markdown(r: Results): string {
     ...fixedTable(r.http.concat(r.alternatives), direct),
   ];
   if (r.alternatives.length > 0) {
-    lines.push('## Proxy layer alternatives (bare forwarders, no checks)', '', ...httpTable(r.http.filter((h) => h.id === 'forwarder-proxy-layer').concat(r.alternatives), direct, nginx), '');
+    lines.push(
+      '## Proxy layer alternatives (bare forwarders, no checks)',
+      '',
+      ...httpTable(r.http.filter((h) => h.id === 'forwarder-proxy-layer').concat(r.alternatives), direct, nginx),
+      '',
+    );
   }
   if (r.websockets) {
     const { idle, echo } = r.websockets;
@@ -507,10 +537,13 @@ export function markdown(r: Results): string {
       `| open fds before → after | ${int(idle.before.fds)} → ${int(idle.after.fds)} |`,
       `| fds per connection | ${f((idle.after.fds - idle.before.fds) / n)} |`,
       ...(idle.before.scrapeUs !== undefined && idle.after.scrapeUs !== undefined
-        ? [`| sidecar CPU per \`/metrics\` scrape, before → after | ${f(idle.before.scrapeUs, 0)} → ${f(idle.after.scrapeUs, 0)} µs (${f(idle.after.scrapeUs / idle.before.scrapeUs)}×) |`]
+        ? [
+            `| sidecar CPU per \`/metrics\` scrape, before → after | ${f(idle.before.scrapeUs, 0)} → ${f(idle.after.scrapeUs, 0)} µs (${f(idle.after.scrapeUs / idle.before.scrapeUs)}×) |`,
+          ]
         : []),
       ...Object.entries(r.websockets.floors).map(
-        ([title, c]) => `| RSS per connection through ${title} (${int(c.count)} idle; ${f(c.before.rss / MB, 1)} → ${f(c.after.rss / MB, 1)} MB) | ${f((c.after.rss - c.before.rss) / Math.max(1, c.count) / 1024, 1)} KiB |`,
+        ([title, c]) =>
+          `| RSS per connection through ${title} (${int(c.count)} idle; ${f(c.before.rss / MB, 1)} → ${f(c.after.rss / MB, 1)} MB) | ${f((c.after.rss - c.before.rss) / Math.max(1, c.count) / 1024, 1)} KiB |`,
       ),
       `| echo round trips/s direct (${echo.connections} connections, ${echo.messageBytes} B; median of ${echo.direct.length} rounds) | ${int(echoRate(echo.direct))} (rounds: ${echo.direct.map((e) => int(e.perSecond)).join(', ')}) |`,
       ...[['the sidecar', echo.sidecar] as const, ...Object.entries(echo.others)].map(
@@ -533,8 +566,12 @@ export function markdown(r: Results): string {
       '|---|---:|---|',
       row("`decide()` + `upstreamHeaders()` on wrk's request (source, request with wrk's header lines, identity, policy, assertion)", (m) => m.decisions),
       row('`AssertionSigner.sign()`, HS256', (m) => m.signs),
-      ...Object.keys(rounds[0]!.signsByAlgorithm ?? {}).map((algorithm) => row(`\`AssertionSigner.sign()\`, ${algorithm}`, (m) => m.signsByAlgorithm?.[algorithm] ?? 0)),
-      ...(rounds.every((m) => m.limits !== undefined) ? [row("the limits' bookkeeping for one inline request (owed response, identity share, gateway slot, release)", (m) => m.limits!)] : []),
+      ...Object.keys(rounds[0]!.signsByAlgorithm ?? {}).map((algorithm) =>
+        row(`\`AssertionSigner.sign()\`, ${algorithm}`, (m) => m.signsByAlgorithm?.[algorithm] ?? 0),
+      ),
+      ...(rounds.every((m) => m.limits !== undefined)
+        ? [row("the limits' bookkeeping for one inline request (owed response, identity share, gateway slot, release)", (m) => m.limits!)]
+        : []),
       ...Object.keys(rounds[0]!.lookups).map((mix) => row(`trusted-set lookup, 5,000 CIDRs + 200 IPs, ${mix} addresses`, (m) => m.lookups[mix]!)),
       '',
     );
@@ -544,13 +581,18 @@ export function markdown(r: Results): string {
     const kinds = (['sidecar', 'dependency', 'node', 'vm'] as const).map((kind) => [kind, sharesOf(p.tree, kind)] as const);
     const decisionShare = inclusiveShare(p.tree, DECISION_FRAMES);
     lines.push(
-      '## Where the inline request\'s CPU goes',
+      "## Where the inline request's CPU goes",
       '',
       `V8's sampling profiler (\`--cpu-prof\`) on the sidecar inline at saturation: ${int(p.samples)} samples over ${p.seconds} s at ${int(p.rps)} req/s, ` +
         `${f(p.cpuMicrosPerRequest, 1)} µs of CPU per request (the profiler's own cost and the start-up included; idle samples left out). Self time by where the code lives: ` +
-        kinds.map(([kind, share]) => `${{ sidecar: 'the sidecar', dependency: 'npm packages', node: "Node's JavaScript", vm: 'V8, native code and GC' }[kind]} ${f(share * 100, 1)} %`).join(', ') +
+        kinds
+          .map(
+            ([kind, share]) =>
+              `${{ sidecar: 'the sidecar', dependency: 'npm packages', node: "Node's JavaScript", vm: 'V8, native code and GC' }[kind]} ${f(share * 100, 1)} %`,
+          )
+          .join(', ') +
         `. The decision, \`decide()\` and \`upstreamHeaders()\` with all they call, is ${f(decisionShare * 100, 1)} % of the samples (${f(decisionShare * p.cpuMicrosPerRequest, 1)} µs per request). ` +
-        'The functions with the most self time, each as its share of one request\'s CPU:',
+        "The functions with the most self time, each as its share of one request's CPU:",
       '',
       '| function | share | µs per request |',
       '|---|---:|---:|',
@@ -568,7 +610,12 @@ export function markdown(r: Results): string {
       '',
       `V8's sampling heap profiler (one sample per KiB allocated, objects the collector already freed counted too) on the sidecar inline at saturation: ` +
         `${int(a.requests)} requests over ${a.seconds} s, **${kb(a.bytesPerRequest)} KiB allocated per request**: ` +
-        (['sidecar', 'dependency', 'node', 'vm'] as const).map((kind) => `${{ sidecar: 'the sidecar', dependency: 'npm packages', node: "Node's JavaScript", vm: 'V8 and native code' }[kind]} ${kb(a.byKind[kind])} KiB`).join(', ') +
+        (['sidecar', 'dependency', 'node', 'vm'] as const)
+          .map(
+            (kind) =>
+              `${{ sidecar: 'the sidecar', dependency: 'npm packages', node: "Node's JavaScript", vm: 'V8 and native code' }[kind]} ${kb(a.byKind[kind])} KiB`,
+          )
+          .join(', ') +
         '. The functions that allocate the most:',
       '',
       '| function | KiB per request |',
@@ -631,7 +678,9 @@ function kubernetesSection(k: KubeScaleResult): string[] {
     '',
     `A fleet of ${int(fleet)} gateway replicas, each with its sidecar in pods mode: a rollout of all of them costs the API server about`,
     `${f(fleet * podsMode.apiCpuSeconds, 0)} CPU seconds of initial lists (${f(podsMode.apiCpuSeconds, 2)} s each, spread over the rollout)` +
-      (perWatcher > 0 ? `; in steady state every pod change in the cluster costs about ${f(((perWatcher * fleet) / k.watch.changes) * 1000, 1)} ms of API server CPU across the fleet's ${int(fleet)} watches.` : '.'),
+      (perWatcher > 0
+        ? `; in steady state every pod change in the cluster costs about ${f(((perWatcher * fleet) / k.watch.changes) * 1000, 1)} ms of API server CPU across the fleet's ${int(fleet)} watches.`
+        : '.'),
     '',
   ];
 }
@@ -668,9 +717,14 @@ function panel(title: string, series: { name: string; points: [number, number][]
     }
   }
   out.push(`<text x="${left + width / 2}" y="${top + height + 48}" font-size="15" text-anchor="middle">percentile</text>`);
-  out.push(`<text x="${x0 + 18}" y="${top + height / 2}" font-size="15" text-anchor="middle" transform="rotate(-90 ${x0 + 18} ${top + height / 2})">latency (ms, log scale)</text>`);
+  out.push(
+    `<text x="${x0 + 18}" y="${top + height / 2}" font-size="15" text-anchor="middle" transform="rotate(-90 ${x0 + 18} ${top + height / 2})">latency (ms, log scale)</text>`,
+  );
   series.forEach((s, i) => {
-    const d = s.points.filter(([p]) => p <= 99.99).map(([p, y], j) => `${j === 0 ? 'M' : 'L'}${X(p).toFixed(1)},${Y(y).toFixed(1)}`).join(' ');
+    const d = s.points
+      .filter(([p]) => p <= 99.99)
+      .map(([p, y], j) => `${j === 0 ? 'M' : 'L'}${X(p).toFixed(1)},${Y(y).toFixed(1)}`)
+      .join(' ');
     out.push(`<path d="${d}" fill="none" stroke="${COLOURS[i % COLOURS.length]}" stroke-width="2.5"/>`);
   });
   return out.join('\n');
@@ -692,14 +746,23 @@ function legend(names: string[], x: number, y: number, width: number): string {
 export function chartSvg(r: Results): { svg: string; width: number; height: number } {
   const width = 1500;
   const height = 760;
-  const saturation = r.http.map((h) => ({ name: h.title, points: Object.entries(h.wrk.percentiles).map(([p, ms]) => [Number(p), ms] as [number, number]).filter(([p]) => p >= 50).sort((a, b) => a[0] - b[0]) }));
+  const saturation = r.http.map((h) => ({
+    name: h.title,
+    points: Object.entries(h.wrk.percentiles)
+      .map(([p, ms]) => [Number(p), ms] as [number, number])
+      .filter(([p]) => p >= 50)
+      .sort((a, b) => a[0] - b[0]),
+  }));
   // Per percentile, the median over the rounds.
   const fixed = r.http.map((h) => {
     const rounds = h.fixed?.rounds ?? [];
     const curve = (rounds[0]?.distribution ?? []).map((_, i) => median(rounds.map((x) => x.distribution[i]!)));
     return {
       name: h.title,
-      points: curve.map((ms, i) => [((i + 1) / curve.length) * 100, ms] as [number, number]).filter(([p]) => p >= 50 && p < 100).concat(h.fixed ? [[99.9, fixedP(h.fixed, '99.9')]] : []),
+      points: curve
+        .map((ms, i) => [((i + 1) / curve.length) * 100, ms] as [number, number])
+        .filter(([p]) => p >= 50 && p < 100)
+        .concat(h.fixed ? [[99.9, fixedP(h.fixed, '99.9')]] : []),
     };
   });
   const svg = [
@@ -707,7 +770,12 @@ export function chartSvg(r: Results): { svg: string; width: number; height: numb
     `<rect width="${width}" height="${height}" fill="white"/>`,
     panel(`At saturation (wrk, ${r.connections} connections)`, saturation, 0, width / 2, height),
     panel(`At a fixed ${r.http[0]?.fixed?.rate ?? 2000} requests/s (median of rounds)`, fixed, width / 2, width / 2, height),
-    legend(r.http.map((h) => h.title), 70, height - 48, width - 100),
+    legend(
+      r.http.map((h) => h.title),
+      70,
+      height - 48,
+      width - 100,
+    ),
     '</svg>',
   ].join('\n');
   return { svg, width, height };
@@ -724,7 +792,8 @@ export async function writeReport(r: Results, dir: string): Promise<void> {
 
 /** The share of all samples spent in frames of one kind (self time). */
 function sharesOf(tree: FlameNode, kind: FlameNode['kind']): number {
-  const self = (n: FlameNode): number => (n.kind === kind ? n.total - n.children.reduce((a, c) => a + c.total, 0) : 0) + n.children.reduce((a, c) => a + self(c), 0);
+  const self = (n: FlameNode): number =>
+    (n.kind === kind ? n.total - n.children.reduce((a, c) => a + c.total, 0) : 0) + n.children.reduce((a, c) => a + self(c), 0);
   return self(tree) / Math.max(tree.total, 1);
 }
 

@@ -21,10 +21,41 @@ import { imageEnv } from './sidecar.js';
 import { echo, openIdle, type EchoResult } from './ws.js';
 
 const quick = process.argv.includes('--quick');
-const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',');
+const only = process.argv
+  .find((a) => a.startsWith('--only='))
+  ?.slice('--only='.length)
+  .split(',');
 const T = quick
-  ? { warm: 1, wrk: 2, wrkRounds: 2, pinnedRounds: 3, pinnedSeconds: 1, rateRounds: 2, rateSeconds: 2, wsIdle: 1000, echo: 2, echoRounds: 2, micro: 0.5, coldRuns: 2, kube: { nodes: 300, pods: 1200, watchers: 2, changes: 200 } }
-  : { warm: 2, wrk: 3, wrkRounds: 5, pinnedRounds: 20, pinnedSeconds: 2, rateRounds: 11, rateSeconds: 3, wsIdle: 10000, echo: 4, echoRounds: 3, micro: 2, coldRuns: 5, kube: { nodes: 5000, pods: 20000, watchers: 5, changes: 1000 } };
+  ? {
+      warm: 1,
+      wrk: 2,
+      wrkRounds: 2,
+      pinnedRounds: 3,
+      pinnedSeconds: 1,
+      rateRounds: 2,
+      rateSeconds: 2,
+      wsIdle: 1000,
+      echo: 2,
+      echoRounds: 2,
+      micro: 0.5,
+      coldRuns: 2,
+      kube: { nodes: 300, pods: 1200, watchers: 2, changes: 200 },
+    }
+  : {
+      warm: 2,
+      wrk: 3,
+      wrkRounds: 5,
+      pinnedRounds: 20,
+      pinnedSeconds: 2,
+      rateRounds: 11,
+      rateSeconds: 3,
+      wsIdle: 10000,
+      echo: 4,
+      echoRounds: 3,
+      micro: 2,
+      coldRuns: 5,
+      kube: { nodes: 5000, pods: 20000, watchers: 5, changes: 1000 },
+    };
 const CONNECTIONS = 50;
 const ECHO = { connections: 32, messageBytes: 1024 };
 const RATE = 2000;
@@ -102,7 +133,11 @@ async function inRounds(
   const running: RunningPath[] = [];
   try {
     for (const spec of specs) running.push(await spec.start(upstreamPort));
-    if (plan.pinned) pinApart(running.flatMap((r) => r.pids()), upstream.pid!);
+    if (plan.pinned)
+      pinApart(
+        running.flatMap((r) => r.pids()),
+        upstream.pid!,
+      );
     const measured = specs.map((): Measured => ({ rounds: [], cpuSeconds: 0, roundCpuSeconds: [], rssBytes: undefined }));
     const once = async (i: number, seconds: number) => {
       const pids = running[i]!.pids();
@@ -110,8 +145,11 @@ async function inRounds(
       const cpuBefore = sum(pids, cpuSeconds);
       const result = await load(running[i]!, seconds);
       const cpu = sum(pids, cpuSeconds) - cpuBefore;
-      const errors = Object.entries(result.errors).filter(([, n]) => n > 0).map(([kind, n]) => `${n} ${kind}`);
-      if (errors.length > 0 || result.non2xx > 0) throw new Error(`${specs[i]!.title}: errors: ${errors.join(', ') || 'none'}; ${result.non2xx} non-2xx at ${what}`);
+      const errors = Object.entries(result.errors)
+        .filter(([, n]) => n > 0)
+        .map(([kind, n]) => `${n} ${kind}`);
+      if (errors.length > 0 || result.non2xx > 0)
+        throw new Error(`${specs[i]!.title}: errors: ${errors.join(', ') || 'none'}; ${result.non2xx} non-2xx at ${what}`);
       checkDelivery(specs[i]!, result.requests, stats, await upstreamStats(upstream));
       return { result, cpu };
     };
@@ -139,12 +177,10 @@ async function inRounds(
 }
 
 /** The CPUs the runner may use (its affinity, which a cpuset may limit), read before any pinning. */
-const CPUS = (/^Cpus_allowed_list:\s*(\S+)$/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? '0')
-  .split(',')
-  .flatMap((range) => {
-    const [first, last = first] = range.split('-').map(Number) as [number, number?];
-    return Array.from({ length: last - first + 1 }, (_, i) => first + i);
-  });
+const CPUS = (/^Cpus_allowed_list:\s*(\S+)$/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? '0').split(',').flatMap((range) => {
+  const [first, last = first] = range.split('-').map(Number) as [number, number?];
+  return Array.from({ length: last - first + 1 }, (_, i) => first + i);
+});
 
 /**
  * The proxies measured on the last CPU, alone; the runner (and so wrk, which it starts) and
@@ -255,21 +291,51 @@ async function micro(round: number): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  const results: Results = { startedAt: new Date().toISOString(), quick, connections: CONNECTIONS, seconds: T.wrk, rounds: T.wrkRounds, loadBefore: loadavg(), http: [], alternatives: [] };
+  const results: Results = {
+    startedAt: new Date().toISOString(),
+    quick,
+    connections: CONNECTIONS,
+    seconds: T.wrk,
+    rounds: T.wrkRounds,
+    loadBefore: loadavg(),
+    http: [],
+    alternatives: [],
+  };
   const { child: upstream, port: upstreamPort } = await forkChild(UPSTREAM, []);
   try {
     await micro(1);
     const specs = [...PATHS, ...ALTERNATIVES].filter((p) => wanted(p.id));
     if (specs.length > 0) {
-      const saturated = await inRounds('saturation', specs, (path, seconds) => wrk(path.url, seconds, CONNECTIONS, undefined, path.credential), { warm: T.warm, rounds: T.wrkRounds, seconds: T.wrk }, upstreamPort, upstream);
-      const fixed = await inRounds(`${RATE} req/s`, specs, (path, seconds) => fixedRate(path.url, RATE, seconds, path.credential), { warm: 1, rounds: T.rateRounds, seconds: T.rateSeconds }, upstreamPort, upstream);
+      const saturated = await inRounds(
+        'saturation',
+        specs,
+        (path, seconds) => wrk(path.url, seconds, CONNECTIONS, undefined, path.credential),
+        { warm: T.warm, rounds: T.wrkRounds, seconds: T.wrk },
+        upstreamPort,
+        upstream,
+      );
+      const fixed = await inRounds(
+        `${RATE} req/s`,
+        specs,
+        (path, seconds) => fixedRate(path.url, RATE, seconds, path.credential),
+        { warm: 1, rounds: T.rateRounds, seconds: T.rateSeconds },
+        upstreamPort,
+        upstream,
+      );
       specs.forEach((spec, i) => (PATHS.includes(spec) ? results.http : results.alternatives).push(httpResult(spec, saturated[i]!, fixed[i]!)));
     }
     if (wanted(BARE.id) && wanted(INLINE.id)) {
       if (CPUS.length < 2) log('one CPU: what the checks add is measured with the proxies sharing it');
       else {
         const pair = [BARE, INLINE];
-        const [bare, inline] = await inRounds('saturation, each alone on a core', pair, (path, seconds) => wrk(path.url, seconds, CONNECTIONS), { warm: T.warm, rounds: T.pinnedRounds, seconds: T.pinnedSeconds, pinned: true }, upstreamPort, upstream);
+        const [bare, inline] = await inRounds(
+          'saturation, each alone on a core',
+          pair,
+          (path, seconds) => wrk(path.url, seconds, CONNECTIONS),
+          { warm: T.warm, rounds: T.pinnedRounds, seconds: T.pinnedSeconds, pinned: true },
+          upstreamPort,
+          upstream,
+        );
         const us = (m: Measured, i: number) => (m.roundCpuSeconds[i]! / m.rounds[i]!.requests) * 1e6;
         results.pinned = { seconds: T.pinnedSeconds, pairs: bare!.rounds.map((_, i) => ({ bareUs: us(bare!, i), sidecarUs: us(inline!, i) })) };
       }
@@ -300,7 +366,11 @@ async function main(): Promise<void> {
         for (let round = 0; round < T.echoRounds; round++) for (const [i, url] of urls.entries()) rounds[i]!.push(await echoOf(url, T.echo));
         const [direct, viaSidecar, ...others] = rounds as [EchoResult[], EchoResult[], ...EchoResult[][]];
         const byTitle = Object.fromEntries(others.map((r, i) => [relays[i + 1]!.title, r]));
-        results.websockets = { idle: { ...idle, wanted: T.wsIdle, fileLimit: openFileLimit() }, floors, echo: { direct, sidecar: viaSidecar, others: byTitle, ...ECHO } };
+        results.websockets = {
+          idle: { ...idle, wanted: T.wsIdle, fileLimit: openFileLimit() },
+          floors,
+          echo: { direct, sidecar: viaSidecar, others: byTitle, ...ECHO },
+        };
       } finally {
         for (const running of started) await running.stop();
       }
@@ -314,7 +384,10 @@ async function main(): Promise<void> {
       results.coldStart = starts.bundle;
       results.coldStartUnbundled = starts.unbundled;
       results.idleFloor = await idleFloor(upstreamPort, T.coldRuns);
-      results.imports = importCosts(['./dist/server/sidecar.js', '@kubernetes/client-node', './dist/metrics/prom-client.js', './dist/config/zod.js', 'pino', 'yaml', 'undici'], quick ? 1 : 3);
+      results.imports = importCosts(
+        ['./dist/server/sidecar.js', '@kubernetes/client-node', './dist/metrics/prom-client.js', './dist/config/zod.js', 'pino', 'yaml', 'undici'],
+        quick ? 1 : 3,
+      );
     }
     if (wanted('profile')) {
       log('CPU profile of the sidecar inline at saturation');

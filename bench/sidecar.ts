@@ -71,7 +71,9 @@ const DOCKERFILE = new URL('../../../Dockerfile', import.meta.url).pathname;
 export function imageEnv(): NodeJS.ProcessEnv {
   const env = { ...process.env };
   delete env.NODE_OPTIONS;
-  const lastStage = readFileSync(DOCKERFILE, 'utf8').split(/^FROM /m).pop()!;
+  const lastStage = readFileSync(DOCKERFILE, 'utf8')
+    .split(/^FROM /m)
+    .pop()!;
   for (const [, name, value] of lastStage.matchAll(/^ENV ([A-Za-z_][A-Za-z0-9_]*)=(\S+)$/gm)) env[name!] = value;
   return env;
 }

@@ -29,13 +29,20 @@ for (let i = 0; i < 4096; i++) {
 const mixed = v4.map((a, i) => (i % 2 === 0 ? a : v6[i]!));
 
 const set = new TrustedSet(entries, false);
-for (const [name, probes] of [['IPv4', v4], ['IPv6', v6]] as const) {
+for (const [name, probes] of [
+  ['IPv4', v4],
+  ['IPv6', v6],
+] as const) {
   const hits = probes.filter((p) => set.lookup(p).trusted).length;
   if (hits !== probes.length / 2) throw new Error(`${name}: ${hits} of ${probes.length} probes matched, expected half`);
 }
 
 const rows: [string, number][] = [];
-for (const [name, probes] of [['IPv4', v4], ['IPv6', v6], ['mixed IPv4/IPv6', mixed]] as const) {
+for (const [name, probes] of [
+  ['IPv4', v4],
+  ['IPv6', v6],
+  ['mixed IPv4/IPv6', mixed],
+] as const) {
   const mask = probes.length - 1;
   rows.push([`lookup ${name}`, measure((i) => set.lookup(probes[i & mask]!), seconds).perSecond]);
 }

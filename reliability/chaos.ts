@@ -51,18 +51,54 @@ const WS = 'Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhl
 const FA = 'X-Forwarded-Method: GET\r\nX-Forwarded-Uri: /app\r\n';
 
 export const PATHS: readonly ChaosPath[] = [
-  { name: 'inline', from: 'trusted', port: 'data', head: `GET /hold/{ID} HTTP/1.1\r\nHost: gw\r\n${ALICE}`, stages: ['before-head', 'mid-head', 'after-head', 'mid-body', 'queued'] },
+  {
+    name: 'inline',
+    from: 'trusted',
+    port: 'data',
+    head: `GET /hold/{ID} HTTP/1.1\r\nHost: gw\r\n${ALICE}`,
+    stages: ['before-head', 'mid-head', 'after-head', 'mid-body', 'queued'],
+  },
   { name: 'inline download', from: 'trusted', port: 'data', head: `GET /big HTTP/1.1\r\nHost: gw\r\n${ALICE}`, stages: ['mid-response'] },
   { name: 'inline upgrade', from: 'trusted', port: 'data', head: `GET /ws HTTP/1.1\r\nHost: gw\r\n${ALICE}${WS}`, stages: ['mid-head', 'after-101'] },
-  { name: 'inline upgrade, gateway sending', from: 'trusted', port: 'data', head: `GET /ws-flood HTTP/1.1\r\nHost: gw\r\n${ALICE}${WS}`, stages: ['after-101'] },
-  { name: 'forward-auth', from: 'trusted', port: 'data', head: `GET /forward-auth HTTP/1.1\r\nHost: gw\r\n${ALICE}${FA}`, stages: ['mid-head', 'after-refusal', 'mid-body'] },
-  { name: 'forward-auth upgrade', from: 'trusted', port: 'data', head: `GET /forward-auth HTTP/1.1\r\nHost: gw\r\n${ALICE}${FA}${WS}`, stages: ['after-refusal'] },
-  { name: 'refusal: untrusted source', from: 'untrusted', port: 'data', head: `GET /x HTTP/1.1\r\nHost: gw\r\n${ALICE}`, stages: ['before-head', 'mid-head', 'after-refusal', 'mid-body'] },
+  {
+    name: 'inline upgrade, gateway sending',
+    from: 'trusted',
+    port: 'data',
+    head: `GET /ws-flood HTTP/1.1\r\nHost: gw\r\n${ALICE}${WS}`,
+    stages: ['after-101'],
+  },
+  {
+    name: 'forward-auth',
+    from: 'trusted',
+    port: 'data',
+    head: `GET /forward-auth HTTP/1.1\r\nHost: gw\r\n${ALICE}${FA}`,
+    stages: ['mid-head', 'after-refusal', 'mid-body'],
+  },
+  {
+    name: 'forward-auth upgrade',
+    from: 'trusted',
+    port: 'data',
+    head: `GET /forward-auth HTTP/1.1\r\nHost: gw\r\n${ALICE}${FA}${WS}`,
+    stages: ['after-refusal'],
+  },
+  {
+    name: 'refusal: untrusted source',
+    from: 'untrusted',
+    port: 'data',
+    head: `GET /x HTTP/1.1\r\nHost: gw\r\n${ALICE}`,
+    stages: ['before-head', 'mid-head', 'after-refusal', 'mid-body'],
+  },
   { name: 'refusal: no identity', from: 'trusted', port: 'data', head: `GET /x HTTP/1.1\r\nHost: gw\r\n`, stages: ['after-refusal', 'mid-body'] },
   { name: 'refusal: malformed', from: 'trusted', port: 'data', head: `GET /x HTTP/1.1\r\nHost: gw\r\nBad Header Line\r\n`, stages: ['after-refusal'] },
   { name: 'refusal: upgrade', from: 'trusted', port: 'data', head: `GET /ws HTTP/1.1\r\nHost: gw\r\n${WS}`, stages: ['after-refusal'] },
   { name: 'refusal: untrusted upgrade', from: 'untrusted', port: 'data', head: `GET /ws HTTP/1.1\r\nHost: gw\r\n${ALICE}${WS}`, stages: ['after-refusal'] },
-  { name: 'refusal: body over the maximum', from: 'trusted', port: 'data', head: `POST /upload HTTP/1.1\r\nHost: gw\r\n${ALICE}Content-Length: 2000000\r\n`, stages: ['after-refusal'] },
+  {
+    name: 'refusal: body over the maximum',
+    from: 'trusted',
+    port: 'data',
+    head: `POST /upload HTTP/1.1\r\nHost: gw\r\n${ALICE}Content-Length: 2000000\r\n`,
+    stages: ['after-refusal'],
+  },
   { name: 'admin', from: 'trusted', port: 'admin', head: `GET /metrics HTTP/1.1\r\nHost: admin\r\n`, stages: ['before-head', 'mid-head', 'after-head'] },
 ];
 

@@ -60,7 +60,9 @@ export const CORPUS_DIR = join(process.cwd(), 'reliability', 'corpus');
 
 export function loadCorpus(dir = CORPUS_DIR): CorpusCase[] {
   const cases: CorpusCase[] = [];
-  for (const file of readdirSync(dir).filter((f) => f.endsWith('.json')).sort()) {
+  for (const file of readdirSync(dir)
+    .filter((f) => f.endsWith('.json'))
+    .sort()) {
     for (const c of JSON.parse(readFileSync(join(dir, file), 'utf8')) as CorpusCase[]) {
       if (!/^[a-z0-9-]+$/.test(c.id)) throw new Error(`${file}: bad case id ${c.id}`);
       if (!(c.class in CLASSES) || CONNECTION_CLASSES.has(c.class)) throw new Error(`${file}: ${c.id} has unknown class ${c.class}`);
@@ -148,7 +150,9 @@ export function forgedAssertions(realKey: Buffer, evil: string, replay: string, 
   });
   const signed = (alg: 'HS256' | 'HS512', key: Buffer, exp: number) => {
     const input = `${b64({ alg, typ: 'JWT', kid: 'k1' })}.${b64(claims(exp))}`;
-    return `${input}.${createHmac(alg === 'HS256' ? 'sha256' : 'sha512', key).update(input).digest('base64url')}`;
+    return `${input}.${createHmac(alg === 'HS256' ? 'sha256' : 'sha512', key)
+      .update(input)
+      .digest('base64url')}`;
   };
   return {
     A_NONE: `${b64({ alg: 'none', typ: 'JWT', kid: 'k1' })}.${b64(claims(nowSeconds + 3600))}.`,

@@ -34,7 +34,8 @@ const fragmentsDir = (name = profile().name) => join(root, 'test-artifacts', 're
  * The committed report comes from `make soak` alone; `make test`'s smaller run writes its
  * report beside its fragments, so a test run leaves the working tree as it found it.
  */
-export const reportPath = (name = profile().name) => (name === 'soak' ? join(root, 'reports', 'reliability.md') : join(root, 'test-artifacts', 'reliability', 'reliability.md'));
+export const reportPath = (name = profile().name) =>
+  name === 'soak' ? join(root, 'reports', 'reliability.md') : join(root, 'test-artifacts', 'reliability', 'reliability.md');
 
 /** Records a section's proven figures and regenerates the report. */
 export function recordSection(section: Section, markdown: string): void {

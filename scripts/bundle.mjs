@@ -54,9 +54,7 @@ const lazyFilter = new RegExp(`^(${LAZY.map(pattern).join('|')})$`);
 const lazyExternal = {
   name: 'lazy-external',
   setup(b) {
-    b.onResolve({ filter: lazyFilter }, (args) =>
-      args.namespace === 'lazy' ? { path: args.path, external: true } : { path: args.path, namespace: 'lazy' },
-    );
+    b.onResolve({ filter: lazyFilter }, (args) => (args.namespace === 'lazy' ? { path: args.path, external: true } : { path: args.path, namespace: 'lazy' }));
     b.onLoad({ filter: /.*/, namespace: 'lazy' }, (args) => ({
       contents: `const m = await import(${JSON.stringify(args.path)});\nexport const { ${lazyNames[args.path].join(', ')} } = m;\n`,
       loader: 'js',

@@ -36,7 +36,10 @@ function descriptions(text) {
 /** A default as the table shows it: JSON with spaces after separators. */
 function show(value) {
   if (Array.isArray(value)) return `[${value.map(show).join(', ')}]`;
-  if (value !== null && typeof value === 'object') return `{${Object.entries(value).map(([k, v]) => `${JSON.stringify(k)}: ${show(v)}`).join(', ')}}`;
+  if (value !== null && typeof value === 'object')
+    return `{${Object.entries(value)
+      .map(([k, v]) => `${JSON.stringify(k)}: ${show(v)}`)
+      .join(', ')}}`;
   return JSON.stringify(value);
 }
 

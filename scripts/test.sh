@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `make test`: every suite, in three phases. Each phase runs even when an earlier one failed;
-# the run fails at the end if any did, and its last line says what ran and how it ended.
+# `make test`: the formatter and the linter, then every suite in three phases. Each phase
+# runs even when an earlier one failed; the run fails at the end if any did, and its last
+# line says what ran and how it ended.
 # The chaos suite, the soak, the node suite and the quick benchmark run alone, after the
 # rest: the bounds of the first two (a client served within 2 s under attack, the soak's
 # latency drift) measure the sidecar, and beside other suites they would measure those
@@ -8,8 +9,9 @@
 # forwarding while it runs (test/support/kube-node.ts); the benchmark loads both cores.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-names=("the suites" "chaos, soak and a real node, alone" "the quick benchmark, alone")
+names=("format and lint" "the suites" "chaos, soak and a real node, alone" "the quick benchmark, alone")
 commands=(
+  "scripts/lint.sh"
   "jest --testPathIgnorePatterns=/test/reliability/(soak|chaos)\\.test\\.ts$ /test/bench/ /test/node/"
   "jest --maxWorkers=1 test/reliability/chaos.test.ts test/reliability/soak.test.ts test/node"
   "jest test/bench"

@@ -27,7 +27,9 @@ export function loadKeyRing(dir: string, activeKeyId: string, algorithm: Algorit
   const problems: string[] = [];
   let names: string[];
   try {
-    names = readdirSync(dir).filter((n) => !n.startsWith('.')).sort();
+    names = readdirSync(dir)
+      .filter((n) => !n.startsWith('.'))
+      .sort();
   } catch (err) {
     return { algorithm, keys, activeKeyId: undefined, problems: [`keysDir ${dir}: cannot read (${(err as NodeJS.ErrnoException).code})`] };
   }

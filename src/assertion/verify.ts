@@ -198,13 +198,17 @@ function fileKeySet(path: string): JWTVerifyGetKey {
 }
 
 /** The key to verify with and the one algorithm allowed for it. */
-function verificationKey(header: { alg?: string; kid?: string }, options: VerifyOptions): { kid: string; key: KeyObject | JWTVerifyGetKey; algorithms: Algorithm[] } {
+function verificationKey(
+  header: { alg?: string; kid?: string },
+  options: VerifyOptions,
+): { kid: string; key: KeyObject | JWTVerifyGetKey; algorithms: Algorithm[] } {
   if (typeof header.kid !== 'string') throw new AssertionError('unknown_key', 'no kid in header');
   const given = options.keys?.get(header.kid);
   if (given !== undefined) {
     const key = keyObject(given);
     const algorithm = keyAlgorithm(key);
-    if (algorithm === undefined || header.alg !== algorithm) throw new AssertionError('algorithm', `algorithm ${String(header.alg)} does not fit key ${header.kid}`);
+    if (algorithm === undefined || header.alg !== algorithm)
+      throw new AssertionError('algorithm', `algorithm ${String(header.alg)} does not fit key ${header.kid}`);
     return { kid: header.kid, key, algorithms: [algorithm] };
   }
   if (options.jwks === undefined || (header.alg === 'HS256' && options.keys !== undefined)) throw new AssertionError('unknown_key', `no key ${header.kid}`);
@@ -231,7 +235,12 @@ export async function verifyAssertion(token: string, options: VerifyOptions): Pr
     throw mapJoseError(err);
   }
   const claims = payload as unknown as AssertionClaims;
-  if (typeof claims.sub !== 'string' || typeof claims.jti !== 'string' || !Array.isArray(claims.groups) || (claims.scope !== undefined && typeof claims.scope !== 'string')) {
+  if (
+    typeof claims.sub !== 'string' ||
+    typeof claims.jti !== 'string' ||
+    !Array.isArray(claims.groups) ||
+    (claims.scope !== undefined && typeof claims.scope !== 'string')
+  ) {
     throw new AssertionError('claims', 'claims of the wrong type');
   }
   if (options.request) {
@@ -239,7 +248,7 @@ export async function verifyAssertion(token: string, options: VerifyOptions): Pr
     if (claims.htu !== options.request.uri) throw new AssertionError('target', 'assertion minted for another target');
     const scopes = options.request.scopes;
     if (scopes && (claims.scope === undefined ? scopes.received !== undefined : scopes.received !== scopesHeaderValue(claims.scope))) {
-      throw new AssertionError('scopes', 'the scopes header is not the assertion\'s');
+      throw new AssertionError('scopes', "the scopes header is not the assertion's");
     }
   }
   if (options.replayCache) {

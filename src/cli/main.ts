@@ -11,7 +11,11 @@ const COMMANDS: readonly { name: string; summary: string; load: () => Promise<Co
   { name: 'verify', summary: 'verify an assertion and print its claims (debugging)', load: async () => (await import('./commands/verify.js')).verify },
   { name: 'keygen', summary: 'write a new signing key (HS256, EdDSA or ES256)', load: async () => (await import('./commands/keygen.js')).keygen },
   { name: 'doctor', summary: 'check an OpenClaw gateway config against the sidecar config', load: async () => (await import('./commands/doctor.js')).doctor },
-  { name: 'gateway-config', summary: "merge the sidecar's trust settings into an OpenClaw gateway config", load: async () => (await import('./commands/gateway-config.js')).gatewayConfig },
+  {
+    name: 'gateway-config',
+    summary: "merge the sidecar's trust settings into an OpenClaw gateway config",
+    load: async () => (await import('./commands/gateway-config.js')).gatewayConfig,
+  },
 ];
 
 function topUsage(): string {

@@ -22,7 +22,8 @@ export function parseConfig(text: string, origin = 'config', checks: FileChecks 
   const raw: unknown = doc.toJS();
   // Every setting has a default, and the defaults trust nobody: an empty file would start a
   // sidecar that refuses every request, which is never what its author meant.
-  if (raw === null || raw === undefined) return { ok: false, problems: [`${origin}: the file is empty; a config needs at least trust and assertion (docs/configuration.md)`] };
+  if (raw === null || raw === undefined)
+    return { ok: false, problems: [`${origin}: the file is empty; a config needs at least trust and assertion (docs/configuration.md)`] };
   const result = configSchema.safeParse(raw);
   const problems = result.success ? [] : result.error.issues.flatMap(schemaProblems);
   problems.push(...fileProblems(raw, checks));
@@ -145,7 +146,9 @@ function clientCAProblems(path: string): string[] {
     return [];
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    return [`listen.clientCAFile: ${code?.startsWith('E') && !code.startsWith('ERR_') ? `cannot read ${path} (${code})` : `not a PEM CA bundle (${(err as Error).message})`}`];
+    return [
+      `listen.clientCAFile: ${code?.startsWith('E') && !code.startsWith('ERR_') ? `cannot read ${path} (${code})` : `not a PEM CA bundle (${(err as Error).message})`}`,
+    ];
   }
 }
 

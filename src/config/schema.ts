@@ -8,7 +8,13 @@ import { headerName, optionalHeaderName } from './header-name.js';
 import { parseRange } from '../trust/address.js';
 import { parseSubject } from '../trust/certificate.js';
 
-const port = z.number().check(z.int(), z.minimum(0, 'not a port: ports run from 0 (any free one) to 65535'), z.maximum(65535, 'not a port: ports run from 0 (any free one) to 65535'));
+const port = z
+  .number()
+  .check(
+    z.int(),
+    z.minimum(0, 'not a port: ports run from 0 (any free one) to 65535'),
+    z.maximum(65535, 'not a port: ports run from 0 (any free one) to 65535'),
+  );
 const seconds = z.number().check(z.positive());
 const count = (min: number) => z.number().check(z.int(), z.minimum(min));
 const nonEmpty = z.string().check(z.minLength(1));
@@ -18,7 +24,9 @@ const list = <T extends z.core.SomeType>(item: T) => z._default(z.array(item), [
 
 // An OAuth scope-token (RFC 6749, 3.3) without a comma: the assertion's `scope` joins them
 // with spaces, the scopes header with commas, and each must split back into the same list.
-const scopeToken = z.string().check(z.regex(/^[\x21\x23-\x2b\x2d-\x5b\x5d-\x7e]+$/, 'must be a scope: printable ASCII without spaces, quotes, backslashes or commas'));
+const scopeToken = z
+  .string()
+  .check(z.regex(/^[\x21\x23-\x2b\x2d-\x5b\x5d-\x7e]+$/, 'must be a scope: printable ASCII without spaces, quotes, backslashes or commas'));
 
 const cidr = z.string().check(z.refine(isAddressOrCidr, 'must be an IPv4/IPv6 address or CIDR'));
 // The refinement's shape for JSON Schema (the chart's values.schema.json, so that Helm
@@ -90,7 +98,11 @@ const listenSchema = z
         ctx.addIssue({ code: 'custom', path: ['certFile'], message: 'certFile and keyFile go together' });
       }
       if (v.maxConnections > 0 && v.maxUntrustedConnections >= v.maxConnections) {
-        ctx.addIssue({ code: 'custom', path: ['maxUntrustedConnections'], message: `must be below maxConnections (${v.maxConnections}), or peers refused by address could hold every connection` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['maxUntrustedConnections'],
+          message: `must be below maxConnections (${v.maxConnections}), or peers refused by address could hold every connection`,
+        });
       }
       if (v.clientCAFile && !v.certFile) {
         ctx.addIssue({ code: 'custom', path: ['clientCAFile'], message: 'client certificates need TLS: set certFile and keyFile too' });
@@ -117,8 +129,9 @@ const tokenSchema = z
   .check(
     z.superRefine((v, ctx) => {
       if (v.mode === 'off') return;
-      if (!isHttpUrl(v.issuer)) ctx.addIssue({ code: 'custom', path: ['issuer'], message: 'the provider\'s issuer URL is required when mode is not off' });
-      if (v.audiences.length === 0) ctx.addIssue({ code: 'custom', path: ['audiences'], message: 'at least one audience (the client id) is required when mode is not off' });
+      if (!isHttpUrl(v.issuer)) ctx.addIssue({ code: 'custom', path: ['issuer'], message: "the provider's issuer URL is required when mode is not off" });
+      if (v.audiences.length === 0)
+        ctx.addIssue({ code: 'custom', path: ['audiences'], message: 'at least one audience (the client id) is required when mode is not off' });
       if (v.jwksUrl !== '' && !isHttpUrl(v.jwksUrl)) ctx.addIssue({ code: 'custom', path: ['jwksUrl'], message: 'must be an http:// or https:// URL' });
       if (v.staleAfterSeconds <= v.refreshSeconds) ctx.addIssue({ code: 'custom', path: ['staleAfterSeconds'], message: 'must be longer than refreshSeconds' });
     }),
@@ -131,7 +144,9 @@ const clientCertificatesSchema = z.strictObject({
   subjects: list(z.string().check(z.refine((s) => parseSubject(s) !== undefined, 'must be a distinguished name such as CN=traefik,O=ingress'))),
   dnsNames: list(nonEmpty),
   uris: list(z.string().check(z.refine((s) => URL.canParse(s), 'must be a URI'))),
-  spiffeIds: list(z.string().check(z.regex(/^spiffe:\/\/[a-z0-9._-]+(\/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)*$/, 'must be a SPIFFE ID (spiffe://trust-domain/path)'))),
+  spiffeIds: list(
+    z.string().check(z.regex(/^spiffe:\/\/[a-z0-9._-]+(\/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)*$/, 'must be a SPIFFE ID (spiffe://trust-domain/path)')),
+  ),
 });
 
 const discoverySchema = z.strictObject({
@@ -163,11 +178,20 @@ const trustSchema = z
       // allowLoopback once trusted every loopback peer by itself; a config written for that
       // meaning would now refuse everyone, so it is refused at start with the fix named.
       if (v.allowLoopback && !v.cidrs.some((c) => loopbackOverlap(c) !== 'none')) {
-        ctx.addIssue({ code: 'custom', path: ['allowLoopback'], message: 'allowLoopback no longer trusts loopback peers by itself: also list the loopback addresses to trust in trust.cidrs (e.g. 127.0.0.1/32), see docs/configuration.md "Loopback peers"' });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['allowLoopback'],
+          message:
+            'allowLoopback no longer trusts loopback peers by itself: also list the loopback addresses to trust in trust.cidrs (e.g. 127.0.0.1/32), see docs/configuration.md "Loopback peers"',
+        });
       }
       const loopback = v.cidrs.filter((c) => loopbackOverlap(c) === 'within');
       if (!v.allowLoopback && loopback.length > 0) {
-        ctx.addIssue({ code: 'custom', path: ['cidrs'], message: `${loopback.join(', ')} trusts nothing while allowLoopback is false: set allowLoopback: true or remove it` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['cidrs'],
+          message: `${loopback.join(', ')} trusts nothing while allowLoopback is false: set allowLoopback: true or remove it`,
+        });
       }
     }),
   );
@@ -270,17 +294,29 @@ function checkAcrossSections(v: z.output<typeof sections>, ctx: z.core.$Refineme
   const { require, clientCertificates: certs } = v.trust;
   const names = certs.subjects.length + certs.dnsNames.length + certs.uris.length + certs.spiffeIds.length;
   if (require !== 'address' && names === 0) {
-    ctx.addIssue({ code: 'custom', path: ['trust', 'clientCertificates'], message: `trust.require is ${require}: list the certificates to trust (subjects, dnsNames, uris or spiffeIds)` });
+    ctx.addIssue({
+      code: 'custom',
+      path: ['trust', 'clientCertificates'],
+      message: `trust.require is ${require}: list the certificates to trust (subjects, dnsNames, uris or spiffeIds)`,
+    });
   }
   if (require !== 'address' && certs.from === 'tls' && !v.listen.clientCAFile) {
-    ctx.addIssue({ code: 'custom', path: ['listen', 'clientCAFile'], message: `trust.require is ${require}: set the CA that signs the proxies' client certificates (and certFile, keyFile)` });
+    ctx.addIssue({
+      code: 'custom',
+      path: ['listen', 'clientCAFile'],
+      message: `trust.require is ${require}: set the CA that signs the proxies' client certificates (and certFile, keyFile)`,
+    });
   }
   if (require === 'address' && v.listen.clientCAFile) {
     ctx.addIssue({ code: 'custom', path: ['listen', 'clientCAFile'], message: 'client certificates are asked for but never checked: set trust.require' });
   }
   // The header is believable only from the mesh proxy, known by its address.
   if (certs.from === 'xfcc' && require !== 'both') {
-    ctx.addIssue({ code: 'custom', path: ['trust', 'require'], message: 'with clientCertificates.from: xfcc it must be both: the mesh proxy by its address, the client by the certificate it reports' });
+    ctx.addIssue({
+      code: 'custom',
+      path: ['trust', 'require'],
+      message: 'with clientCertificates.from: xfcc it must be both: the mesh proxy by its address, the client by the certificate it reports',
+    });
   }
 }
 

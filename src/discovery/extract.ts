@@ -56,7 +56,10 @@ export function nodePodCIDRs(node: NodeLike): string[] {
 
 /** A node's addresses of the given types; values that are not IP addresses (DNS names) are skipped. */
 export function nodeAddresses(node: NodeLike, types: readonly string[]): string[] {
-  return validOnly((node.status?.addresses ?? []).filter((a) => a.type !== undefined && types.includes(a.type)).map((a) => a.address), isAddress);
+  return validOnly(
+    (node.status?.addresses ?? []).filter((a) => a.type !== undefined && types.includes(a.type)).map((a) => a.address),
+    isAddress,
+  );
 }
 
 /** Deduplicated and sorted, so that equal contributions compare equal. */

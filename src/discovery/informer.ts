@@ -9,6 +9,7 @@
 // Health signals (synced, healthy, failing) drive the source's staleness.
 import { createInterface } from 'node:readline';
 import { Readable } from 'node:stream';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fetch } from 'undici';
 import {
@@ -242,7 +243,7 @@ class ObservedWatch<T extends KubernetesObject> extends Watch {
       }
       quiet();
       this.informer.noteHealthy(false);
-      const body = Readable.fromWeb(response.body as import('node:stream/web').ReadableStream);
+      const body = Readable.fromWeb(response.body as WebReadableStream);
       // The stream itself says when the connection fails or ends, whatever readline makes of it.
       body.once('error', end);
       body.once('close', () => end(null));

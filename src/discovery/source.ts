@@ -71,7 +71,9 @@ export class DiscoverySource {
     const name = this.spec.name;
     if (this.stale) {
       const kept = this.ctx.settings.onStale === 'keep' ? 'last known set kept' : 'trusted set emptied';
-      return [`${name}: stale, no contact with the Kubernetes API since ${new Date(this.failingSince!).toISOString()} (onStale=${this.ctx.settings.onStale}: ${kept})${this.lastError ? `; last error: ${this.lastError.message}` : ''}`];
+      return [
+        `${name}: stale, no contact with the Kubernetes API since ${new Date(this.failingSince!).toISOString()} (onStale=${this.ctx.settings.onStale}: ${kept})${this.lastError ? `; last error: ${this.lastError.message}` : ''}`,
+      ];
     }
     if (this.failingSince === undefined || !this.lastError) return [];
     if (!this.synced || this.lastError.kind === 'forbidden' || this.lastError.kind === 'unauthorized') {
@@ -139,8 +141,7 @@ export class DiscoverySource {
     const added = next.filter((c) => !old.has(c));
     const kept = new Set(next);
     const removed = [...old].filter((c) => !kept.has(c));
-    const diff =
-      added.length + removed.length <= LOGGED_DIFF ? { added, removed } : { addedCount: added.length, removedCount: removed.length };
+    const diff = added.length + removed.length <= LOGGED_DIFF ? { added, removed } : { addedCount: added.length, removedCount: removed.length };
     this.log.info({ entries: next.length, ...diff }, 'trusted set updated from discovery');
   }
 

@@ -55,8 +55,7 @@ export function sourceSpecs(d: DiscoveryConfig): SourceSpec[] {
       needs: `list and watch on endpointslices (discovery.k8s.io) in namespace ${namespace} (a Role)`,
       list: (kc) => {
         const api = kc.makeApiClient(DiscoveryV1Api);
-        return (cont, limit, options) =>
-          api.listNamespacedEndpointSlice({ namespace, labelSelector, limit, _continue: cont }, options);
+        return (cont, limit, options) => api.listNamespacedEndpointSlice({ namespace, labelSelector, limit, _continue: cont }, options);
       },
       contribution: endpointSliceAddresses,
     });

@@ -25,14 +25,16 @@ export interface DoctorOptions {
 
 export function diagnose(sidecar: Config, gateway: unknown, options: DoctorOptions = {}): Finding[] {
   if (!isObject(gateway)) {
-    return [{
-      severity: 'error',
-      code: 'gateway_config_invalid',
-      path: 'openclaw:',
-      problem: 'the gateway config is not a JSON5 object',
-      userSees: 'the gateway does not start',
-      fix: 'write the gateway config as a JSON5 object',
-    }];
+    return [
+      {
+        severity: 'error',
+        code: 'gateway_config_invalid',
+        path: 'openclaw:',
+        problem: 'the gateway config is not a JSON5 object',
+        userSees: 'the gateway does not start',
+        fix: 'write the gateway config as a JSON5 object',
+      },
+    ];
   }
   const subject = subjectOf(sidecar, gateway, options);
   return RULES.flatMap((rule) => rule.check(subject).map((p) => ({ severity: rule.severity, code: rule.code, ...p })));

@@ -5,7 +5,16 @@
 // each, and test/doctor a case that provokes each alone.
 import type { Config } from '../config/schema.js';
 import { parseRange } from '../trust/address.js';
-import { ADMIN_SCOPE, DEFAULT_GATEWAY_PORT, entryCovers, headersSidecarSends, originOf, SCOPES_HEADER, sidecarSourceAddresses, upstreamPort } from '../openclaw/facts.js';
+import {
+  ADMIN_SCOPE,
+  DEFAULT_GATEWAY_PORT,
+  entryCovers,
+  headersSidecarSends,
+  originOf,
+  SCOPES_HEADER,
+  sidecarSourceAddresses,
+  upstreamPort,
+} from '../openclaw/facts.js';
 
 export interface Finding {
   severity: 'error' | 'warning';
@@ -63,15 +72,18 @@ export const RULES: readonly Rule[] = [
           return pod.family === family && start <= pod.start && end >= pod.end;
         });
         if (addresses <= BigInt(maxTrustedAddresses) && covered.length === 0) return [];
-        const why = covered.length > 0
-          ? `covers the pod network of ${covered.map((n) => `node ${n.node} (${n.cidr})`).join(', ')}`
-          : `trusts ${addresses} addresses (more than ${maxTrustedAddresses}): a range that wide is a pod or node network, not an ingress`;
-        return [{
-          path: `sidecar:trust.cidrs[${i}]`,
-          problem: `${cidr} ${why}`,
-          userSees: 'nothing; but any pod in that range can send identity headers and name any user to the gateway, the hole the sidecar exists to close',
-          fix: "trust only the ingress: trust.discovery of its pods or EndpointSlices (docs/kubernetes.md), or its exact addresses",
-        }];
+        const why =
+          covered.length > 0
+            ? `covers the pod network of ${covered.map((n) => `node ${n.node} (${n.cidr})`).join(', ')}`
+            : `trusts ${addresses} addresses (more than ${maxTrustedAddresses}): a range that wide is a pod or node network, not an ingress`;
+        return [
+          {
+            path: `sidecar:trust.cidrs[${i}]`,
+            problem: `${cidr} ${why}`,
+            userSees: 'nothing; but any pod in that range can send identity headers and name any user to the gateway, the hole the sidecar exists to close',
+            fix: 'trust only the ingress: trust.discovery of its pods or EndpointSlices (docs/kubernetes.md), or its exact addresses',
+          },
+        ];
       }),
   },
   {
@@ -80,12 +92,15 @@ export const RULES: readonly Rule[] = [
     check: ({ sidecar: { listen, trust } }) => {
       const onLoopbackOnly = ['127.0.0.1', '::1', 'localhost'].includes(listen.host);
       if (!trust.allowLoopback || onLoopbackOnly || trust.require === 'certificate' || trust.require === 'both') return none;
-      return [{
-        path: 'sidecar:trust.allowLoopback',
-        problem: `a loopback peer is trusted by its address alone (trust.require: ${trust.require}) while the sidecar listens on ${listen.host}`,
-        userSees: "nothing; but in a pod every container is a loopback peer, and behind a service mesh every client arrives from the mesh proxy's loopback address: any of them can name any user",
-        fix: 'exclude the data port from the mesh\'s inbound capture and trust the ingress itself; or trust the mesh proxy by address and the client by the certificate it reports: trust.require: both, trust.clientCertificates.from: xfcc (docs/kubernetes.md, "Service meshes")',
-      }];
+      return [
+        {
+          path: 'sidecar:trust.allowLoopback',
+          problem: `a loopback peer is trusted by its address alone (trust.require: ${trust.require}) while the sidecar listens on ${listen.host}`,
+          userSees:
+            "nothing; but in a pod every container is a loopback peer, and behind a service mesh every client arrives from the mesh proxy's loopback address: any of them can name any user",
+          fix: 'exclude the data port from the mesh\'s inbound capture and trust the ingress itself; or trust the mesh proxy by address and the client by the certificate it reports: trust.require: both, trust.clientCertificates.from: xfcc (docs/kubernetes.md, "Service meshes")',
+        },
+      ];
     },
   },
   {
@@ -95,12 +110,15 @@ export const RULES: readonly Rule[] = [
     severity: 'warning',
     check: ({ sidecar: { trust } }) => {
       if (trust.clientCertificates.from !== 'xfcc') return none;
-      return [{
-        path: 'sidecar:trust.clientCertificates.from',
-        problem: `the certificate is read from x-forwarded-client-cert, believed from ${trust.cidrs.filter((c) => c.startsWith('127.') || c === '::1').join(', ') || 'a loopback address'}: any process in the pod can bind that address and write the header`,
-        userSees: 'nothing; but every container of the pod (OpenClaw runs agent tools in its own) can name the ingress\'s certificate and so any user: from: xfcc trusts the whole pod as much as the sidecar',
-        fix: 'keep the data port out of the mesh\'s inbound capture (the chart does: mesh.excludeDataPort) and trust the ingress by its own address or certificate; keep from: xfcc only for a pod whose every container is as trusted as the sidecar (docs/kubernetes.md, "Service meshes")',
-      }];
+      return [
+        {
+          path: 'sidecar:trust.clientCertificates.from',
+          problem: `the certificate is read from x-forwarded-client-cert, believed from ${trust.cidrs.filter((c) => c.startsWith('127.') || c === '::1').join(', ') || 'a loopback address'}: any process in the pod can bind that address and write the header`,
+          userSees:
+            "nothing; but every container of the pod (OpenClaw runs agent tools in its own) can name the ingress's certificate and so any user: from: xfcc trusts the whole pod as much as the sidecar",
+          fix: 'keep the data port out of the mesh\'s inbound capture (the chart does: mesh.excludeDataPort) and trust the ingress by its own address or certificate; keep from: xfcc only for a pod whose every container is as trusted as the sidecar (docs/kubernetes.md, "Service meshes")',
+        },
+      ];
     },
   },
   {
@@ -109,12 +127,14 @@ export const RULES: readonly Rule[] = [
     check: ({ at }) => {
       const mode = at('gateway.mode');
       if (mode === 'local') return none;
-      return [{
-        path: 'openclaw:gateway.mode',
-        problem: `gateway.mode is ${JSON.stringify(mode)}, not "local"`,
-        userSees: 'the gateway does not start as a server, so the sidecar answers 502 upstream_unavailable',
-        fix: 'set gateway.mode to "local"',
-      }];
+      return [
+        {
+          path: 'openclaw:gateway.mode',
+          problem: `gateway.mode is ${JSON.stringify(mode)}, not "local"`,
+          userSees: 'the gateway does not start as a server, so the sidecar answers 502 upstream_unavailable',
+          fix: 'set gateway.mode to "local"',
+        },
+      ];
     },
   },
   {
@@ -123,12 +143,14 @@ export const RULES: readonly Rule[] = [
     check: ({ at }) => {
       const bind = at('gateway.bind') ?? 'loopback';
       if (bind === 'loopback') return none;
-      return [{
-        path: 'openclaw:gateway.bind',
-        problem: `gateway.bind is ${JSON.stringify(bind)}: the gateway listens beyond the pod's loopback`,
-        userSees: 'nothing at first; but anyone who reaches the pod address on the gateway port can send identity headers around the sidecar and SSO',
-        fix: 'set gateway.bind to "loopback" and reach the gateway only through the sidecar',
-      }];
+      return [
+        {
+          path: 'openclaw:gateway.bind',
+          problem: `gateway.bind is ${JSON.stringify(bind)}: the gateway listens beyond the pod's loopback`,
+          userSees: 'nothing at first; but anyone who reaches the pod address on the gateway port can send identity headers around the sidecar and SSO',
+          fix: 'set gateway.bind to "loopback" and reach the gateway only through the sidecar',
+        },
+      ];
     },
   },
   {
@@ -136,12 +158,14 @@ export const RULES: readonly Rule[] = [
     severity: 'error',
     check: ({ sidecar }) => {
       if (sidecarSourceAddresses(sidecar)) return none;
-      return [{
-        path: 'sidecar:upstream.url',
-        problem: `the sidecar forwards to ${sidecar.upstream.url}, not to the pod's loopback`,
-        userSees: 'with the gateway bound to loopback, 502 upstream_unavailable; otherwise the gateway is reachable around the sidecar',
-        fix: 'set upstream.url to http://127.0.0.1:<gateway port>',
-      }];
+      return [
+        {
+          path: 'sidecar:upstream.url',
+          problem: `the sidecar forwards to ${sidecar.upstream.url}, not to the pod's loopback`,
+          userSees: 'with the gateway bound to loopback, 502 upstream_unavailable; otherwise the gateway is reachable around the sidecar',
+          fix: 'set upstream.url to http://127.0.0.1:<gateway port>',
+        },
+      ];
     },
   },
   {
@@ -150,12 +174,14 @@ export const RULES: readonly Rule[] = [
     check: ({ sidecar, at }) => {
       const port = at('gateway.port') ?? DEFAULT_GATEWAY_PORT;
       if (port === upstreamPort(sidecar)) return none;
-      return [{
-        path: 'openclaw:gateway.port',
-        problem: `the gateway listens on port ${JSON.stringify(port)} but the sidecar forwards to ${sidecar.upstream.url}`,
-        userSees: 'every request ends in 502 upstream_unavailable from the sidecar',
-        fix: `set gateway.port to ${upstreamPort(sidecar)} (or the sidecar's upstream.url to the gateway's port)`,
-      }];
+      return [
+        {
+          path: 'openclaw:gateway.port',
+          problem: `the gateway listens on port ${JSON.stringify(port)} but the sidecar forwards to ${sidecar.upstream.url}`,
+          userSees: 'every request ends in 502 upstream_unavailable from the sidecar',
+          fix: `set gateway.port to ${upstreamPort(sidecar)} (or the sidecar's upstream.url to the gateway's port)`,
+        },
+      ];
     },
   },
   {
@@ -164,12 +190,14 @@ export const RULES: readonly Rule[] = [
     check: ({ at }) => {
       const mode = at('gateway.auth.mode');
       if (mode === 'trusted-proxy') return none;
-      return [{
-        path: 'openclaw:gateway.auth.mode',
-        problem: `gateway.auth.mode is ${JSON.stringify(mode)}, not "trusted-proxy"`,
-        userSees: 'the Control UI asks for a token or password after SSO; the identity the sidecar sends is ignored',
-        fix: 'set gateway.auth.mode to "trusted-proxy"',
-      }];
+      return [
+        {
+          path: 'openclaw:gateway.auth.mode',
+          problem: `gateway.auth.mode is ${JSON.stringify(mode)}, not "trusted-proxy"`,
+          userSees: 'the Control UI asks for a token or password after SSO; the identity the sidecar sends is ignored',
+          fix: 'set gateway.auth.mode to "trusted-proxy"',
+        },
+      ];
     },
   },
   {
@@ -177,12 +205,14 @@ export const RULES: readonly Rule[] = [
     severity: 'error',
     check: ({ at }) => {
       if (at('gateway.auth.mode') !== 'trusted-proxy' || at('gateway.auth.token') === undefined) return none;
-      return [{
-        path: 'openclaw:gateway.auth.token',
-        problem: 'a shared token is configured together with trusted-proxy mode',
-        userSees: 'the gateway refuses to start, so the sidecar answers 502 upstream_unavailable',
-        fix: 'remove gateway.auth.token (and OPENCLAW_GATEWAY_TOKEN)',
-      }];
+      return [
+        {
+          path: 'openclaw:gateway.auth.token',
+          problem: 'a shared token is configured together with trusted-proxy mode',
+          userSees: 'the gateway refuses to start, so the sidecar answers 502 upstream_unavailable',
+          fix: 'remove gateway.auth.token (and OPENCLAW_GATEWAY_TOKEN)',
+        },
+      ];
     },
   },
   {
@@ -192,14 +222,17 @@ export const RULES: readonly Rule[] = [
       const trustedProxies = strings('gateway.trustedProxies') ?? [];
       const missing = (sidecarSourceAddresses(sidecar) ?? []).filter((a) => !trustedProxies.some((e) => entryCovers(e, a)));
       if (missing.length === 0) return none;
-      return [{
-        path: 'openclaw:gateway.trustedProxies',
-        problem: `${missing.join(' and ')} (where the sidecar connects from) is not in gateway.trustedProxies`,
-        userSees: trustedProxies.length === 0
-          ? 'every request is refused: unauthorized (trusted_proxy_no_proxies_configured)'
-          : 'every request is refused: unauthorized (trusted_proxy_untrusted_source)',
-        fix: 'set gateway.trustedProxies to ["127.0.0.1", "::1"]',
-      }];
+      return [
+        {
+          path: 'openclaw:gateway.trustedProxies',
+          problem: `${missing.join(' and ')} (where the sidecar connects from) is not in gateway.trustedProxies`,
+          userSees:
+            trustedProxies.length === 0
+              ? 'every request is refused: unauthorized (trusted_proxy_no_proxies_configured)'
+              : 'every request is refused: unauthorized (trusted_proxy_untrusted_source)',
+          fix: 'set gateway.trustedProxies to ["127.0.0.1", "::1"]',
+        },
+      ];
     },
   },
   {
@@ -207,12 +240,14 @@ export const RULES: readonly Rule[] = [
     severity: 'error',
     check: ({ at }) => {
       if (at(`${TP}.allowLoopback`) === true) return none;
-      return [{
-        path: `openclaw:${TP}.allowLoopback`,
-        problem: 'the gateway refuses trusted-proxy requests from loopback, where the sidecar is',
-        userSees: 'every request is refused: unauthorized (trusted_proxy_loopback_source)',
-        fix: `set ${TP}.allowLoopback to true`,
-      }];
+      return [
+        {
+          path: `openclaw:${TP}.allowLoopback`,
+          problem: 'the gateway refuses trusted-proxy requests from loopback, where the sidecar is',
+          userSees: 'every request is refused: unauthorized (trusted_proxy_loopback_source)',
+          fix: `set ${TP}.allowLoopback to true`,
+        },
+      ];
     },
   },
   {
@@ -223,12 +258,14 @@ export const RULES: readonly Rule[] = [
       return (strings(`${TP}.requiredHeaders`) ?? []).flatMap((name, i) =>
         sent.has(name.trim().toLowerCase())
           ? []
-          : [{
-              path: `openclaw:${TP}.requiredHeaders[${i}]`,
-              problem: `the gateway requires header ${name}, which the sidecar does not send`,
-              userSees: `every request is refused: unauthorized (trusted_proxy_missing_header_${name})`,
-              fix: `remove ${name} from requiredHeaders; require ${sidecar.assertion.header} and x-forwarded-proto instead`,
-            }],
+          : [
+              {
+                path: `openclaw:${TP}.requiredHeaders[${i}]`,
+                problem: `the gateway requires header ${name}, which the sidecar does not send`,
+                userSees: `every request is refused: unauthorized (trusted_proxy_missing_header_${name})`,
+                fix: `remove ${name} from requiredHeaders; require ${sidecar.assertion.header} and x-forwarded-proto instead`,
+              },
+            ],
       );
     },
   },
@@ -238,12 +275,14 @@ export const RULES: readonly Rule[] = [
     check: ({ sidecar, strings }) => {
       const required = (strings(`${TP}.requiredHeaders`) ?? []).map((h) => h.trim().toLowerCase());
       if (required.includes(sidecar.assertion.header)) return none;
-      return [{
-        path: `openclaw:${TP}.requiredHeaders`,
-        problem: `the gateway does not require ${sidecar.assertion.header}, the header only the sidecar sets`,
-        userSees: 'nothing; but a request that did not pass the sidecar is not told apart by the gateway',
-        fix: `add ${sidecar.assertion.header} to requiredHeaders`,
-      }];
+      return [
+        {
+          path: `openclaw:${TP}.requiredHeaders`,
+          problem: `the gateway does not require ${sidecar.assertion.header}, the header only the sidecar sets`,
+          userSees: 'nothing; but a request that did not pass the sidecar is not told apart by the gateway',
+          fix: `add ${sidecar.assertion.header} to requiredHeaders`,
+        },
+      ];
     },
   },
   {
@@ -255,13 +294,16 @@ export const RULES: readonly Rule[] = [
       const read = typeof userHeader === 'string' ? userHeader.trim().toLowerCase() : '';
       if (!sent || read === sent) return none;
       const stripped = [sidecar.identity.userHeader, sidecar.identity.emailHeader, sidecar.identity.groupsHeader].includes(read);
-      return [{
-        path: `openclaw:${TP}.userHeader`,
-        problem: `the gateway reads the user from ${JSON.stringify(userHeader)} but the sidecar sends it in ${sent}` +
-          (stripped ? ` (${read} is the SSO proxy's header, which the sidecar strips)` : ''),
-        userSees: 'every request is refused after SSO: unauthorized (trusted_proxy_user_missing)',
-        fix: `set ${TP}.userHeader to "${sent}"`,
-      }];
+      return [
+        {
+          path: `openclaw:${TP}.userHeader`,
+          problem:
+            `the gateway reads the user from ${JSON.stringify(userHeader)} but the sidecar sends it in ${sent}` +
+            (stripped ? ` (${read} is the SSO proxy's header, which the sidecar strips)` : ''),
+          userSees: 'every request is refused after SSO: unauthorized (trusted_proxy_user_missing)',
+          fix: `set ${TP}.userHeader to "${sent}"`,
+        },
+      ];
     },
   },
   {
@@ -269,12 +311,14 @@ export const RULES: readonly Rule[] = [
     severity: 'error',
     check: ({ sidecar }) => {
       if (sidecar.gateway.userHeader) return none;
-      return [{
-        path: 'sidecar:gateway.userHeader',
-        problem: 'the sidecar sends the gateway no plain user header',
-        userSees: 'every request is refused: unauthorized (trusted_proxy_user_missing)',
-        fix: "set the sidecar's gateway.userHeader (for example x-forwarded-user) and the gateway's userHeader to the same name",
-      }];
+      return [
+        {
+          path: 'sidecar:gateway.userHeader',
+          problem: 'the sidecar sends the gateway no plain user header',
+          userSees: 'every request is refused: unauthorized (trusted_proxy_user_missing)',
+          fix: "set the sidecar's gateway.userHeader (for example x-forwarded-user) and the gateway's userHeader to the same name",
+        },
+      ];
     },
   },
   {
@@ -284,24 +328,31 @@ export const RULES: readonly Rule[] = [
       const allowUsers = strings(`${TP}.allowUsers`) ?? [];
       const capitals = allowUsers.flatMap((user, i) =>
         user.includes('@') && user !== user.toLowerCase()
-          ? [{
-              path: `openclaw:${TP}.allowUsers[${i}]`,
-              problem: `${user} has capitals, but the gateway compares users exactly while email addresses are case-insensitive`,
-              userSees: `${user.toLowerCase()} passes SSO and the sidecar, then is refused by the gateway (trusted_proxy_user_not_allowed)`,
-              fix: `write the address as the identity provider sends it, usually lower case (${user.toLowerCase()})`,
-            }]
+          ? [
+              {
+                path: `openclaw:${TP}.allowUsers[${i}]`,
+                problem: `${user} has capitals, but the gateway compares users exactly while email addresses are case-insensitive`,
+                userSees: `${user.toLowerCase()} passes SSO and the sidecar, then is refused by the gateway (trusted_proxy_user_not_allowed)`,
+                fix: `write the address as the identity provider sends it, usually lower case (${user.toLowerCase()})`,
+              },
+            ]
           : [],
       );
-      const spelledOtherwise = allowUsers.length === 0 ? [] : sidecar.identity.allowUsers.flatMap((user, i) =>
-        user.includes('@') && !allowUsers.includes(user) && allowUsers.some((u) => u.toLowerCase() === user.toLowerCase())
-          ? [{
-              path: `sidecar:identity.allowUsers[${i}]`,
-              problem: `${user} is allowed by the sidecar (case-insensitively) but the gateway lists it with other capitals`,
-              userSees: `${user} passes the sidecar, then is refused by the gateway (trusted_proxy_user_not_allowed)`,
-              fix: 'spell the address the same way in both allow lists',
-            }]
-          : [],
-      );
+      const spelledOtherwise =
+        allowUsers.length === 0
+          ? []
+          : sidecar.identity.allowUsers.flatMap((user, i) =>
+              user.includes('@') && !allowUsers.includes(user) && allowUsers.some((u) => u.toLowerCase() === user.toLowerCase())
+                ? [
+                    {
+                      path: `sidecar:identity.allowUsers[${i}]`,
+                      problem: `${user} is allowed by the sidecar (case-insensitively) but the gateway lists it with other capitals`,
+                      userSees: `${user} passes the sidecar, then is refused by the gateway (trusted_proxy_user_not_allowed)`,
+                      fix: 'spell the address the same way in both allow lists',
+                    },
+                  ]
+                : [],
+            );
       return [...capitals, ...spelledOtherwise];
     },
   },
@@ -310,12 +361,14 @@ export const RULES: readonly Rule[] = [
     severity: 'error',
     check: ({ at }) => {
       if (at(`${TP}.deviceAutoApprove.enabled`) === true) return none;
-      return [{
-        path: `openclaw:${TP}.deviceAutoApprove.enabled`,
-        problem: 'new browser devices of SSO users are not approved automatically',
-        userSees: 'on first visit the Control UI closes with "1008: pairing required: device is not approved yet"',
-        fix: `set ${TP}.deviceAutoApprove to { enabled: true, scopes: [operator.read, operator.write, operator.approvals, operator.questions] }`,
-      }];
+      return [
+        {
+          path: `openclaw:${TP}.deviceAutoApprove.enabled`,
+          problem: 'new browser devices of SSO users are not approved automatically',
+          userSees: 'on first visit the Control UI closes with "1008: pairing required: device is not approved yet"',
+          fix: `set ${TP}.deviceAutoApprove to { enabled: true, scopes: [operator.read, operator.write, operator.approvals, operator.questions] }`,
+        },
+      ];
     },
   },
   {
@@ -323,12 +376,14 @@ export const RULES: readonly Rule[] = [
     severity: 'warning',
     check: ({ at, strings }) => {
       if (at(`${TP}.deviceAutoApprove.enabled`) === true || (strings('gateway.nodes.pairing.autoApproveCidrs') ?? []).length === 0) return none;
-      return [{
-        path: 'openclaw:gateway.nodes.pairing.autoApproveCidrs',
-        problem: 'autoApproveCidrs only approves non-browser node clients (and none behind a loopback proxy); it never approves the Control UI',
-        userSees: 'the Control UI still says "pairing required" from those networks',
-        fix: `use ${TP}.deviceAutoApprove for browsers`,
-      }];
+      return [
+        {
+          path: 'openclaw:gateway.nodes.pairing.autoApproveCidrs',
+          problem: 'autoApproveCidrs only approves non-browser node clients (and none behind a loopback proxy); it never approves the Control UI',
+          userSees: 'the Control UI still says "pairing required" from those networks',
+          fix: `use ${TP}.deviceAutoApprove for browsers`,
+        },
+      ];
     },
   },
   {
@@ -336,12 +391,14 @@ export const RULES: readonly Rule[] = [
     severity: 'error',
     check: ({ strings }) => {
       if (!(strings(`${TP}.deviceAutoApprove.scopes`) ?? []).includes(ADMIN_SCOPE)) return none;
-      return [{
-        path: `openclaw:${TP}.deviceAutoApprove.scopes`,
-        problem: `${ADMIN_SCOPE} is among the scopes granted to new devices automatically`,
-        userSees: 'nothing; but every SSO user can get a full-admin device without anyone approving it',
-        fix: `remove ${ADMIN_SCOPE}; grant admin through the sidecar's gateway.scopes.byGroup and an approved device`,
-      }];
+      return [
+        {
+          path: `openclaw:${TP}.deviceAutoApprove.scopes`,
+          problem: `${ADMIN_SCOPE} is among the scopes granted to new devices automatically`,
+          userSees: 'nothing; but every SSO user can get a full-admin device without anyone approving it',
+          fix: `remove ${ADMIN_SCOPE}; grant admin through the sidecar's gateway.scopes.byGroup and an approved device`,
+        },
+      ];
     },
   },
   {
@@ -353,14 +410,17 @@ export const RULES: readonly Rule[] = [
       const listed = new Set(origins.map((o) => originOf(o) ?? o));
       const notListed = expected.filter((o) => !listed.has(originOf(o) ?? o));
       if (origins.length > 0 && notListed.length === 0) return none;
-      return [{
-        path: 'openclaw:gateway.controlUi.allowedOrigins',
-        problem: origins.length === 0
-          ? 'no Control UI origin is allowed'
-          : `the public origin ${notListed.map((o) => originOf(o) ?? o).join(', ')} is not in allowedOrigins`,
-        userSees: 'the Control UI loads, then its WebSocket closes with "1008: origin not allowed"',
-        fix: `set gateway.controlUi.allowedOrigins to ["${originOf(expected[0] ?? '') ?? 'https://<public host>'}"]`,
-      }];
+      return [
+        {
+          path: 'openclaw:gateway.controlUi.allowedOrigins',
+          problem:
+            origins.length === 0
+              ? 'no Control UI origin is allowed'
+              : `the public origin ${notListed.map((o) => originOf(o) ?? o).join(', ')} is not in allowedOrigins`,
+          userSees: 'the Control UI loads, then its WebSocket closes with "1008: origin not allowed"',
+          fix: `set gateway.controlUi.allowedOrigins to ["${originOf(expected[0] ?? '') ?? 'https://<public host>'}"]`,
+        },
+      ];
     },
   },
   {
@@ -369,12 +429,14 @@ export const RULES: readonly Rule[] = [
     check: ({ sidecar, publicOrigin }) => {
       const { allowedOrigins } = sidecar.listen;
       if (publicOrigin === undefined || allowedOrigins.length === 0 || allowedOrigins.some((o) => originOf(o) === originOf(publicOrigin))) return none;
-      return [{
-        path: 'sidecar:listen.allowedOrigins',
-        problem: `the sidecar's allowedOrigins do not include the public origin ${originOf(publicOrigin) ?? publicOrigin}`,
-        userSees: 'the Control UI loads, then the sidecar refuses its WebSocket: 403 origin_not_allowed',
-        fix: "add the public origin to the sidecar's listen.allowedOrigins",
-      }];
+      return [
+        {
+          path: 'sidecar:listen.allowedOrigins',
+          problem: `the sidecar's allowedOrigins do not include the public origin ${originOf(publicOrigin) ?? publicOrigin}`,
+          userSees: 'the Control UI loads, then the sidecar refuses its WebSocket: 403 origin_not_allowed',
+          fix: "add the public origin to the sidecar's listen.allowedOrigins",
+        },
+      ];
     },
   },
   // Scopes: without a policy the gateway treats every HTTP API caller as admin.
@@ -384,14 +446,16 @@ export const RULES: readonly Rule[] = [
     check: ({ sidecar }) => {
       const { scopesHeader } = sidecar.gateway;
       if (scopesHeader === SCOPES_HEADER) return none;
-      return [{
-        path: 'sidecar:gateway.scopesHeader',
-        problem: scopesHeader
-          ? `the sidecar sends scopes in ${scopesHeader}, but OpenClaw reads ${SCOPES_HEADER}`
-          : `the sidecar sets no ${SCOPES_HEADER} and does not strip a client's own`,
-        userSees: `nothing; but every SSO user's HTTP API calls run with ${ADMIN_SCOPE} (OpenClaw's default when the header is absent), or with whatever scopes the client declares`,
-        fix: `set the sidecar's gateway.scopesHeader to ${SCOPES_HEADER} with gateway.scopes.default and byGroup`,
-      }];
+      return [
+        {
+          path: 'sidecar:gateway.scopesHeader',
+          problem: scopesHeader
+            ? `the sidecar sends scopes in ${scopesHeader}, but OpenClaw reads ${SCOPES_HEADER}`
+            : `the sidecar sets no ${SCOPES_HEADER} and does not strip a client's own`,
+          userSees: `nothing; but every SSO user's HTTP API calls run with ${ADMIN_SCOPE} (OpenClaw's default when the header is absent), or with whatever scopes the client declares`,
+          fix: `set the sidecar's gateway.scopesHeader to ${SCOPES_HEADER} with gateway.scopes.default and byGroup`,
+        },
+      ];
     },
   },
   {
@@ -399,12 +463,14 @@ export const RULES: readonly Rule[] = [
     severity: 'warning',
     check: ({ sidecar }) => {
       if (sidecar.gateway.scopesHeader !== SCOPES_HEADER || !sidecar.gateway.scopes.default.includes(ADMIN_SCOPE)) return none;
-      return [{
-        path: 'sidecar:gateway.scopes.default',
-        problem: `every user whose groups map to nothing gets ${ADMIN_SCOPE}`,
-        userSees: 'nothing; but every SSO user is a gateway admin',
-        fix: `grant ${ADMIN_SCOPE} only through gateway.scopes.byGroup`,
-      }];
+      return [
+        {
+          path: 'sidecar:gateway.scopes.default',
+          problem: `every user whose groups map to nothing gets ${ADMIN_SCOPE}`,
+          userSees: 'nothing; but every SSO user is a gateway admin',
+          fix: `grant ${ADMIN_SCOPE} only through gateway.scopes.byGroup`,
+        },
+      ];
     },
   },
   {
@@ -413,12 +479,14 @@ export const RULES: readonly Rule[] = [
     check: ({ sidecar }) => {
       const { scopesHeader, scopes } = sidecar.gateway;
       if (scopesHeader !== SCOPES_HEADER || [scopes.default, ...Object.values(scopes.byGroup)].flat().length > 0) return none;
-      return [{
-        path: 'sidecar:gateway.scopes',
-        problem: 'the scope policy grants nothing to anyone',
-        userSees: 'the Control UI connects with no scopes and every action fails for lack of a scope',
-        fix: 'set gateway.scopes.default (for example [operator.read, operator.write]) or byGroup',
-      }];
+      return [
+        {
+          path: 'sidecar:gateway.scopes',
+          problem: 'the scope policy grants nothing to anyone',
+          userSees: 'the Control UI connects with no scopes and every action fails for lack of a scope',
+          fix: 'set gateway.scopes.default (for example [operator.read, operator.write]) or byGroup',
+        },
+      ];
     },
   },
 ];

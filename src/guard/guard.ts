@@ -37,7 +37,11 @@ export function guardCheck(options: GuardOptions, verify: VerifyOptions) {
     if (typeof token !== 'string' || token === '') return { ok: false, error: 'assertion_missing' };
     try {
       const scopes = options.scopesHeader !== '' ? receivedScopes(req, options.scopesHeader) : undefined;
-      const claims = await verifyAssertion(token, { ...verify, replayCache, request: { method: req.method ?? 'GET', uri: requestUri(req), ...(scopes && { scopes }) } });
+      const claims = await verifyAssertion(token, {
+        ...verify,
+        replayCache,
+        request: { method: req.method ?? 'GET', uri: requestUri(req), ...(scopes && { scopes }) },
+      });
       if (options.userHeader !== '' && !sameUser(req.headers[options.userHeader], claims.sub)) return { ok: false, error: 'assertion_user_mismatch' };
       return { ok: true };
     } catch (err) {

@@ -6,7 +6,11 @@ import { ALGORITHMS } from '../assertion/keys.js';
 import { headerName, optionalHeaderName } from '../config/header-name.js';
 
 const PREFIX = 'TRUSTED_PROXY_GUARD_';
-const list = (value: string) => value.split(',').map((s) => s.trim()).filter(Boolean);
+const list = (value: string) =>
+  value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 
 const portsRequired = 'is required: the gateway port(s) to guard, e.g. 18789';
 
@@ -15,7 +19,14 @@ const guardSchema = z
     // Only servers listening on these ports are guarded: a gateway may run other, internal ones.
     PORTS: z.pipe(
       z.pipe(z.string({ error: portsRequired }), z.transform(list)),
-      z.array(z.pipe(z.pipe(z.string().check(z.regex(/^\d{1,5}$/, 'must be port numbers')), z.transform(Number)), z.number().check(z.int(), z.minimum(1), z.maximum(65535)))).check(z.minLength(1, portsRequired)),
+      z
+        .array(
+          z.pipe(
+            z.pipe(z.string().check(z.regex(/^\d{1,5}$/, 'must be port numbers')), z.transform(Number)),
+            z.number().check(z.int(), z.minimum(1), z.maximum(65535)),
+          ),
+        )
+        .check(z.minLength(1, portsRequired)),
     ),
     KEYS_DIR: z._default(z.string(), ''),
     // The key folder's algorithm; a JWK Set's keys name their own (EdDSA, ES256).
@@ -35,7 +46,11 @@ const guardSchema = z
   .check(
     z.superRefine((v, ctx) => {
       if ((v.KEYS_DIR === '') === (v.JWKS === '')) {
-        ctx.addIssue({ code: 'custom', path: ['KEYS_DIR'], message: `set exactly one of ${PREFIX}KEYS_DIR (the sidecar's key folder) and ${PREFIX}JWKS (its JWK Set file or URL)` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['KEYS_DIR'],
+          message: `set exactly one of ${PREFIX}KEYS_DIR (the sidecar's key folder) and ${PREFIX}JWKS (its JWK Set file or URL)`,
+        });
       }
     }),
   );
@@ -57,7 +72,11 @@ export type GuardOptionsResult = { ok: true; options: GuardOptions } | { ok: fal
 
 /** The guard's options from the environment, or every problem with them. */
 export function guardOptions(env: NodeJS.ProcessEnv): GuardOptionsResult {
-  const raw = Object.fromEntries(Object.entries(env).filter(([k]) => k.startsWith(PREFIX)).map(([k, v]) => [k.slice(PREFIX.length), v]));
+  const raw = Object.fromEntries(
+    Object.entries(env)
+      .filter(([k]) => k.startsWith(PREFIX))
+      .map(([k, v]) => [k.slice(PREFIX.length), v]),
+  );
   const parsed = guardSchema.safeParse(raw);
   if (!parsed.success) {
     return { ok: false, problems: parsed.error.issues.map((i) => `${PREFIX}${String(i.path[0] ?? '')}: ${i.message}`.replace(`${PREFIX}: `, '')) };

@@ -57,7 +57,10 @@ export class ProviderKeySource {
   /** Why provider tokens cannot be checked now, for readiness. */
   problems(): string[] {
     if (this.lastSuccessAt === undefined) return [`identity provider keys not fetched yet${this.lastError ? `: ${this.lastError}` : ''}`];
-    if (this.stale) return [`identity provider keys stale since ${new Date(this.lastSuccessAt + this.config.staleAfterSeconds * 1000).toISOString()}: ${this.lastError ?? ''}`];
+    if (this.stale)
+      return [
+        `identity provider keys stale since ${new Date(this.lastSuccessAt + this.config.staleAfterSeconds * 1000).toISOString()}: ${this.lastError ?? ''}`,
+      ];
     return [];
   }
 
@@ -113,7 +116,8 @@ export class ProviderKeySource {
     const issuer = this.config.issuer.replace(/\/$/, '');
     const discovery = await getJson(`${issuer}/.well-known/openid-configuration`, ca);
     // The configuration must be the issuer's own (OpenID Connect Discovery 1.0, 4.3).
-    if (discovery['issuer'] !== this.config.issuer) throw new Error(`the OpenID configuration names issuer ${String(discovery['issuer'])}, not ${this.config.issuer}`);
+    if (discovery['issuer'] !== this.config.issuer)
+      throw new Error(`the OpenID configuration names issuer ${String(discovery['issuer'])}, not ${this.config.issuer}`);
     const uri = discovery['jwks_uri'];
     if (typeof uri !== 'string' || !URL.canParse(uri)) throw new Error('the OpenID configuration has no jwks_uri');
     return uri;
@@ -157,7 +161,13 @@ function getJson(url: string, ca: Buffer | undefined): Promise<Record<string, un
       });
     });
     req.on('timeout', () => req.destroy(new Error(`${url}: no answer within ${FETCH_TIMEOUT_MS} ms`)));
-    req.on('error', (err) => reject(err.name === 'AbortError' || err.name === 'TimeoutError' ? new Error(`${url}: no answer within ${FETCH_TIMEOUT_MS} ms`) : new Error(`${url}: ${err.message}`)));
+    req.on('error', (err) =>
+      reject(
+        err.name === 'AbortError' || err.name === 'TimeoutError'
+          ? new Error(`${url}: no answer within ${FETCH_TIMEOUT_MS} ms`)
+          : new Error(`${url}: ${err.message}`),
+      ),
+    );
   });
 }
 

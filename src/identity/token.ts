@@ -102,16 +102,23 @@ function keyFor(keys: ProviderKeys, kid: string | undefined, alg: TokenAlgorithm
 function fits(key: KeyObject, alg: TokenAlgorithm): boolean {
   const type = key.asymmetricKeyType;
   // RSA keys under 2048 bits are refused, as jose and RFC 7518 (3.3) ask.
-  if (alg.startsWith('RS') || alg.startsWith('PS')) return (type === 'rsa' || (type === 'rsa-pss' && alg.startsWith('PS'))) && (key.asymmetricKeyDetails?.modulusLength ?? 0) >= 2048;
+  if (alg.startsWith('RS') || alg.startsWith('PS'))
+    return (type === 'rsa' || (type === 'rsa-pss' && alg.startsWith('PS'))) && (key.asymmetricKeyDetails?.modulusLength ?? 0) >= 2048;
   if (alg === 'EdDSA') return type === 'ed25519';
   const curve = key.asymmetricKeyDetails?.namedCurve;
   return type === 'ec' && curve === (alg === 'ES256' ? 'prime256v1' : 'secp384r1');
 }
 
 const HASH: Record<TokenAlgorithm, string | null> = {
-  RS256: 'sha256', RS384: 'sha384', RS512: 'sha512',
-  PS256: 'sha256', PS384: 'sha384', PS512: 'sha512',
-  ES256: 'sha256', ES384: 'sha384', EdDSA: null,
+  RS256: 'sha256',
+  RS384: 'sha384',
+  RS512: 'sha512',
+  PS256: 'sha256',
+  PS384: 'sha384',
+  PS512: 'sha512',
+  ES256: 'sha256',
+  ES384: 'sha384',
+  EdDSA: null,
 };
 const SIGNATURE_BYTES: Partial<Record<TokenAlgorithm, number>> = { ES256: 64, ES384: 96, EdDSA: 64 };
 

@@ -30,7 +30,12 @@ export function compilePolicy(config: Config): Policy {
  * WebSocket upgrade, or any forward-auth sub-request, which cannot show whether the
  * original was one: proxies drop Upgrade) a browser's Origin must be allowed too.
  */
-export function checkPolicy(identity: Identity, checkOriginToo: boolean, read: Map<string, string[]>, policy: Policy): { ok: true; scopes: readonly string[] } | Refusal {
+export function checkPolicy(
+  identity: Identity,
+  checkOriginToo: boolean,
+  read: Map<string, string[]>,
+  policy: Policy,
+): { ok: true; scopes: readonly string[] } | Refusal {
   if (!isAllowed(identity, policy)) return refuse('user_not_allowed', identity.user);
   if (checkOriginToo) {
     const origin = singleValue(read, 'origin');

@@ -252,7 +252,10 @@ export class RequestHandler {
       return;
     }
     const user = loggedIdentity(decision.identity.user, config.logging.identity);
-    this.runtime.logger.warn({ requestId: decision.requestId, peer: decision.peer, user, reason, status: REFUSALS[reason], ...(held > 0 && { heldBack: held }) }, 'refused by a limit');
+    this.runtime.logger.warn(
+      { requestId: decision.requestId, peer: decision.peer, user, reason, status: REFUSALS[reason], ...(held > 0 && { heldBack: held }) },
+      'refused by a limit',
+    );
   }
 
   /** Ends the connections to the gateway (after draining). */
@@ -296,7 +299,11 @@ export class RequestHandler {
       metrics.decisions.inc({ mode, result: 'refused', reason: decision.reason });
       const held = this.refusalLines.take(decision.peer, Date.now());
       if (held === undefined) this.linesHeld('refused').inc();
-      else logger.info({ ...base(), reason: decision.reason, status: decision.status, stage: decision.stage, detail: decision.detail, ...(held > 0 && { heldBack: held }) }, 'refused');
+      else
+        logger.info(
+          { ...base(), reason: decision.reason, status: decision.status, stage: decision.stage, detail: decision.detail, ...(held > 0 && { heldBack: held }) },
+          'refused',
+        );
     }
     return decision;
   }

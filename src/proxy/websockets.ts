@@ -77,7 +77,17 @@ export class WebSocketTracker {
   /** The gateway switched protocols on a held handshake: the WebSocket is open. */
   add(client: Socket, upstream: Socket, identity: Identity, source: { peer: string; certificate: PeerCertificate | undefined }, lifetimeSeconds: number): void {
     const socket = client as unknown as HeldSocket;
-    const open: Open = { tracker: this, user: socket[HELD].user, client, upstream, identity, peer: source.peer, certificate: source.certificate, timer: undefined, closing: false };
+    const open: Open = {
+      tracker: this,
+      user: socket[HELD].user,
+      client,
+      upstream,
+      identity,
+      peer: source.peer,
+      certificate: source.certificate,
+      timer: undefined,
+      closing: false,
+    };
     if (lifetimeSeconds > 0) open.timer = setTimeout(lifetimeReached, lifetimeSeconds * 1000, open).unref();
     socket[HELD] = open;
     this.open.add(open);

@@ -30,7 +30,16 @@ import type { TrustedSet } from '../trust/trusted-set.js';
 import type { Snapshot } from './snapshot.js';
 
 /** Settings bound when a socket is opened; changing them needs a restart. */
-const RESTART_KEYS = ['listen.host', 'listen.port', 'listen.certFile', 'listen.keyFile', 'listen.clientCAFile', 'listen.maxHeaderBytes', 'admin.host', 'admin.port'] as const;
+const RESTART_KEYS = [
+  'listen.host',
+  'listen.port',
+  'listen.certFile',
+  'listen.keyFile',
+  'listen.clientCAFile',
+  'listen.maxHeaderBytes',
+  'admin.host',
+  'admin.port',
+] as const;
 
 /** The live parts of the sidecar that follow a new snapshot. */
 export interface Shell {

@@ -67,7 +67,11 @@ export class Runtime {
   applyConfig(config: Config): void {
     const before = this.config;
     const { keysDir, activeKeyId, algorithm, jwksFile } = config.assertion;
-    const keysMoved = keysDir !== before.assertion.keysDir || activeKeyId !== before.assertion.activeKeyId || algorithm !== before.assertion.algorithm || jwksFile !== before.assertion.jwksFile;
+    const keysMoved =
+      keysDir !== before.assertion.keysDir ||
+      activeKeyId !== before.assertion.activeKeyId ||
+      algorithm !== before.assertion.algorithm ||
+      jwksFile !== before.assertion.jwksFile;
     this.swap({ config, trusted: this.trust.compile(config.trust), ...(keysMoved && { keys: this.loadKeys(config) }) });
   }
 
@@ -100,10 +104,20 @@ export class Runtime {
   /** Starts watching the config file (when given) and the key folder. */
   watch(configPath: string | undefined, intervalMs = 1000): void {
     if (configPath) {
-      this.pollers.push(pollFingerprint(() => fileFingerprint(configPath), intervalMs, () => this.reloadFromFile(configPath)));
+      this.pollers.push(
+        pollFingerprint(
+          () => fileFingerprint(configPath),
+          intervalMs,
+          () => this.reloadFromFile(configPath),
+        ),
+      );
     }
     this.pollers.push(
-      pollFingerprint(() => dirFingerprint(this.config.assertion.keysDir), intervalMs, () => this.reloadKeys()),
+      pollFingerprint(
+        () => dirFingerprint(this.config.assertion.keysDir),
+        intervalMs,
+        () => this.reloadKeys(),
+      ),
     );
   }
 
@@ -113,7 +127,10 @@ export class Runtime {
 
   private swap(changed: Partial<SnapshotInputs>): void {
     const previous = this.current;
-    this.current = compileSnapshot({ config: previous.config, trusted: previous.trusted, keys: previous.keys, providerKeys: previous.providerKeys, ...changed }, previous);
+    this.current = compileSnapshot(
+      { config: previous.config, trusted: previous.trusted, keys: previous.keys, providerKeys: previous.providerKeys, ...changed },
+      previous,
+    );
     for (const listener of this.swapListeners) listener(previous, this.current);
   }
 
@@ -155,7 +172,9 @@ function fileFingerprint(path: string): string {
 
 function dirFingerprint(dir: string): string {
   try {
-    const names = readdirSync(dir).filter((n) => !n.startsWith('.')).sort();
+    const names = readdirSync(dir)
+      .filter((n) => !n.startsWith('.'))
+      .sort();
     return digest(names.flatMap((n) => [n, safeRead(join(dir, n))]));
   } catch (err) {
     return `error:${(err as NodeJS.ErrnoException).code}`;

@@ -17,18 +17,27 @@ export interface AdminState {
  * Prometheus need, nor grow the process's memory without bound.
  */
 export function createAdminServer(runtime: Runtime, state: AdminState): http.Server {
-  const server = http.createServer({ connectionsCheckingInterval: 1000, headersTimeout: 5000, requestTimeout: 10_000, keepAliveTimeout: 5000 }, createAdminApp(runtime, state));
+  const server = http.createServer(
+    { connectionsCheckingInterval: 1000, headersTimeout: 5000, requestTimeout: 10_000, keepAliveTimeout: 5000 },
+    createAdminApp(runtime, state),
+  );
   server.maxConnections = ADMIN_MAX_CONNECTIONS;
   const dropped = runtime.metrics.connectionsDropped;
   server.on('drop', () => dropped.inc({ port: 'admin', reason: 'max_connections' }));
   runtime.metrics.observeConnections('admin', server);
   server.on('connection', (socket) => socket.on('error', () => socket.destroy()));
-  const perAddress = new ConnectionQuota(server, ADMIN_CONNECTIONS_PER_ADDRESS, (peer) => peer, () => dropped.inc({ port: 'admin', reason: 'address_limit' }));
+  const perAddress = new ConnectionQuota(
+    server,
+    ADMIN_CONNECTIONS_PER_ADDRESS,
+    (peer) => peer,
+    () => dropped.inc({ port: 'admin', reason: 'address_limit' }),
+  );
   // After the quota's listener: it has counted this connection, or closed it.
   let open = 0;
   server.on('connection', (socket) => {
     if (socket.destroyed) return;
-    const full = open >= ADMIN_MAX_CONNECTIONS || (open >= ADMIN_SHARED_CONNECTIONS && perAddress.count(socket.remoteAddress ?? '') > ADMIN_RESERVE_HOLDING + 1);
+    const full =
+      open >= ADMIN_MAX_CONNECTIONS || (open >= ADMIN_SHARED_CONNECTIONS && perAddress.count(socket.remoteAddress ?? '') > ADMIN_RESERVE_HOLDING + 1);
     if (full) {
       dropped.inc({ port: 'admin', reason: 'max_connections' });
       socket.destroy();
@@ -94,14 +103,12 @@ function createAdminApp(runtime: Runtime, state: AdminState): http.RequestListen
       '/.well-known/jwks.json',
       () => {
         const { keys } = runtime.snapshot;
-        if (keys.algorithm === 'HS256') return { status: 404, body: { error: 'no_public_keys', detail: 'assertion.algorithm is HS256: the key is a shared secret' } };
+        if (keys.algorithm === 'HS256')
+          return { status: 404, body: { error: 'no_public_keys', detail: 'assertion.algorithm is HS256: the key is a shared secret' } };
         return { status: 200, body: publicKeySet(keys), headers: { 'cache-control': 'max-age=60' } };
       },
     ],
-    [
-      '/metrics',
-      async () => ({ status: 200, body: await exposition('/metrics'), headers: { 'content-type': runtime.metrics.registry.contentType } }),
-    ],
+    ['/metrics', async () => ({ status: 200, body: await exposition('/metrics'), headers: { 'content-type': runtime.metrics.registry.contentType } })],
   ]);
   return (req, res) => {
     const route = req.method === 'GET' || req.method === 'HEAD' ? routes.get((req.url ?? '/').split('?')[0]!) : undefined;
@@ -178,7 +185,6 @@ export async function gatewayProbeProblem(url: URL, timeoutMs = 2000): Promise<s
   if (typeof body !== 'object' || body === null || Array.isArray(body)) return 'gateway answer is not a JSON object';
   const b = body as Record<string, unknown>;
   if (b.ok === false || b.ready === false || b.live === false) return 'gateway reports unhealthy';
-  const healthy =
-    b.ok === true || b.ready === true || b.live === true || (typeof b.status === 'string' && HEALTHY_STATUS.has(b.status.toLowerCase()));
+  const healthy = b.ok === true || b.ready === true || b.live === true || (typeof b.status === 'string' && HEALTHY_STATUS.has(b.status.toLowerCase()));
   return healthy ? undefined : 'gateway answer does not say healthy';
 }

@@ -44,10 +44,11 @@ export class ConnectionWatch {
       socket.on('error', destroySelf);
       if (!tls) this.track(socket);
     });
-    if (tls) server.on('secureConnection', (socket: Socket) => {
-      socket.on('error', destroySelf);
-      this.track(socket);
-    });
+    if (tls)
+      server.on('secureConnection', (socket: Socket) => {
+        socket.on('error', destroySelf);
+        this.track(socket);
+      });
     this.timer = setInterval(() => this.destroyStalled(Date.now()), CHECK_INTERVAL_MS);
     this.timer.unref();
   }
@@ -86,7 +87,8 @@ export class ConnectionWatch {
       // pod are one bounded run of lines, and the counter has them all.
       const peer = socket.remoteAddress ?? '';
       const held = this.lines.take(peer, now);
-      if (held !== undefined) this.logger.info({ peer, pendingBytes: pending, ...(held > 0 && { heldBack: held }) }, 'closed a connection whose client stopped reading');
+      if (held !== undefined)
+        this.logger.info({ peer, pendingBytes: pending, ...(held > 0 && { heldBack: held }) }, 'closed a connection whose client stopped reading');
       socket.destroy();
     }
   }

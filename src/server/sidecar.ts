@@ -49,13 +49,17 @@ export class Sidecar {
   private drainTimer: NodeJS.Timeout | undefined;
   private listenerClosed: Promise<void> | undefined;
 
-  constructor(config: Config, private readonly options: SidecarOptions = {}) {
+  constructor(
+    config: Config,
+    private readonly options: SidecarOptions = {},
+  ) {
     const logger = options.logger ?? createLogger(config.logging.level);
     this.runtime = new Runtime(config, logger, options.metrics ?? createMetrics(VERSION));
     this.handler = new RequestHandler(this.runtime, options.forwarder);
     this.dataPlane = createDataPlane(config.listen, this.handler, this.runtime.metrics, this.state);
     this.connections = new ConnectionWatch(this.dataPlane, config.limits.clientStallTimeoutSeconds * 1000, this.runtime.metrics, this.runtime.logger);
-    const refused = (peer: string) => (refusedByAddress(peer, this.runtime.snapshot.trusted, this.runtime.snapshot.rules.source) ? REFUSED_BY_ADDRESS : undefined);
+    const refused = (peer: string) =>
+      refusedByAddress(peer, this.runtime.snapshot.trusted, this.runtime.snapshot.rules.source) ? REFUSED_BY_ADDRESS : undefined;
     this.untrusted = new ConnectionQuota(this.dataPlane, config.listen.maxUntrustedConnections, refused, () =>
       this.runtime.metrics.connectionsDropped.inc({ port: 'data', reason: 'untrusted_limit' }),
     );
@@ -210,7 +214,13 @@ export class Sidecar {
 }
 
 function sameProvider(a: TokenConfig, b: TokenConfig): boolean {
-  return a.issuer === b.issuer && a.jwksUrl === b.jwksUrl && a.caFile === b.caFile && a.refreshSeconds === b.refreshSeconds && a.staleAfterSeconds === b.staleAfterSeconds;
+  return (
+    a.issuer === b.issuer &&
+    a.jwksUrl === b.jwksUrl &&
+    a.caFile === b.caFile &&
+    a.refreshSeconds === b.refreshSeconds &&
+    a.staleAfterSeconds === b.staleAfterSeconds
+  );
 }
 
 function listenOn(server: Server, host: string, port: number): Promise<void> {

@@ -6,11 +6,13 @@
  * request's peer is parsed and looked up, and BigInt arithmetic made IPv6 lookups 10x
  * slower than IPv4 ones. `addressValue` gives the BigInt where the cost does not matter.
  */
-export type Address = { readonly family: 4; readonly value: number; readonly text: string } | {
-  readonly family: 6;
-  readonly words: readonly [number, number, number, number];
-  readonly text: string;
-};
+export type Address =
+  | { readonly family: 4; readonly value: number; readonly text: string }
+  | {
+      readonly family: 6;
+      readonly words: readonly [number, number, number, number];
+      readonly text: string;
+    };
 
 /** Parses a bare IPv4 or IPv6 address (no port, no brackets, no zone); null when malformed. */
 export function parseAddress(input: string): Address | null {
@@ -117,7 +119,7 @@ for (let c = 65; c <= 70; c++) HEX[c] = c - 55;
 function longestZeroRun(g: Uint16Array): number {
   let best = -1;
   let bestLen = 1;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     const len = zerosFrom(g, i);
     if (len > bestLen) {
       best = i;

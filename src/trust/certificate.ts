@@ -21,7 +21,12 @@ export interface CertificateRules {
   readonly spiffeIds: ReadonlySet<string>;
 }
 
-export function compileCertificateRules(c: { subjects: readonly string[]; dnsNames: readonly string[]; uris: readonly string[]; spiffeIds: readonly string[] }): CertificateRules {
+export function compileCertificateRules(c: {
+  subjects: readonly string[];
+  dnsNames: readonly string[];
+  uris: readonly string[];
+  spiffeIds: readonly string[];
+}): CertificateRules {
   return {
     subjects: c.subjects.map((s) => parseSubject(s) ?? []).filter((s) => s.length > 0),
     dnsNames: new Set(c.dnsNames.map((d) => d.toLowerCase())),
@@ -38,7 +43,8 @@ export function certificateAllowedBy(cert: PeerCertificate, rules: CertificateRu
   }
   for (const dns of cert.dnsNames) if (rules.dnsNames.has(dns.toLowerCase())) return `dns:${dns.toLowerCase()}`;
   for (const wanted of rules.subjects) {
-    if (wanted.every(([name, value]) => cert.subject.some(([n, v]) => n === name && v === value))) return `subject:${wanted.map(([n, v]) => `${n}=${v}`).join(',')}`;
+    if (wanted.every(([name, value]) => cert.subject.some(([n, v]) => n === name && v === value)))
+      return `subject:${wanted.map(([n, v]) => `${n}=${v}`).join(',')}`;
   }
   return undefined;
 }
@@ -84,7 +90,10 @@ export function parseSubjectAltName(text: string | undefined): { dnsNames: strin
 }
 
 /** A client certificate as Node reports it (tls.TLSSocket#getPeerCertificate()). */
-export function certificateOfPeer(peer: { subject?: Record<string, string | string[] | undefined> | undefined; subjectaltname?: string | undefined }): PeerCertificate {
+export function certificateOfPeer(peer: {
+  subject?: Record<string, string | string[] | undefined> | undefined;
+  subjectaltname?: string | undefined;
+}): PeerCertificate {
   const subject: [string, string][] = [];
   for (const [name, value] of Object.entries(peer.subject ?? {})) {
     for (const v of Array.isArray(value) ? value : value === undefined ? [] : [value]) subject.push([name.toUpperCase(), v]);

@@ -62,7 +62,11 @@ const NOT_ASKED: CertificateFact = Object.freeze({});
 
 function judge(peer: string, cert: CertificateFact, trusted: TrustedSet, rules: SourceRules): SourceResult {
   const lookup = trusted.lookup(peer);
-  const addressProblem = lookup.trusted ? undefined : lookup.reason === 'not_in_trusted_set' ? `not_in_trusted_set: no match in ${trusted.describeSources()}` : lookup.reason;
+  const addressProblem = lookup.trusted
+    ? undefined
+    : lookup.reason === 'not_in_trusted_set'
+      ? `not_in_trusted_set: no match in ${trusted.describeSources()}`
+      : lookup.reason;
   // Never trusted whatever the certificate: no address to answer, or to name as the client.
   if (lookup.address === null || (!lookup.trusted && lookup.reason === 'unspecified')) return { ok: false, address: lookup.address, detail: addressProblem! };
   const address = lookup.address;
@@ -72,13 +76,20 @@ function judge(peer: string, cert: CertificateFact, trusted: TrustedSet, rules: 
   const allowedBy = cert.certificate && certificateAllowedBy(cert.certificate, rules.certificates);
   const certProblem = cert.problem ?? (allowedBy ? undefined : 'certificate_not_allowed');
   const ok =
-    rules.require === 'certificate' ? certProblem === undefined
-    : rules.require === 'either' ? certProblem === undefined || lookup.trusted
-    : certProblem === undefined && lookup.trusted;
+    rules.require === 'certificate'
+      ? certProblem === undefined
+      : rules.require === 'either'
+        ? certProblem === undefined || lookup.trusted
+        : certProblem === undefined && lookup.trusted;
   // The detail names what was checked: the certificate alone, or the address too.
   if (!ok) return { ok: false, address, detail: [rules.require === 'certificate' ? undefined : addressProblem, certProblem].filter(Boolean).join('; ') };
   const byAddress = lookup.trusted ? lookup.sources : [];
-  return { ok: true, address, trustedBy: allowedBy ? [...byAddress, `certificate ${allowedBy}`] : byAddress, certificate: allowedBy ? cert.certificate : undefined };
+  return {
+    ok: true,
+    address,
+    trustedBy: allowedBy ? [...byAddress, `certificate ${allowedBy}`] : byAddress,
+    certificate: allowedBy ? cert.certificate : undefined,
+  };
 }
 
 function tlsCertificate(cert: TlsCertificate): CertificateFact {

@@ -128,7 +128,7 @@ function buildSegments(ranges: { start: bigint; end: bigint; source: string }[])
   events.sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
   const out = { starts: [] as bigint[], ends: [] as bigint[], labels: [] as (readonly string[])[] };
   const active = new Map<string, number>();
-  for (let i = 0; i < events.length; ) {
+  for (let i = 0; i < events.length;) {
     const at = events[i]!.at;
     for (; i < events.length && events[i]!.at === at; i++) {
       const e = events[i]!;

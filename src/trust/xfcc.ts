@@ -76,7 +76,8 @@ export function parseXfccHeader(value: string): XfccResult {
         if (c === DQUOTE) break;
         if (c === BACKSLASH) {
           const next = value.charCodeAt(j + 1);
-          if (j + 1 >= value.length || next === BACKSLASH || next < 0x20 || next > 0x7e) return { ok: false, problem: `at ${j}: a backslash in quotes must escape one printable character other than a backslash` };
+          if (j + 1 >= value.length || next === BACKSLASH || next < 0x20 || next > 0x7e)
+            return { ok: false, problem: `at ${j}: a backslash in quotes must escape one printable character other than a backslash` };
           // `\"` is Envoy's quote; any other escape belongs to the value (an RFC 4514 name's `\,`).
           out += next === DQUOTE ? '"' : value.slice(j, j + 2);
           j += 2;

@@ -77,7 +77,11 @@ describe('11. replay of a captured assertion', () => {
     expect(status).toBe(200);
     token = String(stack.upstream.received.at(-1)!.headers['x-trusted-proxy-assertion']);
   });
-  const code = async (p: Promise<unknown>) => p.then(() => 'verified', (e: unknown) => (e instanceof AssertionError ? e.code : String(e)));
+  const code = async (p: Promise<unknown>) =>
+    p.then(
+      () => 'verified',
+      (e: unknown) => (e instanceof AssertionError ? e.code : String(e)),
+    );
 
   test('it verifies for the request it was minted for, query included', async () => {
     expect(await code(verifyAssertion(token, { keys: stack.sc.keys, request: { method: 'GET', uri: 'http://app.example/reports/1?x=1' } }))).toBe('verified');
@@ -104,7 +108,9 @@ describe('11. replay of a captured assertion', () => {
     expect(await code(verifyAssertion(token, { keys: stack.sc.keys, replayCache }))).toBe('replayed');
   });
   test('a replayed assertion sent back through the sidecar is replaced, not forwarded', async () => {
-    const { status } = await stack.send(http11([HOST, ['X-Auth-Request-Email', 'alice@example.com'], ['X-Trusted-Proxy-Assertion', token]], { target: '/admin' }));
+    const { status } = await stack.send(
+      http11([HOST, ['X-Auth-Request-Email', 'alice@example.com'], ['X-Trusted-Proxy-Assertion', token]], { target: '/admin' }),
+    );
     expect(status).toBe(200);
     const got = stack.upstream.received.at(-1)!;
     expect(stack.upstream.valuesOf(got, 'x-trusted-proxy-assertion')).toHaveLength(1);

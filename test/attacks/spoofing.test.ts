@@ -132,7 +132,9 @@ describe('3. name aliases', () => {
     const before = trusted.upstream.received.length;
     const { status } = await trusted.send(`GET / HTTP/1.1\r\nHost: app.example\r\nX-Auth-Request-Email : admin@example.com\r\n\r\n`);
     expect(status).toBe(400);
-    const { status: s2 } = await trusted.send(`GET / HTTP/1.1\r\nHost: app.example\r\nX-Auth-Request-Email: alice@example.com\r\nX-Forwarded-User : admin\r\n\r\n`);
+    const { status: s2 } = await trusted.send(
+      `GET / HTTP/1.1\r\nHost: app.example\r\nX-Auth-Request-Email: alice@example.com\r\nX-Forwarded-User : admin\r\n\r\n`,
+    );
     expect(s2).toBe(400);
     expect(trusted.upstream.received).toHaveLength(before);
   });
@@ -284,7 +286,11 @@ describe('8. loopback and mapped peers', () => {
     try {
       const other = await stack.send(http11([HOST, ALICE]), '127.0.0.1', undefined, '127.0.0.1');
       expect(other.status).toBe(403);
-      expect(stack.sc.logs.find((l) => l['msg'] === 'refused')).toMatchObject({ peer: '127.0.0.1', reason: 'untrusted_source', detail: expect.stringContaining('not_in_trusted_set') });
+      expect(stack.sc.logs.find((l) => l['msg'] === 'refused')).toMatchObject({
+        peer: '127.0.0.1',
+        reason: 'untrusted_source',
+        detail: expect.stringContaining('not_in_trusted_set'),
+      });
       expect(stack.upstream.received).toHaveLength(0);
       const listed = await stack.send(http11([HOST, ALICE]), '127.0.0.1', undefined, '127.0.0.6');
       expect(listed.status).toBe(200);

@@ -20,8 +20,7 @@ const WS = [
   ['Sec-WebSocket-Version', '13'],
   ['Sec-WebSocket-Key', 'dGhlIHNhbXBsZSBub25jZQ=='],
 ] as const;
-const upgrade = (lines: readonly (readonly [string, string])[]) =>
-  `GET /ws HTTP/1.1\r\n${[HOST, ...lines].map(([n, v]) => `${n}: ${v}\r\n`).join('')}\r\n`;
+const upgrade = (lines: readonly (readonly [string, string])[]) => `GET /ws HTTP/1.1\r\n${[HOST, ...lines].map(([n, v]) => `${n}: ${v}\r\n`).join('')}\r\n`;
 // An accepted upgrade stays open; collect the reply for a moment, then hang up.
 const OPEN_MS = 1500;
 
@@ -75,7 +74,13 @@ test.each([
   ['a cross-site Origin', [['Origin', 'https://evil.example']]],
   ['a look-alike Origin', [['Origin', 'https://app.example.evil.example']]],
   ['a null Origin (sandboxed frame)', [['Origin', 'null']]],
-  ['two Origins', [['Origin', 'https://app.example'], ['Origin', 'https://evil.example']]],
+  [
+    'two Origins',
+    [
+      ['Origin', 'https://app.example'],
+      ['Origin', 'https://evil.example'],
+    ],
+  ],
 ] as const)('%s on an upgrade is refused', async (_what, origin) => {
   await refusedUpgrade(trusted, [...WS, ALICE, ...origin], 403, 'origin_not_allowed');
 });

@@ -13,7 +13,10 @@ test('the quick benchmark measures its paths end to end and writes the report an
   const env: NodeJS.ProcessEnv = { ...process.env };
   delete env.NODE_OPTIONS;
   // `make test` compiles the benchmark into .run/bench (as `make bench` does).
-  await run(process.execPath, ['.run/bench/bench/run.js', '--quick', `--only=${PATHS.join(',')},micro,kubernetes,websockets,profile,coldstart`], { env, timeout: 360_000 });
+  await run(process.execPath, ['.run/bench/bench/run.js', '--quick', `--only=${PATHS.join(',')},micro,kubernetes,websockets,profile,coldstart`], {
+    env,
+    timeout: 360_000,
+  });
 
   const results = JSON.parse(readFileSync('.run/bench-quick.json', 'utf8')) as {
     http: { id: string; saturation: unknown[]; fixed: { rounds: unknown[] }; cpuPer10k?: number }[];
@@ -55,11 +58,22 @@ test('the quick benchmark measures its paths end to end and writes the report an
   expect(results.kubernetes.modes.map((m) => m.entries)).toEqual([50, 50, 300, 300]);
 
   const report = readFileSync('.run/bench-quick/performance.md', 'utf8');
-  for (const section of ['## Targets', '## HTTP at saturation', '## Latency at a fixed 2000 requests/s', '## Micro-benchmarks', '## Kubernetes discovery at scale']) expect(report).toContain(section);
+  for (const section of [
+    '## Targets',
+    '## HTTP at saturation',
+    '## Latency at a fixed 2000 requests/s',
+    '## Micro-benchmarks',
+    '## Kubernetes discovery at scale',
+  ])
+    expect(report).toContain(section);
   // The idle RSS beside its floor: Node with the sidecar's dependencies, bundled as it is.
-  expect(report).toMatch(/\| Idle RSS \(median\) \| ≤ 60 MB \| \d+\.\d MB \| .* \| Node with the built-ins and dependencies the sidecar loads, each used once, none of its own code: \d+\.\d MB \(Node alone \d+\.\d\); of these, pages of the Node executable and its libraries \(file-backed\): \d+\.\d MB of the sidecar's, \d+\.\d of the floor's \|/);
+  expect(report).toMatch(
+    /\| Idle RSS \(median\) \| ≤ 60 MB \| \d+\.\d MB \| .* \| Node with the built-ins and dependencies the sidecar loads, each used once, none of its own code: \d+\.\d MB \(Node alone \d+\.\d\); of these, pages of the Node executable and its libraries \(file-backed\): \d+\.\d MB of the sidecar's, \d+\.\d of the floor's \|/,
+  );
   expect(report).toMatch(/\| The limits' bookkeeping per inline request, as a share of the sidecar's CPU per request \| ≤ 3 % \| \d+\.\d %/);
-  expect(report).toMatch(/\| Inline throughput vs bare forwarder \(median of 2 rounds\) \| ≥ 0\.90× \| \d+\.\d\d× .*\| at most \d\.\d\d× with nothing added but the required work/);
+  expect(report).toMatch(
+    /\| Inline throughput vs bare forwarder \(median of 2 rounds\) \| ≥ 0\.90× \| \d+\.\d\d× .*\| at most \d\.\d\d× with nothing added but the required work/,
+  );
   // The Go proxies a user would pick instead, each with a valid credential (the runner fails
   // if a request of theirs did not reach the upstream).
   for (const peer of ['oauth2-proxy with a valid session', 'kube-rbac-proxy with a valid token']) {
@@ -76,7 +90,10 @@ test('the quick benchmark measures its paths end to end and writes the report an
   expect(report).toMatch(/## Where the inline request's CPU goes[\s\S]*\| function \| share \| µs per request \|/);
   // The decision's cost at saturation is read from the call tree by frame name: a name that
   // no longer matches would read as nothing.
-  const atSaturation = /\| What the checks, signing and metrics add .*\| -?\d+ % \(median of 3 rounds, each alone on a core: .*\| `decide\(\)` and `upstreamHeaders\(\)` alone: (\d+\.\d) µs at saturation .*hot in a loop \|/.exec(report);
+  const atSaturation =
+    /\| What the checks, signing and metrics add .*\| -?\d+ % \(median of 3 rounds, each alone on a core: .*\| `decide\(\)` and `upstreamHeaders\(\)` alone: (\d+\.\d) µs at saturation .*hot in a loop \|/.exec(
+      report,
+    );
   expect(Number(atSaturation?.[1])).toBeGreaterThan(0);
   expect(Number(/The decision, `decide\(\)` and `upstreamHeaders\(\)` with all they call, is (\d+\.\d) % of the samples/.exec(report)?.[1])).toBeGreaterThan(0);
   const flame = '.run/bench-quick/performance-flame.png';

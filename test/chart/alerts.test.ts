@@ -10,7 +10,9 @@ import { CI_VALUES, one, renderChart } from './k8s.js';
 
 const POD = { namespace: 'openclaw', pod: 'claw-trusted-proxy-sidecar-5d9c7b6f4-x2x7q' };
 const series = (name: string, labels: Record<string, string>, values: string) => ({
-  series: `${name}{${Object.entries({ ...POD, ...labels }).map(([k, v]) => `${k}="${v}"`).join(',')}}`,
+  series: `${name}{${Object.entries({ ...POD, ...labels })
+    .map(([k, v]) => `${k}="${v}"`)
+    .join(',')}}`,
   values,
 });
 
@@ -27,7 +29,9 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 /** What an alert's annotations read once its labels are filled in. */
 function annotations(alert: string, labels: Record<string, string>): Record<string, string> {
   const found = rules.find((r) => r.alert === alert)!;
-  return Object.fromEntries(Object.entries(found.annotations).map(([k, v]) => [k, v.replace(/\{\{ \$labels\.(\w+) \}\}/g, (_m, l: string) => labels[l] ?? '')]));
+  return Object.fromEntries(
+    Object.entries(found.annotations).map(([k, v]) => [k, v.replace(/\{\{ \$labels\.(\w+) \}\}/g, (_m, l: string) => labels[l] ?? '')]),
+  );
 }
 
 function promtoolTest(tests: object[]): { status: number | null; output: string } {
@@ -73,14 +77,18 @@ test('a sidecar scraped, then gone: TargetMissing fires after targetMissingFor a
       alert_rule_test: [
         { eval_time: '10m', alertname: 'TrustedProxyTargetMissing', exp_alerts: [] },
         // Gone after 10 m: absent for 10 m from 20 m, and 5 m of `for`.
-        { eval_time: '26m', alertname: 'TrustedProxyTargetMissing', exp_alerts: [{ exp_labels: { severity: 'critical', namespace: POD.namespace }, exp_annotations: annotations('TrustedProxyTargetMissing', {}) }] },
+        {
+          eval_time: '26m',
+          alertname: 'TrustedProxyTargetMissing',
+          exp_alerts: [{ exp_labels: { severity: 'critical', namespace: POD.namespace }, exp_annotations: annotations('TrustedProxyTargetMissing', {}) }],
+        },
       ],
     },
   ]);
   expect(r).toEqual({ status: 0, output: expect.stringContaining('SUCCESS') });
 });
 
-test('the test above can fail: a series of another release does not count as this one\'s', () => {
+test("the test above can fail: a series of another release does not count as this one's", () => {
   const other = { namespace: 'openclaw', pod: 'other-release-5d9c7b6f4-x2x7q' };
   const r = promtoolTest([
     {
@@ -95,7 +103,14 @@ test('the test above can fail: a series of another release does not count as thi
 
 test('every alert has a runbook_url whose anchor is a section of docs/metrics.md', () => {
   const doc = readFileSync(new URL('../../docs/metrics.md', import.meta.url), 'utf8');
-  const anchors = new Set([...doc.matchAll(/^#{2,3} (.+)$/gm)].map((m) => m[1]!.toLowerCase().replace(/[^a-z0-9 -]/g, '').replace(/ /g, '-')));
+  const anchors = new Set(
+    [...doc.matchAll(/^#{2,3} (.+)$/gm)].map((m) =>
+      m[1]!
+        .toLowerCase()
+        .replace(/[^a-z0-9 -]/g, '')
+        .replace(/ /g, '-'),
+    ),
+  );
   expect(rules.length).toBeGreaterThan(5);
   for (const rule of rules) {
     const url = rule.annotations.runbook_url ?? '';

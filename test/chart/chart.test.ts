@@ -96,7 +96,7 @@ describe.each(valuesFiles)('ci/%s', (file) => {
     }
   });
 
-  test('probes: the sidecar its own, the gateway through the sidecar admin port by number (a named one is looked up in the gateway\'s own ports)', () => {
+  test("probes: the sidecar its own, the gateway through the sidecar admin port by number (a named one is looked up in the gateway's own ports)", () => {
     const objs = objects(file);
     const sidecar = container(objs, 'sidecar');
     expect(sidecar.startupProbe.httpGet).toEqual({ path: '/healthz', port: 'admin' });
@@ -157,7 +157,10 @@ describe.each(valuesFiles)('ci/%s', (file) => {
       for (const rule of rules) expect(rule.verbs).toEqual(['list', 'watch']);
       expect(rules.flatMap((r) => r.resources).sort()).toEqual([...want.get(role.metadata.namespace)!].sort());
       for (const rule of rules) expect(rule.apiGroups).toEqual(rule.resources[0] === 'pods' ? [''] : ['discovery.k8s.io']);
-      const binding = one(objs.filter((o) => o.metadata.namespace === role.metadata.namespace), 'RoleBinding') as any;
+      const binding = one(
+        objs.filter((o) => o.metadata.namespace === role.metadata.namespace),
+        'RoleBinding',
+      ) as any;
       expect(binding.roleRef).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: role.metadata.name });
       expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: podSpec(objs).serviceAccountName, namespace: 'openclaw' }]);
     }
@@ -197,7 +200,11 @@ test('the checksum annotation follows the sidecar config', () => {
     .find((d) => d.startsWith('# Source: trusted-proxy-sidecar/templates/configmap.yaml'))!
     .replace(/^# Source: .*\n/, '');
   // Less the active key, which the sidecar reloads live: rotating it does not roll the pod.
-  expect(checksum(a)).toBe(createHash('sha256').update(configMapDoc.replace(/activeKeyId: .*/g, '')).digest('hex'));
+  expect(checksum(a)).toBe(
+    createHash('sha256')
+      .update(configMapDoc.replace(/activeKeyId: .*/g, ''))
+      .digest('hex'),
+  );
   expect(checksum(objects('all-optional-values.yaml'))).not.toBe(checksum(a));
   const rotated = join(tmp, 'rotated.yaml');
   writeFileSync(rotated, 'hmac: { activeKeyId: k2 }\n');
@@ -226,53 +233,75 @@ test('the HMAC key Secret: generated with 48 random bytes unless an existing Sec
 test.each([
   ['eddsa-values.yaml', 'EdDSA', 'claw-trusted-proxy-sidecar-hmac-eddsa', '/etc/trusted-proxy-sidecar/jwks/jwks.json'],
   ['es256-values.yaml', 'ES256', 'claw-trusted-proxy-sidecar-hmac-es256', '/var/run/claw-keys/public.json'],
-] as const)('a key pair (%s): a Secret of its own whose key the sidecar loads, and the JWK Set on a volume the gateway reads', (file, algorithm, secretName, jwksPath) => {
-  const objs = objects(file);
-  const secret = one(objs, 'Secret') as any;
-  expect(secret.metadata.name).toBe(secretName);
-  const keys = mkdtempSync(join(tmp, 'keys-'));
-  writeFileSync(join(keys, 'k1'), Buffer.from(secret.data.k1, 'base64'));
-  expect(loadKeyRing(keys, 'k1', algorithm)).toMatchObject({ activeKeyId: 'k1', problems: [] });
-  expect(parse(sidecarConfigText(objs)).assertion).toMatchObject({ algorithm, activeKeyId: 'k1', jwksFile: jwksPath });
-  const dir = jwksPath.slice(0, jwksPath.lastIndexOf('/'));
-  expect(container(objs, 'sidecar').volumeMounts).toContainEqual({ name: 'jwks', mountPath: dir });
-  expect(container(objs, 'gateway').volumeMounts).toContainEqual({ name: 'jwks', mountPath: dir, readOnly: true });
-  expect((podSpec(objs).volumes as any[]).find((v) => v.name === 'jwks')).toEqual({ name: 'jwks', emptyDir: {} });
-  // HS256 (the default) has nothing public to share.
-  expect(containers(objects('defaults-values.yaml')).flatMap((c) => c.volumeMounts ?? []).map((m) => m.name)).not.toContain('jwks');
-});
+] as const)(
+  'a key pair (%s): a Secret of its own whose key the sidecar loads, and the JWK Set on a volume the gateway reads',
+  (file, algorithm, secretName, jwksPath) => {
+    const objs = objects(file);
+    const secret = one(objs, 'Secret') as any;
+    expect(secret.metadata.name).toBe(secretName);
+    const keys = mkdtempSync(join(tmp, 'keys-'));
+    writeFileSync(join(keys, 'k1'), Buffer.from(secret.data.k1, 'base64'));
+    expect(loadKeyRing(keys, 'k1', algorithm)).toMatchObject({ activeKeyId: 'k1', problems: [] });
+    expect(parse(sidecarConfigText(objs)).assertion).toMatchObject({ algorithm, activeKeyId: 'k1', jwksFile: jwksPath });
+    const dir = jwksPath.slice(0, jwksPath.lastIndexOf('/'));
+    expect(container(objs, 'sidecar').volumeMounts).toContainEqual({ name: 'jwks', mountPath: dir });
+    expect(container(objs, 'gateway').volumeMounts).toContainEqual({ name: 'jwks', mountPath: dir, readOnly: true });
+    expect((podSpec(objs).volumes as any[]).find((v) => v.name === 'jwks')).toEqual({ name: 'jwks', emptyDir: {} });
+    // HS256 (the default) has nothing public to share.
+    expect(
+      containers(objects('defaults-values.yaml'))
+        .flatMap((c) => c.volumeMounts ?? [])
+        .map((m) => m.name),
+    ).not.toContain('jwks');
+  },
+);
 
 test.each([
   ['guard-values.yaml', { TRUSTED_PROXY_GUARD_KEYS_DIR: '/etc/trusted-proxy-sidecar/keys' }, 'hmac-keys'],
   ['es256-values.yaml', { TRUSTED_PROXY_GUARD_JWKS: '/var/run/claw-keys/public.json' }, 'jwks'],
-] as const)('the guard (%s): node --import of the file the init step copies, with settings the guard accepts and the keys it names', (file, keys, keysVolume) => {
-  const objs = objects(file);
-  const gateway = container(objs, 'gateway') as Container & { command: string[]; env: { name: string; value: string }[] };
-  expect(gateway.command).toEqual(['node', '--import', '/opt/trusted-proxy-sidecar/guard/guard.js', 'openclaw.mjs', 'gateway', '--allow-unconfigured']);
-  const install = container(objs, 'guard-install') as Container & { command: string[] };
-  expect(install.command.join(' ')).toContain("copyFileSync('/app/dist/guard.js', '/opt/trusted-proxy-sidecar/guard/guard.js')");
-  expect(install.volumeMounts).toEqual([{ name: 'guard', mountPath: '/opt/trusted-proxy-sidecar/guard' }]);
-  expect(gateway.volumeMounts).toContainEqual({ name: 'guard', mountPath: '/opt/trusted-proxy-sidecar/guard', readOnly: true });
-  const keysPath = Object.values(keys)[0]!;
-  const mounted = gateway.volumeMounts!.find((m) => m.name === keysVolume)!;
-  expect(keysPath.startsWith(mounted.mountPath)).toBe(true);
-  const env = Object.fromEntries(gateway.env.filter((e) => e.name.startsWith('TRUSTED_PROXY_GUARD_')).map((e) => [e.name, e.value]));
-  expect(env).toEqual({ TRUSTED_PROXY_GUARD_PORTS: '18789', ...keys, TRUSTED_PROXY_GUARD_OPEN_PATHS: '/healthz,/readyz', TRUSTED_PROXY_GUARD_USER_HEADER: 'x-forwarded-user', TRUSTED_PROXY_GUARD_SCOPES_HEADER: 'x-openclaw-scopes' });
-  expect(guardOptions(env)).toMatchObject({ ok: true });
-  // Off by default: the image's own command, no guard volume.
-  expect(container(objects('defaults-values.yaml'), 'gateway')).not.toHaveProperty('command');
-  expect(containers(objects('defaults-values.yaml')).map((c) => c.name)).not.toContain('guard-install');
-});
+] as const)(
+  'the guard (%s): node --import of the file the init step copies, with settings the guard accepts and the keys it names',
+  (file, keys, keysVolume) => {
+    const objs = objects(file);
+    const gateway = container(objs, 'gateway') as Container & { command: string[]; env: { name: string; value: string }[] };
+    expect(gateway.command).toEqual(['node', '--import', '/opt/trusted-proxy-sidecar/guard/guard.js', 'openclaw.mjs', 'gateway', '--allow-unconfigured']);
+    const install = container(objs, 'guard-install') as Container & { command: string[] };
+    expect(install.command.join(' ')).toContain("copyFileSync('/app/dist/guard.js', '/opt/trusted-proxy-sidecar/guard/guard.js')");
+    expect(install.volumeMounts).toEqual([{ name: 'guard', mountPath: '/opt/trusted-proxy-sidecar/guard' }]);
+    expect(gateway.volumeMounts).toContainEqual({ name: 'guard', mountPath: '/opt/trusted-proxy-sidecar/guard', readOnly: true });
+    const keysPath = Object.values(keys)[0]!;
+    const mounted = gateway.volumeMounts!.find((m) => m.name === keysVolume)!;
+    expect(keysPath.startsWith(mounted.mountPath)).toBe(true);
+    const env = Object.fromEntries(gateway.env.filter((e) => e.name.startsWith('TRUSTED_PROXY_GUARD_')).map((e) => [e.name, e.value]));
+    expect(env).toEqual({
+      TRUSTED_PROXY_GUARD_PORTS: '18789',
+      ...keys,
+      TRUSTED_PROXY_GUARD_OPEN_PATHS: '/healthz,/readyz',
+      TRUSTED_PROXY_GUARD_USER_HEADER: 'x-forwarded-user',
+      TRUSTED_PROXY_GUARD_SCOPES_HEADER: 'x-openclaw-scopes',
+    });
+    expect(guardOptions(env)).toMatchObject({ ok: true });
+    // Off by default: the image's own command, no guard volume.
+    expect(container(objects('defaults-values.yaml'), 'gateway')).not.toHaveProperty('command');
+    expect(containers(objects('defaults-values.yaml')).map((c) => c.name)).not.toContain('guard-install');
+  },
+);
 
-test('mutual TLS (ci/mtls-values.yaml): the Secret mounted where the config reads it, Traefik\'s route over HTTPS with a ServersTransport that presents its certificate', () => {
+test("mutual TLS (ci/mtls-values.yaml): the Secret mounted where the config reads it, Traefik's route over HTTPS with a ServersTransport that presents its certificate", () => {
   const objs = objects('mtls-values.yaml');
-  expect(parse(sidecarConfigText(objs)).listen).toMatchObject({ certFile: '/etc/trusted-proxy-sidecar/tls/tls.crt', keyFile: '/etc/trusted-proxy-sidecar/tls/tls.key', clientCAFile: '/etc/trusted-proxy-sidecar/tls/ca.crt' });
+  expect(parse(sidecarConfigText(objs)).listen).toMatchObject({
+    certFile: '/etc/trusted-proxy-sidecar/tls/tls.crt',
+    keyFile: '/etc/trusted-proxy-sidecar/tls/tls.key',
+    clientCAFile: '/etc/trusted-proxy-sidecar/tls/ca.crt',
+  });
   expect(container(objs, 'sidecar').volumeMounts).toContainEqual({ name: 'tls', mountPath: '/etc/trusted-proxy-sidecar/tls', readOnly: true });
   const volume = (name: string) => (podSpec(objs).volumes as any[]).find((v) => v.name === name);
   // Read only by the pod's users, as the key Secret.
   expect(volume('tls')).toEqual({ name: 'tls', secret: { secretName: 'claw-sidecar-tls', defaultMode: volume('hmac-keys').secret.defaultMode } });
   const route = one(objs, 'IngressRoute') as any;
-  expect(route.spec.routes[1].services).toEqual([{ name: 'claw-trusted-proxy-sidecar', port: 'http', scheme: 'https', serversTransport: 'claw-trusted-proxy-sidecar' }]);
+  expect(route.spec.routes[1].services).toEqual([
+    { name: 'claw-trusted-proxy-sidecar', port: 'http', scheme: 'https', serversTransport: 'claw-trusted-proxy-sidecar' },
+  ]);
   expect((one(objs, 'ServersTransport') as any).spec).toEqual({
     serverName: 'claw-trusted-proxy-sidecar.openclaw.svc',
     rootCAs: [{ secret: 'claw-sidecar-tls' }],
@@ -305,7 +334,9 @@ test('sidecar.native: false puts the sidecar beside the gateway; before Kubernet
   const spec = podSpec(renderChart([join(VALUES, 'defaults-values.yaml'), values]).objects);
   expect(spec.containers.map((c: Container) => c.name)).toEqual(['gateway', 'sidecar']);
   expect(spec.containers[1].startupProbe).toBeUndefined();
-  expect(() => renderChart([join(VALUES, 'defaults-values.yaml')], { kubeVersion: 'v1.28.9' })).toThrow(/sidecar\.native needs Kubernetes 1\.29 or later \(this cluster: v1\.28\.9\): set sidecar\.native: false/);
+  expect(() => renderChart([join(VALUES, 'defaults-values.yaml')], { kubeVersion: 'v1.28.9' })).toThrow(
+    /sidecar\.native needs Kubernetes 1\.29 or later \(this cluster: v1\.28\.9\): set sidecar\.native: false/,
+  );
   expect(podSpec(renderChart([join(VALUES, 'defaults-values.yaml'), values], { kubeVersion: 'v1.28.9' }).objects).containers).toHaveLength(2);
 });
 
@@ -316,21 +347,30 @@ test('a stopping pod: the sidecar drains (its preStop hook, native or not) while
   expect(native.containers[0].lifecycle).toEqual({ preStop: { sleep: { seconds: 7 } } });
   const values = join(tmp, 'not-native-drain.yaml');
   writeFileSync(values, 'sidecar: { native: false }\n');
-  expect(podSpec(renderChart([join(VALUES, 'defaults-values.yaml'), values]).objects).containers[1].lifecycle).toEqual({ preStop: { exec: { command: drain } } });
+  expect(podSpec(renderChart([join(VALUES, 'defaults-values.yaml'), values]).objects).containers[1].lifecycle).toEqual({
+    preStop: { exec: { command: drain } },
+  });
   // The sleep action exists from Kubernetes 1.30.
   expect(podSpec(renderChart([join(VALUES, 'defaults-values.yaml'), values], { kubeVersion: 'v1.29.4' }).objects).containers[0].lifecycle).toBeUndefined();
   const short = join(tmp, 'short-sleep.yaml');
   writeFileSync(short, 'gateway: { preStopSleepSeconds: 5 }\n');
-  expect(() => renderChart([join(VALUES, 'defaults-values.yaml'), short])).toThrow(/gateway\.preStopSleepSeconds \(5\) must exceed sidecar\.config\.listen\.drainSeconds \(5\)/);
+  expect(() => renderChart([join(VALUES, 'defaults-values.yaml'), short])).toThrow(
+    /gateway\.preStopSleepSeconds \(5\) must exceed sidecar\.config\.listen\.drainSeconds \(5\)/,
+  );
 });
 
-test('helm test: a pod that is not the proxy, with a token that may only list the Service\'s EndpointSlices, and the restricted security context', async () => {
+test("helm test: a pod that is not the proxy, with a token that may only list the Service's EndpointSlices, and the restricted security context", async () => {
   const hooks = testHooks('defaults-values.yaml');
   expect(hooks.map((o) => o.kind).sort()).toEqual(['Pod', 'Role', 'RoleBinding', 'ServiceAccount']);
   for (const o of hooks) await validateObject(o);
   expect((one(hooks, 'Role') as any).rules).toEqual([{ apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['list'] }]);
   const pod = (one(hooks, 'Pod') as any).spec;
-  expect(pod.containers[0].securityContext).toMatchObject({ runAsNonRoot: true, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
+  expect(pod.containers[0].securityContext).toMatchObject({
+    runAsNonRoot: true,
+    readOnlyRootFilesystem: true,
+    allowPrivilegeEscalation: false,
+    capabilities: { drop: ['ALL'] },
+  });
   // Its checks are the script's; the node suite (test/node/) runs it against a real install.
   expect(pod.containers[0].command.slice(0, 2)).toEqual(['/nodejs/bin/node', '-e']);
 });
@@ -367,7 +407,10 @@ test("sidecar.config in values.schema.json is the sidecar's config schema (scrip
   const r = spawnSync(process.execPath, [join(ROOT, 'scripts', 'chart-schema.mjs'), '--check'], { encoding: 'utf8' });
   expect([r.status, r.stderr]).toEqual([0, '']);
   const typo = join(tmp, 'config-typo.yaml');
-  writeFileSync(typo, 'publicUrl: https://claw.example.com\nsidecar: { config: { trust: { cidrz: [], cidrs: [10.0.0.0/33, 10.1.0.0/16, "fd00::/8"] }, identity: { token: { audience: [x] } }, listen: { port: 1 } } }\n');
+  writeFileSync(
+    typo,
+    'publicUrl: https://claw.example.com\nsidecar: { config: { trust: { cidrz: [], cidrs: [10.0.0.0/33, 10.1.0.0/16, "fd00::/8"] }, identity: { token: { audience: [x] } }, listen: { port: 1 } } }\n',
+  );
   for (const helm of [3, 4] as const) {
     const message = (() => {
       try {
@@ -392,11 +435,13 @@ test("the schema's CIDR pattern agrees with the sidecar on dotted quads and thei
   const pattern = new RegExp(schema.properties.sidecar.properties.config.properties.trust.properties.cidrs.items.pattern);
   const octets = ['0', '1', '9', '10', '99', '100', '199', '200', '249', '250', '255', '256', '300', '010', '00'];
   let compared = 0;
-  for (const a of octets) for (const b of ['0', '255', '256']) for (const prefix of ['', '/0', '/8', '/32', '/33', '/08', '/008', '/-1']) {
-    const value = `${a}.${b}.0.1${prefix}`;
-    expect([value, pattern.test(value)]).toEqual([value, isAddressOrCidr(value)]);
-    compared++;
-  }
+  for (const a of octets)
+    for (const b of ['0', '255', '256'])
+      for (const prefix of ['', '/0', '/8', '/32', '/33', '/08', '/008', '/-1']) {
+        const value = `${a}.${b}.0.1${prefix}`;
+        expect([value, pattern.test(value)]).toEqual([value, isAddressOrCidr(value)]);
+        compared++;
+      }
   expect(compared).toBe(octets.length * 3 * 8);
 });
 
@@ -420,13 +465,21 @@ test('HTTPRoute: the public host to the sidecar Service only, with the filters g
       backendRefs: [{ name: one(objs, 'Service').metadata.name, port: 8080 }],
     },
   ]);
-  expect(podSpec(objs)).toMatchObject({ priorityClassName: 'high-priority', topologySpreadConstraints: [expect.objectContaining({ topologyKey: 'topology.kubernetes.io/zone' })] });
+  expect(podSpec(objs)).toMatchObject({
+    priorityClassName: 'high-priority',
+    topologySpreadConstraints: [expect.objectContaining({ topologyKey: 'topology.kubernetes.io/zone' })],
+  });
   expect(podSpec(objects('defaults-values.yaml'))).not.toHaveProperty('priorityClassName');
 });
 
 test('Chart.yaml: what Artifact Hub and reviewers read, with the images the chart runs', () => {
   const chart = parse(readFileSync(join(CHART, 'Chart.yaml'), 'utf8'));
-  expect(chart).toMatchObject({ home: expect.stringMatching(/^https:/), sources: [expect.stringMatching(/^https:/)], icon: expect.stringMatching(/^https:.*icon\.svg$/), maintainers: [expect.objectContaining({ name: expect.any(String) })] });
+  expect(chart).toMatchObject({
+    home: expect.stringMatching(/^https:/),
+    sources: [expect.stringMatching(/^https:/)],
+    icon: expect.stringMatching(/^https:.*icon\.svg$/),
+    maintainers: [expect.objectContaining({ name: expect.any(String) })],
+  });
   expect(readFileSync(join(CHART, 'icon.svg'), 'utf8')).toContain('<svg');
   const values = parse(readFileSync(join(CHART, 'values.yaml'), 'utf8'));
   const images = parse(chart.annotations['artifacthub.io/images']).map((i: { image: string }) => i.image);
@@ -462,7 +515,15 @@ test('alert rules pass promtool and use only metrics the sidecar exports (or kub
   const r = spawnSync('promtool', ['check', 'rules', file], { encoding: 'utf8' });
   expect([r.status, r.stderr]).toEqual([0, '']);
   const alerts = rule.spec.groups[0].rules.map((x: any) => x.alert);
-  expect(alerts).toEqual(expect.arrayContaining(['TrustedProxyRefusalSpike', 'TrustedProxyDiscoveryStale', 'TrustedProxyUpstreamErrors', 'TrustedProxyConnectionsDropped', 'TrustedProxyAssertionKeyOld']));
+  expect(alerts).toEqual(
+    expect.arrayContaining([
+      'TrustedProxyRefusalSpike',
+      'TrustedProxyDiscoveryStale',
+      'TrustedProxyUpstreamErrors',
+      'TrustedProxyConnectionsDropped',
+      'TrustedProxyAssertionKeyOld',
+    ]),
+  );
   const known = sidecarMetricNames();
   const used = metricNamesIn(rule.spec.groups[0].rules.map((x: any) => x.expr).join('\n'));
   expect(used.length).toBeGreaterThan(3);
@@ -483,7 +544,7 @@ test('the Grafana dashboard is valid JSON over the sidecar metrics', () => {
   }
 });
 
-test('the chart README\'s values table is the one values.yaml\'s comments generate, every value in it', () => {
+test("the chart README's values table is the one values.yaml's comments generate, every value in it", () => {
   const r = spawnSync(process.execPath, [join(ROOT, 'scripts', 'chart-readme.mjs'), '--check'], { encoding: 'utf8' });
   expect([r.status, r.stderr]).toEqual([0, '']);
   const readme = readFileSync(join(CHART, 'README.md'), 'utf8');

@@ -45,8 +45,17 @@ const EXTENDED = {
     extraVolumeMounts: [{ name: 'provider-ca', mountPath: '/etc/ssl/provider', readOnly: true }],
   },
   networkPolicy: {
-    extraIngress: [{ ports: [{ port: 9090, protocol: 'TCP' }], from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'observability' } } }] }],
-    egress: [{ ports: [{ port: 53, protocol: 'UDP' }, { port: 53, protocol: 'TCP' }] }],
+    extraIngress: [
+      { ports: [{ port: 9090, protocol: 'TCP' }], from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'observability' } } }] },
+    ],
+    egress: [
+      {
+        ports: [
+          { port: 53, protocol: 'UDP' },
+          { port: 53, protocol: 'TCP' },
+        ],
+      },
+    ],
   },
   serviceMonitor: {
     enabled: true,
@@ -64,15 +73,28 @@ describe.each([3, 4] as const)('Helm %i', (helm) => {
   test('as a subchart of an umbrella chart, with global values', () => {
     const umbrella = join(tmp, `umbrella-${helm}`);
     mkdirSync(join(umbrella, 'charts'), { recursive: true });
-    writeFileSync(join(umbrella, 'Chart.yaml'), stringify({ apiVersion: 'v2', name: 'platform', version: '1.0.0', dependencies: [{ name: 'trusted-proxy-sidecar', version: '0.1.0', repository: `file://${CHART}` }] }));
-    writeFileSync(join(umbrella, 'values.yaml'), stringify({ global: { imageRegistry: 'registry.example.com' }, 'trusted-proxy-sidecar': { publicUrl: 'https://claw.example.com' } }));
+    writeFileSync(
+      join(umbrella, 'Chart.yaml'),
+      stringify({
+        apiVersion: 'v2',
+        name: 'platform',
+        version: '1.0.0',
+        dependencies: [{ name: 'trusted-proxy-sidecar', version: '0.1.0', repository: `file://${CHART}` }],
+      }),
+    );
+    writeFileSync(
+      join(umbrella, 'values.yaml'),
+      stringify({ global: { imageRegistry: 'registry.example.com' }, 'trusted-proxy-sidecar': { publicUrl: 'https://claw.example.com' } }),
+    );
     execFileSync(HELM[helm], ['dependency', 'update', umbrella], { stdio: 'ignore' });
     const out = execFileSync(HELM[helm], ['template', 'platform', umbrella, '--namespace', 'openclaw', '--kube-version', KUBE_VERSION], { encoding: 'utf8' });
     expect(find(parseStream(out), 'Deployment')).toHaveLength(1);
   });
 
   test('every extension point lands where it belongs, in the namespace override, and every object is valid', async () => {
-    const objects = renderChart([DEFAULTS, valuesFile(`extended-${helm}`, EXTENDED)], { helm }).objects.filter((o) => !o.metadata.annotations?.['helm.sh/hook']);
+    const objects = renderChart([DEFAULTS, valuesFile(`extended-${helm}`, EXTENDED)], { helm }).objects.filter(
+      (o) => !o.metadata.annotations?.['helm.sh/hook'],
+    );
     for (const o of objects) await validateObject(o);
     // The chart's own namespaced objects: not the discovery Roles (in the ingress
     // controller's namespace), the monitors (in theirs) or the user's extra objects.
@@ -92,7 +114,11 @@ describe.each([3, 4] as const)('Helm %i', (helm) => {
     expect(gateway.envFrom).toEqual([{ secretRef: { name: 'openclaw-provider-keys' } }, ...EXTENDED.gateway.envFrom]);
     expect(gateway.volumeMounts.at(-1)).toEqual(EXTENDED.gateway.extraVolumeMounts[0]);
     const sidecar = spec.initContainers.at(-1);
-    expect([sidecar.env, sidecar.envFrom, sidecar.volumeMounts.at(-1)]).toEqual([EXTENDED.sidecar.env, EXTENDED.sidecar.envFrom, EXTENDED.sidecar.extraVolumeMounts[0]]);
+    expect([sidecar.env, sidecar.envFrom, sidecar.volumeMounts.at(-1)]).toEqual([
+      EXTENDED.sidecar.env,
+      EXTENDED.sidecar.envFrom,
+      EXTENDED.sidecar.extraVolumeMounts[0],
+    ]);
 
     const np = one(objects, 'NetworkPolicy') as any;
     expect(np.spec.policyTypes).toEqual(['Ingress', 'Egress']);
@@ -104,7 +130,13 @@ describe.each([3, 4] as const)('Helm %i', (helm) => {
       expect(monitor.metadata.namespace).toBe('monitoring');
       expect(monitor.spec.namespaceSelector).toEqual({ matchNames: ['claw-system'] });
       const [endpoint] = monitor.spec[kind === 'ServiceMonitor' ? 'endpoints' : 'podMetricsEndpoints'];
-      expect(endpoint).toMatchObject({ port: 'admin', scheme: 'https', tlsConfig: EXTENDED.serviceMonitor.tlsConfig, relabelings: EXTENDED.serviceMonitor.relabelings, metricRelabelings: EXTENDED.serviceMonitor.metricRelabelings });
+      expect(endpoint).toMatchObject({
+        port: 'admin',
+        scheme: 'https',
+        tlsConfig: EXTENDED.serviceMonitor.tlsConfig,
+        relabelings: EXTENDED.serviceMonitor.relabelings,
+        metricRelabelings: EXTENDED.serviceMonitor.metricRelabelings,
+      });
     }
     expect(find(objects, 'ConfigMap').map((c) => c.metadata.name)).toEqual(expect.arrayContaining(['claw-extra', 'claw-extra-text']));
   });

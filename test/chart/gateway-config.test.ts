@@ -19,10 +19,7 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 const cli = (args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
 
 const SEED = join(import.meta.dirname, 'fixtures/openclaw-seed-config.json5');
-const cases: [string, string | undefined][] = [
-  ...ciValuesFiles().map((f): [string, string | undefined] => [f, SEED]),
-  ['defaults-values.yaml', undefined],
-];
+const cases: [string, string | undefined][] = [...ciValuesFiles().map((f): [string, string | undefined] => [f, SEED]), ['defaults-values.yaml', undefined]];
 
 describe.each(cases)('ci/%s', (file, seed) => {
   test(`gateway-config on ${seed ? "the user's existing config" : 'a fresh volume'}, then doctor is clean`, () => {
@@ -68,6 +65,14 @@ test('doctor catches the original misconfiguration, so the clean result above me
   const { objects } = renderChart([join(VALUES, 'defaults-values.yaml')]);
   const sidecarConfig = join(tmp, 'defaults-sidecar.yaml');
   writeFileSync(sidecarConfig, (one(objects, 'ConfigMap', 'claw-trusted-proxy-sidecar-sidecar') as any).data['sidecar.yaml']);
-  const r = cli(['doctor', '--config', sidecarConfig, '--gateway-config', join(import.meta.dirname, 'fixtures/openclaw-seed-config.json5'), '--public-origin', 'https://claw.example.com']);
+  const r = cli([
+    'doctor',
+    '--config',
+    sidecarConfig,
+    '--gateway-config',
+    join(import.meta.dirname, 'fixtures/openclaw-seed-config.json5'),
+    '--public-origin',
+    'https://claw.example.com',
+  ]);
   expect(r.status).toBe(2);
 });

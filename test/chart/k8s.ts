@@ -46,10 +46,20 @@ export function parseStream(text: string): K8sObject[] {
 
 /** `helm template` for the chart with the given values files (paths). Throws with Helm's message. */
 /** `apiVersions`: group/version/kind the cluster is taken to serve (Helm's --api-versions), as an installed CRD would. */
-export function renderChart(valueFiles: string[], opts: { name?: string; namespace?: string; helm?: 3 | 4; apiVersions?: string[]; kubeVersion?: string } = {}): Rendered {
+export function renderChart(
+  valueFiles: string[],
+  opts: { name?: string; namespace?: string; helm?: 3 | 4; apiVersions?: string[]; kubeVersion?: string } = {},
+): Rendered {
   const args = [
-    'template', opts.name ?? 'claw', CHART, '--namespace', opts.namespace ?? 'openclaw', '--kube-version', opts.kubeVersion ?? KUBE_VERSION,
-    ...valueFiles.flatMap((f) => ['-f', f]), ...(opts.apiVersions ?? []).flatMap((v) => ['--api-versions', v]),
+    'template',
+    opts.name ?? 'claw',
+    CHART,
+    '--namespace',
+    opts.namespace ?? 'openclaw',
+    '--kube-version',
+    opts.kubeVersion ?? KUBE_VERSION,
+    ...valueFiles.flatMap((f) => ['-f', f]),
+    ...(opts.apiVersions ?? []).flatMap((v) => ['--api-versions', v]),
   ];
   const r = spawnSync(HELM[opts.helm ?? 3], args, { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(r.stderr.trim());

@@ -31,7 +31,11 @@ test('the base and the Traefik examples are the chart rendered from their values
   execFileSync('cp', ['-r', join(ROOT, 'charts/trusted-proxy-sidecar'), join(copy, 'charts/')]);
   execFileSync('cp', [join(ROOT, 'manifests/generate.sh'), join(copy, 'manifests/')]);
   execFileSync('cp', [join(ROOT, 'manifests/base/values.yaml'), join(copy, 'manifests/base/')]);
-  execFileSync('cp', [join(ROOT, 'manifests/examples/traefik/values.yaml'), join(ROOT, 'manifests/examples/traefik/mtls-values.yaml'), join(copy, 'manifests/examples/traefik/')]);
+  execFileSync('cp', [
+    join(ROOT, 'manifests/examples/traefik/values.yaml'),
+    join(ROOT, 'manifests/examples/traefik/mtls-values.yaml'),
+    join(copy, 'manifests/examples/traefik/'),
+  ]);
   execFileSync('ln', ['-s', HELM[3], join(copy, '.tools/bin/helm3')]);
   execFileSync('ln', ['-s', join(ROOT, 'node_modules'), join(copy, 'node_modules')]);
   execFileSync(join(copy, 'manifests/generate.sh'));
@@ -62,10 +66,18 @@ test('the component adds only the sidecar, to the annotated Deployment only, wit
   expect(gw.spec.template.spec.initContainers.map((c: any) => [c.name, c.restartPolicy])).toEqual([['trusted-proxy-sidecar', 'Always']]);
   const sidecar = gw.spec.template.spec.initContainers.find((c: any) => c.name === 'trusted-proxy-sidecar');
   expect(sidecar.startupProbe.httpGet).toEqual({ path: '/healthz', port: 'tps-admin' });
-  expect(sidecar.securityContext).toMatchObject({ runAsNonRoot: true, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
+  expect(sidecar.securityContext).toMatchObject({
+    runAsNonRoot: true,
+    readOnlyRootFilesystem: true,
+    allowPrivilegeEscalation: false,
+    capabilities: { drop: ['ALL'] },
+  });
   expect(deployment(withComponent, 'unrelated').spec.template.spec.containers.map((c: any) => c.name)).toEqual(['app']);
   // The data port out of a mesh's inbound capture, as the chart does.
-  expect(gw.spec.template.metadata.annotations).toMatchObject({ 'traffic.sidecar.istio.io/excludeInboundPorts': '8080', 'config.linkerd.io/skip-inbound-ports': '8080' });
+  expect(gw.spec.template.metadata.annotations).toMatchObject({
+    'traffic.sidecar.istio.io/excludeInboundPorts': '8080',
+    'config.linkerd.io/skip-inbound-ports': '8080',
+  });
   expect(deployment(withComponent, 'unrelated').spec.template.metadata?.annotations).toBeUndefined();
 
   const cm = one(withComponent, 'ConfigMap') as any;

@@ -44,7 +44,7 @@ function strayProbePorts(objects: K8sObject[]): string[] {
 const renders: [string, () => K8sObject[]][] = [
   ...ciValuesFiles().map((f): [string, () => K8sObject[]] => [`the chart with ci/${f}`, () => renderChart([join(CI_VALUES, f)]).objects]),
   ['manifests/base', () => kustomize(join(ROOT, 'manifests/base'))],
-  ['the kustomize component on a Deployment of the user\'s', () => kustomize(join(import.meta.dirname, 'fixtures/component'))],
+  ["the kustomize component on a Deployment of the user's", () => kustomize(join(import.meta.dirname, 'fixtures/component'))],
   [
     "OpenClaw's own manifests with both components (manifests/examples/openclaw-kustomize)",
     () => {
@@ -64,7 +64,7 @@ test.each(renders)('%s: every probe names a port of the container it probes', (_
   expect(strayProbePorts(objects)).toEqual([]);
 });
 
-test('the check sees the defect it exists for: a gateway probe naming the sidecar\'s port', () => {
+test("the check sees the defect it exists for: a gateway probe naming the sidecar's port", () => {
   const pod = {
     apiVersion: 'v1',
     kind: 'Pod',

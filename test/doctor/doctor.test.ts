@@ -35,7 +35,7 @@ function sidecarWith(change: (input: Record<string, any>) => void): Config {
 const codes = (findings: { code: string }[]) => findings.map((f) => f.code).sort();
 
 describe('doctor on the seed report', () => {
-  test('finds the seed config\'s problems, each with path, what the user sees and the fix', () => {
+  test("finds the seed config's problems, each with path, what the user sees and the fix", () => {
     const findings = diagnose(sidecarConfig(), seed(), { publicOrigin: ORIGIN });
     expect(codes(findings)).toEqual(
       [
@@ -61,7 +61,7 @@ describe('doctor on the seed report', () => {
     }
   });
 
-  test('with the sidecar\'s defaults (no scopes policy) it also says HTTP APIs default to admin', () => {
+  test("with the sidecar's defaults (no scopes policy) it also says HTTP APIs default to admin", () => {
     const findings = diagnose(configSchema.parse({}), seed(), { publicOrigin: ORIGIN });
     const f = findings.find((x) => x.code === 'scopes_policy_missing')!;
     expect(f).toMatchObject({ severity: 'error', path: 'sidecar:gateway.scopesHeader' });
@@ -104,15 +104,29 @@ describe('gateway-config merge', () => {
 
   test('refuses settings that could not work or would grant admin', () => {
     const sidecar = sidecarConfig();
-    const merge = (existing: unknown, options: Partial<Parameters<typeof mergeGatewayConfig>[2]>, sc = sidecar) =>
-      () => mergeGatewayConfig(existing, sc, { publicOrigin: ORIGIN, ...options });
+    const merge =
+      (existing: unknown, options: Partial<Parameters<typeof mergeGatewayConfig>[2]>, sc = sidecar) =>
+      () =>
+        mergeGatewayConfig(existing, sc, { publicOrigin: ORIGIN, ...options });
     expect(merge({}, { deviceAutoApproveScopes: ['operator.read', 'operator.admin'] })).toThrow(/operator.admin/);
     expect(merge({}, { port: 28789 })).toThrow(/port 28789/);
     expect(merge({}, { publicOrigin: 'claw.example.com' })).toThrow(/not an http/);
     expect(merge([], {})).toThrow(/not an object/);
     expect(merge({ gateway: { auth: 'x' } }, {})).toThrow(/gateway.auth is not an object/);
-    expect(merge({}, {}, sidecarWith((c) => (c.upstream.url = 'http://10.0.0.1:18789')))).toThrow(/not on loopback/);
-    expect(merge({}, {}, sidecarWith((c) => (c.gateway.userHeader = '')))).toThrow(/no user header/);
+    expect(
+      merge(
+        {},
+        {},
+        sidecarWith((c) => (c.upstream.url = 'http://10.0.0.1:18789')),
+      ),
+    ).toThrow(/not on loopback/);
+    expect(
+      merge(
+        {},
+        {},
+        sidecarWith((c) => (c.gateway.userHeader = '')),
+      ),
+    ).toThrow(/no user header/);
     const custom = mergeGatewayConfig({}, sidecar, { publicOrigin: ORIGIN, deviceAutoApproveScopes: ['operator.read'], port: 18789 }) as Record<string, any>;
     expect(custom.gateway.auth.trustedProxy.deviceAutoApprove).toEqual({ enabled: true, scopes: ['operator.read'] });
   });
@@ -225,7 +239,9 @@ describe('each finding alone', () => {
     const gateway = mergeGatewayConfig({}, sidecarConfig(), { publicOrigin: ORIGIN }) as Record<string, any>;
     const trusting = (cidrs: string[]) => sidecarWith((c) => (c.trust.cidrs = cidrs));
     expect(codes(diagnose(trusting(['10.0.0.0/24', '10.0.1.7']), gateway, { publicOrigin: ORIGIN }))).toEqual([]);
-    expect(diagnose(trusting(['10.0.0.0/23']), gateway, { publicOrigin: ORIGIN })).toEqual([expect.objectContaining({ code: 'trusted_cidr_too_broad', path: 'sidecar:trust.cidrs[0]' })]);
+    expect(diagnose(trusting(['10.0.0.0/23']), gateway, { publicOrigin: ORIGIN })).toEqual([
+      expect.objectContaining({ code: 'trusted_cidr_too_broad', path: 'sidecar:trust.cidrs[0]' }),
+    ]);
     expect(codes(diagnose(trusting(['10.0.0.0/23']), gateway, { publicOrigin: ORIGIN, maxTrustedAddresses: 512 }))).toEqual([]);
   });
 
@@ -302,7 +318,17 @@ describe('the CLI', () => {
     writeFileSync(join(dir, 'broken.json5'), '{ gateway: ');
     expect((await cli('doctor', '--config', sidecarPath, '--gateway-config', join(dir, 'broken.json5'))).code).toBe(2);
     expect((await cli('doctor', '--config', sidecarPath)).code).toBe(2);
-    const refused = await cli('gateway-config', '--config', sidecarPath, '--file', gatewayPath, '--public-origin', ORIGIN, '--auto-approve-scopes', 'operator.admin');
+    const refused = await cli(
+      'gateway-config',
+      '--config',
+      sidecarPath,
+      '--file',
+      gatewayPath,
+      '--public-origin',
+      ORIGIN,
+      '--auto-approve-scopes',
+      'operator.admin',
+    );
     expect(refused.code).toBe(2);
     expect(refused.stderr).toContain('operator.admin');
   });

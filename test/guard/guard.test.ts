@@ -63,7 +63,7 @@ const upgradeLines = (path: string, extra: string[] = []) => [
   ...extra,
 ];
 
-describe('HS256: the sidecar\'s key folder', () => {
+describe("HS256: the sidecar's key folder", () => {
   let sc: TestSidecar;
   let gw: Gateway;
   // Made in beforeAll, not as the file is read: a run that filters these tests out runs no afterAll.
@@ -72,7 +72,11 @@ describe('HS256: the sidecar\'s key folder', () => {
     keysDir = mkdtempSync(join(tmpdir(), 'tps-guard-keys-'));
     // The gateway first (its port is the sidecar's upstream), then the sidecar with the keys it reads.
     writeFileSync(join(keysDir, 'k1'), Buffer.alloc(32, 9));
-    gw = await startGateway({ TRUSTED_PROXY_GUARD_KEYS_DIR: keysDir, TRUSTED_PROXY_GUARD_OPEN_PATHS: '/healthz', TRUSTED_PROXY_GUARD_USER_HEADER: 'x-forwarded-user' });
+    gw = await startGateway({
+      TRUSTED_PROXY_GUARD_KEYS_DIR: keysDir,
+      TRUSTED_PROXY_GUARD_OPEN_PATHS: '/healthz',
+      TRUSTED_PROXY_GUARD_USER_HEADER: 'x-forwarded-user',
+    });
     sc = await startSidecar(
       `http://127.0.0.1:${gw.port}`,
       { assertion: { keysDir, activeKeyId: 'k1' }, gateway: { scopesHeader: 'x-openclaw-scopes', scopes: { default: ['operator.read'] } } },
@@ -100,7 +104,10 @@ describe('HS256: the sidecar\'s key folder', () => {
 
   async function throughSidecar(path: string, method = 'GET'): Promise<Record<string, any>> {
     const before = gw.events.length;
-    const reply = await rawRequest(sc.port, request([`${method} ${path} HTTP/1.1`, 'Host: claw.example.com', `X-Auth-Request-Email: ${ALICE}`, 'Content-Length: 0', 'Connection: close']));
+    const reply = await rawRequest(
+      sc.port,
+      request([`${method} ${path} HTTP/1.1`, 'Host: claw.example.com', `X-Auth-Request-Email: ${ALICE}`, 'Content-Length: 0', 'Connection: close']),
+    );
     expect(statusOf(reply)).toBe(200);
     expect(gw.events).toHaveLength(before + 1);
     return gw.events.at(-1)!;
@@ -115,21 +122,47 @@ describe('HS256: the sidecar\'s key folder', () => {
   });
 
   test('around the sidecar: forged identity headers are refused by the gateway process itself', async () => {
-    await refusedDirectly(request(['GET /api/x HTTP/1.1', 'Host: claw.example.com', `X-Forwarded-User: ${ALICE}`, 'X-Openclaw-Scopes: operator.admin']), 'assertion_missing');
-    await refusedDirectly(request(['GET /api/x HTTP/1.1', 'Host: claw.example.com', `X-Forwarded-User: ${ALICE}`, 'X-Trusted-Proxy-Assertion: eyJhbGciOiJub25lIn0.e30.']), 'assertion_unknown_key');
+    await refusedDirectly(
+      request(['GET /api/x HTTP/1.1', 'Host: claw.example.com', `X-Forwarded-User: ${ALICE}`, 'X-Openclaw-Scopes: operator.admin']),
+      'assertion_missing',
+    );
+    await refusedDirectly(
+      request(['GET /api/x HTTP/1.1', 'Host: claw.example.com', `X-Forwarded-User: ${ALICE}`, 'X-Trusted-Proxy-Assertion: eyJhbGciOiJub25lIn0.e30.']),
+      'assertion_unknown_key',
+    );
   });
 
   test('an assertion taken from one request is refused for another target, another method or another user', async () => {
     const seen = await throughSidecar('/api/x');
     const token = seen.headers['x-trusted-proxy-assertion'] as string;
     const forged = (line: string, user = ALICE, assertion = token) =>
-      request([line, 'Host: claw.example.com', 'X-Forwarded-Proto: http', 'X-Forwarded-Host: claw.example.com', `X-Forwarded-User: ${user}`, 'X-Openclaw-Scopes: operator.read', `X-Trusted-Proxy-Assertion: ${assertion}`, 'Content-Length: 0']);
+      request([
+        line,
+        'Host: claw.example.com',
+        'X-Forwarded-Proto: http',
+        'X-Forwarded-Host: claw.example.com',
+        `X-Forwarded-User: ${user}`,
+        'X-Openclaw-Scopes: operator.read',
+        `X-Trusted-Proxy-Assertion: ${assertion}`,
+        'Content-Length: 0',
+      ]);
     await refusedDirectly(forged('GET /api/admin HTTP/1.1'), 'assertion_target');
     await refusedDirectly(forged('DELETE /api/x HTTP/1.1'), 'assertion_method');
     // The captured one was used by its own request; a fresh one, as the key holder would mint it, for alice:
     const now = Math.floor(Date.now() / 1000);
     const fresh = new AssertionSigner('k1', Buffer.alloc(32, 9)).sign({
-      iss: 'trusted-proxy-sidecar', aud: 'gateway', sub: ALICE, groups: [], scope: 'operator.read', iat: now, nbf: now, exp: now + 30, jti: randomId(), cip: '203.0.113.7', htm: 'GET', htu: 'http://claw.example.com/api/x',
+      iss: 'trusted-proxy-sidecar',
+      aud: 'gateway',
+      sub: ALICE,
+      groups: [],
+      scope: 'operator.read',
+      iat: now,
+      nbf: now,
+      exp: now + 30,
+      jti: randomId(),
+      cip: '203.0.113.7',
+      htm: 'GET',
+      htu: 'http://claw.example.com/api/x',
     });
     await refusedDirectly(forged('GET /api/x HTTP/1.1', 'bob@example.com', fresh), 'assertion_user_mismatch');
     // The query is part of the target it binds.
@@ -141,12 +174,21 @@ describe('HS256: the sidecar\'s key folder', () => {
     const token = seen.headers['x-trusted-proxy-assertion'] as string;
     expect(seen.headers['x-openclaw-scopes']).toBe('operator.read');
     const again = (scopes: string) =>
-      request(['GET /api/once HTTP/1.1', 'Host: claw.example.com', 'X-Forwarded-Proto: http', 'X-Forwarded-Host: claw.example.com', `X-Forwarded-User: ${ALICE}`, `X-Openclaw-Scopes: ${scopes}`, `X-Trusted-Proxy-Assertion: ${token}`, 'Content-Length: 0']);
+      request([
+        'GET /api/once HTTP/1.1',
+        'Host: claw.example.com',
+        'X-Forwarded-Proto: http',
+        'X-Forwarded-Host: claw.example.com',
+        `X-Forwarded-User: ${ALICE}`,
+        `X-Openclaw-Scopes: ${scopes}`,
+        `X-Trusted-Proxy-Assertion: ${token}`,
+        'Content-Length: 0',
+      ]);
     await refusedDirectly(again('operator.read,operator.admin'), 'assertion_scopes');
     await refusedDirectly(again('operator.read'), 'assertion_replayed');
   });
 
-  test('a user beyond ASCII passes: the header\'s UTF-8 bytes are the assertion\'s sub', async () => {
+  test("a user beyond ASCII passes: the header's UTF-8 bytes are the assertion's sub", async () => {
     for (const user of ['józef@example.com', '张伟@example.com']) {
       const before = gw.events.length;
       const bytes = Buffer.from(request(['GET /api/me HTTP/1.1', 'Host: claw.example.com', `X-Auth-Request-Email: ${user}`, 'Connection: close']), 'utf8');
@@ -168,7 +210,10 @@ describe('HS256: the sidecar\'s key folder', () => {
   });
 
   test('Expect: 100-continue and other expectations are refused before the gateway sees them (and no 100 is sent)', async () => {
-    await refusedDirectly(request(['POST /upload HTTP/1.1', 'Host: claw.example.com', `X-Forwarded-User: ${ALICE}`, 'Expect: 100-continue', 'Content-Length: 5']), 'assertion_missing');
+    await refusedDirectly(
+      request(['POST /upload HTTP/1.1', 'Host: claw.example.com', `X-Forwarded-User: ${ALICE}`, 'Expect: 100-continue', 'Content-Length: 5']),
+      'assertion_missing',
+    );
     await refusedDirectly(request(['POST /upload HTTP/1.1', 'Host: claw.example.com', 'Expect: something-else', 'Content-Length: 0']), 'assertion_missing');
   });
 
@@ -198,20 +243,29 @@ describe('HS256: the sidecar\'s key folder', () => {
   test('clients that reset mid-check, by the hundred, do not end the gateway', async () => {
     const bytes = request(upgradeLines('/ws', ['X-Trusted-Proxy-Assertion: eyJhbGciOiJIUzI1NiIsImtpZCI6ImsxIn0.e30.c2ln']));
     await Promise.all(
-      Array.from({ length: 200 }, () => new Promise<void>((done) => {
-        const s = connect({ host: '127.0.0.1', port: gw.port }, () => {
-          s.write(bytes);
-          s.resetAndDestroy();
-        });
-        s.on('error', () => {});
-        s.on('close', () => done());
-      })),
+      Array.from(
+        { length: 200 },
+        () =>
+          new Promise<void>((done) => {
+            const s = connect({ host: '127.0.0.1', port: gw.port }, () => {
+              s.write(bytes);
+              s.resetAndDestroy();
+            });
+            s.on('error', () => {});
+            s.on('close', () => done());
+          }),
+      ),
     );
     await throughSidecar('/still-here');
     expect(gw.child.exitCode).toBeNull();
     // The refusals were logged, within the line budget of one address (5 at once, then one a second).
     expect(gw.stderr()).toMatch(/"msg":"trusted-proxy-sidecar guard refused"/);
-    expect(gw.stderr().split('\n').filter((l) => l.includes('guard refused')).length).toBeLessThan(20);
+    expect(
+      gw
+        .stderr()
+        .split('\n')
+        .filter((l) => l.includes('guard refused')).length,
+    ).toBeLessThan(20);
   });
 });
 
@@ -236,7 +290,9 @@ test('EdDSA: the guard verifies with the JWK Set file the sidecar writes, and ho
     const reply = await rawRequest(sc.port, request(['GET /x HTTP/1.1', 'Host: claw.example.com', `X-Auth-Request-Email: ${ALICE}`, 'Connection: close']));
     expect(statusOf(reply)).toBe(200);
     expect(events).toHaveLength(1);
-    expect(statusOf(await rawRequest(port, request(['GET /x HTTP/1.1', 'Host: claw.example.com', `X-Forwarded-User: ${ALICE}`, 'Connection: close'])))).toBe(401);
+    expect(statusOf(await rawRequest(port, request(['GET /x HTTP/1.1', 'Host: claw.example.com', `X-Forwarded-User: ${ALICE}`, 'Connection: close'])))).toBe(
+      401,
+    );
     expect(events).toHaveLength(1);
   } finally {
     await sc.stop();

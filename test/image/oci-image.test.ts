@@ -69,7 +69,12 @@ afterAll(async () => {
     } catch {
       /* already stopped */
     }
-    await waitFor(() => !runc('list', '-q').split('\n').includes(CONTAINER) || JSON.parse(runc('state', CONTAINER)).status === 'stopped', 'the container to stop', 10_000, 100);
+    await waitFor(
+      () => !runc('list', '-q').split('\n').includes(CONTAINER) || JSON.parse(runc('state', CONTAINER)).status === 'stopped',
+      'the container to stop',
+      10_000,
+      100,
+    );
     runc('delete', '--force', CONTAINER);
   }
   await upstream?.close();
@@ -77,9 +82,14 @@ afterAll(async () => {
 });
 
 // The ENV lines of the Dockerfile's runtime stage, one pair each.
-const DOCKERFILE_ENV = [...readFileSync(join(ROOT, 'Dockerfile'), 'utf8').split(/^FROM /m).pop()!.matchAll(/^ENV (\S+=\S+)$/gm)].map((m) => m[1]!);
+const DOCKERFILE_ENV = [
+  ...readFileSync(join(ROOT, 'Dockerfile'), 'utf8')
+    .split(/^FROM /m)
+    .pop()!
+    .matchAll(/^ENV (\S+=\S+)$/gm),
+].map((m) => m[1]!);
 
-test('the image says what the Dockerfile says: UID 65532, its environment, node on the bundled command, serve with the chart\'s config path', () => {
+test("the image says what the Dockerfile says: UID 65532, its environment, node on the bundled command, serve with the chart's config path", () => {
   expect(DOCKERFILE_ENV).toEqual(expect.arrayContaining(['NODE_ENV=production', 'MALLOC_TRIM_THRESHOLD_=131072']));
   expect(imageConfig.config.Env).toEqual(expect.arrayContaining(DOCKERFILE_ENV));
   expect(imageConfig.config).toMatchObject({
@@ -93,8 +103,13 @@ test('the image says what the Dockerfile says: UID 65532, its environment, node 
   for (const path of ['bin/sh', 'bin/bash', 'usr/bin/apt-get', 'usr/bin/dpkg']) expect([path, existsSync(join(bundle, 'rootfs', path))]).toEqual([path, false]);
 });
 
-test('run as its config says, it answers /readyz as UID 65532 in the image\'s environment and cannot write its root', async () => {
-  await waitFor(async () => (await fetch(`http://127.0.0.1:${admin}/readyz`).catch(() => undefined))?.status === 200, 'the container to be ready', 20_000, 100).catch((err: Error) => {
+test("run as its config says, it answers /readyz as UID 65532 in the image's environment and cannot write its root", async () => {
+  await waitFor(
+    async () => (await fetch(`http://127.0.0.1:${admin}/readyz`).catch(() => undefined))?.status === 200,
+    'the container to be ready',
+    20_000,
+    100,
+  ).catch((err: Error) => {
     throw new Error(`${err.message}\n${readFileSync(join(work, 'container.log'), 'utf8')}`);
   });
   const { pid } = JSON.parse(runc('state', CONTAINER)) as { pid: number };

@@ -52,13 +52,23 @@ test('keygen, then check-config on every shipped example, then serve it', async 
   doc.setIn(['listen', 'port'], port);
   doc.setIn(['admin', 'port'], admin);
   writeFileSync(join(app, 'sidecar.yaml'), String(doc));
-  const child = spawn('npx', ['--no-install', 'trusted-proxy-sidecar', 'serve', '--config', 'sidecar.yaml'], { cwd: app, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const child = spawn('npx', ['--no-install', 'trusted-proxy-sidecar', 'serve', '--config', 'sidecar.yaml'], {
+    cwd: app,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
   let output = '';
   child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
   child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
   const exited = new Promise<number | null>((done) => child.once('exit', (code) => done(code)));
   try {
-    await waitFor(async () => (await fetch(`http://127.0.0.1:${admin}/healthz`).catch(() => undefined))?.status === 200 || child.exitCode !== null, 'the installed sidecar to answer', 20_000, 100);
+    await waitFor(
+      async () => (await fetch(`http://127.0.0.1:${admin}/healthz`).catch(() => undefined))?.status === 200 || child.exitCode !== null,
+      'the installed sidecar to answer',
+      20_000,
+      100,
+    );
     expect({ exit: child.exitCode, output: child.exitCode === null ? '' : output }).toEqual({ exit: null, output: '' });
     expect(output).toMatch(/"msg":"listening"/);
   } finally {

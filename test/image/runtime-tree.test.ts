@@ -93,7 +93,10 @@ interface TreeSidecar {
 /** `serve` from the tree's command as the runtime user, with the tree read-only. */
 async function serveFromTree(configLines: string[]): Promise<TreeSidecar> {
   const config = join(work, 'sidecar.yaml');
-  writeFileSync(config, ['listen: { host: 127.0.0.1, port: 0 }', 'admin: { host: 127.0.0.1, port: 0 }', `assertion: { keysDir: "${keys}" }`, ...configLines].join('\n'));
+  writeFileSync(
+    config,
+    ['listen: { host: 127.0.0.1, port: 0 }', 'admin: { host: 127.0.0.1, port: 0 }', `assertion: { keysDir: "${keys}" }`, ...configLines].join('\n'),
+  );
   const proc = spawn(
     'setpriv',
     [`--reuid=${UID}`, `--regid=${UID}`, '--clear-groups', process.execPath, '--import', RECORD_LOADS, join(tree, COMMAND_PATH), 'serve', '--config', config],
@@ -103,7 +106,12 @@ async function serveFromTree(configLines: string[]): Promise<TreeSidecar> {
   const stderr: string[] = [];
   proc.stderr!.on('data', (c: Buffer) => stderr.push(c.toString()));
   const closed = new Promise<number | null>((resolve) => proc.once('close', resolve));
-  const output = () => stderr.join('').split('\n').filter((l) => !l.startsWith(LOADED)).join('\n');
+  const output = () =>
+    stderr
+      .join('')
+      .split('\n')
+      .filter((l) => !l.startsWith(LOADED))
+      .join('\n');
   const listening = await new Promise<TreeSidecar['listening']>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no "listening" line; stderr: ${output()}`)), 20_000);
     proc.once('exit', (code) => reject(new Error(`sidecar exited ${code}: ${output()}`)));
@@ -127,7 +135,11 @@ async function serveFromTree(configLines: string[]): Promise<TreeSidecar> {
       proc.kill('SIGTERM');
       // 'close' comes after the pipes are drained, so every report has arrived.
       const code = await closed;
-      const urls = stderr.join('').split('\n').filter((l) => l.startsWith(LOADED)).map((l) => l.slice(LOADED.length));
+      const urls = stderr
+        .join('')
+        .split('\n')
+        .filter((l) => l.startsWith(LOADED))
+        .map((l) => l.slice(LOADED.length));
       return { code, loaded: [...new Set(urls)].map((url) => relative(tree, fileURLToPath(url))) };
     },
   };
@@ -183,7 +195,10 @@ test('the Dockerfile builds with the same script and runs as that user, with the
   expect(dockerfile).toMatch(/^FROM gcr\.io\/distroless\/nodejs24-debian12:nonroot$/m);
   expect(dockerfile).toContain('org.opencontainers.image.version');
   // Every file the build stage copies from the context gets past .dockerignore.
-  const allowed = readFileSync(join(ROOT, '.dockerignore'), 'utf8').split('\n').filter((l) => l.startsWith('!')).map((l) => l.slice(1));
+  const allowed = readFileSync(join(ROOT, '.dockerignore'), 'utf8')
+    .split('\n')
+    .filter((l) => l.startsWith('!'))
+    .map((l) => l.slice(1));
   const copied = [...dockerfile.matchAll(/^COPY (?!--from)(.+) \S+$/gm)].flatMap((m) => m[1]!.split(/\s+/)).map((p) => p.replace(/\/$/, ''));
   expect(copied).toContain('scripts/bundle.mjs');
   expect(copied.filter((p) => !allowed.includes(p) && !allowed.includes(`${p}/**`))).toEqual([]);

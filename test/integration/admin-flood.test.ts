@@ -57,7 +57,7 @@ async function get(client: RawClient, path: string): Promise<number> {
   return statuses(await client.receive(answeredWhole, `the answer to ${path}`))[0]!;
 }
 
-test('one address holds its share; the kubelet\'s probes from another are answered, and so are the flood\'s held connections', async () => {
+test("one address holds its share; the kubelet's probes from another are answered, and so are the flood's held connections", async () => {
   const flood = await Promise.all(Array.from({ length: ADMIN_CONNECTIONS_PER_ADDRESS + 4 }, () => open('127.0.0.2')));
   await waitFor(() => flood.filter((c) => c.isClosed).length === 4, 'the connections past the share closed at accept');
   expect(await dropped('address_limit')).toBe(4);
@@ -80,12 +80,15 @@ async function floodFrom(pods: number, each: number, prefix: string): Promise<Ra
   return flood;
 }
 
-test('the shared connections full from eight addresses, the kubelet\'s probes still find room in the reserve', async () => {
+test("the shared connections full from eight addresses, the kubelet's probes still find room in the reserve", async () => {
   const pods = ADMIN_SHARED_CONNECTIONS / ADMIN_CONNECTIONS_PER_ADDRESS;
   const flood = await floodFrom(pods, ADMIN_CONNECTIONS_PER_ADDRESS, '127.0.1');
   // A ninth flooding address gets the reserve's share of an address that holds few, no more.
   const ninth = await floodFrom(1, ADMIN_CONNECTIONS_PER_ADDRESS, '127.0.4');
-  await waitFor(() => ninth.filter((c) => c.isClosed).length === ADMIN_CONNECTIONS_PER_ADDRESS - ADMIN_RESERVE_HOLDING - 1, 'the ninth address held to the reserve\'s share');
+  await waitFor(
+    () => ninth.filter((c) => c.isClosed).length === ADMIN_CONNECTIONS_PER_ADDRESS - ADMIN_RESERVE_HOLDING - 1,
+    "the ninth address held to the reserve's share",
+  );
   expect(flood.filter((c) => c.isClosed)).toHaveLength(0);
   // The kubelet, from the node's address, probes both containers at once.
   const probes = await Promise.all(['/healthz', '/readyz', '/gateway/healthz', '/gateway/readyz'].map(async (path) => get(await open('127.0.3.1'), path)));

@@ -75,7 +75,7 @@ test('/readyz: not ready while the upstream refuses connections', async () => {
   }
 });
 
-test('/metrics after real traffic passes promtool check metrics (lint included), the sidecar\'s names prefixed, the process\'s standard', async () => {
+test("/metrics after real traffic passes promtool check metrics (lint included), the sidecar's names prefixed, the process's standard", async () => {
   // Traffic that touches the families with labels: allowed, refused (identity and policy),
   // a stripped header, a WebSocket, a rejected config reload.
   await (await fetch(`${sc.url}/a`, { headers: { ...ALICE, 'x-forwarded-user': 'mallory' } })).text();
@@ -97,7 +97,15 @@ test('/metrics after real traffic passes promtool check metrics (lint included),
   // The sidecar's own under its prefix; the process and Node.js ones under their standard
   // names, where generic dashboards look for them.
   for (const name of names) expect(name).toMatch(/^(trusted_proxy_|process_|nodejs_)/);
-  expect(names).toEqual(expect.arrayContaining(['process_cpu_seconds_total', 'process_resident_memory_bytes', 'process_open_fds', 'nodejs_eventloop_lag_seconds', 'nodejs_heap_size_used_bytes']));
+  expect(names).toEqual(
+    expect.arrayContaining([
+      'process_cpu_seconds_total',
+      'process_resident_memory_bytes',
+      'process_open_fds',
+      'nodejs_eventloop_lag_seconds',
+      'nodejs_heap_size_used_bytes',
+    ]),
+  );
 
   // What the issue lists, with the labels it promises.
   const families: Record<string, string> = {

@@ -62,7 +62,17 @@ describe('help', () => {
 });
 
 describe('check-config and serve', () => {
-  const paths = ['listen.port', 'upstream.url', 'trust.cidrs.0', 'trust.cidrs.1', 'identity.allowUsers', 'identity.userHeader', 'assertion.ttlSeconds', 'logging.level', '(root)'];
+  const paths = [
+    'listen.port',
+    'upstream.url',
+    'trust.cidrs.0',
+    'trust.cidrs.1',
+    'identity.allowUsers',
+    'identity.userHeader',
+    'assertion.ttlSeconds',
+    'logging.level',
+    '(root)',
+  ];
 
   test('a bad file: every problem by key path, exit 2, from check-config and from serve (which does not start)', async () => {
     const path = join(dir, 'bad.yaml');
@@ -82,7 +92,10 @@ describe('check-config and serve', () => {
     expect(checked.status).toBe(2);
     expect(checked.stdout).toBe('');
     expect(checked.stderr.split('\n')[0]).toBe(`invalid config ${path}:`);
-    const problems = checked.stderr.split('\n').filter((l) => l.startsWith('  - ')).map((l) => l.slice(4));
+    const problems = checked.stderr
+      .split('\n')
+      .filter((l) => l.startsWith('  - '))
+      .map((l) => l.slice(4));
     for (const p of paths) expect({ p, listed: problems.some((line) => line.startsWith(`${p}: `)) }).toEqual({ p, listed: true });
     expect(problems.find((l) => l.startsWith('(root)'))).toContain('surprise');
     expect(served.status).toBe(2);
@@ -106,7 +119,10 @@ describe('check-config and serve', () => {
     );
     const [checked, served] = await Promise.all([cli('check-config', '--config', path, '--keys'), cli('serve', '--config', path)]);
     expect(checked.status).toBe(2);
-    const problems = checked.stderr.split('\n').filter((l) => l.startsWith('  - ')).map((l) => l.slice(4));
+    const problems = checked.stderr
+      .split('\n')
+      .filter((l) => l.startsWith('  - '))
+      .map((l) => l.slice(4));
     expect(problems).toEqual([
       'upstream.url: must be an http:// or https:// URL',
       'logging.level: Invalid option: expected one of "fatal"|"error"|"warn"|"info"|"debug"|"trace"',
@@ -137,11 +153,21 @@ describe('check-config and serve', () => {
 
   test('an unknown key names the known one it is closest to; a port out of range says so; an empty file is refused, not served', async () => {
     const typos = join(dir, 'typos.yaml');
-    writeFileSync(typos, 'listen: { hots: 0.0.0.0, port: 70000 }\ntrust: { cidrz: [], discovery: { pods: [ { namespace: t, labelSelecter: a=b } ] } }\nidentity: { token: { audience: [x] } }\nfrobnicate: 1\n');
+    writeFileSync(
+      typos,
+      'listen: { hots: 0.0.0.0, port: 70000 }\ntrust: { cidrz: [], discovery: { pods: [ { namespace: t, labelSelecter: a=b } ] } }\nidentity: { token: { audience: [x] } }\nfrobnicate: 1\n',
+    );
     const empty = join(dir, 'empty.yaml');
     writeFileSync(empty, '# nothing set yet\n');
-    const [checked, emptyChecked, emptyServed] = await Promise.all([cli('check-config', '--config', typos), cli('check-config', '--config', empty), cli('serve', '--config', empty)]);
-    const problems = checked.stderr.split('\n').filter((l) => l.startsWith('  - ')).map((l) => l.slice(4));
+    const [checked, emptyChecked, emptyServed] = await Promise.all([
+      cli('check-config', '--config', typos),
+      cli('check-config', '--config', empty),
+      cli('serve', '--config', empty),
+    ]);
+    const problems = checked.stderr
+      .split('\n')
+      .filter((l) => l.startsWith('  - '))
+      .map((l) => l.slice(4));
     expect(problems).toEqual(
       expect.arrayContaining([
         'listen: unknown key "hots" (did you mean "host"?)',
@@ -193,26 +219,39 @@ describe('keygen', () => {
 });
 
 describe('keygen --algorithm and verify --jwks', () => {
-  test.each(['EdDSA', 'ES256'] as const)('%s: a private key the sidecar loads, whose public set verifies what it signs; a bad algorithm is a usage error', async (algorithm) => {
-    const keysDir = join(dir, `keys-${algorithm}`);
-    expect((await cli('keygen', '--keys-dir', keysDir, '--kid', 'p1', '--algorithm', algorithm)).status).toBe(0);
-    expect(statSync(join(keysDir, 'p1')).mode & 0o777).toBe(0o400);
-    const ring = loadKeyRing(keysDir, '', algorithm);
-    expect(ring).toMatchObject({ activeKeyId: 'p1', problems: [] });
-    const now = Math.floor(Date.now() / 1000);
-    const token = new AssertionSigner('p1', ring.keys.get('p1')!).sign({
-      iss: 'trusted-proxy-sidecar', aud: 'gateway', sub: 'bob', groups: [], iat: now, nbf: now, exp: now + 30, jti: 'j1', cip: '203.0.113.9', htm: 'GET', htu: 'http://gw/',
-    });
-    const jwks = join(dir, `${algorithm}.jwks.json`);
-    writeFileSync(jwks, JSON.stringify(publicKeySet(ring)));
-    const byJwks = await cli('verify', '--jwks', jwks, token);
-    expect([byJwks.status, JSON.parse(byJwks.stdout).sub]).toEqual([0, 'bob']);
-    expect((await cli('verify', '--keys-dir', keysDir, '--algorithm', algorithm, token)).status).toBe(0);
-    // The shared-key default refuses the key pair's folder outright.
-    expect((await cli('verify', '--keys-dir', keysDir, token)).stderr).toMatch(/^not valid: unknown_key/);
-    const bad = await cli('keygen', '--keys-dir', keysDir, '--kid', 'p2', '--algorithm', 'RS256');
-    expect([bad.status, bad.stderr]).toEqual([2, expect.stringContaining('--algorithm must be one of HS256, EdDSA, ES256')]);
-  });
+  test.each(['EdDSA', 'ES256'] as const)(
+    '%s: a private key the sidecar loads, whose public set verifies what it signs; a bad algorithm is a usage error',
+    async (algorithm) => {
+      const keysDir = join(dir, `keys-${algorithm}`);
+      expect((await cli('keygen', '--keys-dir', keysDir, '--kid', 'p1', '--algorithm', algorithm)).status).toBe(0);
+      expect(statSync(join(keysDir, 'p1')).mode & 0o777).toBe(0o400);
+      const ring = loadKeyRing(keysDir, '', algorithm);
+      expect(ring).toMatchObject({ activeKeyId: 'p1', problems: [] });
+      const now = Math.floor(Date.now() / 1000);
+      const token = new AssertionSigner('p1', ring.keys.get('p1')!).sign({
+        iss: 'trusted-proxy-sidecar',
+        aud: 'gateway',
+        sub: 'bob',
+        groups: [],
+        iat: now,
+        nbf: now,
+        exp: now + 30,
+        jti: 'j1',
+        cip: '203.0.113.9',
+        htm: 'GET',
+        htu: 'http://gw/',
+      });
+      const jwks = join(dir, `${algorithm}.jwks.json`);
+      writeFileSync(jwks, JSON.stringify(publicKeySet(ring)));
+      const byJwks = await cli('verify', '--jwks', jwks, token);
+      expect([byJwks.status, JSON.parse(byJwks.stdout).sub]).toEqual([0, 'bob']);
+      expect((await cli('verify', '--keys-dir', keysDir, '--algorithm', algorithm, token)).status).toBe(0);
+      // The shared-key default refuses the key pair's folder outright.
+      expect((await cli('verify', '--keys-dir', keysDir, token)).stderr).toMatch(/^not valid: unknown_key/);
+      const bad = await cli('keygen', '--keys-dir', keysDir, '--kid', 'p2', '--algorithm', 'RS256');
+      expect([bad.status, bad.stderr]).toEqual([2, expect.stringContaining('--algorithm must be one of HS256, EdDSA, ES256')]);
+    },
+  );
 });
 
 describe('verify', () => {

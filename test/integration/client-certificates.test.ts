@@ -74,7 +74,10 @@ const tlsListen = () => ({ certFile: ca.certFile, keyFile: ca.keyFile, clientCAF
 // Under require: certificate any address may connect (the bound on peers refused by
 // address does not apply), so the handshake needs a deadline of its own.
 test('a client that connects and never starts the handshake is closed after listen.headersTimeoutSeconds, not 120 s', async () => {
-  const sc = await startSidecar(upstream.url, { listen: { ...tlsListen(), headersTimeoutSeconds: 1 }, trust: { allowLoopback: false, require: 'certificate', clientCertificates: { spiffeIds: [TRAEFIK] } } });
+  const sc = await startSidecar(upstream.url, {
+    listen: { ...tlsListen(), headersTimeoutSeconds: 1 },
+    trust: { allowLoopback: false, require: 'certificate', clientCertificates: { spiffeIds: [TRAEFIK] } },
+  });
   try {
     const silent = await RawClient.connect(sc.port);
     const partial = await RawClient.connect(sc.port);
@@ -92,11 +95,15 @@ test('a client that connects and never starts the handshake is closed after list
 describe('require: certificate', () => {
   let sc: TestSidecar;
   beforeAll(async () => {
-    sc = await startSidecar(upstream.url, { listen: tlsListen(), trust: { allowLoopback: false, require: 'certificate', clientCertificates: { spiffeIds: [TRAEFIK] } } }, { configFile: true });
+    sc = await startSidecar(
+      upstream.url,
+      { listen: tlsListen(), trust: { allowLoopback: false, require: 'certificate', clientCertificates: { spiffeIds: [TRAEFIK] } } },
+      { configFile: true },
+    );
   });
   afterAll(() => sc.stop());
 
-  test('the proxy\'s certificate is trusted whatever its address; the log says by what', async () => {
+  test("the proxy's certificate is trusted whatever its address; the log says by what", async () => {
     const before = upstream.received.length;
     expect(await get(sc, certs.traefik)).toMatchObject({ status: 200 });
     expect(upstream.received).toHaveLength(before + 1);
@@ -106,7 +113,7 @@ describe('require: certificate', () => {
 
   test.each([
     ['no certificate', undefined, 'certificate_missing'],
-    ['another workload\'s certificate from the same CA', 'other', 'certificate_not_allowed'],
+    ["another workload's certificate from the same CA", 'other', 'certificate_not_allowed'],
     ['the right names from a CA the sidecar does not trust', 'rogue', 'certificate_unverified'],
   ] as const)('%s: 403, and nothing reaches the gateway', async (_name, cert, detail) => {
     const before = upstream.received.length;
@@ -116,9 +123,32 @@ describe('require: certificate', () => {
     await waitFor(() => sc.logs.some((l) => l['msg'] === 'refused' && l['detail'] === detail), `a refusal logged with ${detail}`, 2000, 10);
   });
 
-  test('curl with the proxy\'s certificate passes, without it is refused', async () => {
+  test("curl with the proxy's certificate passes, without it is refused", async () => {
     // Not execFileSync: the sidecar under test runs in this process's event loop.
-    const curl = async (...args: string[]) => (await execFileAsync('curl', ['-s', '--max-time', '10', '-o', '/dev/null', '-w', '%{http_code}', '--cacert', ca.caFile, '--resolve', `localhost:${sc.port}:127.0.0.1`, '-H', 'x-auth-request-email: alice@example.com', ...args, `https://localhost:${sc.port}/x`], { encoding: 'utf8' })).stdout;
+    const curl = async (...args: string[]) =>
+      (
+        await execFileAsync(
+          'curl',
+          [
+            '-s',
+            '--max-time',
+            '10',
+            '-o',
+            '/dev/null',
+            '-w',
+            '%{http_code}',
+            '--cacert',
+            ca.caFile,
+            '--resolve',
+            `localhost:${sc.port}:127.0.0.1`,
+            '-H',
+            'x-auth-request-email: alice@example.com',
+            ...args,
+            `https://localhost:${sc.port}/x`,
+          ],
+          { encoding: 'utf8' },
+        )
+      ).stdout;
     expect(await curl('--cert', certs.traefik.certFile, '--key', certs.traefik.keyFile)).toBe('200');
     expect(await curl()).toBe('403');
   });
@@ -143,7 +173,10 @@ describe('require: certificate', () => {
 });
 
 test('require: both: the certificate from an address not trusted is refused, from the trusted one passes', async () => {
-  const sc = await startSidecar(upstream.url, { listen: tlsListen(), trust: { allowLoopback: true, cidrs: ['127.0.0.2'], require: 'both', clientCertificates: { subjects: ['CN=traefik,O=ingress'] } } });
+  const sc = await startSidecar(upstream.url, {
+    listen: tlsListen(),
+    trust: { allowLoopback: true, cidrs: ['127.0.0.2'], require: 'both', clientCertificates: { subjects: ['CN=traefik,O=ingress'] } },
+  });
   try {
     expect(await get(sc, certs.traefik, '127.0.0.2')).toMatchObject({ status: 200 });
     expect(await get(sc, certs.traefik, '127.0.0.1')).toMatchObject({ status: 403 });
@@ -160,12 +193,28 @@ test('require: both: the certificate from an address not trusted is refused, fro
 describe('require: both, from xfcc (a mesh proxy reports the client certificate)', () => {
   let sc: TestSidecar;
   beforeAll(async () => {
-    sc = await startSidecar(upstream.url, { trust: { allowLoopback: true, cidrs: ['127.0.0.6'], require: 'both', clientCertificates: { from: 'xfcc', spiffeIds: [TRAEFIK] } } });
+    sc = await startSidecar(upstream.url, {
+      trust: { allowLoopback: true, cidrs: ['127.0.0.6'], require: 'both', clientCertificates: { from: 'xfcc', spiffeIds: [TRAEFIK] } },
+    });
   });
   afterAll(() => sc.stop());
 
   const send = (from: string, ...xfcc: string[]) =>
-    rawRequest(sc.port, [`GET /x HTTP/1.1`, 'Host: claw.example.com', 'X-Auth-Request-Email: alice@example.com', ...xfcc.map((v) => `X-Forwarded-Client-Cert: ${v}`), 'Connection: close', '', ''].join('\r\n'), '127.0.0.1', 3000, from);
+    rawRequest(
+      sc.port,
+      [
+        `GET /x HTTP/1.1`,
+        'Host: claw.example.com',
+        'X-Auth-Request-Email: alice@example.com',
+        ...xfcc.map((v) => `X-Forwarded-Client-Cert: ${v}`),
+        'Connection: close',
+        '',
+        '',
+      ].join('\r\n'),
+      '127.0.0.1',
+      3000,
+      from,
+    );
   const element = (uri: string) => `By=spiffe://cluster.local/ns/claw/sa/claw;Hash=0f;Subject="";URI=${uri}`;
 
   test('honest: the mesh proxy reports the trusted workload; the header itself never reaches the gateway', async () => {
@@ -176,13 +225,21 @@ describe('require: both, from xfcc (a mesh proxy reports the client certificate)
   });
 
   test.each([
-    ['a client\'s forged element before the one the proxy appended', '127.0.0.6', [`URI=${TRAEFIK},${element('spiffe://cluster.local/ns/default/sa/attacker')}`]],
+    [
+      "a client's forged element before the one the proxy appended",
+      '127.0.0.6',
+      [`URI=${TRAEFIK},${element('spiffe://cluster.local/ns/default/sa/attacker')}`],
+    ],
     ['an honest-looking header from another container of the pod', '127.0.0.1', [element(TRAEFIK)]],
     ['two header lines', '127.0.0.6', [element(TRAEFIK), element(TRAEFIK)]],
     ['no header: the connection was not mutual TLS', '127.0.0.6', []],
     ['a header the parser cannot read', '127.0.0.6', [`URI=${TRAEFIK};Subject="CN=x`]],
     // Read as an escape, the backslash took the proxy's comma and merged the two elements.
-    ['a client\'s element ending in a backslash before the proxy\'s comma', '127.0.0.6', [`URI=${TRAEFIK};By=\\,${element('spiffe://cluster.local/ns/default/sa/attacker')}`]],
+    [
+      "a client's element ending in a backslash before the proxy's comma",
+      '127.0.0.6',
+      [`URI=${TRAEFIK};By=\\,${element('spiffe://cluster.local/ns/default/sa/attacker')}`],
+    ],
   ])('forged: %s is refused, and nothing reaches the gateway', async (_name, from, xfcc) => {
     const before = upstream.received.length;
     expect(statusOf(await send(from, ...xfcc))).toBe(403);

@@ -43,7 +43,11 @@ function exchange(bytes: string, waitMs = 2000): Promise<{ reply: string; closed
 }
 
 function headerLines(reply: string): string[] {
-  return reply.split('\r\n\r\n')[0]!.split('\r\n').slice(1).map((l) => l.toLowerCase());
+  return reply
+    .split('\r\n\r\n')[0]!
+    .split('\r\n')
+    .slice(1)
+    .map((l) => l.toLowerCase());
 }
 
 test("the client's Connection: close is honoured: the sidecar answers with close and ends the connection", async () => {

@@ -34,10 +34,7 @@ test.each(['/a/../b', '/a/./b//c', '/%7euser/x%2Fy', '/p?q=a/../b&r=%20', '/a/%2
   'target %s reaches the gateway unchanged and its assertion verifies there',
   async (target) => {
     const before = upstream.received.length;
-    const reply = await rawRequest(
-      sc.port,
-      `GET ${target} HTTP/1.1\r\nHost: gw.example\r\nX-Auth-Request-Email: a@example.com\r\nConnection: close\r\n\r\n`,
-    );
+    const reply = await rawRequest(sc.port, `GET ${target} HTTP/1.1\r\nHost: gw.example\r\nX-Auth-Request-Email: a@example.com\r\nConnection: close\r\n\r\n`);
     expect(statusOf(reply)).toBe(200);
     const got = upstream.received[before]!;
     expect(got.url).toBe(target);

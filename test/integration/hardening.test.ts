@@ -50,7 +50,12 @@ describe('a refused upgrade, then a reset, ends only that connection', () => {
     ['missing identity (401)', () => open, `GET /ws HTTP/1.1\r\nHost: gw\r\n${WS}\r\n`, 401],
     ['untrusted source (403)', () => closed, `GET /ws HTTP/1.1\r\nHost: gw\r\n${ALICE}${WS}\r\n`, 403],
     ['a protocol other than WebSocket (400)', () => open, `GET /ws HTTP/1.1\r\nHost: gw\r\n${ALICE}Upgrade: h2c\r\nConnection: Upgrade\r\n\r\n`, 400],
-    ['the forward-auth answer to an upgrade (200)', () => open, `GET /forward-auth HTTP/1.1\r\nHost: gw\r\n${ALICE}X-Forwarded-Method: GET\r\nX-Forwarded-Uri: /ws\r\n${WS}\r\n`, 200],
+    [
+      'the forward-auth answer to an upgrade (200)',
+      () => open,
+      `GET /forward-auth HTTP/1.1\r\nHost: gw\r\n${ALICE}X-Forwarded-Method: GET\r\nX-Forwarded-Uri: /ws\r\n${WS}\r\n`,
+      200,
+    ],
   ])('%s', async (_what, sidecar, bytes, status) => {
     const sc = sidecar();
     // Half-open allowed: the client keeps its side after the answer, so its reset reaches a
@@ -96,7 +101,8 @@ describe('after a refusal the sidecar releases the socket, though the client nev
 });
 
 describe('forward-auth answers carry the identity byte for byte', () => {
-  const request = (extra: string) => `GET /forward-auth HTTP/1.1\r\nHost: gw\r\nX-Auth-Request-Email: ${JOSE}\r\nX-Forwarded-Method: GET\r\nX-Forwarded-Uri: /app\r\n${extra}\r\n`;
+  const request = (extra: string) =>
+    `GET /forward-auth HTTP/1.1\r\nHost: gw\r\nX-Auth-Request-Email: ${JOSE}\r\nX-Forwarded-Method: GET\r\nX-Forwarded-Uri: /app\r\n${extra}\r\n`;
 
   test.each([
     ['a sub-request', 'Connection: close\r\n'],
@@ -106,7 +112,10 @@ describe('forward-auth answers carry the identity byte for byte', () => {
     client.write(request(extra));
     await client.closed;
     const head = client.bytes.subarray(0, client.bytes.indexOf('\r\n\r\n'));
-    const line = head.toString('latin1').split('\r\n').find((l) => l.toLowerCase().startsWith('x-forwarded-user:'));
+    const line = head
+      .toString('latin1')
+      .split('\r\n')
+      .find((l) => l.toLowerCase().startsWith('x-forwarded-user:'));
     // The exact bytes the proxy sent, not a second UTF-8 encoding of them.
     expect(Buffer.from(line!.slice('x-forwarded-user: '.length), 'latin1')).toEqual(Buffer.from('josé@example.com', 'utf8'));
   });
@@ -115,7 +124,9 @@ describe('forward-auth answers carry the identity byte for byte', () => {
 test("a gateway's refusal of an upgrade is relayed byte for byte", async () => {
   const gateway = http.createServer((_req, res) => res.end());
   gateway.on('upgrade', (_req, socket: Socket) => {
-    socket.end(Buffer.concat([Buffer.from('HTTP/1.1 403 Forbidden\r\nx-reason: '), Buffer.from('refusé', 'utf8'), Buffer.from('\r\ncontent-length: 2\r\n\r\nno')]));
+    socket.end(
+      Buffer.concat([Buffer.from('HTTP/1.1 403 Forbidden\r\nx-reason: '), Buffer.from('refusé', 'utf8'), Buffer.from('\r\ncontent-length: 2\r\n\r\nno')]),
+    );
   });
   await new Promise<void>((resolve) => gateway.listen(0, '127.0.0.1', resolve));
   const sc = await startSidecar(`http://127.0.0.1:${(gateway.address() as AddressInfo).port}`);

@@ -135,7 +135,13 @@ test('a Secret-style mount updated by symlink swap is picked up: new key, new by
   mount.update({ kb: c });
   await waitFor(async () => {
     const p = await probe(sc);
-    return p.kid === 'kb' && (await verifyAssertion(p.token!, { keys: new Map([['kb', c]]) }).then(() => p, () => false));
+    return (
+      p.kid === 'kb' &&
+      (await verifyAssertion(p.token!, { keys: new Map([['kb', c]]) }).then(
+        () => p,
+        () => false,
+      ))
+    );
   }, 'kb re-read with its new bytes');
   const third = await probe(sc);
   await expect(verifyAssertion(third.token!, { keys: new Map([['kb', b]]) })).rejects.toMatchObject({ code: 'signature' });

@@ -75,7 +75,11 @@ function startRun(env: Record<string, string | number> = ports): { exited: Promi
     cwd: root,
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}`, ...Object.fromEntries(Object.entries(env).map(([k, v]) => [k, String(v)])) },
+    env: {
+      ...process.env,
+      PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}`,
+      ...Object.fromEntries(Object.entries(env).map(([k, v]) => [k, String(v)])),
+    },
   });
   run.stdout!.on('data', (c: Buffer) => (output += c.toString()));
   run.stderr!.on('data', (c: Buffer) => (output += c.toString()));
@@ -83,7 +87,10 @@ function startRun(env: Record<string, string | number> = ports): { exited: Promi
 }
 
 function exitWithin(exited: Promise<number | null>, what: string): Promise<number | null> {
-  return Promise.race([exited, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`make run did not stop on ${what}:\n${output}`)), 10_000).unref())]);
+  return Promise.race([
+    exited,
+    new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`make run did not stop on ${what}:\n${output}`)), 10_000).unref()),
+  ]);
 }
 
 test('make run: the allowed curl shows the verified identity, the refused one a 401; Ctrl-C stops it all with exit 0', async () => {

@@ -50,7 +50,12 @@ test('trusting the mesh proxy by address: noticed, logged, counted, and the side
 test('answered with from: xfcc: still counted, not a readiness problem', async () => {
   const sc = await startSidecar(upstream.url, {
     listen: { host: '0.0.0.0' },
-    trust: { allowLoopback: true, cidrs: ['127.0.0.6'], require: 'both', clientCertificates: { from: 'xfcc', spiffeIds: ['spiffe://cluster.local/ns/traefik/sa/traefik'] } },
+    trust: {
+      allowLoopback: true,
+      cidrs: ['127.0.0.6'],
+      require: 'both',
+      clientCertificates: { from: 'xfcc', spiffeIds: ['spiffe://cluster.local/ns/traefik/sa/traefik'] },
+    },
   });
   try {
     await connections(sc, '127.0.0.6', MESH_WINDOW);

@@ -124,14 +124,17 @@ describe('through oauth2-proxy, with a real OpenID provider', () => {
     expect(upstream.valuesOf(upstream.received.at(-1)!, 'authorization')).toEqual([]);
   });
 
-  test('a trusted address naming another user is refused: without a token, with alice\'s, or with one it signed itself', async () => {
+  test("a trusted address naming another user is refused: without a token, with alice's, or with one it signed itself", async () => {
     await fetch(`${origin}/seen`, { headers: { cookie } });
     const token = lastToken();
     const before = upstream.received.length;
     const direct = (headers: Record<string, string>) => fetch(`${sc.url}/admin`, { headers });
     const refusal = async (res: Response) => [res.status, ((await res.json()) as { error: string }).error];
     expect(await refusal(await direct({ 'x-forwarded-email': 'admin@example.com' }))).toEqual([401, 'identity_token_missing']);
-    expect(await refusal(await direct({ 'x-forwarded-email': 'admin@example.com', authorization: `Bearer ${token}` }))).toEqual([401, 'identity_token_mismatch']);
+    expect(await refusal(await direct({ 'x-forwarded-email': 'admin@example.com', authorization: `Bearer ${token}` }))).toEqual([
+      401,
+      'identity_token_mismatch',
+    ]);
     const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
     const own = await new SignJWT({ iss: issuer, aud: 'openclaw', exp: Math.floor(Date.now() / 1000) + 300, email: 'admin@example.com', email_verified: true })
       .setProtectedHeader({ alg: 'RS256', kid: 'k1' })
@@ -144,7 +147,7 @@ describe('through oauth2-proxy, with a real OpenID provider', () => {
   });
 });
 
-describe('the key set\'s freshness, with a provider that stops answering', () => {
+describe("the key set's freshness, with a provider that stops answering", () => {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   let provider: http.Server;
   let port: number;
@@ -176,7 +179,13 @@ describe('the key set\'s freshness, with a provider that stops answering', () =>
   });
 
   test('the last keys serve until stale, then tokens are refused with 503 and readiness fails, until the provider is back', async () => {
-    const token = await new SignJWT({ iss: `http://127.0.0.1:${port}`, aud: 'app', exp: Math.floor(Date.now() / 1000) + 600, email: 'bob@example.com', email_verified: true })
+    const token = await new SignJWT({
+      iss: `http://127.0.0.1:${port}`,
+      aud: 'app',
+      exp: Math.floor(Date.now() / 1000) + 600,
+      email: 'bob@example.com',
+      email_verified: true,
+    })
       .setProtectedHeader({ alg: 'ES256', kid: 'p1' })
       .sign(privateKey);
     const request = () => fetch(`${sc.url}/x`, { headers: { authorization: `Bearer ${token}` } });

@@ -26,7 +26,13 @@ test('a flood of refused requests with long targets writes a bounded number of s
   const target = `/${'a'.repeat(15_000)}`;
   const flood = 100;
   for (let i = 0; i < flood; i++) {
-    const reply = await rawRequest(sc.port, `GET ${target} HTTP/1.1\r\nHost: claw.example.com\r\nX-Auth-Request-Email: evil@example.com\r\nConnection: close\r\n\r\n`, '127.0.0.1', 3000, '127.0.0.3');
+    const reply = await rawRequest(
+      sc.port,
+      `GET ${target} HTTP/1.1\r\nHost: claw.example.com\r\nX-Auth-Request-Email: evil@example.com\r\nConnection: close\r\n\r\n`,
+      '127.0.0.1',
+      3000,
+      '127.0.0.3',
+    );
     expect(statusOf(reply)).toBe(403);
   }
   const lines = refusedLines().filter((l) => l['peer'] === '127.0.0.3');

@@ -151,7 +151,11 @@ test('a request still running when the grace ends is cut off, and the process st
   const grace = 0.5;
   const sc = await serve(grace);
   const stuck = fetch(`${sc.url}/slow?ms=20000`, { headers: ALICE }).then(
-    async (r) => r.text().then(() => 'completed', () => 'cut off'),
+    async (r) =>
+      r.text().then(
+        () => 'completed',
+        () => 'cut off',
+      ),
     () => 'cut off',
   );
   await waitFor(() => upstream.received.some((r) => r.url === '/slow?ms=20000'), 'the stuck request to reach the upstream');

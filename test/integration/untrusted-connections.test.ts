@@ -49,9 +49,11 @@ async function dropped(reason: string): Promise<number> {
 /** Sends one request and waits for its complete answer (the sidecar's JSON, or the upstream's chunked text). */
 async function ask(client: RawClient): Promise<number> {
   client.write(REQUEST);
-  const text = await client.receive((t) => /\r\n0\r\n\r\n$|\r\n\r\n\{.*\}$/s.test(t), 'an answer').catch((err: Error) => {
-    throw new Error(`${err.message}; received ${JSON.stringify(client.text)}`);
-  });
+  const text = await client
+    .receive((t) => /\r\n0\r\n\r\n$|\r\n\r\n\{.*\}$/s.test(t), 'an answer')
+    .catch((err: Error) => {
+      throw new Error(`${err.message}; received ${JSON.stringify(client.text)}`);
+    });
   return statuses(text)[0]!;
 }
 
@@ -84,7 +86,7 @@ test('the flood holds at most maxUntrustedConnections; the trusted proxy keeps t
   expect(upstream.received.length - before).toBe(proxy.length);
 
   // Past maxConnections a trusted connection is dropped too, counted apart.
-  await waitFor(() => sc.sidecar.untrusted.count(REFUSED_BY_ADDRESS) === 0, 'the sidecar closed the flood\'s connections');
+  await waitFor(() => sc.sidecar.untrusted.count(REFUSED_BY_ADDRESS) === 0, "the sidecar closed the flood's connections");
   const full = await Promise.all(Array.from({ length: MAX_UNTRUSTED }, () => open(TRUSTED)));
   for (const c of full) expect(await ask(c)).toBe(200);
   const over = await open(TRUSTED);
@@ -94,7 +96,11 @@ test('the flood holds at most maxUntrustedConnections; the trusted proxy keeps t
 });
 
 test('a closed untrusted connection frees its place, and a reload sets the bound', async () => {
-  sc = await startSidecar(upstream.url, { listen: { maxUntrustedConnections: 1 }, trust: { allowLoopback: true, cidrs: [`${TRUSTED}/32`] } }, { configFile: true });
+  sc = await startSidecar(
+    upstream.url,
+    { listen: { maxUntrustedConnections: 1 }, trust: { allowLoopback: true, cidrs: [`${TRUSTED}/32`] } },
+    { configFile: true },
+  );
   const first = await open(FLOOD);
   const second = await open(FLOOD);
   await second.closed;
@@ -119,7 +125,10 @@ test('over TLS the bound applies at accept, before the handshake; the trusted pr
   const dir = mkdtempSync(join(tmpdir(), 'tps-quota-tls-'));
   try {
     const ca = makeTestCa(dir, ['localhost']);
-    sc = await startSidecar(upstream.url, { listen: { certFile: ca.certFile, keyFile: ca.keyFile, maxUntrustedConnections: 1 }, trust: { allowLoopback: true, cidrs: [`${TRUSTED}/32`] } });
+    sc = await startSidecar(upstream.url, {
+      listen: { certFile: ca.certFile, keyFile: ca.keyFile, maxUntrustedConnections: 1 },
+      trust: { allowLoopback: true, cidrs: [`${TRUSTED}/32`] },
+    });
     const held = await open(FLOOD);
     const over = await open(FLOOD);
     await over.closed;
@@ -127,10 +136,22 @@ test('over TLS the bound applies at accept, before the handshake; the trusted pr
     expect(held.isClosed).toBe(false);
     expect(await dropped('untrusted_limit')).toBe(1);
     const status = await new Promise<number>((done, fail) => {
-      const req = https.request({ host: '127.0.0.1', port: sc.port, path: '/x', servername: 'localhost', ca: readFileSync(ca.caFile), localAddress: TRUSTED, agent: false, headers: { host: 'claw.example.com', 'x-auth-request-email': 'alice@example.com' } }, (res) => {
-        res.resume();
-        done(res.statusCode!);
-      });
+      const req = https.request(
+        {
+          host: '127.0.0.1',
+          port: sc.port,
+          path: '/x',
+          servername: 'localhost',
+          ca: readFileSync(ca.caFile),
+          localAddress: TRUSTED,
+          agent: false,
+          headers: { host: 'claw.example.com', 'x-auth-request-email': 'alice@example.com' },
+        },
+        (res) => {
+          res.resume();
+          done(res.statusCode!);
+        },
+      );
       req.on('error', fail);
       req.end();
     });

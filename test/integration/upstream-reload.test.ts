@@ -41,10 +41,7 @@ test('a new upstream URL applies to the next request', async () => {
 test('switching the upstream to https is refused and the running config keeps serving', async () => {
   const rejected = sc.logs.filter((l) => l.msg === 'config reload rejected; the previous config stays in force').length;
   sc.writeConfig({ ...sc.input, upstream: { url: second.url.replace('http:', 'https:') } });
-  await waitFor(
-    () => sc.logs.filter((l) => l.msg === 'config reload rejected; the previous config stays in force').length === rejected + 1,
-    'rejected reload',
-  );
+  await waitFor(() => sc.logs.filter((l) => l.msg === 'config reload rejected; the previous config stays in force').length === rejected + 1, 'rejected reload');
   const line = sc.logs.filter((l) => l.msg === 'config reload rejected; the previous config stays in force').at(-1)!;
   expect(line.problems).toEqual(['upstream.url: switching between http and https needs a restart']);
   expect((await fetch(`${sc.url}/three`, { headers: ALICE })).status).toBe(200);

@@ -1,11 +1,7 @@
 // Kubernetes objects as the API server would return them, for the test API server.
 const LABELS = { 'app.kubernetes.io/name': 'traefik' };
 
-export function pod(
-  name: string,
-  ips: string[],
-  opts: { namespace?: string; phase?: string; labels?: Record<string, string>; terminating?: boolean } = {},
-) {
+export function pod(name: string, ips: string[], opts: { namespace?: string; phase?: string; labels?: Record<string, string>; terminating?: boolean } = {}) {
   return {
     metadata: {
       name,

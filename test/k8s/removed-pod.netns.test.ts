@@ -87,11 +87,9 @@ test('a request from a just-deleted pod IP is refused; propagation time measured
   const admin = `http://${side.address}:9090`;
   const stderr: string[] = [];
   sidecar.stderr!.on('data', (c: Buffer) => stderr.push(c.toString()));
-  await waitFor(async () => (await fetch(`${admin}/readyz`).catch(() => undefined))?.status === 200, 'the sidecar ready', 15000, 100).catch(
-    (err: Error) => {
-      throw new Error(`${err.message}; stderr: ${stderr.join('')}; logs: ${sidecarLogs.slice(-5).join('\n')}`);
-    },
-  );
+  await waitFor(async () => (await fetch(`${admin}/readyz`).catch(() => undefined))?.status === 200, 'the sidecar ready', 15000, 100).catch((err: Error) => {
+    throw new Error(`${err.message}; stderr: ${stderr.join('')}; logs: ${sidecarLogs.slice(-5).join('\n')}`);
+  });
 
   const clientOut: string[] = [];
   const client = proxy.spawn(process.execPath, ['-e', CLIENT, `http://${side.address}:8080/hello`]);
@@ -108,7 +106,18 @@ test('a request from a just-deleted pod IP is refused; propagation time measured
   expect(status).toBe(403);
 
   // Every later request is refused too, and the log line says why.
-  const again = proxy.exec('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '5', '-H', 'x-auth-request-email: alice@example.com', `http://${side.address}:8080/hello`]);
+  const again = proxy.exec('curl', [
+    '-s',
+    '-o',
+    '/dev/null',
+    '-w',
+    '%{http_code}',
+    '--max-time',
+    '5',
+    '-H',
+    'x-auth-request-email: alice@example.com',
+    `http://${side.address}:8080/hello`,
+  ]);
   expect(again).toBe('403');
   const parsed = () => sidecarLogs.flatMap((l) => (l.startsWith('{') ? [JSON.parse(l) as Record<string, unknown>] : []));
   const refusal = await waitFor(() => parsed().find((l) => l.msg === 'refused' && l.peer === proxy.address), 'the refusal log line');

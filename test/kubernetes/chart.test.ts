@@ -28,7 +28,16 @@ beforeAll(async () => {
   for (const file of readdirSync(CRDS)) cluster.kubectl(['apply', '--server-side', '-f', join(CRDS, file)]);
   // The namespaces the ci/ values name: the release's, the ingress controllers', monitoring.
   for (const ns of ['openclaw', 'traefik', 'edge', 'ingress', 'monitoring']) await cluster.namespace(ns);
-  await waitFor(() => cluster.kubectl(['get', 'crd', 'ingressroutes.traefik.io', 'servicemonitors.monitoring.coreos.com', 'httproutes.gateway.networking.k8s.io', '-o', 'name']).split('\n').filter(Boolean).length === 3, 'the CRDs established', 30_000, 200);
+  await waitFor(
+    () =>
+      cluster
+        .kubectl(['get', 'crd', 'ingressroutes.traefik.io', 'servicemonitors.monitoring.coreos.com', 'httproutes.gateway.networking.k8s.io', '-o', 'name'])
+        .split('\n')
+        .filter(Boolean).length === 3,
+    'the CRDs established',
+    30_000,
+    200,
+  );
 }, 120_000);
 afterAll(async () => {
   await upstream?.close();
@@ -89,7 +98,11 @@ async function startFromRelease(namespace: string, release: string, serviceAccou
   const config = parse(configMap.data['sidecar.yaml'] as string) as ConfigInput;
   const env = await cluster.inCluster(namespace, serviceAccount);
   // Only what binds to this machine changes: ports, the upstream and the key folder (startSidecar's).
-  return startSidecar(upstream.url, { trust: config.trust, identity: config.identity, gateway: config.gateway }, { discovery: { env, timing: { backoffBaseMs: 50, backoffMaxMs: 400 } } });
+  return startSidecar(
+    upstream.url,
+    { trust: config.trust, identity: config.identity, gateway: config.gateway },
+    { discovery: { env, timing: { backoffBaseMs: 50, backoffMaxMs: 400 } } },
+  );
 }
 
 /** Reads outside the Role, as the ServiceAccount: the status of each (403 when refused). */
@@ -125,7 +138,12 @@ describe.each(files.filter((f) => f.startsWith('discovery-') || f === 'defaults-
     } finally {
       await sc.stop();
     }
-    expect(await outsideRole(namespace, `${release}-trusted-proxy-sidecar`)).toEqual({ secrets: 403, configmaps: 403, 'pods in its own namespace': 403, 'one pod by name': 403 });
+    expect(await outsideRole(namespace, `${release}-trusted-proxy-sidecar`)).toEqual({
+      secrets: 403,
+      configmaps: 403,
+      'pods in its own namespace': 403,
+      'one pod by name': 403,
+    });
   });
 });
 
@@ -151,7 +169,10 @@ test('helm upgrade keeps the generated HMAC key Secret (lookup on the real serve
 describe('the kustomize base and component', () => {
   test('the base applies as docs/install.md says, and its sidecar syncs with its ServiceAccount and nothing more', async () => {
     // Exactly the documented command (with the Secret it expects beside it).
-    await cluster.call('POST', '/api/v1/namespaces/openclaw/secrets', { metadata: { name: 'openclaw-hmac' }, data: { k1: Buffer.alloc(48, 1).toString('base64') } });
+    await cluster.call('POST', '/api/v1/namespaces/openclaw/secrets', {
+      metadata: { name: 'openclaw-hmac' },
+      data: { k1: Buffer.alloc(48, 1).toString('base64') },
+    });
     cluster.kubectl(['apply', '-k', join(ROOT, 'manifests/base')]);
     const built = execFileSync(KUBECTL, ['kustomize', join(ROOT, 'manifests/base')], { encoding: 'utf8' });
     const objects = parseAllDocuments(built).map((d) => d.toJS() as { kind: string; metadata: { name: string; namespace?: string } });
@@ -159,7 +180,11 @@ describe('the kustomize base and component', () => {
     const cm = objects.find((o) => o?.kind === 'ConfigMap' && o.metadata.name.includes('sidecar'))!.metadata;
     const configMap = await cluster.call('GET', `/api/v1/namespaces/${cm.namespace}/configmaps/${cm.name}`);
     const config = parse(configMap.data['sidecar.yaml'] as string) as ConfigInput;
-    const sc = await startSidecar(upstream.url, { trust: config.trust, identity: config.identity }, { discovery: { env: await cluster.inCluster(sa.namespace!, sa.name), timing: { backoffBaseMs: 50, backoffMaxMs: 400 } } });
+    const sc = await startSidecar(
+      upstream.url,
+      { trust: config.trust, identity: config.identity },
+      { discovery: { env: await cluster.inCluster(sa.namespace!, sa.name), timing: { backoffBaseMs: 50, backoffMaxMs: 400 } } },
+    );
     try {
       await waitFor(async () => (await fetch(`${sc.adminUrl}/readyz`)).status === 200, 'the base sidecar synced', 15_000);
     } finally {

@@ -28,7 +28,15 @@ const execFileAsync = promisify(execFile);
 type Discovery = NonNullable<NonNullable<ConfigInput['trust']>['discovery']>;
 
 /** Fast informer timings: backoff and idle timeouts in seconds, not minutes. */
-const TIMING = { backoffBaseMs: 50, backoffMaxMs: 400, pageSize: 2, listTimeoutMs: 5000, watchHeadTimeoutMs: 2000, watchIdleTimeoutMs: 10_000, watchTimeoutSeconds: 60 };
+const TIMING = {
+  backoffBaseMs: 50,
+  backoffMaxMs: 400,
+  pageSize: 2,
+  listTimeoutMs: 5000,
+  watchHeadTimeoutMs: 2000,
+  watchIdleTimeoutMs: 10_000,
+  watchTimeoutSeconds: 60,
+};
 /** How long a change in the API may take to reach the trusted set (docs/kubernetes.md). */
 const FOLLOW_MS = 5000;
 
@@ -98,7 +106,12 @@ async function createPod(name: string, labels: Record<string, string>, namespace
 }
 
 async function runPod(name: string, ips: string[], namespace = 'traefik'): Promise<void> {
-  await cluster.call('PATCH', `/api/v1/namespaces/${namespace}/pods/${name}/status`, { status: { phase: 'Running', podIP: ips[0], podIPs: ips.map((ip) => ({ ip })) } }, 'application/merge-patch+json');
+  await cluster.call(
+    'PATCH',
+    `/api/v1/namespaces/${namespace}/pods/${name}/status`,
+    { status: { phase: 'Running', podIP: ips[0], podIPs: ips.map((ip) => ({ ip })) } },
+    'application/merge-patch+json',
+  );
 }
 
 const TRAEFIK = { 'app.kubernetes.io/name': 'traefik' };
@@ -106,7 +119,10 @@ const TRAEFIK = { 'app.kubernetes.io/name': 'traefik' };
 describe('pods by namespace and label', () => {
   let sc: TestSidecar;
   beforeAll(async () => {
-    sc = await sidecarWith({ pods: [{ namespace: 'traefik', labelSelector: 'app.kubernetes.io/name=traefik' }] }, await cluster.inCluster('openclaw', 'sidecar'));
+    sc = await sidecarWith(
+      { pods: [{ namespace: 'traefik', labelSelector: 'app.kubernetes.io/name=traefik' }] },
+      await cluster.inCluster('openclaw', 'sidecar'),
+    );
     await waitReady(sc);
   });
   afterAll(() => sc.stop());
@@ -123,8 +139,15 @@ describe('pods by namespace and label', () => {
       for (let i = 1; i <= 5; i++) expect(trustedBy(paged, `10.1.1.${i}`)).toEqual(['pods:traefik/app=paged']);
       // A request from an address no source trusts is refused; the reason names every source
       // checked (static: the test's own loopback entries).
-      const refused = decide({ mode: 'inline', peer: '10.1.1.77', tls: false, method: 'GET', target: '/', rawHeaders: ['Host', 'x', 'X-Auth-Request-Email', 'a@example.com'] }, decisionContext(paged.sidecar.runtime.snapshot, Date.now(), randomId));
-      expect(refused).toMatchObject({ ok: false, reason: 'untrusted_source', detail: 'not_in_trusted_set: no match in static (2 entries), pods:traefik/app=paged (5 entries)' });
+      const refused = decide(
+        { mode: 'inline', peer: '10.1.1.77', tls: false, method: 'GET', target: '/', rawHeaders: ['Host', 'x', 'X-Auth-Request-Email', 'a@example.com'] },
+        decisionContext(paged.sidecar.runtime.snapshot, Date.now(), randomId),
+      );
+      expect(refused).toMatchObject({
+        ok: false,
+        reason: 'untrusted_source',
+        detail: 'not_in_trusted_set: no match in static (2 entries), pods:traefik/app=paged (5 entries)',
+      });
     } finally {
       await paged.stop();
     }
@@ -150,7 +173,12 @@ describe('pods by namespace and label', () => {
     await createPod('traefik-b', TRAEFIK);
     await runPod('traefik-b', ['10.1.0.2']);
     await waitTrusted(sc, '10.1.0.2');
-    await cluster.call('PATCH', '/api/v1/namespaces/traefik/pods/traefik-b', { metadata: { labels: { 'app.kubernetes.io/name': 'not-traefik' } } }, 'application/merge-patch+json');
+    await cluster.call(
+      'PATCH',
+      '/api/v1/namespaces/traefik/pods/traefik-b',
+      { metadata: { labels: { 'app.kubernetes.io/name': 'not-traefik' } } },
+      'application/merge-patch+json',
+    );
     await waitUntrusted(sc, '10.1.0.2');
     await cluster.call('PATCH', '/api/v1/namespaces/traefik/pods/traefik-b', { metadata: { labels: TRAEFIK } }, 'application/merge-patch+json');
     await waitTrusted(sc, '10.1.0.2');
@@ -198,7 +226,14 @@ describe('EndpointSlices of a Service', () => {
   const path = '/apis/discovery.k8s.io/v1/namespaces/traefik/endpointslices';
 
   test('ready, non-terminating endpoints of the named Service are trusted; IPv6 too; FQDN and other Services never', async () => {
-    await cluster.call('POST', path, slice('traefik-abc', 'traefik', [{ ip: '10.2.0.1', ready: true }, { ip: '10.2.0.2', ready: false }]));
+    await cluster.call(
+      'POST',
+      path,
+      slice('traefik-abc', 'traefik', [
+        { ip: '10.2.0.1', ready: true },
+        { ip: '10.2.0.2', ready: false },
+      ]),
+    );
     await cluster.call('POST', path, { ...slice('traefik-v6', 'traefik', [{ ip: 'fd00:2::1', ready: true }]), addressType: 'IPv6' });
     await cluster.call('POST', path, { ...slice('traefik-fqdn', 'traefik', [{ ip: 'proxy.example.com', ready: true }]), addressType: 'FQDN' });
     await cluster.call('POST', path, slice('other-abc', 'other', [{ ip: '10.2.0.9', ready: true }]));
@@ -229,16 +264,28 @@ describe('nodes: pod CIDRs and addresses', () => {
   let sc: TestSidecar;
   beforeAll(async () => {
     sc = await sidecarWith(
-      { nodePodCIDRs: { enabled: true, nodeSelector: 'pool=ingress' }, nodeAddresses: { enabled: true, types: ['InternalIP', 'Hostname'] }, endpointSlices: [{ namespace: 'traefik', service: 'shared' }] },
+      {
+        nodePodCIDRs: { enabled: true, nodeSelector: 'pool=ingress' },
+        nodeAddresses: { enabled: true, types: ['InternalIP', 'Hostname'] },
+        endpointSlices: [{ namespace: 'traefik', service: 'shared' }],
+      },
       await cluster.inCluster('openclaw', 'sidecar'),
     );
     await waitReady(sc);
   });
   afterAll(() => sc.stop());
 
-  const node = (name: string, labels: Record<string, string>, podCIDRs?: string[]) => ({ metadata: { name, labels }, spec: podCIDRs ? { podCIDR: podCIDRs[0], podCIDRs } : {} });
+  const node = (name: string, labels: Record<string, string>, podCIDRs?: string[]) => ({
+    metadata: { name, labels },
+    spec: podCIDRs ? { podCIDR: podCIDRs[0], podCIDRs } : {},
+  });
   const addresses = (name: string, list: [string, string][]) =>
-    cluster.call('PATCH', `/api/v1/nodes/${name}/status`, { status: { addresses: list.map(([type, address]) => ({ type, address })) } }, 'application/merge-patch+json');
+    cluster.call(
+      'PATCH',
+      `/api/v1/nodes/${name}/status`,
+      { status: { addresses: list.map(([type, address]) => ({ type, address })) } },
+      'application/merge-patch+json',
+    );
 
   test('pod CIDRs of the selected nodes, added when a node gets one and removed with the node', async () => {
     await cluster.call('POST', '/api/v1/nodes', node('worker-1', { pool: 'ingress' }, ['10.244.1.0/24', 'fd00:244:1::/64']));
@@ -258,10 +305,17 @@ describe('nodes: pod CIDRs and addresses', () => {
 
   test('node addresses of the configured types; an address change follows; DNS names are never trusted', async () => {
     await cluster.call('POST', '/api/v1/nodes', node('edge-1', {}));
-    await addresses('edge-1', [['InternalIP', '192.0.2.11'], ['ExternalIP', '203.0.113.11'], ['Hostname', 'edge-1']]);
+    await addresses('edge-1', [
+      ['InternalIP', '192.0.2.11'],
+      ['ExternalIP', '203.0.113.11'],
+      ['Hostname', 'edge-1'],
+    ]);
     await waitTrusted(sc, '192.0.2.11');
     expect(trustedBy(sc, '203.0.113.11')).toBe(false);
-    await addresses('edge-1', [['InternalIP', '192.0.2.12'], ['Hostname', 'edge-1']]);
+    await addresses('edge-1', [
+      ['InternalIP', '192.0.2.12'],
+      ['Hostname', 'edge-1'],
+    ]);
     await waitTrusted(sc, '192.0.2.12');
     await waitUntrusted(sc, '192.0.2.11');
     // Only the one address: a Hostname is a name, never an entry.
@@ -284,7 +338,10 @@ describe('nodes: pod CIDRs and addresses', () => {
 });
 
 test('a ServiceAccount without the Role: the documented 403 readiness problem, and nothing trusted', async () => {
-  const sc = await sidecarWith({ pods: [{ namespace: 'traefik', labelSelector: 'app.kubernetes.io/name=traefik' }] }, await cluster.inCluster('openclaw', 'unbound'));
+  const sc = await sidecarWith(
+    { pods: [{ namespace: 'traefik', labelSelector: 'app.kubernetes.io/name=traefik' }] },
+    await cluster.inCluster('openclaw', 'unbound'),
+  );
   try {
     const problems = await waitFor(
       async () => {
@@ -321,7 +378,10 @@ test('a watch whose resourceVersion was compacted away gets 410 Gone and relists
     await runPod('compaction-1', ['10.3.0.1']);
     await waitFor(
       async () => {
-        const r = await cluster.request('GET', `/api/v1/namespaces/traefik/pods?watch=1&timeoutSeconds=1&labelSelector=app%3Dcompaction&resourceVersion=${listed}`);
+        const r = await cluster.request(
+          'GET',
+          `/api/v1/namespaces/traefik/pods?watch=1&timeoutSeconds=1&labelSelector=app%3Dcompaction&resourceVersion=${listed}`,
+        );
         // A compacted revision: 410, as the status or as the stream's ERROR event.
         return r.status === 410 || JSON.stringify(r.body).includes('"code":410');
       },
@@ -335,7 +395,9 @@ test('a watch whose resourceVersion was compacted away gets 410 Gone and relists
     await waitTrusted(sc, '10.3.0.1').catch(async (err: Error) => {
       // Everything the sidecar said and counted, and whether it tried the API at all since the cut.
       const restarts = (await scrape(sc.adminUrl)).split('\n').filter((l) => l.startsWith('trusted_proxy_discovery_'));
-      throw new Error(`${err.message}; connections to the API tried during the cut: ${acceptedBeforeRestore - acceptedBeforeCut}, since: ${proxy.accepted - acceptedBeforeRestore}; logs: ${JSON.stringify(sc.logs.slice(-12))}; ${restarts.join('; ')}`);
+      throw new Error(
+        `${err.message}; connections to the API tried during the cut: ${acceptedBeforeRestore - acceptedBeforeCut}, since: ${proxy.accepted - acceptedBeforeRestore}; logs: ${JSON.stringify(sc.logs.slice(-12))}; ${restarts.join('; ')}`,
+      );
     });
     expect(sample(await scrape(sc.adminUrl), 'trusted_proxy_discovery_watch_restarts_total', { source, reason: 'expired' })).toBeGreaterThan(expiredBefore);
   } finally {
@@ -384,8 +446,14 @@ describe('credentials', () => {
     writeFileSync(join(env.TPS_SERVICEACCOUNT_DIR!, 'token'), 'not-a-token');
     const sc = await sidecarWith({ pods: [{ namespace: 'traefik', labelSelector: 'app=none' }] }, env);
     try {
-      await waitFor(async () => (await readiness(sc)).problems.some((p) => p.includes('unauthorized (401): the API server refused the service-account token')), 'the 401 problem', 10_000);
-      expect(sc.logs.find((l) => l['msg'] === 'discovery source cannot reach the Kubernetes API; retrying' && l['kind'] === 'unauthorized')).toMatchObject({ level: 50 });
+      await waitFor(
+        async () => (await readiness(sc)).problems.some((p) => p.includes('unauthorized (401): the API server refused the service-account token')),
+        'the 401 problem',
+        10_000,
+      );
+      expect(sc.logs.find((l) => l['msg'] === 'discovery source cannot reach the Kubernetes API; retrying' && l['kind'] === 'unauthorized')).toMatchObject({
+        level: 50,
+      });
     } finally {
       await sc.stop();
     }
@@ -441,11 +509,17 @@ test('with no source configured the API is never contacted; a reload adding one 
 });
 
 test('without any Kubernetes API configuration only static CIDRs are trusted and readiness says why', async () => {
-  const sc = await startSidecar(upstream.url, { trust: { cidrs: ['10.9.0.0/16'], discovery: { pods: [{ namespace: 'traefik', labelSelector: 'app=x' }] } } }, { discovery: { env: {}, timing: TIMING } });
+  const sc = await startSidecar(
+    upstream.url,
+    { trust: { cidrs: ['10.9.0.0/16'], discovery: { pods: [{ namespace: 'traefik', labelSelector: 'app=x' }] } } },
+    { discovery: { env: {}, timing: TIMING } },
+  );
   try {
     const { status, problems } = await readiness(sc);
     expect(status).toBe(503);
-    expect(problems).toContain('trust discovery cannot reach Kubernetes: no Kubernetes API configured: set KUBECONFIG, or run in a pod (KUBERNETES_SERVICE_HOST/PORT)');
+    expect(problems).toContain(
+      'trust discovery cannot reach Kubernetes: no Kubernetes API configured: set KUBECONFIG, or run in a pod (KUBERNETES_SERVICE_HOST/PORT)',
+    );
     expect(problems).toContain('trust sources not synced: pods:traefik/app=x');
     expect(trustedBy(sc, '10.9.1.1')).toEqual(['static']);
   } finally {
@@ -455,7 +529,7 @@ test('without any Kubernetes API configuration only static CIDRs are trusted and
 
 // doctor reads the same API: a trusted CIDR that is a node's pod network (a /24, which the
 // width bound alone lets pass) is an error once doctor is asked to look (--cluster).
-test('doctor --cluster names a trusted CIDR that covers a node\'s pod CIDR', async () => {
+test("doctor --cluster names a trusted CIDR that covers a node's pod CIDR", async () => {
   const dir = mkdtempSync(join(tmpdir(), 'tps-doctor-cluster-'));
   try {
     await cluster.call('POST', '/api/v1/nodes', { metadata: { name: 'node-doctor' }, spec: { podCIDR: '10.77.3.0/24', podCIDRs: ['10.77.3.0/24'] } });
@@ -466,18 +540,35 @@ test('doctor --cluster names a trusted CIDR that covers a node\'s pod CIDR', asy
     writeFileSync(gatewayFile, JSON.stringify(mergeGatewayConfig({}, configSchema.parse(config), { publicOrigin: 'https://claw.example.com' })));
     const doctor = async (env: Record<string, string>, ...flags: string[]) => {
       try {
-        const { stdout } = await execFileAsync(process.execPath, [COMMAND, 'doctor', '--config', sidecarFile, '--gateway-config', gatewayFile, '--json', ...flags], { env: { PATH: process.env['PATH'], ...env } });
+        const { stdout } = await execFileAsync(
+          process.execPath,
+          [COMMAND, 'doctor', '--config', sidecarFile, '--gateway-config', gatewayFile, '--json', ...flags],
+          { env: { PATH: process.env['PATH'], ...env } },
+        );
         return { code: 0, out: JSON.parse(stdout) as { findings: { code: string; path: string; problem: string }[] }, stderr: '' };
       } catch (err) {
         const e = err as { code: number; stdout: string; stderr: string };
-        return { code: e.code, out: e.stdout ? (JSON.parse(e.stdout) as { findings: { code: string; path: string; problem: string }[] }) : undefined, stderr: e.stderr };
+        return {
+          code: e.code,
+          out: e.stdout ? (JSON.parse(e.stdout) as { findings: { code: string; path: string; problem: string }[] }) : undefined,
+          stderr: e.stderr,
+        };
       }
     };
     const broad = (r: Awaited<ReturnType<typeof doctor>>) => r.out?.findings.filter((f) => f.code === 'trusted_cidr_too_broad') ?? [];
     expect(broad(await doctor({}))).toEqual([]);
     const withCluster = await doctor({ KUBECONFIG: cluster.kubeconfig }, '--cluster');
     expect(withCluster.code).toBe(2);
-    expect(broad(withCluster)).toEqual([{ severity: 'error', code: 'trusted_cidr_too_broad', path: 'sidecar:trust.cidrs[0]', problem: '10.77.3.0/24 covers the pod network of node node-doctor (10.77.3.0/24)', userSees: expect.any(String), fix: expect.any(String) }]);
+    expect(broad(withCluster)).toEqual([
+      {
+        severity: 'error',
+        code: 'trusted_cidr_too_broad',
+        path: 'sidecar:trust.cidrs[0]',
+        problem: '10.77.3.0/24 covers the pod network of node node-doctor (10.77.3.0/24)',
+        userSees: expect.any(String),
+        fix: expect.any(String),
+      },
+    ]);
     const unreachable = await doctor({ KUBECONFIG: join(dir, 'missing') }, '--cluster');
     expect(unreachable).toMatchObject({ code: 2, stderr: expect.stringContaining("cannot list the cluster's nodes") });
   } finally {

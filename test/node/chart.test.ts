@@ -24,16 +24,22 @@ beforeAll(async () => {
   node = await startKubeNode(IMAGES);
   for (const ns of [NS, 'traefik']) node.kubectl(['create', 'namespace', ns]);
   // The gateways' state volumes (the chart's, OpenClaw's manifests'), as a cluster's storage would offer them.
-  for (const [name, storage] of [['openclaw-state', '5Gi'], ['openclaw-home', '10Gi']] as const) {
+  for (const [name, storage] of [
+    ['openclaw-state', '5Gi'],
+    ['openclaw-home', '10Gi'],
+  ] as const) {
     const volume = join(node.cluster.dir, 'node', name);
     mkdirSync(volume, { recursive: true });
     chownSync(volume, 1000, 1000);
-    node.kubectl(['apply', '-f', '-'], JSON.stringify({
-      apiVersion: 'v1',
-      kind: 'PersistentVolume',
-      metadata: { name },
-      spec: { capacity: { storage }, accessModes: ['ReadWriteOnce'], persistentVolumeReclaimPolicy: 'Retain', hostPath: { path: volume, type: 'Directory' } },
-    }));
+    node.kubectl(
+      ['apply', '-f', '-'],
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'PersistentVolume',
+        metadata: { name },
+        spec: { capacity: { storage }, accessModes: ['ReadWriteOnce'], persistentVolumeReclaimPolicy: 'Retain', hostPath: { path: volume, type: 'Directory' } },
+      }),
+    );
   }
 }, 600_000);
 afterAll(async () => {
@@ -49,7 +55,13 @@ interface ContainerStatus {
 }
 interface PodJson {
   metadata: { name: string };
-  status: { podIP: string; phase: string; conditions: { type: string; status: string }[]; initContainerStatuses: ContainerStatus[]; containerStatuses: ContainerStatus[] };
+  status: {
+    podIP: string;
+    phase: string;
+    conditions: { type: string; status: string }[];
+    initContainerStatuses: ContainerStatus[];
+    containerStatuses: ContainerStatus[];
+  };
 }
 
 const gatewayPod = (): PodJson => {
@@ -63,7 +75,10 @@ const PROXY_SOURCE = { source: 'pods:traefik/app.kubernetes.io/name=traefik' };
 const trustedProxies = async (pod: PodJson) => sample(await admin(pod, '/metrics'), 'trusted_proxy_trusted_set_size', PROXY_SOURCE);
 /** Discovery in the gateway pod has the address of every proxy pod that runs. */
 async function proxiesDiscovered(pod: PodJson): Promise<void> {
-  const running = () => (JSON.parse(node.kubectl(['-n', 'traefik', 'get', 'pods', '-l', 'app.kubernetes.io/name=traefik', '-o', 'json'])).items as PodJson[]).filter((p) => p.status.phase === 'Running').length;
+  const running = () =>
+    (JSON.parse(node.kubectl(['-n', 'traefik', 'get', 'pods', '-l', 'app.kubernetes.io/name=traefik', '-o', 'json'])).items as PodJson[]).filter(
+      (p) => p.status.phase === 'Running',
+    ).length;
   await waitFor(async () => (await trustedProxies(pod)) === running(), 'the proxy pods discovered', 30_000, 250);
 }
 
@@ -91,19 +106,27 @@ async function proxyPod(namespace: string, name: string, labels: Record<string, 
     r.on('timeout', () => r.destroy(new Error('timed out')));
     r.on('error', (e) => s.end(JSON.stringify({ status: 0, body: String(e), connected })));
   }).listen(8000);`;
-  node.kubectl(['apply', '-f', '-'], JSON.stringify({
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: { name, namespace, labels },
-    spec: {
-      automountServiceAccountToken: false,
-      containers: [{
-        name: 'proxy', image: 'ghcr.io/openclaw/openclaw:2026.9.6', imagePullPolicy: 'IfNotPresent', command: ['node', '-e', script],
-        securityContext: { runAsUser: 1000, runAsNonRoot: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
-        readinessProbe: { tcpSocket: { port: 8000 }, periodSeconds: 1 },
-      }],
-    },
-  }));
+  node.kubectl(
+    ['apply', '-f', '-'],
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name, namespace, labels },
+      spec: {
+        automountServiceAccountToken: false,
+        containers: [
+          {
+            name: 'proxy',
+            image: 'ghcr.io/openclaw/openclaw:2026.9.6',
+            imagePullPolicy: 'IfNotPresent',
+            command: ['node', '-e', script],
+            securityContext: { runAsUser: 1000, runAsNonRoot: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
+            readinessProbe: { tcpSocket: { port: 8000 }, periodSeconds: 1 },
+          },
+        ],
+      },
+    }),
+  );
   node.kubectl(['-n', namespace, 'wait', `pod/${name}`, '--for=condition=Ready', '--timeout=60s']);
   const ip = JSON.parse(node.kubectl(['-n', namespace, 'get', 'pod', name, '-o', 'json'])).status.podIP as string;
   const to = (service: string, port: number) => {
@@ -117,7 +140,7 @@ async function proxyPod(namespace: string, name: string, labels: Record<string, 
   return { ip, to, send: to(`${RELEASE}-trusted-proxy-sidecar`, 8080) };
 }
 
-test('helm install --wait of the chart\'s defaults: the pod Ready, the sidecar a native sidecar serving before the gateway, every probe passing', async () => {
+test("helm install --wait of the chart's defaults: the pod Ready, the sidecar a native sidecar serving before the gateway, every probe passing", async () => {
   node.helm(['install', RELEASE, CHART, '-n', NS, '-f', values('defaults-values.yaml'), '--wait', '--timeout', '5m']);
   const pod = gatewayPod();
   expect(pod.status.conditions.find((c) => c.type === 'Ready')?.status).toBe('True');
@@ -135,11 +158,31 @@ test('helm install --wait of the chart\'s defaults: the pod Ready, the sidecar a
   expect(sample(metrics, 'trusted_proxy_assertion_keys_loaded')).toBe(1);
   expect(sample(metrics, 'trusted_proxy_ready')).toBe(1);
   // Non-root, and a root file system it cannot write.
-  const inSidecar = node.kubectl(['-n', NS, 'exec', pod.metadata.name, '-c', 'sidecar', '--', '/nodejs/bin/node', '-e',
-    "let w; try { require('node:fs').writeFileSync('/app/x', 'x'); w = 'written' } catch (e) { w = e.code } console.log(process.getuid(), w)"]);
+  const inSidecar = node.kubectl([
+    '-n',
+    NS,
+    'exec',
+    pod.metadata.name,
+    '-c',
+    'sidecar',
+    '--',
+    '/nodejs/bin/node',
+    '-e',
+    "let w; try { require('node:fs').writeFileSync('/app/x', 'x'); w = 'written' } catch (e) { w = e.code } console.log(process.getuid(), w)",
+  ]);
   expect(inSidecar.trim()).toBe('65532 EROFS');
-  const inGateway = node.kubectl(['-n', NS, 'exec', pod.metadata.name, '-c', 'gateway', '--', 'node', '-e',
-    "let w; try { require('node:fs').writeFileSync('/app/x', 'x'); w = 'written' } catch (e) { w = e.code } console.log(process.getuid(), w)"]);
+  const inGateway = node.kubectl([
+    '-n',
+    NS,
+    'exec',
+    pod.metadata.name,
+    '-c',
+    'gateway',
+    '--',
+    'node',
+    '-e',
+    "let w; try { require('node:fs').writeFileSync('/app/x', 'x'); w = 'written' } catch (e) { w = e.code } console.log(process.getuid(), w)",
+  ]);
   expect(inGateway.trim()).toBe('1000 EROFS');
 }, 420_000);
 
@@ -147,7 +190,9 @@ test('with the guard: a request from the discovered proxy pod through the Servic
   node.helm(['upgrade', RELEASE, CHART, '-n', NS, '-f', values('guard-values.yaml'), '--wait', '--timeout', '5m']);
   let pod = gatewayPod();
   expect(pod.status.initContainerStatuses.find((c) => c.name === 'guard-install')?.state.terminated?.exitCode).toBe(0);
-  expect(node.kubectl(['-n', NS, 'logs', pod.metadata.name, '-c', 'gateway'])).toContain('trusted-proxy-sidecar guard: requests on port 18789 need a valid assertion');
+  expect(node.kubectl(['-n', NS, 'logs', pod.metadata.name, '-c', 'gateway'])).toContain(
+    'trusted-proxy-sidecar guard: requests on port 18789 need a valid assertion',
+  );
 
   const { send: proxy } = await proxyPod('traefik', 'traefik', { 'app.kubernetes.io/name': 'traefik' });
   const { send: stranger } = await proxyPod('default', 'stranger', {});
@@ -166,12 +211,15 @@ test('with the guard: a request from the discovered proxy pod through the Servic
   await waitFor(async () => (await trustedProxies(pod)) === 0, 'the proxy pod forgotten', 30_000, 250);
 }, 420_000);
 
-test('helm test: from a pod that is not the proxy, the sidecar refuses, and the gateway port is closed on the pod\'s address', () => {
+test("helm test: from a pod that is not the proxy, the sidecar refuses, and the gateway port is closed on the pod's address", () => {
   let out: string;
   try {
     out = node.helm(['test', RELEASE, '-n', NS, '--logs', '--timeout', '2m']);
   } catch (err) {
-    throw new Error(`helm test failed: ${(err as { stdout?: string }).stdout ?? ''}${node.kubectl(['-n', NS, 'logs', `${RELEASE}-trusted-proxy-sidecar-test`])}`, { cause: err });
+    throw new Error(
+      `helm test failed: ${(err as { stdout?: string }).stdout ?? ''}${node.kubectl(['-n', NS, 'logs', `${RELEASE}-trusted-proxy-sidecar-test`])}`,
+      { cause: err },
+    );
   }
   expect(out).toMatch(/Phase:\s+Succeeded/);
   expect(out).toContain('a forged identity from');
@@ -195,7 +243,15 @@ test('a key rotation as install.md orders it, while requests flow: none fails, a
   try {
     // 1. a second key in the Secret; the sidecar loads it and keeps signing with k1.
     const k2 = execFileSync('openssl', ['rand', '-base64', '48'], { encoding: 'utf8' }).trim();
-    await node.kubectlAsync(['-n', NS, 'patch', 'secret', `${RELEASE}-trusted-proxy-sidecar-hmac`, '-p', JSON.stringify({ data: { k2: Buffer.from(k2).toString('base64') } })]);
+    await node.kubectlAsync([
+      '-n',
+      NS,
+      'patch',
+      'secret',
+      `${RELEASE}-trusted-proxy-sidecar-hmac`,
+      '-p',
+      JSON.stringify({ data: { k2: Buffer.from(k2).toString('base64') } }),
+    ]);
     await waitFor(async () => sample(await admin(pod, '/metrics'), 'trusted_proxy_assertion_keys_loaded') === 2, 'the sidecar to load k2', 60_000, 250);
     // 2. helm upgrade names k2: the ConfigMap changes, the pod stays, the sidecar signs with k2.
     await node.helmAsync(['upgrade', RELEASE, CHART, '-n', NS, '-f', values('guard-values.yaml'), '--set', 'hmac.activeKeyId=k2', '--wait', '--timeout', '3m']);
@@ -259,7 +315,13 @@ test('a rollout (one gateway, Recreate) loses no request that reached the pod: e
       await node.kubectlAsync(['-n', NS, 'rollout', 'restart', deployment]);
       await node.kubectlAsync(['-n', NS, 'rollout', 'status', deployment, '--timeout=5m']);
     },
-    () => { try { return gatewayPod().metadata.name !== old.metadata.name; } catch { return false; } },
+    () => {
+      try {
+        return gatewayPod().metadata.name !== old.metadata.name;
+      } catch {
+        return false;
+      }
+    },
   );
 }, 420_000);
 
@@ -279,12 +341,26 @@ test("OpenClaw's own manifests with both components, as install.md lays them out
 
   await node.kubectlAsync(['apply', '-k', overlay]);
   await node.kubectlAsync(['-n', NS, 'rollout', 'status', 'deployment/openclaw', '--timeout=5m']);
-  const pods = () => (JSON.parse(node.kubectl(['-n', NS, 'get', 'pods', '-l', 'app=openclaw', '-o', 'json'])).items as PodJson[]).filter((p) => p.status.phase === 'Running');
+  const pods = () =>
+    (JSON.parse(node.kubectl(['-n', NS, 'get', 'pods', '-l', 'app=openclaw', '-o', 'json'])).items as PodJson[]).filter((p) => p.status.phase === 'Running');
   const first = pods()[0]!;
   const order = first.status.initContainerStatuses.map((c) => c.name);
   expect(order).toEqual(['trusted-proxy-sidecar', 'init-config', 'trusted-proxy-gateway-config']);
   const persisted = () =>
-    JSON.parse(node.kubectl(['-n', NS, 'exec', 'deploy/openclaw', '-c', 'gateway', '--', 'node', '-e', "process.stdout.write(require('node:fs').readFileSync('/home/node/.openclaw/openclaw.json', 'utf8'))"]));
+    JSON.parse(
+      node.kubectl([
+        '-n',
+        NS,
+        'exec',
+        'deploy/openclaw',
+        '-c',
+        'gateway',
+        '--',
+        'node',
+        '-e',
+        "process.stdout.write(require('node:fs').readFileSync('/home/node/.openclaw/openclaw.json', 'utf8'))",
+      ]),
+    );
   // Seeded from OpenClaw's ConfigMap (the volume was empty), then the trust settings merged in.
   let file = persisted();
   expect(file.cron).toEqual({ enabled: false });
@@ -295,8 +371,18 @@ test("OpenClaw's own manifests with both components, as install.md lays them out
 
   // A change made through OpenClaw lands in the persisted copy; then the user changes the
   // public origin in the config step and applies again, while requests flow.
-  node.kubectl(['-n', NS, 'exec', 'deploy/openclaw', '-c', 'gateway', '--', 'node', '-e',
-    "const f = '/home/node/.openclaw/openclaw.json'; const fs = require('node:fs'); const c = JSON.parse(fs.readFileSync(f, 'utf8')); c.cron = { enabled: true }; fs.writeFileSync(f, JSON.stringify(c))"]);
+  node.kubectl([
+    '-n',
+    NS,
+    'exec',
+    'deploy/openclaw',
+    '-c',
+    'gateway',
+    '--',
+    'node',
+    '-e',
+    "const f = '/home/node/.openclaw/openclaw.json'; const fs = require('node:fs'); const c = JSON.parse(fs.readFileSync(f, 'utf8')); c.cron = { enabled: true }; fs.writeFileSync(f, JSON.stringify(c))",
+  ]);
   const step = join(manifests, 'openclaw-component', 'gateway-config-step.yaml');
   writeFileSync(step, readFileSync(step, 'utf8').replace('https://claw.example.com', 'https://claw2.example.com'));
   await rolloutUnderLoad(
@@ -321,19 +407,40 @@ test('every other ci/ values file, installed side by side with helm install --wa
   for (const file of readdirSync(crds)) await node.kubectlAsync(['apply', '--server-side', '-f', join(crds, file)]);
   for (const ns of ['edge', 'ingress', 'monitoring']) node.kubectl(['create', 'namespace', ns]);
   node.kubectl(['create', 'priorityclass', 'high-priority', '--value=1000']);
-  await node.kubectlAsync(['wait', '--for=condition=Established', '--timeout=60s', 'crd/ingressroutes.traefik.io', 'crd/servicemonitors.monitoring.coreos.com', 'crd/podmonitors.monitoring.coreos.com', 'crd/prometheusrules.monitoring.coreos.com', 'crd/httproutes.gateway.networking.k8s.io']);
+  await node.kubectlAsync([
+    'wait',
+    '--for=condition=Established',
+    '--timeout=60s',
+    'crd/ingressroutes.traefik.io',
+    'crd/servicemonitors.monitoring.coreos.com',
+    'crd/podmonitors.monitoring.coreos.com',
+    'crd/prometheusrules.monitoring.coreos.com',
+    'crd/httproutes.gateway.networking.k8s.io',
+  ]);
   const certs = join(node.cluster.dir, 'ci-certs');
   mkdirSync(certs, { recursive: true });
   const ca = makeTestCa(certs, ['c-mtls-trusted-proxy-sidecar.ci-mtls.svc']);
   const client = makeClientCert(certs, 'traefik', '/CN=traefik', ['DNS:traefik.traefik.svc']);
   const random = () => execFileSync('openssl', ['rand', '-base64', '48'], { encoding: 'utf8' }).trim();
   const prerequisites: Record<string, (ns: string) => void> = {
-    'existing-secret-values.yaml': (ns) => node.kubectl(['-n', ns, 'create', 'secret', 'generic', 'claw-hmac-keys', `--from-literal=k1=${random()}`, `--from-literal=k2=${random()}`]),
+    'existing-secret-values.yaml': (ns) =>
+      node.kubectl(['-n', ns, 'create', 'secret', 'generic', 'claw-hmac-keys', `--from-literal=k1=${random()}`, `--from-literal=k2=${random()}`]),
     'mtls-values.yaml': (ns) => {
-      node.kubectl(['-n', ns, 'create', 'secret', 'generic', 'claw-sidecar-tls', `--from-file=tls.crt=${ca.certFile}`, `--from-file=tls.key=${ca.keyFile}`, `--from-file=ca.crt=${ca.caFile}`]);
+      node.kubectl([
+        '-n',
+        ns,
+        'create',
+        'secret',
+        'generic',
+        'claw-sidecar-tls',
+        `--from-file=tls.crt=${ca.certFile}`,
+        `--from-file=tls.key=${ca.keyFile}`,
+        `--from-file=ca.crt=${ca.caFile}`,
+      ]);
       node.kubectl(['-n', ns, 'create', 'secret', 'tls', 'traefik-client-tls', `--cert=${client.certFile}`, `--key=${client.keyFile}`]);
     },
-    'all-optional-values.yaml': (ns) => node.kubectl(['-n', ns, 'create', 'secret', 'generic', 'openclaw-provider-keys', '--from-literal=ANTHROPIC_API_KEY=unused']),
+    'all-optional-values.yaml': (ns) =>
+      node.kubectl(['-n', ns, 'create', 'secret', 'generic', 'openclaw-provider-keys', '--from-literal=ANTHROPIC_API_KEY=unused']),
   };
   const releases = files.map((file) => {
     const name = file.replace(/-values\.yaml$/, '');
@@ -348,24 +455,47 @@ test('every other ci/ values file, installed side by side with helm install --wa
   // optional objects), so the gateway is a small Node server answering the health paths
   // the probes ask (through the guard where the file turns it on): ten OpenClaw gateways
   // starting at once took two minutes of the suite, and every other test here runs the real one.
-  const gateway = "require('node:http').createServer((q, s) => s.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: true }))).listen(18789, '127.0.0.1')";
+  const gateway =
+    "require('node:http').createServer((q, s) => s.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: true }))).listen(18789, '127.0.0.1')";
   const fit = [
-    '--set', 'gateway.persistence.enabled=false', '--set', 'gateway.resources.requests.cpu=10m', '--set', 'sidecar.resources.requests.cpu=10m', '--set', 'gateway.resources.requests.memory=64Mi',
-    '--set-json', `gateway.command=${JSON.stringify(['node', '-e', gateway])}`, '--set-json', `gateway.guard.command=${JSON.stringify(['node', '-e', gateway])}`,
+    '--set',
+    'gateway.persistence.enabled=false',
+    '--set',
+    'gateway.resources.requests.cpu=10m',
+    '--set',
+    'sidecar.resources.requests.cpu=10m',
+    '--set',
+    'gateway.resources.requests.memory=64Mi',
+    '--set-json',
+    `gateway.command=${JSON.stringify(['node', '-e', gateway])}`,
+    '--set-json',
+    `gateway.guard.command=${JSON.stringify(['node', '-e', gateway])}`,
   ];
   const installed = await Promise.allSettled(
-    releases.map(({ file, namespace, release }) => node.helmAsync(['install', release, CHART, '-n', namespace, '-f', values(file), ...fit, '--wait', '--timeout', '5m'])),
+    releases.map(({ file, namespace, release }) =>
+      node.helmAsync(['install', release, CHART, '-n', namespace, '-f', values(file), ...fit, '--wait', '--timeout', '5m']),
+    ),
   );
-  expect(installed.map((r, i) => [releases[i]!.file, r.status === 'fulfilled' ? 'installed' : String((r as PromiseRejectedResult).reason).slice(0, 600)])).toEqual(releases.map((r) => [r.file, 'installed']));
+  expect(
+    installed.map((r, i) => [releases[i]!.file, r.status === 'fulfilled' ? 'installed' : String((r as PromiseRejectedResult).reason).slice(0, 600)]),
+  ).toEqual(releases.map((r) => [r.file, 'installed']));
   for (const { file, namespace, release } of releases) {
-    const pods = (JSON.parse(node.kubectl(['-n', namespace, 'get', 'pods', '-l', `app.kubernetes.io/instance=${release}`, '-o', 'json'])).items as PodJson[]).filter((p) => p.status.phase === 'Running');
+    const pods = (
+      JSON.parse(node.kubectl(['-n', namespace, 'get', 'pods', '-l', `app.kubernetes.io/instance=${release}`, '-o', 'json'])).items as PodJson[]
+    ).filter((p) => p.status.phase === 'Running');
     expect([file, pods.length]).toEqual([file, 1]);
     const pod = pods[0]!;
     expect([file, pod.status.conditions.find((c) => c.type === 'Ready')?.status]).toEqual([file, 'True']);
     const metrics = await admin(pod, '/metrics');
-    expect([file, sample(metrics, 'trusted_proxy_ready'), sample(metrics, 'trusted_proxy_assertion_keys_loaded')]).toEqual([file, 1, file === 'existing-secret-values.yaml' ? 2 : 1]);
+    expect([file, sample(metrics, 'trusted_proxy_ready'), sample(metrics, 'trusted_proxy_assertion_keys_loaded')]).toEqual([
+      file,
+      1,
+      file === 'existing-secret-values.yaml' ? 2 : 1,
+    ]);
     if (file === 'es256-values.yaml') {
-      expect(node.kubectl(['-n', namespace, 'logs', pod.metadata.name, '-c', 'gateway'])).toContain('trusted-proxy-sidecar guard: requests on port 18789 need a valid assertion');
+      expect(node.kubectl(['-n', namespace, 'logs', pod.metadata.name, '-c', 'gateway'])).toContain(
+        'trusted-proxy-sidecar guard: requests on port 18789 need a valid assertion',
+      );
     }
   }
 }, 600_000);

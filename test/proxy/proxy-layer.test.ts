@@ -85,7 +85,7 @@ function forwardedLines(req: IncomingMessage): string[] {
 
 type Upstream = ReturnType<typeof configSchema.parse>['upstream'];
 const DATA_PLANES: [string, (upstream: Upstream) => Forwarder][] = [
-  ['the sidecar\'s gateway connections', () => new PinnedForwarder()],
+  ["the sidecar's gateway connections", () => new PinnedForwarder()],
   ['the undici pool it replaced', (upstream) => new UndiciForwarder(upstream)],
 ];
 let dataPlane = DATA_PLANES[0]![1];
@@ -105,7 +105,14 @@ async function startLayer(gatewayUrl: string, limits: { maxBodyBytes?: number } 
   const server: Server = http.createServer((req, res) => {
     // The principal a decision would name: here the client says it, in a header of the test's own.
     const principal = String(req.headers['x-test-user'] ?? '');
-    const target = { url: gatewayUrl, principal, connectTimeoutMs: TIMEOUT_MS, timeoutMs: TIMEOUT_MS, bodyStallMs: TIMEOUT_MS, maxBodyBytes: limits.maxBodyBytes ?? 0 };
+    const target = {
+      url: gatewayUrl,
+      principal,
+      connectTimeoutMs: TIMEOUT_MS,
+      timeoutMs: TIMEOUT_MS,
+      bodyStallMs: TIMEOUT_MS,
+      maxBodyBytes: limits.maxBodyBytes ?? 0,
+    };
     forwarder.forward(req, res, forwardedLines(req), target, {
       response: (status) => responses.push(status),
       failed: (err) => {
@@ -116,14 +123,21 @@ async function startLayer(gatewayUrl: string, limits: { maxBodyBytes?: number } 
   });
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const lines = forwardedLines(req).concat('connection', 'upgrade', 'upgrade', 'websocket');
-    relayUpgrade(req, socket, head, lines, { url: gatewayUrl, connectTimeoutMs: TIMEOUT_MS, timeoutMs: TIMEOUT_MS }, {
-      response: (status) => responses.push(status),
-      switched: (upstream) => switched.push(upstream),
-      failed: (err) => {
-        const { status, body } = failedAnswer(err);
-        rejectUpgrade(socket, status, body);
+    relayUpgrade(
+      req,
+      socket,
+      head,
+      lines,
+      { url: gatewayUrl, connectTimeoutMs: TIMEOUT_MS, timeoutMs: TIMEOUT_MS },
+      {
+        response: (status) => responses.push(status),
+        switched: (upstream) => switched.push(upstream),
+        failed: (err) => {
+          const { status, body } = failedAnswer(err);
+          rejectUpgrade(socket, status, body);
+        },
       },
-    });
+    );
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
@@ -179,14 +193,13 @@ function afterBody(socket: Socket, last: string, answer: () => void): void {
   check();
 }
 
-
 describe.each(DATA_PLANES)('through %s', (_name, make) => {
   beforeAll(() => {
     dataPlane = make;
   });
 
   describe('a request and its answer', () => {
-    test('the target goes byte for byte with the given header lines; the answer comes back less the gateway hop\'s headers', async () => {
+    test("the target goes byte for byte with the given header lines; the answer comes back less the gateway hop's headers", async () => {
       const { gw, proxy } = await setUp((s) =>
         s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\nKeep-Alive: timeout=5\r\nX-Kept: y\r\n\r\nok'),
       );
@@ -202,7 +215,7 @@ describe.each(DATA_PLANES)('through %s', (_name, make) => {
       expect(proxy.responses).toEqual([200]);
     });
 
-    test('header names that are Object.prototype\'s members are headers like any other, given once or twice', async () => {
+    test("header names that are Object.prototype's members are headers like any other, given once or twice", async () => {
       const { proxy } = await setUp((s) => s.write('HTTP/1.1 200 OK\r\nConstructor: a\r\n__proto__: b\r\n__proto__: c\r\nContent-Length: 2\r\n\r\nok'));
       const c = await client(proxy, 'GET / HTTP/1.1\r\nHost: gw\r\n\r\n');
       const reply = await c.receive(answeredWhole, 'the answer');
@@ -230,7 +243,7 @@ describe.each(DATA_PLANES)('through %s', (_name, make) => {
       expect(gw.received[1]).toContain('efgh');
     });
 
-    test('Expect: 100-continue is answered by the sidecar\'s server; the body reaches the gateway and the expectation does not', async () => {
+    test("Expect: 100-continue is answered by the sidecar's server; the body reaches the gateway and the expectation does not", async () => {
       const { gw, proxy } = await setUp((s) => {
         const check = () => (gw.received[0]!.endsWith('hello') ? s.write('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n') : setTimeout(check, 5));
         check();
@@ -251,7 +264,7 @@ describe.each(DATA_PLANES)('through %s', (_name, make) => {
           'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok',
       );
 
-    test('a 103\'s Link reaches an HTTP/1.1 client before the response; a 102 does not', async () => {
+    test("a 103's Link reaches an HTTP/1.1 client before the response; a 102 does not", async () => {
       const { proxy } = await setUp(hinted);
       const c = await client(proxy, 'GET / HTTP/1.1\r\nHost: gw\r\n\r\n');
       const reply = await c.receive((t) => t.endsWith('ok'), 'the answer');
@@ -267,11 +280,18 @@ describe.each(DATA_PLANES)('through %s', (_name, make) => {
       expect([...reply.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]))).toEqual([200]);
     });
 
-    test('the gateway\'s response trailers reach the client, less hop-by-hop names; the client\'s request trailers never reach the gateway', async () => {
+    test("the gateway's response trailers reach the client, less hop-by-hop names; the client's request trailers never reach the gateway", async () => {
       const { gw, proxy } = await setUp((s) =>
-        afterBody(s, 'body', () => s.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Checksum\r\n\r\n2\r\nok\r\n0\r\nX-Checksum: sha256=abc\r\nKeep-Alive: timeout=1\r\n\r\n')),
+        afterBody(s, 'body', () =>
+          s.write(
+            'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Checksum\r\n\r\n2\r\nok\r\n0\r\nX-Checksum: sha256=abc\r\nKeep-Alive: timeout=1\r\n\r\n',
+          ),
+        ),
       );
-      const c = await client(proxy, 'POST / HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nbody\r\n0\r\nX-Auth-Request-Email: admin@example.com\r\nX-Forwarded-User: admin\r\n\r\n');
+      const c = await client(
+        proxy,
+        'POST / HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nbody\r\n0\r\nX-Auth-Request-Email: admin@example.com\r\nX-Forwarded-User: admin\r\n\r\n',
+      );
       const reply = await c.receive((t) => /\r\n0\r\n[\s\S]*\r\n\r\n$/.test(t), 'the answer with its trailers');
       expect(statuses(reply)).toEqual([200]);
       const trailers = reply.slice(reply.lastIndexOf('\r\n0\r\n') + 5);
@@ -290,7 +310,7 @@ describe.each(DATA_PLANES)('through %s', (_name, make) => {
       expect(layer.responses).toEqual([]);
     });
 
-    test('no answer within the timeout: the exchange fails as a timeout and the gateway\'s connection is given up', async () => {
+    test("no answer within the timeout: the exchange fails as a timeout and the gateway's connection is given up", async () => {
       const { gw, proxy } = await setUp(() => undefined);
       const c = await client(proxy, 'GET /slow HTTP/1.1\r\nHost: gw\r\n\r\n');
       expect(await c.receive(answeredWhole, 'the answer')).toMatch(/^HTTP\/1\.1 504 [\s\S]*\{"error":"timeout"\}$/);
@@ -310,7 +330,7 @@ describe.each(DATA_PLANES)('through %s', (_name, make) => {
       expect(during.text.slice(during.text.indexOf('\r\n\r\n') + 4)).toBe('0123456789');
     });
 
-    test('the client leaving mid-response ends the gateway\'s exchange', async () => {
+    test("the client leaving mid-response ends the gateway's exchange", async () => {
       const { gw, proxy } = await setUp((s) => s.write('HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\nfirst bytes'));
       const c = await client(proxy, 'GET /long HTTP/1.1\r\nHost: gw\r\n\r\n');
       await c.receive((t) => t.includes('first bytes'), 'the start of the body');
@@ -318,7 +338,7 @@ describe.each(DATA_PLANES)('through %s', (_name, make) => {
       await waitFor(() => gw.closed.has(0), 'the gateway connection closed');
     });
 
-    test('a client that stalls mid-body, or sends more than the maximum, fails the exchange with the body limit\'s code', async () => {
+    test("a client that stalls mid-body, or sends more than the maximum, fails the exchange with the body limit's code", async () => {
       const { gw, proxy } = await setUp(() => undefined, { maxBodyBytes: 8 });
       const stalled = await client(proxy, 'POST /stall HTTP/1.1\r\nHost: gw\r\nContent-Length: 6\r\n\r\nabc');
       expect(await stalled.receive(answeredWhole, 'the answer')).toMatch(/^HTTP\/1\.1 408 [\s\S]*BODY_TIMEOUT/);
@@ -327,10 +347,9 @@ describe.each(DATA_PLANES)('through %s', (_name, make) => {
       await waitFor(() => gw.closed.size === gw.received.length, 'the gateway connections closed');
     });
   });
-
 });
 
-describe('through the sidecar\'s gateway connections only', () => {
+describe("through the sidecar's gateway connections only", () => {
   beforeAll(() => {
     dataPlane = DATA_PLANES[0]![1];
   });
@@ -398,7 +417,7 @@ describe('through the sidecar\'s gateway connections only', () => {
     };
   };
 
-  test('bytes past the gateway\'s framing, in a later read, never answer another user\'s request on the same client connection', async () => {
+  test("bytes past the gateway's framing, in a later read, never answer another user's request on the same client connection", async () => {
     const { gw, proxy } = await setUp(leaksIntoTheNextAnswer());
     const c = await client(proxy, 'GET /alice HTTP/1.1\r\nHost: gw\r\nX-Test-User: alice\r\n\r\n');
     await c.receive((t) => t.endsWith('alice'), "alice's answer");
@@ -433,7 +452,9 @@ describe('through the sidecar\'s gateway connections only', () => {
   });
 
   test('an answer framed by Transfer-Encoding reaches the client without the Content-Length beside it', async () => {
-    const { proxy } = await setUp((s) => s.end('HTTP/1.1 200 OK\r\nContent-Length: 100\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n'));
+    const { proxy } = await setUp((s) =>
+      s.end('HTTP/1.1 200 OK\r\nContent-Length: 100\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n'),
+    );
     const c = await client(proxy, 'GET /te HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n');
     const text = await c.receive((t) => t.endsWith('0\r\n\r\n'), 'the answer, chunked to the client');
     expect(statuses(text)).toEqual([200]);
@@ -451,21 +472,24 @@ describe('through the sidecar\'s gateway connections only', () => {
   });
 });
 
-const UPGRADE = 'GET /ws HTTP/1.1\r\nHost: gw\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n';
+const UPGRADE =
+  'GET /ws HTTP/1.1\r\nHost: gw\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n';
 
 describe('upgrades', () => {
   test('accepted: the 101 and the bytes either side sent with it pass, then frames flow both ways', async () => {
     const { gw, proxy } = await setUp((s) => {
-      s.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\nfrom-gateway');
+      s.write(
+        'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\nfrom-gateway',
+      );
       s.on('data', (d: Buffer) => d.toString('latin1').includes('ping') && s.write('pong'));
     });
     // The client's first frame rides in the same packet as its handshake.
     const c = await client(proxy, `${UPGRADE}early`);
-    await c.receive((t) => t.endsWith('from-gateway'), 'the switch and the gateway\'s first bytes');
+    await c.receive((t) => t.endsWith('from-gateway'), "the switch and the gateway's first bytes");
     expect(statuses(c.text)).toEqual([101]);
     expect(c.text).toContain('Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n');
     c.write('ping');
-    await c.receive((t) => t.endsWith('pong'), 'the gateway\'s answer to a frame');
+    await c.receive((t) => t.endsWith('pong'), "the gateway's answer to a frame");
     expect(gw.received[0]).toMatch(/\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\nearlyping$/);
     expect(proxy.switched).toHaveLength(1);
     c.reset();
@@ -482,7 +506,7 @@ describe('upgrades', () => {
     expect(proxy.responses).toEqual([401]);
   });
 
-  test('refused by the gateway, whose body then stalls: the client is cut off and the gateway\'s connection given up at the timeout', async () => {
+  test("refused by the gateway, whose body then stalls: the client is cut off and the gateway's connection given up at the timeout", async () => {
     const { gw, proxy } = await setUp((s) => s.write('HTTP/1.1 403 Forbidden\r\nContent-Length: 100\r\n\r\npart of it'));
     const c = await client(proxy, UPGRADE);
     await c.closed;
@@ -491,7 +515,7 @@ describe('upgrades', () => {
     await waitFor(() => gw.closed.has(0), 'the gateway connection closed');
   });
 
-  test('refused by the gateway, which then resets mid-body: the client is cut off, nothing of the sidecar\'s own inside the answer', async () => {
+  test("refused by the gateway, which then resets mid-body: the client is cut off, nothing of the sidecar's own inside the answer", async () => {
     const { proxy } = await setUp((s) => {
       s.write('HTTP/1.1 403 Forbidden\r\nContent-Length: 100\r\n\r\npart of it');
       setImmediate(() => s.resetAndDestroy());
@@ -503,7 +527,7 @@ describe('upgrades', () => {
     expect(proxy.failures).toEqual([]);
   });
 
-  test('refused by the gateway, and the client leaves during its answer: the gateway\'s half goes too', async () => {
+  test("refused by the gateway, and the client leaves during its answer: the gateway's half goes too", async () => {
     const { gw, proxy } = await setUp((s) => s.write('HTTP/1.1 403 Forbidden\r\nContent-Length: 100\r\n\r\npart of it'));
     const c = await client(proxy, UPGRADE);
     await c.receive((t) => t.endsWith('part of it'), 'the start of the refusal');
@@ -521,7 +545,7 @@ describe('upgrades', () => {
     await waitFor(() => gw.closed.has(0), 'the gateway connection closed');
   });
 
-  test('the client leaving during the handshake takes the gateway\'s half with it', async () => {
+  test("the client leaving during the handshake takes the gateway's half with it", async () => {
     const { gw, proxy } = await setUp(() => undefined);
     const c = await client(proxy, UPGRADE);
     await waitFor(() => gw.received.length === 1 && gw.received[0]!.includes('\r\n\r\n'), 'the handshake at the gateway');

@@ -75,13 +75,20 @@ function serveChaos(overrides: Record<string, unknown> = {}): Promise<SidecarPro
 }
 
 /** While `during` runs: a normal request and an admin probe every 200 ms; every answer and its time. */
-async function probing<T>(sc: SidecarProcess, during: () => Promise<T>, ok: (status: number) => boolean = (s) => s === 200): Promise<{ result: T; worstMs: number; failures: string[] }> {
+async function probing<T>(
+  sc: SidecarProcess,
+  during: () => Promise<T>,
+  ok: (status: number) => boolean = (s) => s === 200,
+): Promise<{ result: T; worstMs: number; failures: string[] }> {
   const failures: string[] = [];
   let worstMs = 0;
   let running = true;
   const loop = (async () => {
     for (let i = 0; running && i < 1000; i++) {
-      const [data, admin] = await Promise.all([request(`${sc.url}/ok`, { headers: BOB, timeoutMs: 10_000 }), request(`${sc.adminUrl}/healthz`, { timeoutMs: 10_000 })]);
+      const [data, admin] = await Promise.all([
+        request(`${sc.url}/ok`, { headers: BOB, timeoutMs: 10_000 }),
+        request(`${sc.adminUrl}/healthz`, { timeoutMs: 10_000 }),
+      ]);
       worstMs = Math.max(worstMs, data.ms, admin.ms);
       if (!ok(data.status)) failures.push(`data ${data.status} ${data.body}`);
       if (admin.status !== 200) failures.push(`admin ${admin.status}`);
@@ -152,27 +159,31 @@ describe('15. crash attempts', () => {
   afterAll(() => sc.stop());
 
   const cases = chaosCases();
-  test.each(ACTS)('every path and stage, then: %s', async (act) => {
-    const mine = cases.filter((c) => c.act === act && c.stage !== 'queued');
-    const { result, worstMs, failures } = await probing(sc, async () => {
-      const started = await Promise.all(mine.map((c) => runCase(sc, c)));
-      const verdicts = await Promise.all(started.map((s) => s.ok));
-      gateway.releaseAll();
-      // While every client still holds on: only the kept WebSockets (two descriptors each) remain.
-      const whileHeld = await fdsSettle(sc.pid, baseline + 2 + 2 * kept(mine), 20_000);
-      for (const s of started) s.client.destroy();
-      return { verdicts, whileHeld };
-    });
-    const fds = await fdsSettle(sc.pid, baseline + 2, 20_000);
-    const failed = mine.filter((_, i) => !result.verdicts[i]).map((c) => c.id);
-    const released = result.whileHeld <= baseline + 2 + 2 * kept(mine) && fds <= baseline + 2;
-    rows[15].tried += mine.length;
-    rows[15].held += failures.length === 0 && released && worstMs < SERVED_BOUND_MS ? mine.length - failed.length : 0;
-    expect({ failed, failures, exited: sc.child.exitCode }).toEqual({ failed: [], failures: [], exited: null });
-    expect(worstMs).toBeLessThan(SERVED_BOUND_MS);
-    expect(result.whileHeld).toBeLessThanOrEqual(baseline + 2 + 2 * kept(mine));
-    expect(fds).toBeLessThanOrEqual(baseline + 2);
-  }, 120_000);
+  test.each(ACTS)(
+    'every path and stage, then: %s',
+    async (act) => {
+      const mine = cases.filter((c) => c.act === act && c.stage !== 'queued');
+      const { result, worstMs, failures } = await probing(sc, async () => {
+        const started = await Promise.all(mine.map((c) => runCase(sc, c)));
+        const verdicts = await Promise.all(started.map((s) => s.ok));
+        gateway.releaseAll();
+        // While every client still holds on: only the kept WebSockets (two descriptors each) remain.
+        const whileHeld = await fdsSettle(sc.pid, baseline + 2 + 2 * kept(mine), 20_000);
+        for (const s of started) s.client.destroy();
+        return { verdicts, whileHeld };
+      });
+      const fds = await fdsSettle(sc.pid, baseline + 2, 20_000);
+      const failed = mine.filter((_, i) => !result.verdicts[i]).map((c) => c.id);
+      const released = result.whileHeld <= baseline + 2 + 2 * kept(mine) && fds <= baseline + 2;
+      rows[15].tried += mine.length;
+      rows[15].held += failures.length === 0 && released && worstMs < SERVED_BOUND_MS ? mine.length - failed.length : 0;
+      expect({ failed, failures, exited: sc.child.exitCode }).toEqual({ failed: [], failures: [], exited: null });
+      expect(worstMs).toBeLessThan(SERVED_BOUND_MS);
+      expect(result.whileHeld).toBeLessThanOrEqual(baseline + 2 + 2 * kept(mine));
+      expect(fds).toBeLessThanOrEqual(baseline + 2);
+    },
+    120_000,
+  );
 
   test('while waiting for a pooled connection, then: reset, FIN, stall, never read', async () => {
     // Four identities hold the whole pool (16 connections, 4 each).
@@ -232,7 +243,11 @@ describe('16. exhaustion by an allowed user (default pool and share: 256 connect
    */
   async function flood(what: string, start: (i: number) => string, settle: () => Promise<void>, keptConnections = 0): Promise<void> {
     gateway.peakHeld = 0;
-    const { result: whileHeld, worstMs, failures } = await probing(sc, async () => {
+    const {
+      result: whileHeld,
+      worstMs,
+      failures,
+    } = await probing(sc, async () => {
       const clients: RawClient[] = [];
       for (let i = 0; i < N; i++) {
         const client = await RawClient.connect(sc.port);
@@ -286,12 +301,19 @@ describe('16. exhaustion by an allowed user (default pool and share: 256 connect
   test(`${N} WebSockets from one identity: 64 open, the rest refused 429, others still open theirs`, async () => {
     await flood(
       `${N} WebSockets`,
-      (i) => `GET /ws-${i} HTTP/1.1\r\nHost: gw\r\nX-Auth-Request-Email: alice@example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+      (i) =>
+        `GET /ws-${i} HTTP/1.1\r\nHost: gw\r\nX-Auth-Request-Email: alice@example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`,
       async () => {
-        await waitFor(async () => (await metric(sc.adminUrl, 'trusted_proxy_limit_refusals_total', { reason: 'identity_websocket_limit' })) >= N - 64, 'the rest refused', 10_000);
+        await waitFor(
+          async () => (await metric(sc.adminUrl, 'trusted_proxy_limit_refusals_total', { reason: 'identity_websocket_limit' })) >= N - 64,
+          'the rest refused',
+          10_000,
+        );
         expect(gateway.upgraded.size).toBe(64);
         const bob = await RawClient.connect(sc.port);
-        bob.write(`GET /ws HTTP/1.1\r\nHost: gw\r\nX-Auth-Request-Email: bob@example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+        bob.write(
+          `GET /ws HTTP/1.1\r\nHost: gw\r\nX-Auth-Request-Email: bob@example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+        );
         expect(statuses(await bob.receive((t) => t.includes('\r\n\r\n'), "bob's WebSocket"))).toEqual([101]);
         bob.destroy();
       },
@@ -311,29 +333,49 @@ describe('17. exhaustion by an unauthenticated client', () => {
   afterAll(() => sc.stop());
 
   test.each([
-    ['refused at the source (untrusted address), never read, never closed', true, 'GET /x HTTP/1.1\r\nHost: gw\r\nX-Auth-Request-Email: mallory@example.com\r\n\r\n'],
-    ['refused upgrades (no identity), never read, never closed', false, 'GET /ws HTTP/1.1\r\nHost: gw\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n'],
+    [
+      'refused at the source (untrusted address), never read, never closed',
+      true,
+      'GET /x HTTP/1.1\r\nHost: gw\r\nX-Auth-Request-Email: mallory@example.com\r\n\r\n',
+    ],
+    [
+      'refused upgrades (no identity), never read, never closed',
+      false,
+      'GET /ws HTTP/1.1\r\nHost: gw\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+    ],
     ['malformed requests (400), never read, never closed', false, 'GET /x HTTP/1.1\r\nHost: gw\r\nBad Header Line\r\n\r\n'],
-    ['requests with a body, refused (401), never read, never closed', false, `POST /x HTTP/1.1\r\nHost: gw\r\nContent-Length: 100000\r\n\r\n${'x'.repeat(100)}`],
-  ])(`${N} %s: descriptors return to the baseline`, async (what, fromUntrusted, bytes) => {
-    const { result: whileHeld, worstMs, failures } = await probing(sc, async () => {
-      const clients: RawClient[] = [];
-      for (let i = 0; i < N; i++) {
-        const client = await RawClient.connect(sc.port, fromUntrusted ? untrusted : '127.0.0.1', fromUntrusted ? { localAddress: untrusted } : {});
-        client.stopReading();
-        client.write(bytes);
-        clients.push(client);
-      }
-      // The sidecar lets go of every one of them while the clients hold on.
-      const fds = await fdsSettle(sc.pid, baseline + 2, 20_000);
-      for (const c of clients) c.destroy();
-      return fds;
-    });
-    rows[17].tried++;
-    if (failures.length === 0 && worstMs < SERVED_BOUND_MS && whileHeld <= baseline + 2) rows[17].held++;
-    rows[17].notes.push(`${what.split(',')[0]}: released while the clients held on`);
-    expect({ failures, exited: sc.child.exitCode }).toEqual({ failures: [], exited: null });
-    expect(worstMs).toBeLessThan(SERVED_BOUND_MS);
-    expect(whileHeld).toBeLessThanOrEqual(baseline + 2);
-  }, 120_000);
+    [
+      'requests with a body, refused (401), never read, never closed',
+      false,
+      `POST /x HTTP/1.1\r\nHost: gw\r\nContent-Length: 100000\r\n\r\n${'x'.repeat(100)}`,
+    ],
+  ])(
+    `${N} %s: descriptors return to the baseline`,
+    async (what, fromUntrusted, bytes) => {
+      const {
+        result: whileHeld,
+        worstMs,
+        failures,
+      } = await probing(sc, async () => {
+        const clients: RawClient[] = [];
+        for (let i = 0; i < N; i++) {
+          const client = await RawClient.connect(sc.port, fromUntrusted ? untrusted : '127.0.0.1', fromUntrusted ? { localAddress: untrusted } : {});
+          client.stopReading();
+          client.write(bytes);
+          clients.push(client);
+        }
+        // The sidecar lets go of every one of them while the clients hold on.
+        const fds = await fdsSettle(sc.pid, baseline + 2, 20_000);
+        for (const c of clients) c.destroy();
+        return fds;
+      });
+      rows[17].tried++;
+      if (failures.length === 0 && worstMs < SERVED_BOUND_MS && whileHeld <= baseline + 2) rows[17].held++;
+      rows[17].notes.push(`${what.split(',')[0]}: released while the clients held on`);
+      expect({ failures, exited: sc.child.exitCode }).toEqual({ failures: [], exited: null });
+      expect(worstMs).toBeLessThan(SERVED_BOUND_MS);
+      expect(whileHeld).toBeLessThanOrEqual(baseline + 2);
+    },
+    120_000,
+  );
 });

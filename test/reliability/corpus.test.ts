@@ -70,8 +70,14 @@ beforeAll(async () => {
       logging: { level: 'debug' },
     },
     sites: {
-      caddy: [['inline', PROXY_PORTS.caddy], ['forward-auth', PROXY_PORTS['caddy-fa']]],
-      nginx: [['inline', PROXY_PORTS.nginx], ['forward-auth', PROXY_PORTS['nginx-fa']]],
+      caddy: [
+        ['inline', PROXY_PORTS.caddy],
+        ['forward-auth', PROXY_PORTS['caddy-fa']],
+      ],
+      nginx: [
+        ['inline', PROXY_PORTS.nginx],
+        ['forward-auth', PROXY_PORTS['nginx-fa']],
+      ],
     },
     onSidecarLog: (line) => sidecarLogs.push(line),
   });
@@ -103,7 +109,12 @@ function destination(path: Path): { host: string; port: number } {
 /** Runs reliability/raw-send.ts inside a host, so the bytes leave from that host's address. */
 function sendFrom(from: From, jobs: { id: string; host: string; port: number; bytes: Buffer }[]): Promise<Map<string, string>> {
   const child = hosts[from].spawn(process.execPath, [join(repo, 'reliability/raw-send.ts')], { stdio: ['pipe', 'pipe', 'pipe'] });
-  const input = { jobs: jobs.map((j) => ({ id: j.id, host: j.host, port: j.port, b64: j.bytes.toString('base64') })), concurrency: 24, idleMs: 700, capMs: 5000 };
+  const input = {
+    jobs: jobs.map((j) => ({ id: j.id, host: j.host, port: j.port, b64: j.bytes.toString('base64') })),
+    concurrency: 24,
+    idleMs: 700,
+    capMs: 5000,
+  };
   child.stdin!.end(JSON.stringify(input));
   let out = '';
   let err = '';
@@ -142,7 +153,11 @@ const values = (rec: GatewayRecord, name: string) => rec.rawHeaders.filter((_, i
 function vouchedFor(c: CorpusCase, path: Path): string {
   if (path.to !== 'sidecar') return USER;
   const line = c.identity === undefined || c.bytes !== undefined ? `X-Auth-Request-Email: ${USER}` : (c.identity ?? '');
-  const value = line.slice(line.indexOf(':') + 1).replaceAll('{USER}', USER).replaceAll('{EVIL}', EVIL).trim();
+  const value = line
+    .slice(line.indexOf(':') + 1)
+    .replaceAll('{USER}', USER)
+    .replaceAll('{EVIL}', EVIL)
+    .trim();
   return Buffer.from(value, 'latin1').toString('utf8');
 }
 
@@ -155,7 +170,9 @@ function claimsOf(token: string): Record<string, unknown> {
 test('no attack in the corpus gets a forged identity, an unverifiable request or a smuggled request to a gateway', async () => {
   const corpus = loadCorpus();
   expect(corpus.length).toBeGreaterThanOrEqual(100);
-  const byteClasses = Object.keys(CLASSES).map(Number).filter((n) => !CONNECTION_CLASSES.has(n));
+  const byteClasses = Object.keys(CLASSES)
+    .map(Number)
+    .filter((n) => !CONNECTION_CLASSES.has(n));
   for (const cls of byteClasses) expect(corpus.some((c) => c.class === cls)).toBe(true);
 
   // A real assertion to replay: captured from a legitimate request for another path.
@@ -259,13 +276,15 @@ test('no attack in the corpus gets a forged identity, an unverifiable request or
   expect(violations).toEqual([]);
 
   // ---------------------------------------------------------------- the report
-  const classRows = Object.entries(CLASSES).filter(([n]) => !CONNECTION_CLASSES.has(Number(n))).map(([n, title]) => {
-    const mine = [...sends.values()].filter((s) => s.c.class === Number(n));
-    const cases = new Set(mine.map((s) => s.c.id)).size;
-    const through = mine.filter((s) => reached.has(s.id)).length;
-    const bad = violations.filter((v) => sends.get(v.send)?.c.class === Number(n)).length;
-    return [`${n}. ${title}`, cases, mine.length, through, mine.length - through, bad];
-  });
+  const classRows = Object.entries(CLASSES)
+    .filter(([n]) => !CONNECTION_CLASSES.has(Number(n)))
+    .map(([n, title]) => {
+      const mine = [...sends.values()].filter((s) => s.c.class === Number(n));
+      const cases = new Set(mine.map((s) => s.c.id)).size;
+      const through = mine.filter((s) => reached.has(s.id)).length;
+      const bad = violations.filter((v) => sends.get(v.send)?.c.class === Number(n)).length;
+      return [`${n}. ${title}`, cases, mine.length, through, mine.length - through, bad];
+    });
   const total = [...sends.values()];
   const count = (kind: string) => violations.filter((v) => v.kind === kind).length;
   recordSection(

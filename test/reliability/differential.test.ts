@@ -130,12 +130,42 @@ describe('the attack corpus through both data planes', () => {
 
 describe('generated requests through both data planes', () => {
   const NAMES = [
-    'X-Auth-Request-User', 'X-Auth-Request-Email', 'x_auth_request_user', 'X-Auth-Request-Groups', 'X-Trusted-Proxy-Assertion', 'X-Forwarded-User',
-    'X-Forwarded-For', 'X-Forwarded-Host', 'Forwarded', 'X-Real-IP', 'X-Openclaw-Scopes', 'Connection', 'Keep-Alive', 'TE', 'Trailer', 'Upgrade',
-    'Expect', 'Origin', 'Cookie', 'X-Custom', 'Accept-Encoding', 'Cache-Control',
+    'X-Auth-Request-User',
+    'X-Auth-Request-Email',
+    'x_auth_request_user',
+    'X-Auth-Request-Groups',
+    'X-Trusted-Proxy-Assertion',
+    'X-Forwarded-User',
+    'X-Forwarded-For',
+    'X-Forwarded-Host',
+    'Forwarded',
+    'X-Real-IP',
+    'X-Openclaw-Scopes',
+    'Connection',
+    'Keep-Alive',
+    'TE',
+    'Trailer',
+    'Upgrade',
+    'Expect',
+    'Origin',
+    'Cookie',
+    'X-Custom',
+    'Accept-Encoding',
+    'Cache-Control',
   ];
   const VALUE = fc.oneof(
-    fc.constantFrom('alice@example.com', 'mallory@evil.example', 'admins', 'close', 'keep-alive', 'X-Auth-Request-User', 'trailers', '100-continue', '10.0.0.1', 'gzip'),
+    fc.constantFrom(
+      'alice@example.com',
+      'mallory@evil.example',
+      'admins',
+      'close',
+      'keep-alive',
+      'X-Auth-Request-User',
+      'trailers',
+      '100-continue',
+      '10.0.0.1',
+      'gzip',
+    ),
     fc.stringMatching(/^[\x21-\x7e\x80-\xff]([\t\x20-\x7e\x80-\xff]{0,14}[\x21-\x7e\x80-\xff])?$/),
   );
   const REQUEST = fc.record({

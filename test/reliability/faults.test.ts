@@ -131,7 +131,10 @@ async function start(input: Parameters<typeof serveProcess>[0] = {}, options: Pa
 
 const get = (sc: SidecarProcess, path: string, extra: { method?: string; body?: Buffer } = {}) =>
   request(`${sc.url}${path}`, { headers: ALICE, timeoutMs: 10_000, ...extra });
-const answers = (list: Answer[]) => Object.entries(tally(list.map((a) => (a.cut ? `${a.status} cut off` : a.status)))).map(([k, v]) => `${k}×${v}`).join(', ');
+const answers = (list: Answer[]) =>
+  Object.entries(tally(list.map((a) => (a.cut ? `${a.status} cut off` : a.status))))
+    .map(([k, v]) => `${k}×${v}`)
+    .join(', ');
 
 /** Each recorded assertion verifies with one of the keys ever installed. */
 function unverifiable(tokens: string[], keys: Buffer[]): number {
@@ -180,8 +183,22 @@ test('upstream refused, reset mid-response, slow to answer and slow to read unde
   const fds1 = await fdsSettle(sc.pid, fds0 + 4);
   expect(fds1).toBeLessThanOrEqual(fds0 + 4);
   expect(rssRound2).toBeLessThan(rssRound1 + 32 * 1048576);
-  rows.push(['upstream resets mid-response, slow to answer (504), slow to read a 4 MB body (504)', N, answers(results.map((r) => r.a)), unexplained.length, `${fds0} → ${fds1}`, `${mb(rss0)} → round 1 ${mb(rssRound1)} → round 2 ${mb(rssRound2)} (bound: round 1 + 32 MB)`]);
-  rows.push(['upstream refused, then restarted while sockets were open', 100, `before ${answers(before)}; down ${answers(down)}; after ${answers(after)}`, 0, `${fds0} → ${fds1}`, `${mb(rss0)} → ${mb(rssBytes(sc.pid))}`]);
+  rows.push([
+    'upstream resets mid-response, slow to answer (504), slow to read a 4 MB body (504)',
+    N,
+    answers(results.map((r) => r.a)),
+    unexplained.length,
+    `${fds0} → ${fds1}`,
+    `${mb(rss0)} → round 1 ${mb(rssRound1)} → round 2 ${mb(rssRound2)} (bound: round 1 + 32 MB)`,
+  ]);
+  rows.push([
+    'upstream refused, then restarted while sockets were open',
+    100,
+    `before ${answers(before)}; down ${answers(down)}; after ${answers(after)}`,
+    0,
+    `${fds0} → ${fds1}`,
+    `${mb(rss0)} → ${mb(rssBytes(sc.pid))}`,
+  ]);
 }, 120_000);
 
 test('WebSockets the upstream drops, beside ones that stay: all released, none left open', async () => {
@@ -205,7 +222,16 @@ test('WebSockets the upstream drops, beside ones that stay: all released, none l
   expect(await get(sc, '/ok')).toMatchObject({ status: 200 });
   const fds1 = await fdsSettle(sc.pid, fds0 + 4);
   expect(fds1).toBeLessThanOrEqual(fds0 + 4);
-  rows.push(['upstream drops WebSockets (half of 60; the rest closed by the client)', 60, Object.entries(tally(outcomes)).map(([k, v]) => `close ${k}×${v}`).join(', '), 0, `${fds0} → ${fds1}`, `${mb(rss0)} → ${mb(rssBytes(sc.pid))}`]);
+  rows.push([
+    'upstream drops WebSockets (half of 60; the rest closed by the client)',
+    60,
+    Object.entries(tally(outcomes))
+      .map(([k, v]) => `close ${k}×${v}`)
+      .join(', '),
+    0,
+    `${fds0} → ${fds1}`,
+    `${mb(rss0)} → ${mb(rssBytes(sc.pid))}`,
+  ]);
 }, 60_000);
 
 test('keys rotated, removed, truncated and made unreadable under load: never an unverifiable assertion, not-ready instead of unsigned', async () => {
@@ -231,7 +257,11 @@ test('keys rotated, removed, truncated and made unreadable under load: never an 
       const next = randomBytes(32);
       installed.push(next);
       replaceKey(next);
-      await waitFor(async () => (await metric(sc.adminUrl, 'trusted_proxy_key_reloads_total', { result: 'applied' })) >= 2 + round, 'the rotated key applied', 10_000);
+      await waitFor(
+        async () => (await metric(sc.adminUrl, 'trusted_proxy_key_reloads_total', { result: 'applied' })) >= 2 + round,
+        'the rotated key applied',
+        10_000,
+      );
       phases.push('rotated');
     }
     rmSync(k1);
@@ -260,12 +290,25 @@ test('keys rotated, removed, truncated and made unreadable under load: never an 
   // Every 200 was a forwarded request with an assertion (none went unsigned).
   expect(tokens.length).toBe(seen.filter((a) => a.status === 200).length);
   expect(seen.some((a) => a.status === 503)).toBe(true);
-  rows.push([`keys ${phases.join(', ')} (file modes honoured)`, seen.length, answers(seen), 0, `assertions at the upstream: ${tokens.length}, unverifiable: 0`, '']);
+  rows.push([
+    `keys ${phases.join(', ')} (file modes honoured)`,
+    seen.length,
+    answers(seen),
+    0,
+    `assertions at the upstream: ${tokens.length}, unverifiable: 0`,
+    '',
+  ]);
 }, 120_000);
 
 test('config rewritten every 100 ms and once invalid, under load: no request fails because of a reload', async () => {
   const sc = await start({ gateway: { scopesHeader: 'x-openclaw-scopes', scopes: { default: ['a'] } } });
-  const base = { listen: { host: '127.0.0.1', port: 0 }, admin: { host: '127.0.0.1', port: 0 }, upstream: { url: upstream.url, timeoutSeconds: 1.5 }, trust: { allowLoopback: true, cidrs: ['127.0.0.1'] }, assertion: { keysDir: sc.keysDir } };
+  const base = {
+    listen: { host: '127.0.0.1', port: 0 },
+    admin: { host: '127.0.0.1', port: 0 },
+    upstream: { url: upstream.url, timeoutSeconds: 1.5 },
+    trust: { allowLoopback: true, cidrs: ['127.0.0.1'] },
+    assertion: { keysDir: sc.keysDir },
+  };
   let stop = false;
   const seen: Answer[] = [];
   const traffic = load(64, 8, async () => {
@@ -277,7 +320,12 @@ test('config rewritten every 100 ms and once invalid, under load: no request fai
     else sc.writeConfig({ ...base, gateway: { scopesHeader: 'x-openclaw-scopes', scopes: { default: [`s${i}`] } } });
     await new Promise((r) => setTimeout(r, 100));
     // Hold the invalid file long enough for the watcher (1 s) to see it.
-    if (i === 25) await waitFor(async () => (await metric(sc.adminUrl, 'trusted_proxy_config_reloads_total', { result: 'rejected' })) >= 1, 'the invalid file rejected', 5000);
+    if (i === 25)
+      await waitFor(
+        async () => (await metric(sc.adminUrl, 'trusted_proxy_config_reloads_total', { result: 'rejected' })) >= 1,
+        'the invalid file rejected',
+        5000,
+      );
   }
   stop = true;
   await traffic;
@@ -303,5 +351,14 @@ test('SIGTERM under HTTP and WebSocket load: every in-flight request completes, 
   expect(done.filter((a) => a.status !== 200 || a.body !== 'slow ok')).toEqual([]);
   expect(codes.filter((c) => c.code !== 1001)).toEqual([]);
   expect(exit).toEqual({ code: 0, signal: null });
-  rows.push(['SIGTERM with 48 requests in flight and 24 WebSockets open', 72, `requests ${answers(done)}; WebSockets closed ${Object.entries(tally(codes.map((c) => c.code))).map(([k, v]) => `${k}×${v}`).join(', ')}; exit 0`, 0, '', '']);
+  rows.push([
+    'SIGTERM with 48 requests in flight and 24 WebSockets open',
+    72,
+    `requests ${answers(done)}; WebSockets closed ${Object.entries(tally(codes.map((c) => c.code)))
+      .map(([k, v]) => `${k}×${v}`)
+      .join(', ')}; exit 0`,
+    0,
+    '',
+    '',
+  ]);
 }, 60_000);

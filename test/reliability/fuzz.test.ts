@@ -27,34 +27,106 @@ const CONFIG = {
 const ctx = context(CONFIG);
 /** Owned names, written out here (not taken from the code under test). */
 const OWNED = ['x-auth-request-', 'x-trusted-proxy-assertion', 'x-forwarded-', 'forwarded', 'x-real-ip', 'x-openclaw-scopes'];
-const SET_BY_SIDECAR = new Set(['x-trusted-proxy-assertion', 'x-forwarded-user', 'x-openclaw-scopes', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host']);
+const SET_BY_SIDECAR = new Set([
+  'x-trusted-proxy-assertion',
+  'x-forwarded-user',
+  'x-openclaw-scopes',
+  'x-forwarded-for',
+  'x-forwarded-proto',
+  'x-forwarded-host',
+]);
 const NAMES = [
-  'X-Auth-Request-Email', 'x-auth-request-email', 'X_Auth_Request_Email', 'x.auth.request.email', 'X-Auth-Request-Groups', 'X-Auth-Request-User-Email',
-  'X-Trusted-Proxy-Assertion', 'x_trusted_proxy_assertion', 'X-Forwarded-User', 'X.Forwarded.User', 'X-Openclaw-Scopes', 'X-Forwarded-For',
-  'X-Forwarded-Host', 'X-Forwarded-Proto', 'X-Forwarded-Method', 'X-Forwarded-Uri', 'Forwarded', 'X-Real-IP', 'Host', 'Connection', 'Upgrade',
-  'Keep-Alive', 'TE', 'Transfer-Encoding', 'Content-Length', 'Origin', 'X-Request-Id', 'Cookie', '__proto__', 'constructor', 'X-Custom',
+  'X-Auth-Request-Email',
+  'x-auth-request-email',
+  'X_Auth_Request_Email',
+  'x.auth.request.email',
+  'X-Auth-Request-Groups',
+  'X-Auth-Request-User-Email',
+  'X-Trusted-Proxy-Assertion',
+  'x_trusted_proxy_assertion',
+  'X-Forwarded-User',
+  'X.Forwarded.User',
+  'X-Openclaw-Scopes',
+  'X-Forwarded-For',
+  'X-Forwarded-Host',
+  'X-Forwarded-Proto',
+  'X-Forwarded-Method',
+  'X-Forwarded-Uri',
+  'Forwarded',
+  'X-Real-IP',
+  'Host',
+  'Connection',
+  'Upgrade',
+  'Keep-Alive',
+  'TE',
+  'Transfer-Encoding',
+  'Content-Length',
+  'Origin',
+  'X-Request-Id',
+  'Cookie',
+  '__proto__',
+  'constructor',
+  'X-Custom',
 ];
 // What Node's strict parser lets through in a value: HTAB, SP, visible ASCII, obs-text.
 const VALUE_BYTES = ['\t', ' ', ',', ';', ':', '@', '"', '\\', '=', '/', '.', 'a', 'Z', '0', '\u0080', '\u0085', '\u00c3', '\u00a9', '\u00ff', '\u00e2'];
 const value = fc.oneof(
   fc.array(fc.constantFrom(...VALUE_BYTES), { maxLength: 20 }).map((cs) => cs.join('')),
-  fc.constantFrom('alice@example.com', 'mallory@evil.example', 'admins', 'operators, admins', 'websocket', 'h2c', 'close, X-Auth-Request-Email',
-    'keep-alive, x_forwarded_user', '10.1.2.3', '203.0.113.9, 10.0.0.1', '::ffff:127.0.0.1', 'https', 'GET', '/p?q', 'http://evil/x', 'gw.example'),
+  fc.constantFrom(
+    'alice@example.com',
+    'mallory@evil.example',
+    'admins',
+    'operators, admins',
+    'websocket',
+    'h2c',
+    'close, X-Auth-Request-Email',
+    'keep-alive, x_forwarded_user',
+    '10.1.2.3',
+    '203.0.113.9, 10.0.0.1',
+    '::ffff:127.0.0.1',
+    'https',
+    'GET',
+    '/p?q',
+    'http://evil/x',
+    'gw.example',
+  ),
 );
 const tokenName = fc.stringMatching(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,16}$/);
 const header = fc.tuple(fc.oneof(fc.constantFrom(...NAMES), tokenName), value);
 const input = fc.record({
-  peer: fc.constantFrom('10.1.2.3', '10.9.9.9', '::ffff:10.4.4.4', '2001:db8::1', '10.1.2.3', '::ffff:10.1.2.3', '2001:db8::7', '127.0.0.1', '::1', '::ffff:127.0.0.1', '0.0.0.0', '203.0.113.9', '::ffff:203.0.113.9'),
+  peer: fc.constantFrom(
+    '10.1.2.3',
+    '10.9.9.9',
+    '::ffff:10.4.4.4',
+    '2001:db8::1',
+    '10.1.2.3',
+    '::ffff:10.1.2.3',
+    '2001:db8::7',
+    '127.0.0.1',
+    '::1',
+    '::ffff:127.0.0.1',
+    '0.0.0.0',
+    '203.0.113.9',
+    '::ffff:203.0.113.9',
+  ),
   mode: fc.constantFrom('inline' as const, 'inline' as const, 'forward-auth' as const),
   method: fc.constantFrom('GET', 'POST', 'DELETE', 'OPTIONS'),
   target: fc.constantFrom('/', '/a/b?c=d', '/', '/x/y', '/forward-auth', 'http://evil.example/x', '*', 'gw.example:443', '/x#frag'),
   user: fc.option(fc.oneof({ weight: 3, arbitrary: fc.constant('alice@example.com') }, { weight: 2, arbitrary: value }), { freq: 8 }),
-  forwarded: fc.option(fc.tuple(fc.constantFrom('GET', 'post', ' DELETE ', 'G T', ''), fc.constantFrom('/a?b', ' /x ', 'http://evil/x', '/p#f', '')), { freq: 4 }),
+  forwarded: fc.option(fc.tuple(fc.constantFrom('GET', 'post', ' DELETE ', 'G T', ''), fc.constantFrom('/a?b', ' /x ', 'http://evil/x', '/p#f', '')), {
+    freq: 4,
+  }),
   headers: fc.array(header, { maxLength: 14 }),
   at: fc.nat(),
   upgrade: fc.boolean(),
   // HTTP/1.1 always sends one (without a well-formed one the request is refused).
-  host: fc.option(fc.oneof({ weight: 6, arbitrary: fc.constantFrom('gw.example', 'GW.example:8443', '[2001:db8::1]:443') }, { weight: 1, arbitrary: fc.constantFrom('gw.example.', 'evil.example/x') }), { freq: 20 }),
+  host: fc.option(
+    fc.oneof(
+      { weight: 6, arbitrary: fc.constantFrom('gw.example', 'GW.example:8443', '[2001:db8::1]:443') },
+      { weight: 1, arbitrary: fc.constantFrom('gw.example.', 'evil.example/x') },
+    ),
+    { freq: 20 },
+  ),
 });
 
 /** Optional white space as HTTP defines it (SP, HTAB), written out here: 0xA0 is part of a value. */
@@ -128,7 +200,7 @@ test(`decide() and upstreamHeaders(): ${P.fuzzRuns} generated requests, no forge
     [
       `fast-check, ${P.fuzzRuns.toLocaleString('en')} generated requests through \`decide()\` and \`upstreamHeaders()\` in-process`,
       `(${seconds.toFixed(1)} s; shrinking on failure). Headers mix every owned name and its aliases, hop-by-hop and`,
-      'Connection nominations, duplicates and any value bytes Node\'s strict parser delivers; peers are trusted, mapped,',
+      "Connection nominations, duplicates and any value bytes Node's strict parser delivers; peers are trusted, mapped,",
       'loopback, unspecified and untrusted; both modes; origin-, absolute-, asterisk- and authority-form targets.',
       '',
       table(
@@ -169,14 +241,19 @@ test(`${P.rawFuzzRequests} random header lines through a raw socket to a live si
       while (next < rng.length) {
         const i = next++;
         const extra = rng[i]!.map(([n, v, sep, eol]) => `${n.replace(/[\r\n]/g, '')}${sep}${v.replace(/[\r\n]/g, '')}${eol}`).join('');
-        const bytes = Buffer.from(`GET /fuzz/${i} HTTP/1.1\r\nHost: gw\r\nX-Auth-Request-Email: alice@example.com\r\n${extra}Connection: close\r\n\r\n`, 'latin1');
+        const bytes = Buffer.from(
+          `GET /fuzz/${i} HTTP/1.1\r\nHost: gw\r\nX-Auth-Request-Email: alice@example.com\r\n${extra}Connection: close\r\n\r\n`,
+          'latin1',
+        );
         const status = statusOf(await rawRequest(sc.port, bytes, '127.0.0.1', 2000));
         statuses.set(status, (statuses.get(status) ?? 0) + 1);
       }
     };
     await Promise.all(Array.from({ length: 8 }, worker));
     // The sidecar still serves, and everything the upstream got is the sidecar's own.
-    expect(statusOf(await rawRequest(sc.port, 'GET /after HTTP/1.1\r\nHost: gw\r\nX-Auth-Request-Email: alice@example.com\r\nConnection: close\r\n\r\n'))).toBe(200);
+    expect(statusOf(await rawRequest(sc.port, 'GET /after HTTP/1.1\r\nHost: gw\r\nX-Auth-Request-Email: alice@example.com\r\nConnection: close\r\n\r\n'))).toBe(
+      200,
+    );
     const bad: string[] = [];
     for (const rec of upstream.received) {
       const token = upstream.valuesOf(rec, 'x-trusted-proxy-assertion');
@@ -208,7 +285,10 @@ test(`${P.rawFuzzRequests} random header lines through a raw socket to a live si
         'random bytes 0–255 in names and values, separators with spaces and tabs, CRLF, bare LF, bare CR and obs-fold line ends,',
         'after a valid identity line. The recording upstream is the oracle.',
         '',
-        table(['answer', 'requests'], [...statuses].sort(([a], [b]) => a - b).map(([s, n]) => [s === 0 ? 'no answer' : String(s), n])),
+        table(
+          ['answer', 'requests'],
+          [...statuses].sort(([a], [b]) => a - b).map(([s, n]) => [s === 0 ? 'no answer' : String(s), n]),
+        ),
         '',
         table(
           ['check', 'result'],

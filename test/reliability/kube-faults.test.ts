@@ -53,21 +53,46 @@ test('discovery survives API down, slow, 410, 500 and 429 storms and token rotat
     rows.push([what, during.length, during.filter((s) => s !== 200).length, `${Date.now() - t0} ms`]);
   };
   try {
-    await fault('API down, then up', () => harness.api.down(), () => harness.api.up());
-    await fault('API slow (requests and watches stalled)', () => harness.api.stall(), () => harness.api.unstall(), 2500);
-    await fault('410 Gone (resource versions expired)', () => harness.api.expire(), () => undefined);
-    await fault('500 storm (12 failures in a row)', () => {
-      harness.api.failNext(500, 12);
-      harness.api.dropWatches();
-    }, () => undefined);
-    await fault('429 storm (12 in a row, Retry-After)', () => {
-      harness.api.failNext(429, 12);
-      harness.api.dropWatches();
-    }, () => undefined);
-    await fault('service-account token rotated', () => {
-      harness.api.rotateToken();
-      harness.api.dropWatches();
-    }, () => undefined);
+    await fault(
+      'API down, then up',
+      () => harness.api.down(),
+      () => harness.api.up(),
+    );
+    await fault(
+      'API slow (requests and watches stalled)',
+      () => harness.api.stall(),
+      () => harness.api.unstall(),
+      2500,
+    );
+    await fault(
+      '410 Gone (resource versions expired)',
+      () => harness.api.expire(),
+      () => undefined,
+    );
+    await fault(
+      '500 storm (12 failures in a row)',
+      () => {
+        harness.api.failNext(500, 12);
+        harness.api.dropWatches();
+      },
+      () => undefined,
+    );
+    await fault(
+      '429 storm (12 in a row, Retry-After)',
+      () => {
+        harness.api.failNext(429, 12);
+        harness.api.dropWatches();
+      },
+      () => undefined,
+    );
+    await fault(
+      'service-account token rotated',
+      () => {
+        harness.api.rotateToken();
+        harness.api.dropWatches();
+      },
+      () => undefined,
+    );
   } finally {
     stop = true;
     await traffic;

@@ -159,7 +159,10 @@ export interface Answer {
   cut: boolean;
 }
 
-export function request(url: string, opts: { method?: string; headers?: Record<string, string>; body?: Buffer | string; timeoutMs?: number } = {}): Promise<Answer> {
+export function request(
+  url: string,
+  opts: { method?: string; headers?: Record<string, string>; body?: Buffer | string; timeoutMs?: number } = {},
+): Promise<Answer> {
   const started = performance.now();
   return new Promise((resolveAnswer) => {
     const req = http.request(url, { method: opts.method ?? 'GET', headers: opts.headers, agent: noPool }, (res) => {

@@ -20,7 +20,16 @@ import { COMMAND } from '../support/command.js';
 import { onJsonLines, startJsonProcess, stopChild, waitForPort, type JsonProcess } from '../support/front-proxies.js';
 import { sample, scrape } from '../support/metrics.js';
 import { createNetwork, type Host, type TestNetwork } from '../support/netns.js';
-import { INGRESS_DNS, INGRESS_HOSTS, NAMESPACE, PUBLIC_HOST, readObjects, startRealIngress, type K8sObject, type RealIngress } from '../support/real-ingress.js';
+import {
+  INGRESS_DNS,
+  INGRESS_HOSTS,
+  NAMESPACE,
+  PUBLIC_HOST,
+  readObjects,
+  startRealIngress,
+  type K8sObject,
+  type RealIngress,
+} from '../support/real-ingress.js';
 import type { GatewayRecord } from '../support/recording-gateway.js';
 import { waitFor } from '../support/wait.js';
 
@@ -77,13 +86,25 @@ beforeAll(async () => {
         token: { mode: 'match', issuer: oidc.issuer, audiences: [oidc.clientId], caFile: oidc.caFile },
       },
       assertion: { keysDir },
-      gateway: { userHeader: 'x-forwarded-user', scopesHeader: 'x-openclaw-scopes', scopes: { default: ['operator.read'], byGroup: { 'claw-users': ['operator.read', 'operator.write'] } } },
+      gateway: {
+        userHeader: 'x-forwarded-user',
+        scopesHeader: 'x-openclaw-scopes',
+        scopes: { default: ['operator.read'], byGroup: { 'claw-users': ['operator.read', 'operator.write'] } },
+      },
       sanitise: { extraPrefixes: ['x-auth-request-'] },
       forwardAuth: { enabled: true, path: '/forward-auth' },
       logging: { level: 'debug' },
     });
   const gateway = (host: string, port: number) =>
-    startJsonProcess(pod, process.execPath, [join(process.cwd(), 'test/support/recording-gateway.ts'), '--host', host, '--port', `${port}`, '--keys-dir', keysDir]);
+    startJsonProcess(pod, process.execPath, [
+      join(process.cwd(), 'test/support/recording-gateway.ts'),
+      '--host',
+      host,
+      '--port',
+      `${port}`,
+      '--keys-dir',
+      keysDir,
+    ]);
   gateways = { inline: await gateway('127.0.0.1', PORTS.gatewayInline), 'forward-auth': await gateway(pod.address, PORTS.gatewayForwardAuth) };
 
   ingress = await startRealIngress({
@@ -100,7 +121,9 @@ beforeAll(async () => {
   // namespace "traefik", with the ServiceAccount, Role and RoleBinding of manifests/base.
   const kube = ingress.kube;
   await kube.namespace('traefik');
-  const rbac = readObjects(join(process.cwd(), 'manifests', 'base', 'trusted-proxy-sidecar.yaml')).filter((o) => ['ServiceAccount', 'Role', 'RoleBinding'].includes(o.kind));
+  const rbac = readObjects(join(process.cwd(), 'manifests', 'base', 'trusted-proxy-sidecar.yaml')).filter((o) =>
+    ['ServiceAccount', 'Role', 'RoleBinding'].includes(o.kind),
+  );
   kube.kubectl(['apply', '-f', '-'], rbac.map((o) => JSON.stringify(o)).join('\n'));
   await kube.call('POST', '/api/v1/namespaces/traefik/pods', {
     apiVersion: 'v1',
@@ -109,7 +132,12 @@ beforeAll(async () => {
     spec: { containers: [{ name: 'traefik', image: 'traefik:v3.6.12' }] },
   });
   const ingressAddress = net.host('ingress').address;
-  await kube.call('PATCH', '/api/v1/namespaces/traefik/pods/traefik-0/status', { status: { phase: 'Running', podIP: ingressAddress, podIPs: [{ ip: ingressAddress }] } }, 'application/merge-patch+json');
+  await kube.call(
+    'PATCH',
+    '/api/v1/namespaces/traefik/pods/traefik-0/status',
+    { status: { phase: 'Running', podIP: ingressAddress, podIPs: [{ ip: ingressAddress }] } },
+    'application/merge-patch+json',
+  );
   writeFileSync(config, sidecarConfig(ingress.oidc));
   const env = { ...process.env, ...(await kube.inCluster(NAMESPACE, 'openclaw')) };
   const child = pod.spawn(process.execPath, [COMMAND, 'serve', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'], env });
@@ -200,8 +228,8 @@ function middleware(objects: K8sObject[], name: string): Record<string, unknown>
   return m['spec'].forwardAuth as Record<string, unknown>;
 }
 
-describe('inline: manifests/examples/traefik/inline.yaml (the chart\'s Traefik objects)', () => {
-  test('a signed-in user reaches the gateway through Traefik and the sidecar, with the sidecar\'s identity and a verifying assertion', async () => {
+describe("inline: manifests/examples/traefik/inline.yaml (the chart's Traefik objects)", () => {
+  test("a signed-in user reaches the gateway through Traefik and the sidecar, with the sidecar's identity and a verifying assertion", async () => {
     const res = await through('/hello', { cookie: sessions['alice']! });
     expect(res.status).toBe(200);
     const record = (await arrived('inline', res.id))!;
@@ -230,7 +258,14 @@ describe('inline: manifests/examples/traefik/inline.yaml (the chart\'s Traefik o
       browser = await launchChromium(net.host('client'), dir, ingress.chromiumArgs);
       const context = await browser.newContext({ extraHTTPHeaders: FORGED });
       await context.addCookies(
-        sessions['alice']!.split('; ').map((pair) => ({ name: pair.slice(0, pair.indexOf('=')), value: pair.slice(pair.indexOf('=') + 1), domain: PUBLIC_HOST, path: '/', secure: true, httpOnly: true })),
+        sessions['alice']!.split('; ').map((pair) => ({
+          name: pair.slice(0, pair.indexOf('=')),
+          value: pair.slice(pair.indexOf('=') + 1),
+          domain: PUBLIC_HOST,
+          path: '/',
+          secure: true,
+          httpOnly: true,
+        })),
       );
       const page = await context.newPage();
       const id = `browser${++sequence}`;
@@ -241,14 +276,24 @@ describe('inline: manifests/examples/traefik/inline.yaml (the chart\'s Traefik o
       expect(headersOf(record).get('x-forwarded-user')).toEqual(['alice@example.com']);
       expect(record.assertion).toMatchObject({ verified: true, sub: 'alice@example.com' });
       expectNothingForged(record);
-      rows.push(['forged identity, groups, scopes, assertion headers from Chromium', 'inline', 'request signed in as alice', 'alice, her scopes, a fresh assertion']);
+      rows.push([
+        'forged identity, groups, scopes, assertion headers from Chromium',
+        'inline',
+        'request signed in as alice',
+        'alice, her scopes, a fresh assertion',
+      ]);
     } finally {
       await browser?.close();
     }
   });
 
   test('`_` and `.` aliases of identity headers pass Traefik and are stripped by the sidecar', async () => {
-    const aliases = { X_Auth_Request_Email: 'bob@example.com', 'X.Auth.Request.Groups': 'claw-admins', X_Forwarded_User: 'bob', 'x-openclaw_scopes': 'operator.admin' };
+    const aliases = {
+      X_Auth_Request_Email: 'bob@example.com',
+      'X.Auth.Request.Groups': 'claw-admins',
+      X_Forwarded_User: 'bob',
+      'x-openclaw_scopes': 'operator.admin',
+    };
     const before = await strippedCount('x-auth-request-email');
     const res = await through('/aliases', { cookie: sessions['alice']!, ...aliases });
     expect(res.status).toBe(200);
@@ -257,17 +302,31 @@ describe('inline: manifests/examples/traefik/inline.yaml (the chart\'s Traefik o
     expectNothingForged(record);
     // Delivered: the sidecar stripped two lines the email header covers, Traefik's copy of
     // oauth2-proxy's answer and the client's alias (a request without one strips one).
-    const stripped = await waitFor(async () => ((await strippedCount('x-auth-request-email')) - before >= 2 ? (await strippedCount('x-auth-request-email')) - before : undefined), 'the sidecar to count the stripped alias', 5000);
+    const stripped = await waitFor(
+      async () => ((await strippedCount('x-auth-request-email')) - before >= 2 ? (await strippedCount('x-auth-request-email')) - before : undefined),
+      'the sidecar to count the stripped alias',
+      5000,
+    );
     expect(stripped).toBe(2);
     rows.push(['`_` and `.` aliases of the identity headers', 'inline', 'Traefik passed them on; the sidecar stripped them', 'alice only']);
   });
 
   test('a forged X-Forwarded-For never reaches the gateway', async () => {
-    const res = await through('/xff', { cookie: sessions['alice']!, 'x-forwarded-for': '203.0.113.7', 'x-real-ip': '203.0.113.7', forwarded: 'for=203.0.113.7' });
+    const res = await through('/xff', {
+      cookie: sessions['alice']!,
+      'x-forwarded-for': '203.0.113.7',
+      'x-real-ip': '203.0.113.7',
+      forwarded: 'for=203.0.113.7',
+    });
     expect(res.status).toBe(200);
     const record = (await arrived('inline', res.id))!;
     expectNothingForged(record);
-    rows.push(['forged `X-Forwarded-For`, `X-Real-IP`, `Forwarded`', 'inline', 'request signed in as alice', `X-Forwarded-For: ${headersOf(record).get('x-forwarded-for')?.join(', ')}`]);
+    rows.push([
+      'forged `X-Forwarded-For`, `X-Real-IP`, `Forwarded`',
+      'inline',
+      'request signed in as alice',
+      `X-Forwarded-For: ${headersOf(record).get('x-forwarded-for')?.join(', ')}`,
+    ]);
   });
 
   test('a user oauth2-proxy admits with no groups cannot add groups by sending the groups header', async () => {
@@ -280,7 +339,7 @@ describe('inline: manifests/examples/traefik/inline.yaml (the chart\'s Traefik o
     rows.push(['a groupless user sends `X-Auth-Request-Groups: claw-users`', 'inline', 'request signed in as carol', 'carol with the default scopes only']);
   });
 
-  test('a compromised Traefik pod naming another user is refused by the token check, even with alice\'s real ID token', async () => {
+  test("a compromised Traefik pod naming another user is refused by the token check, even with alice's real ID token", async () => {
     // Alice's ID token, as oauth2-proxy hands it to Traefik for her session.
     const auth = await ingress.request('/oauth2/auth', { cookie: sessions['alice']! });
     expect(auth.status).toBe(202);
@@ -288,28 +347,72 @@ describe('inline: manifests/examples/traefik/inline.yaml (the chart\'s Traefik o
     expect(token).toMatch(/^Bearer eyJ/);
     const traefikPod = net.host('ingress');
     const direct = (id: string, extra: string[]) =>
-      traefikPod.exec('curl', ['-s', '--max-time', '5', '-w', '\\n%{http_code}', '-H', `host: ${PUBLIC_HOST}`, '-H', 'x-auth-request-email: bob@example.com', '-H', 'x-auth-request-groups: claw-admins', ...extra, `http://${pod.address}:${PORTS.sidecar}/direct?id=${id}`]);
+      traefikPod.exec('curl', [
+        '-s',
+        '--max-time',
+        '5',
+        '-w',
+        '\\n%{http_code}',
+        '-H',
+        `host: ${PUBLIC_HOST}`,
+        '-H',
+        'x-auth-request-email: bob@example.com',
+        '-H',
+        'x-auth-request-groups: claw-admins',
+        ...extra,
+        `http://${pod.address}:${PORTS.sidecar}/direct?id=${id}`,
+      ]);
     expect(direct('pod1', []).split('\n')).toEqual(['{"error":"identity_token_missing"}', '401']);
     expect(direct('pod2', ['-H', `authorization: ${token}`]).split('\n')).toEqual(['{"error":"identity_token_mismatch"}', '401']);
     // The same address with alice's own identity and token passes: the refusals were the check's.
-    const own = traefikPod.exec('curl', ['-s', '--max-time', '5', '-o', '/dev/null', '-w', '%{http_code}', '-H', `host: ${PUBLIC_HOST}`, '-H', 'x-auth-request-email: alice@example.com', '-H', 'x-auth-request-groups: claw-users', '-H', `authorization: ${token}`, `http://${pod.address}:${PORTS.sidecar}/direct?id=pod3`]);
+    const own = traefikPod.exec('curl', [
+      '-s',
+      '--max-time',
+      '5',
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_code}',
+      '-H',
+      `host: ${PUBLIC_HOST}`,
+      '-H',
+      'x-auth-request-email: alice@example.com',
+      '-H',
+      'x-auth-request-groups: claw-users',
+      '-H',
+      `authorization: ${token}`,
+      `http://${pod.address}:${PORTS.sidecar}/direct?id=pod3`,
+    ]);
     expect(own).toBe('200');
     expect(await arrived('inline', 'pod1', false)).toBeUndefined();
     expect(await arrived('inline', 'pod2', false)).toBeUndefined();
     const record = (await arrived('inline', 'pod3'))!;
     expect(headersOf(record).has('authorization')).toBe(false);
-    rows.push(['Traefik\'s own (trusted) address names bob, without a provider token', 'inline', '401 identity_token_missing', 'nothing']);
-    rows.push(['Traefik\'s own address names bob with alice\'s real ID token', 'inline', '401 identity_token_mismatch', 'nothing']);
+    rows.push(["Traefik's own (trusted) address names bob, without a provider token", 'inline', '401 identity_token_missing', 'nothing']);
+    rows.push(["Traefik's own address names bob with alice's real ID token", 'inline', '401 identity_token_mismatch', 'nothing']);
   });
 
-  test('another pod\'s namespace connecting straight to the sidecar is refused, and cannot reach the gateway port at all', async () => {
-    const viaSidecar = rogue.exec('curl', ['-s', '--max-time', '5', '-w', '\\n%{http_code}', ...Object.entries(FORGED).flatMap(([k, v]) => ['-H', `${k}: ${v}`]), '-H', `cookie: ${sessions['alice']}`, `http://${pod.address}:${PORTS.sidecar}/direct?id=rogue1`]);
+  test("another pod's namespace connecting straight to the sidecar is refused, and cannot reach the gateway port at all", async () => {
+    const viaSidecar = rogue.exec('curl', [
+      '-s',
+      '--max-time',
+      '5',
+      '-w',
+      '\\n%{http_code}',
+      ...Object.entries(FORGED).flatMap(([k, v]) => ['-H', `${k}: ${v}`]),
+      '-H',
+      `cookie: ${sessions['alice']}`,
+      `http://${pod.address}:${PORTS.sidecar}/direct?id=rogue1`,
+    ]);
     expect(viaSidecar.split('\n')).toEqual(['{"error":"untrusted_source"}', '403']);
-    const viaGateway = rogue.exec('sh', ['-c', `curl -s --max-time 5 -o /dev/null -w '%{http_code} %{exitcode}' http://${pod.address}:${PORTS.gatewayInline}/direct?id=rogue2; true`]);
+    const viaGateway = rogue.exec('sh', [
+      '-c',
+      `curl -s --max-time 5 -o /dev/null -w '%{http_code} %{exitcode}' http://${pod.address}:${PORTS.gatewayInline}/direct?id=rogue2; true`,
+    ]);
     expect(viaGateway).toBe('000 7'); // connection refused: the gateway listens on the pod's loopback
     expect(await arrived('inline', 'rogue1', false)).toBeUndefined();
     rows.push(['another namespace connects to the sidecar with forged headers and a stolen session cookie', 'inline', '403 untrusted_source', 'nothing']);
-    rows.push(['another namespace connects to the gateway\'s port', 'inline', 'connection refused (loopback only)', 'nothing']);
+    rows.push(["another namespace connects to the gateway's port", 'inline', 'connection refused (loopback only)', 'nothing']);
   });
 });
 
@@ -320,7 +423,7 @@ describe('forward-auth: manifests/examples/traefik/forward-auth.yaml', () => {
     await applyExample('forward-auth.yaml');
   });
 
-  test('a signed-in user reaches the gateway with the sidecar\'s grant headers and an assertion for this request', async () => {
+  test("a signed-in user reaches the gateway with the sidecar's grant headers and an assertion for this request", async () => {
     const res = await through('/fa/hello', { cookie: sessions['alice']! });
     expect(res.status).toBe(200);
     const record = (await arrived('forward-auth', res.id))!;
@@ -331,7 +434,7 @@ describe('forward-auth: manifests/examples/traefik/forward-auth.yaml', () => {
     captured = headersOf(record).get('x-trusted-proxy-assertion')![0]!;
   });
 
-  test('forged grant headers, including a real assertion captured earlier, are replaced by the sidecar\'s', async () => {
+  test("forged grant headers, including a real assertion captured earlier, are replaced by the sidecar's", async () => {
     const res = await through('/fa/forged', { cookie: sessions['alice']!, ...FORGED, 'x-trusted-proxy-assertion': captured });
     expect(res.status).toBe(200);
     const record = (await arrived('forward-auth', res.id))!;
@@ -340,7 +443,7 @@ describe('forward-auth: manifests/examples/traefik/forward-auth.yaml', () => {
     expect(h.get('x-trusted-proxy-assertion')![0]).not.toBe(captured);
     expect(record.assertion).toMatchObject({ verified: true, sub: 'alice@example.com' });
     expectNothingForged(record);
-    rows.push(['forged grant headers and a captured assertion', 'forward-auth', 'request signed in as alice', 'the sidecar\'s headers only']);
+    rows.push(['forged grant headers and a captured assertion', 'forward-auth', 'request signed in as alice', "the sidecar's headers only"]);
   });
 
   test('`_` and `.` aliases reach the gateway around the sidecar, which is why it must take identity from the verified assertion', async () => {
@@ -349,27 +452,47 @@ describe('forward-auth: manifests/examples/traefik/forward-auth.yaml', () => {
     const record = (await arrived('forward-auth', res.id))!;
     expect(record.assertion).toMatchObject({ verified: true, sub: 'alice@example.com' });
     const alias = [...headersOf(record).keys()].filter((k) => k.includes('_'));
-    rows.push(['`_` alias of the user header', 'forward-auth', 'request signed in as alice', `assertion: alice; the alias ${alias.length > 0 ? 'arrives beside it (Traefik passes it)' : 'does not arrive'}`]);
+    rows.push([
+      '`_` alias of the user header',
+      'forward-auth',
+      'request signed in as alice',
+      `assertion: alice; the alias ${alias.length > 0 ? 'arrives beside it (Traefik passes it)' : 'does not arrive'}`,
+    ]);
   });
 
-  test('trustForwardHeader: true: a client\'s X-Forwarded-Uri cannot make the sidecar sign another request', async () => {
+  test("trustForwardHeader: true: a client's X-Forwarded-Uri cannot make the sidecar sign another request", async () => {
     await applyExample('forward-auth.yaml', (o) => {
       middleware(o, 'openclaw-forward-auth')['trustForwardHeader'] = true;
     });
-    const res = await through('/fa/real', { cookie: sessions['alice']!, 'x-forwarded-uri': '/fa/admin', 'x-forwarded-method': 'DELETE', 'x-forwarded-host': 'evil.example.com' });
+    const res = await through('/fa/real', {
+      cookie: sessions['alice']!,
+      'x-forwarded-uri': '/fa/admin',
+      'x-forwarded-method': 'DELETE',
+      'x-forwarded-host': 'evil.example.com',
+    });
     const record = (await arrived('forward-auth', res.id))!;
     if (record.assertion?.verified) {
       // Traefik's entry point replaced the client's X-Forwarded-* (it trusts no client IP):
       // the assertion names the real request.
       expect(record.assertion).toMatchObject({ htm: 'GET', htu: `https://${PUBLIC_HOST}/fa/real?id=${res.id}` });
-      rows.push(['`trustForwardHeader: true`, forged `X-Forwarded-Uri`/`-Method`/`-Host`', 'forward-auth', 'request signed in as alice', 'an assertion for the real request (the entry point dropped the forged headers)']);
+      rows.push([
+        '`trustForwardHeader: true`, forged `X-Forwarded-Uri`/`-Method`/`-Host`',
+        'forward-auth',
+        'request signed in as alice',
+        'an assertion for the real request (the entry point dropped the forged headers)',
+      ]);
     } else {
       expect(res.status).toBe(401);
-      rows.push(['`trustForwardHeader: true`, forged `X-Forwarded-Uri`/`-Method`/`-Host`', 'forward-auth', 'request signed in as alice', `refused by its verification (${JSON.stringify(record.assertion)})`]);
+      rows.push([
+        '`trustForwardHeader: true`, forged `X-Forwarded-Uri`/`-Method`/`-Host`',
+        'forward-auth',
+        'request signed in as alice',
+        `refused by its verification (${JSON.stringify(record.assertion)})`,
+      ]);
     }
   });
 
-  test('authRequestHeaders: the sidecar needs only the identity headers, and a client\'s others never reach it', async () => {
+  test("authRequestHeaders: the sidecar needs only the identity headers, and a client's others never reach it", async () => {
     await applyExample('forward-auth.yaml', (o) => {
       // The identity headers, and the ID token identity.token checks against them.
       middleware(o, 'openclaw-forward-auth')['authRequestHeaders'] = ['X-Auth-Request-Email', 'X-Auth-Request-Groups', 'Authorization'];
@@ -379,10 +502,10 @@ describe('forward-auth: manifests/examples/traefik/forward-auth.yaml', () => {
     const record = (await arrived('forward-auth', res.id))!;
     expect(record.assertion).toMatchObject({ verified: true, sub: 'alice@example.com', htu: `https://${PUBLIC_HOST}/fa/limited?id=${res.id}` });
     expect(headersOf(record).get('x-openclaw-scopes')).toEqual(['operator.read,operator.write']);
-    rows.push(['`authRequestHeaders` limited to the identity headers, forged scopes', 'forward-auth', 'request signed in as alice', 'the sidecar\'s scopes']);
+    rows.push(['`authRequestHeaders` limited to the identity headers, forged scopes', 'forward-auth', 'request signed in as alice', "the sidecar's scopes"]);
   });
 
-  test('maxResponseBodySize: the sidecar\'s answers fit a small limit, allowed and refused', async () => {
+  test("maxResponseBodySize: the sidecar's answers fit a small limit, allowed and refused", async () => {
     await applyExample('forward-auth.yaml', (o) => {
       middleware(o, 'openclaw-forward-auth')['maxResponseBodySize'] = 64;
     });
@@ -394,14 +517,39 @@ describe('forward-auth: manifests/examples/traefik/forward-auth.yaml', () => {
     const refused = await through('/fa/cross-site', { cookie: sessions['alice']!, origin: 'https://evil.example.net' });
     expect([refused.status, refused.body]).toEqual([403, '{"error":"origin_not_allowed"}']);
     expect(await arrived('forward-auth', refused.id, false)).toBeUndefined();
-    rows.push(['`maxResponseBodySize: 64`; a cross-site `Origin` with a valid session', 'forward-auth', 'both reached the sidecar', 'alice\'s request; the cross-site one got the sidecar\'s 403 and reached nothing']);
+    rows.push([
+      '`maxResponseBodySize: 64`; a cross-site `Origin` with a valid session',
+      'forward-auth',
+      'both reached the sidecar',
+      "alice's request; the cross-site one got the sidecar's 403 and reached nothing",
+    ]);
   });
 
-  test('another namespace reaching the gateway\'s port around the sidecar is refused by the gateway\'s verification, even with a captured assertion', async () => {
-    const out = rogue.exec('curl', ['-s', '--max-time', '5', '-w', '\\n%{http_code}', '-H', `host: ${PUBLIC_HOST}`, '-H', 'x-forwarded-proto: https', '-H', `x-trusted-proxy-assertion: ${captured}`, '-H', 'x-forwarded-user: alice@example.com', `http://${pod.address}:${PORTS.gatewayForwardAuth}/fa/hello?id=rogue3`]);
+  test("another namespace reaching the gateway's port around the sidecar is refused by the gateway's verification, even with a captured assertion", async () => {
+    const out = rogue.exec('curl', [
+      '-s',
+      '--max-time',
+      '5',
+      '-w',
+      '\\n%{http_code}',
+      '-H',
+      `host: ${PUBLIC_HOST}`,
+      '-H',
+      'x-forwarded-proto: https',
+      '-H',
+      `x-trusted-proxy-assertion: ${captured}`,
+      '-H',
+      'x-forwarded-user: alice@example.com',
+      `http://${pod.address}:${PORTS.gatewayForwardAuth}/fa/hello?id=rogue3`,
+    ]);
     expect(out.split('\n').at(-1)).toBe('401');
     const record = (await arrived('forward-auth', 'rogue3'))!;
     expect(record.assertion).toMatchObject({ verified: false });
-    rows.push(['another namespace replays a captured assertion at the gateway\'s port', 'forward-auth', 'the request reached the gateway', `refused: ${(record.assertion as { error: string }).error}`]);
+    rows.push([
+      "another namespace replays a captured assertion at the gateway's port",
+      'forward-auth',
+      'the request reached the gateway',
+      `refused: ${(record.assertion as { error: string }).error}`,
+    ]);
   });
 });

@@ -80,116 +80,144 @@ function hit(url: string, headers: Record<string, string>, method = 'GET', body?
   });
 }
 
-test(`soak: ${P.soakSeconds} s of mixed HTTP and WebSocket traffic; memory flat after warm-up, p99 does not drift`, async () => {
-  sc = await serveProcess({ upstream: { url: upstream.url }, logging: { level: 'info' } }, { nodeFlags: HEAP_FLAGS });
-  const s = sc;
-  await waitFor(async () => (await fetch(`${s.adminUrl}/readyz`)).status === 200, 'ready');
-  const started = performance.now();
-  const deadline = started + P.soakSeconds * 1000;
-  const latencies: { at: number; ms: number }[] = [];
-  const counts = { allowed: 0, refused: 0, failed: 0, wsOpened: 0, wsMessages: 0, wsFailed: 0, upstream: 0 };
-  const samples: { t: number; rss: number; fds: number; lag: number; heap: number }[] = [];
+test(
+  `soak: ${P.soakSeconds} s of mixed HTTP and WebSocket traffic; memory flat after warm-up, p99 does not drift`,
+  async () => {
+    sc = await serveProcess({ upstream: { url: upstream.url }, logging: { level: 'info' } }, { nodeFlags: HEAP_FLAGS });
+    const s = sc;
+    await waitFor(async () => (await fetch(`${s.adminUrl}/readyz`)).status === 200, 'ready');
+    const started = performance.now();
+    const deadline = started + P.soakSeconds * 1000;
+    const latencies: { at: number; ms: number }[] = [];
+    const counts = { allowed: 0, refused: 0, failed: 0, wsOpened: 0, wsMessages: 0, wsFailed: 0, upstream: 0 };
+    const samples: { t: number; rss: number; fds: number; lag: number; heap: number }[] = [];
 
-  const http = async (i: number) => {
-    while (performance.now() < deadline) {
-      const kind = i++ % 10;
-      // 1 in 5 is refused (no identity, or a forged alias only); the rest allowed.
-      const r =
-        kind < 2
-          ? await hit(`${s.url}/refused`, kind === 0 ? {} : { x_auth_request_email: 'mallory@evil.example' })
-          : kind === 2
-            ? await hit(`${s.url}/items`, { ...ALICE, 'content-type': 'text/plain' }, 'POST', 'x'.repeat(512))
-            : await hit(`${s.url}/items/${i}?q=1`, ALICE);
-      const expected = kind < 2 ? 401 : 200;
-      if (r.status !== expected) counts.failed++;
-      else if (expected === 200) counts.allowed++;
-      else counts.refused++;
-      latencies.push({ at: performance.now() - started, ms: r.ms });
-    }
-  };
-  const websockets = async () => {
-    while (performance.now() < deadline) {
-      try {
-        const ws = await openWebSocket(`${s.url.replace('http', 'ws')}/ws`, ALICE);
-        counts.wsOpened++;
-        for (let m = 0; m < 20 && performance.now() < deadline; m++) {
-          if ((await echo(ws, `m${m}`)) === `m${m}`) counts.wsMessages++;
-          else counts.wsFailed++;
-        }
-        ws.close(1000);
-      } catch {
-        counts.wsFailed++;
+    const http = async (i: number) => {
+      while (performance.now() < deadline) {
+        const kind = i++ % 10;
+        // 1 in 5 is refused (no identity, or a forged alias only); the rest allowed.
+        const r =
+          kind < 2
+            ? await hit(`${s.url}/refused`, kind === 0 ? {} : { x_auth_request_email: 'mallory@evil.example' })
+            : kind === 2
+              ? await hit(`${s.url}/items`, { ...ALICE, 'content-type': 'text/plain' }, 'POST', 'x'.repeat(512))
+              : await hit(`${s.url}/items/${i}?q=1`, ALICE);
+        const expected = kind < 2 ? 401 : 200;
+        if (r.status !== expected) counts.failed++;
+        else if (expected === 200) counts.allowed++;
+        else counts.refused++;
+        latencies.push({ at: performance.now() - started, ms: r.ms });
       }
-    }
-  };
-  const sampler = async () => {
-    while (performance.now() < deadline) {
-      const metrics = await scrape(s.adminUrl);
-      samples.push({ t: (performance.now() - started) / 1000, rss: rssBytes(s.pid), fds: fdCount(s.pid), lag: sample(metrics, 'nodejs_eventloop_lag_p99_seconds'), heap: sample(metrics, 'nodejs_heap_size_used_bytes') });
-      counts.upstream += upstream.received.splice(0).length + upstream.upgrades.splice(0).length;
-      await new Promise((r) => setTimeout(r, 1000));
-    }
-  };
-  await Promise.all([...Array.from({ length: 6 }, (_, i) => http(i * 3)), websockets(), websockets(), sampler()]);
-  counts.upstream += upstream.received.splice(0).length + upstream.upgrades.splice(0).length;
+    };
+    const websockets = async () => {
+      while (performance.now() < deadline) {
+        try {
+          const ws = await openWebSocket(`${s.url.replace('http', 'ws')}/ws`, ALICE);
+          counts.wsOpened++;
+          for (let m = 0; m < 20 && performance.now() < deadline; m++) {
+            if ((await echo(ws, `m${m}`)) === `m${m}`) counts.wsMessages++;
+            else counts.wsFailed++;
+          }
+          ws.close(1000);
+        } catch {
+          counts.wsFailed++;
+        }
+      }
+    };
+    const sampler = async () => {
+      while (performance.now() < deadline) {
+        const metrics = await scrape(s.adminUrl);
+        samples.push({
+          t: (performance.now() - started) / 1000,
+          rss: rssBytes(s.pid),
+          fds: fdCount(s.pid),
+          lag: sample(metrics, 'nodejs_eventloop_lag_p99_seconds'),
+          heap: sample(metrics, 'nodejs_heap_size_used_bytes'),
+        });
+        counts.upstream += upstream.received.splice(0).length + upstream.upgrades.splice(0).length;
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    };
+    await Promise.all([...Array.from({ length: 6 }, (_, i) => http(i * 3)), websockets(), websockets(), sampler()]);
+    counts.upstream += upstream.received.splice(0).length + upstream.upgrades.splice(0).length;
 
-  // Warm-up is the first fifth; "memory flat" is judged on the second half.
-  const half = P.soakSeconds / 2;
-  const second = samples.filter((x) => x.t >= half);
-  const lastQuarter = half + half / 2;
-  const heapLow = (xs: typeof samples) => Math.min(...xs.map((x) => x.heap)) / 1048576;
-  const third = second.filter((x) => x.t < lastQuarter);
-  const fourth = second.filter((x) => x.t >= lastQuarter);
-  const heapGrowth = heapLow(fourth) - heapLow(third);
-  const rssSlope = slope(second.map((x) => [x.t / 60, x.rss / 1048576]));
-  const rssGrowth = (Math.max(...second.map((x) => x.rss)) - second[0]!.rss) / 1048576;
-  const rssPeak = Math.max(...samples.map((x) => x.rss)) / 1048576;
-  const warm = latencies.filter((l) => l.at >= (P.soakSeconds * 1000) / 5);
-  const p99First = percentile(warm.filter((l) => l.at < half * 1000).map((l) => l.ms), 99);
-  const p99Second = percentile(warm.filter((l) => l.at >= half * 1000).map((l) => l.ms), 99);
-  const maxLag = Math.max(...samples.map((x) => x.lag));
-  const total = counts.allowed + counts.refused + counts.failed;
+    // Warm-up is the first fifth; "memory flat" is judged on the second half.
+    const half = P.soakSeconds / 2;
+    const second = samples.filter((x) => x.t >= half);
+    const lastQuarter = half + half / 2;
+    const heapLow = (xs: typeof samples) => Math.min(...xs.map((x) => x.heap)) / 1048576;
+    const third = second.filter((x) => x.t < lastQuarter);
+    const fourth = second.filter((x) => x.t >= lastQuarter);
+    const heapGrowth = heapLow(fourth) - heapLow(third);
+    const rssSlope = slope(second.map((x) => [x.t / 60, x.rss / 1048576]));
+    const rssGrowth = (Math.max(...second.map((x) => x.rss)) - second[0]!.rss) / 1048576;
+    const rssPeak = Math.max(...samples.map((x) => x.rss)) / 1048576;
+    const warm = latencies.filter((l) => l.at >= (P.soakSeconds * 1000) / 5);
+    const p99First = percentile(
+      warm.filter((l) => l.at < half * 1000).map((l) => l.ms),
+      99,
+    );
+    const p99Second = percentile(
+      warm.filter((l) => l.at >= half * 1000).map((l) => l.ms),
+      99,
+    );
+    const maxLag = Math.max(...samples.map((x) => x.lag));
+    const total = counts.allowed + counts.refused + counts.failed;
 
-  expect(counts.failed).toBe(0);
-  expect(counts.wsFailed).toBe(0);
-  expect(counts.allowed).toBeGreaterThan(0);
-  expect(counts.refused).toBeGreaterThan(0);
-  expect(counts.wsOpened).toBeGreaterThan(0);
-  expect(Math.min(third.length, fourth.length)).toBeGreaterThanOrEqual(10);
-  expect(heapGrowth).toBeLessThan(HEAP_GROWTH_MB);
-  expect(rssGrowth).toBeLessThan(RSS_SECOND_HALF_GROWTH_MB);
-  expect(rssPeak).toBeLessThan(RSS_CAP_MB);
-  expect(p99Second).toBeLessThanOrEqual(P99_FACTOR * p99First + P99_SLACK_MS);
+    expect(counts.failed).toBe(0);
+    expect(counts.wsFailed).toBe(0);
+    expect(counts.allowed).toBeGreaterThan(0);
+    expect(counts.refused).toBeGreaterThan(0);
+    expect(counts.wsOpened).toBeGreaterThan(0);
+    expect(Math.min(third.length, fourth.length)).toBeGreaterThanOrEqual(10);
+    expect(heapGrowth).toBeLessThan(HEAP_GROWTH_MB);
+    expect(rssGrowth).toBeLessThan(RSS_SECOND_HALF_GROWTH_MB);
+    expect(rssPeak).toBeLessThan(RSS_CAP_MB);
+    expect(p99Second).toBeLessThanOrEqual(P99_FACTOR * p99First + P99_SLACK_MS);
 
-  const rss = samples.map((x) => x.rss);
-  const fds = samples.map((x) => x.fds);
-  recordSection(
-    'soak',
-    [
-      `${P.soakSeconds} s against the real sidecar process: 6 HTTP clients (keep-alive; 7 in 10 allowed GET/POST, 2 in 10 refused`,
-      'for a missing identity or a forged alias) and 2 WebSocket clients (open, 20 echoes, close), upstream a recording server.',
-      'Sampled every second: VmRSS and `/proc/<pid>/fd` of the sidecar, V8 heap used and event-loop delay p99 from its `/metrics`.',
-      `The sidecar runs with \`${HEAP_FLAGS.join(' ')}\`, as V8 would size itself in the chart's ${CONTAINER_LIMIT_MB} MiB container (this machine has far more memory).`,
-      '',
-      table(
-        ['measure', 'value', 'bound'],
-        [
-          ['requests (allowed / refused / failed)', `${total} (${counts.allowed} / ${counts.refused} / ${counts.failed})`, 'failed = 0'],
-          ['requests at the upstream (HTTP + upgrades)', counts.upstream, `= allowed + WebSockets (${counts.allowed + counts.wsOpened})`],
-          ['WebSockets opened / echoes / failures', `${counts.wsOpened} / ${counts.wsMessages} / ${counts.wsFailed}`, 'failures = 0'],
-          ['RSS min / max / last', `${mb(Math.min(...rss))} / ${mb(Math.max(...rss))} / ${mb(rss.at(-1)!)}`, ''],
-          ['V8 heap used, least in the third / last quarter', `${heapLow(third).toFixed(1)} MB / ${heapLow(fourth).toFixed(1)} MB`, `growth < ${HEAP_GROWTH_MB} MB`],
-          ['RSS growth within the second half / its slope', `${rssGrowth.toFixed(1)} MB / ${rssSlope.toFixed(1)} MB/min`, `growth < ${RSS_SECOND_HALF_GROWTH_MB} MB`],
-          ['RSS peak', `${rssPeak.toFixed(1)} MB`, `< ${RSS_CAP_MB} MB`],
-          ['open fds min / max / last', `${Math.min(...fds)} / ${Math.max(...fds)} / ${fds.at(-1)}`, ''],
-          ['latency p99, first half / second half (after warm-up)', `${p99First.toFixed(1)} ms / ${p99Second.toFixed(1)} ms`, `second ≤ ${P99_FACTOR} × first + ${P99_SLACK_MS} ms`],
-          ['event-loop delay p99, max sample', ms(maxLag), ''],
-        ],
-      ),
-    ].join('\n'),
-  );
-  expect(counts.upstream).toBe(counts.allowed + counts.wsOpened);
-}, (P.soakSeconds + 60) * 1000);
+    const rss = samples.map((x) => x.rss);
+    const fds = samples.map((x) => x.fds);
+    recordSection(
+      'soak',
+      [
+        `${P.soakSeconds} s against the real sidecar process: 6 HTTP clients (keep-alive; 7 in 10 allowed GET/POST, 2 in 10 refused`,
+        'for a missing identity or a forged alias) and 2 WebSocket clients (open, 20 echoes, close), upstream a recording server.',
+        'Sampled every second: VmRSS and `/proc/<pid>/fd` of the sidecar, V8 heap used and event-loop delay p99 from its `/metrics`.',
+        `The sidecar runs with \`${HEAP_FLAGS.join(' ')}\`, as V8 would size itself in the chart's ${CONTAINER_LIMIT_MB} MiB container (this machine has far more memory).`,
+        '',
+        table(
+          ['measure', 'value', 'bound'],
+          [
+            ['requests (allowed / refused / failed)', `${total} (${counts.allowed} / ${counts.refused} / ${counts.failed})`, 'failed = 0'],
+            ['requests at the upstream (HTTP + upgrades)', counts.upstream, `= allowed + WebSockets (${counts.allowed + counts.wsOpened})`],
+            ['WebSockets opened / echoes / failures', `${counts.wsOpened} / ${counts.wsMessages} / ${counts.wsFailed}`, 'failures = 0'],
+            ['RSS min / max / last', `${mb(Math.min(...rss))} / ${mb(Math.max(...rss))} / ${mb(rss.at(-1)!)}`, ''],
+            [
+              'V8 heap used, least in the third / last quarter',
+              `${heapLow(third).toFixed(1)} MB / ${heapLow(fourth).toFixed(1)} MB`,
+              `growth < ${HEAP_GROWTH_MB} MB`,
+            ],
+            [
+              'RSS growth within the second half / its slope',
+              `${rssGrowth.toFixed(1)} MB / ${rssSlope.toFixed(1)} MB/min`,
+              `growth < ${RSS_SECOND_HALF_GROWTH_MB} MB`,
+            ],
+            ['RSS peak', `${rssPeak.toFixed(1)} MB`, `< ${RSS_CAP_MB} MB`],
+            ['open fds min / max / last', `${Math.min(...fds)} / ${Math.max(...fds)} / ${fds.at(-1)}`, ''],
+            [
+              'latency p99, first half / second half (after warm-up)',
+              `${p99First.toFixed(1)} ms / ${p99Second.toFixed(1)} ms`,
+              `second ≤ ${P99_FACTOR} × first + ${P99_SLACK_MS} ms`,
+            ],
+            ['event-loop delay p99, max sample', ms(maxLag), ''],
+          ],
+        ),
+      ].join('\n'),
+    );
+    expect(counts.upstream).toBe(counts.allowed + counts.wsOpened);
+  },
+  (P.soakSeconds + 60) * 1000,
+);
 
 test(`flood: ${P.floodSockets} slowloris and idle sockets; a normal client is served within ${FLOOD_CLIENT_BOUND_MS} ms and memory stays under the cap`, async () => {
   sc = await serveProcess({ upstream: { url: upstream.url }, logging: { level: 'info' } });
@@ -239,7 +267,11 @@ test(`flood: ${P.floodSockets} slowloris and idle sockets; a normal client is se
           ['measure', 'value', 'bound'],
           [
             ['sidecar fds before / peak', `${fds0} / ${peakFds}`, ''],
-            ['normal client: all 30 answered 200, p50 / worst', `${percentile(served, 50).toFixed(1)} ms / ${worst.toFixed(1)} ms`, `worst < ${FLOOD_CLIENT_BOUND_MS} ms`],
+            [
+              'normal client: all 30 answered 200, p50 / worst',
+              `${percentile(served, 50).toFixed(1)} ms / ${worst.toFixed(1)} ms`,
+              `worst < ${FLOOD_CLIENT_BOUND_MS} ms`,
+            ],
             ['RSS before / peak (growth)', `${mb(rss0)} / ${mb(peakRss)} (+${grew.toFixed(1)} MB)`, `growth < ${FLOOD_RSS_CAP_MB} MB`],
             ['flood sockets the sidecar closed during the test', serverClosed, ''],
           ],

@@ -117,7 +117,9 @@ function nginxServer(input: FrontProxySite): string {
   const setFrom = (prefix: string, headers: readonly string[]) => headers.map((h) => `proxy_set_header ${h} ${varName(prefix, h)};`);
   const block = (head: string, body: string[]) => [`    ${head} {`, ...body.map((l) => (l ? `        ${l}` : '')), '    }'];
 
-  const out = [`# ${s.mode === 'inline' ? 'Inline mode: the sidecar is the only way to the gateway.' : 'Forward-auth mode: the sidecar answers, the gateway verifies the assertion.'}`];
+  const out = [
+    `# ${s.mode === 'inline' ? 'Inline mode: the sidecar is the only way to the gateway.' : 'Forward-auth mode: the sidecar answers, the gateway verifies the assertion.'}`,
+  ];
   out.push('server {', `    listen ${s.port};`, '');
   out.push(...block('location = /_oauth2_auth', [...subrequest, `proxy_pass http://${s.authService}/oauth2/auth;`]), '');
   if (s.mode === 'inline') {
@@ -170,7 +172,11 @@ function nginxServer(input: FrontProxySite): string {
 
 /** A complete test nginx.conf: one worker, pid, logs and temp files in `dir`, no daemon. */
 export function nginxConf(sites: readonly FrontProxySite[], dir: string): string {
-  const indent = (text: string) => text.split('\n').map((l) => (l ? `    ${l}` : l)).join('\n');
+  const indent = (text: string) =>
+    text
+      .split('\n')
+      .map((l) => (l ? `    ${l}` : l))
+      .join('\n');
   return [
     'worker_processes 1;',
     `pid ${join(dir, 'nginx.pid')};`,

@@ -205,7 +205,8 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     const failure = failures.find((f) => f.count > 0 && (f.on === undefined || f.on === verb));
     if (failure) {
       failure.count--;
-      if (failure.status === 429) return fail(429, 'TooManyRequests', 'the server has received too many requests and has asked us to try again later', { 'retry-after': '1' });
+      if (failure.status === 429)
+        return fail(429, 'TooManyRequests', 'the server has received too many requests and has asked us to try again later', { 'retry-after': '1' });
       if (failure.status === 410) return fail(410, 'Expired', 'too old resource version');
       return fail(failure.status, 'InternalError', 'an error on the server ("injected") has prevented the request from succeeding');
     }
@@ -223,7 +224,11 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
       if (query.continue) {
         const c = JSON.parse(Buffer.from(query.continue, 'base64').toString()) as { rv: number; start: number };
         if (c.rv < compactedBefore || !snapshots.has(c.rv)) {
-          return fail(410, 'Expired', 'The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.');
+          return fail(
+            410,
+            'Expired',
+            'The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.',
+          );
         }
         at = c.rv;
         start = c.start;
@@ -253,7 +258,9 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     const from = Number(query.resourceVersion || rv);
     if (from < compactedBefore) {
       // What kube-apiserver does for a watch from a compacted resourceVersion.
-      res.end(`${JSON.stringify({ type: 'ERROR', object: JSON.parse(statusBody(410, 'Expired', `too old resource version: ${from} (${compactedBefore})`)) })}\n`);
+      res.end(
+        `${JSON.stringify({ type: 'ERROR', object: JSON.parse(statusBody(410, 'Expired', `too old resource version: ${from} (${compactedBefore})`)) })}\n`,
+      );
       return;
     }
     for (const e of history) if (e.rv > from) deliver(w, e);
@@ -296,7 +303,12 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     resourceVersion: () => rv,
     upsert(resource, obj) {
       rv++;
-      const stored: KubeObject = { apiVersion: KINDS[resource].apiVersion, kind: KINDS[resource].kind, ...obj, metadata: { ...obj.metadata, resourceVersion: String(rv) } };
+      const stored: KubeObject = {
+        apiVersion: KINDS[resource].apiVersion,
+        kind: KINDS[resource].kind,
+        ...obj,
+        metadata: { ...obj.metadata, resourceVersion: String(rv) },
+      };
       const map = store.get(resource)!;
       const prev = map.get(keyOf(stored));
       map.set(keyOf(stored), stored);
@@ -321,7 +333,8 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     failNext: (status, count, on) => void failures.push({ status, count, on }),
     bookmark() {
       for (const w of watchers) {
-        if (w.bookmarks) send(w, 'BOOKMARK', { kind: KINDS[w.resource].kind, apiVersion: KINDS[w.resource].apiVersion, metadata: { resourceVersion: String(rv) } });
+        if (w.bookmarks)
+          send(w, 'BOOKMARK', { kind: KINDS[w.resource].kind, apiVersion: KINDS[w.resource].apiVersion, metadata: { resourceVersion: String(rv) } });
       }
     },
     dropWatches() {
@@ -375,12 +388,43 @@ function makeCertificates(dir: string, host: string): { caPem: string; certPem: 
   const f = (name: string) => join(dir, name);
   const ssl = (...args: string[]) => execFileSync('openssl', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  ssl('req', '-x509', ...ec, '-keyout', f('ca.key'), '-out', f('ca.crt'), '-days', '2', '-subj', '/CN=test-kubernetes-ca',
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign');
+  ssl(
+    'req',
+    '-x509',
+    ...ec,
+    '-keyout',
+    f('ca.key'),
+    '-out',
+    f('ca.crt'),
+    '-days',
+    '2',
+    '-subj',
+    '/CN=test-kubernetes-ca',
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
+  );
   ssl('req', ...ec, '-keyout', f('server.key'), '-out', f('server.csr'), '-subj', '/CN=kube-apiserver');
   const sans = [...new Set([host, '127.0.0.1'])].map((a) => `IP:${a}`).join(',');
   writeFileSync(f('ext.cnf'), `subjectAltName=${sans},DNS:localhost,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n`);
-  ssl('x509', '-req', '-in', f('server.csr'), '-CA', f('ca.crt'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f('server.crt'), '-days', '2', '-extfile', f('ext.cnf'));
+  ssl(
+    'x509',
+    '-req',
+    '-in',
+    f('server.csr'),
+    '-CA',
+    f('ca.crt'),
+    '-CAkey',
+    f('ca.key'),
+    '-CAcreateserial',
+    '-out',
+    f('server.crt'),
+    '-days',
+    '2',
+    '-extfile',
+    f('ext.cnf'),
+  );
   return { caPem: readFileSync(f('ca.crt'), 'utf8'), certPem: readFileSync(f('server.crt'), 'utf8'), keyPem: readFileSync(f('server.key'), 'utf8') };
 }
 

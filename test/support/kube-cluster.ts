@@ -99,9 +99,22 @@ export async function startKubeCluster(options: ClusterOptions = {}): Promise<Ku
     mkdirSync(f('kine'));
     started(
       'kine',
-      spawn(join(KUBE_BIN, 'kine'), ['--endpoint', `sqlite://${f('kine/state.db')}?_journal=WAL&cache=shared&_busy_timeout=30000`, '--listen-address', `127.0.0.1:${kinePort}`, '--metrics-bind-address', '127.0.0.1:0', '--compact-min-retain', '1'], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      }),
+      spawn(
+        join(KUBE_BIN, 'kine'),
+        [
+          '--endpoint',
+          `sqlite://${f('kine/state.db')}?_journal=WAL&cache=shared&_busy_timeout=30000`,
+          '--listen-address',
+          `127.0.0.1:${kinePort}`,
+          '--metrics-bind-address',
+          '127.0.0.1:0',
+          '--compact-min-retain',
+          '1',
+        ],
+        {
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      ),
     );
     await waitFor(() => canConnect(kinePort), 'kine to listen', 15_000, 50);
     started(
@@ -147,7 +160,14 @@ export async function startKubeCluster(options: ClusterOptions = {}): Promise<Ku
     const send = (token: string, method: string, path: string, body?: unknown, contentType = 'application/json') =>
       new Promise<{ status: number; body: any }>((done, fail) => {
         const req = https.request(
-          { host: address, port, path, method, agent, headers: { authorization: `Bearer ${token}`, accept: 'application/json', ...(body !== undefined && { 'content-type': contentType }) } },
+          {
+            host: address,
+            port,
+            path,
+            method,
+            agent,
+            headers: { authorization: `Bearer ${token}`, accept: 'application/json', ...(body !== undefined && { 'content-type': contentType }) },
+          },
           (res) => {
             const chunks: Buffer[] = [];
             res.on('data', (c: Buffer) => chunks.push(c));
@@ -192,7 +212,14 @@ export async function startKubeCluster(options: ClusterOptions = {}): Promise<Ku
       }),
     );
     if (options.controlPlane) {
-      const common = [`--kubeconfig=${kubeconfig}`, `--authentication-kubeconfig=${kubeconfig}`, `--authorization-kubeconfig=${kubeconfig}`, '--bind-address=127.0.0.1', '--secure-port=0', '--leader-elect=false'];
+      const common = [
+        `--kubeconfig=${kubeconfig}`,
+        `--authentication-kubeconfig=${kubeconfig}`,
+        `--authorization-kubeconfig=${kubeconfig}`,
+        '--bind-address=127.0.0.1',
+        '--secure-port=0',
+        '--leader-elect=false',
+      ];
       started(
         'kube-controller-manager',
         spawn(
@@ -227,8 +254,13 @@ export async function startKubeCluster(options: ClusterOptions = {}): Promise<Ku
       kubectl: (args, input) =>
         execFileSync(KUBECTL, ['--kubeconfig', kubeconfig, ...args], { encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'], timeout: 60_000 }),
       serviceAccountToken: async (namespace, name, seconds = 3600) =>
-        (await call('POST', `/api/v1/namespaces/${namespace}/serviceaccounts/${name}/token`, { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: seconds } })).status
-          .token as string,
+        (
+          await call('POST', `/api/v1/namespaces/${namespace}/serviceaccounts/${name}/token`, {
+            apiVersion: 'authentication.k8s.io/v1',
+            kind: 'TokenRequest',
+            spec: { expirationSeconds: seconds },
+          })
+        ).status.token as string,
       inCluster: async (namespace, serviceAccount) => {
         const sa = join(dir, `sa-${namespace}-${serviceAccount}`);
         mkdirSync(sa, { recursive: true });
@@ -259,11 +291,45 @@ function makeCertificates(dir: string, addresses: string[]): void {
   const f = (name: string) => join(dir, name);
   const ssl = (...args: string[]) => execFileSync('openssl', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  ssl('req', '-x509', ...ec, '-keyout', f('ca.key'), '-out', f('ca.crt'), '-days', '2', '-subj', '/CN=test-kubernetes-ca',
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign');
+  ssl(
+    'req',
+    '-x509',
+    ...ec,
+    '-keyout',
+    f('ca.key'),
+    '-out',
+    f('ca.crt'),
+    '-days',
+    '2',
+    '-subj',
+    '/CN=test-kubernetes-ca',
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
+  );
   ssl('req', ...ec, '-keyout', f('serving.key'), '-out', f('serving.csr'), '-subj', '/CN=kube-apiserver');
-  writeFileSync(f('serving.ext'), `subjectAltName=${addresses.map((a) => `IP:${a}`).join(',')},DNS:localhost,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\n`);
-  ssl('x509', '-req', '-in', f('serving.csr'), '-CA', f('ca.crt'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f('serving.crt'), '-days', '2', '-extfile', f('serving.ext'));
+  writeFileSync(
+    f('serving.ext'),
+    `subjectAltName=${addresses.map((a) => `IP:${a}`).join(',')},DNS:localhost,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\n`,
+  );
+  ssl(
+    'x509',
+    '-req',
+    '-in',
+    f('serving.csr'),
+    '-CA',
+    f('ca.crt'),
+    '-CAkey',
+    f('ca.key'),
+    '-CAcreateserial',
+    '-out',
+    f('serving.crt'),
+    '-days',
+    '2',
+    '-extfile',
+    f('serving.ext'),
+  );
   ssl('genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', f('sa.key'));
   ssl('pkey', '-in', f('sa.key'), '-pubout', '-out', f('sa.pub'));
 }

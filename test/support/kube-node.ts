@@ -48,7 +48,16 @@ const IMAGES: [file: string, name: string][] = [
 const PAUSE_IMAGE = 'localhost/trusted-proxy-sidecar/pause:1';
 
 /** The kernel settings a kubelet sets (setupKernelTunables), and what kube-proxy's Services need. */
-const SYSCTLS = ['vm.overcommit_memory', 'vm.panic_on_oom', 'kernel.panic', 'kernel.panic_on_oops', 'kernel.keys.root_maxkeys', 'kernel.keys.root_maxbytes', 'net.ipv4.ip_forward', 'net.bridge.bridge-nf-call-iptables'];
+const SYSCTLS = [
+  'vm.overcommit_memory',
+  'vm.panic_on_oom',
+  'kernel.panic',
+  'kernel.panic_on_oops',
+  'kernel.keys.root_maxkeys',
+  'kernel.keys.root_maxbytes',
+  'net.ipv4.ip_forward',
+  'net.bridge.bridge-nf-call-iptables',
+];
 
 const run = (cmd: string, args: string[], input?: string) => execFileSync(cmd, args, { encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'] });
 const quiet = (cmd: string, args: string[]) => {
@@ -93,7 +102,9 @@ export async function startKubeNode(imagesDir: string): Promise<KubeNode> {
       // Their owners orphan them, so that no pod is first deleted with its own grace period
       // (preStop hooks of several seconds); then every pod goes with one second.
       kubectl(['delete', 'deployments,replicasets,statefulsets,jobs', '--all', '--all-namespaces', '--cascade=orphan', '--wait=true', '--timeout=30s']);
-      kubectl(['delete', 'pods', '--all', '--all-namespaces', '--grace-period=1', '--wait=true', '--timeout=60s']);
+      // Bounded: with a dozen pods the kubelet can take a minute, and what it has not removed
+      // by then the steps below do (their processes, cgroups, network namespaces, mounts).
+      kubectl(['delete', 'pods', '--all', '--all-namespaces', '--grace-period=1', '--wait=true', '--timeout=15s']);
     }
     for (const c of children.reverse()) {
       if (c.exitCode !== null || c.signalCode !== null) continue;
@@ -113,7 +124,12 @@ export async function startKubeNode(imagesDir: string): Promise<KubeNode> {
         const name = ns.split(' ')[0];
         if (name && name.startsWith('cni-') && quiet('ip', ['netns', 'pids', name]).trim() === '') quiet('ip', ['netns', 'delete', name]);
       }
-      for (const mount of readFileSync('/proc/self/mounts', 'utf8').split('\n').map((l) => l.split(' ')[1]).filter((m): m is string => m !== undefined && m.startsWith(nodeDir)).sort().reverse()) {
+      for (const mount of readFileSync('/proc/self/mounts', 'utf8')
+        .split('\n')
+        .map((l) => l.split(' ')[1])
+        .filter((m): m is string => m !== undefined && m.startsWith(nodeDir))
+        .sort()
+        .reverse()) {
         quiet('umount', ['-l', mount]);
       }
     }
@@ -230,9 +246,20 @@ state = "${f('containerd/state')}"
     );
     started(
       'kubelet',
-      spawn(join(KUBE_BIN, 'kubelet'), [`--config=${f('kubelet.yaml')}`, `--kubeconfig=${cluster.kubeconfig}`, `--root-dir=${f('kubelet')}`, `--cert-dir=${f('kubelet-pki')}`, `--hostname-override=${NODE_NAME}`, `--node-ip=${address}`], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      }),
+      spawn(
+        join(KUBE_BIN, 'kubelet'),
+        [
+          `--config=${f('kubelet.yaml')}`,
+          `--kubeconfig=${cluster.kubeconfig}`,
+          `--root-dir=${f('kubelet')}`,
+          `--cert-dir=${f('kubelet-pki')}`,
+          `--hostname-override=${NODE_NAME}`,
+          `--node-ip=${address}`,
+        ],
+        {
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      ),
     );
     writeFileSync(
       f('kube-proxy.yaml'),
@@ -266,7 +293,12 @@ state = "${f('containerd/state')}"
       250,
     );
     // The `default` ServiceAccount of a namespace comes from a controller: wait for the first.
-    await waitFor(() => cluster!.kubectl(['-n', 'default', 'get', 'serviceaccount', 'default', '-o', 'name']).includes('default'), 'the ServiceAccount controller', 30_000, 250);
+    await waitFor(
+      () => cluster!.kubectl(['-n', 'default', 'get', 'serviceaccount', 'default', '-o', 'name']).includes('default'),
+      'the ServiceAccount controller',
+      30_000,
+      250,
+    );
     const kubeconfig = cluster.kubeconfig;
     return {
       cluster,
@@ -274,7 +306,12 @@ state = "${f('containerd/state')}"
       podCidr,
       serviceCidr,
       kubectl: cluster.kubectl,
-      helm: (args, timeoutMs = 300_000) => execFileSync(join(KUBE_BIN, 'helm3'), ['--kubeconfig', kubeconfig, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs }),
+      helm: (args, timeoutMs = 300_000) =>
+        execFileSync(join(KUBE_BIN, 'helm3'), ['--kubeconfig', kubeconfig, ...args], {
+          encoding: 'utf8',
+          stdio: ['ignore', 'pipe', 'pipe'],
+          timeout: timeoutMs,
+        }),
       kubectlAsync: async (args) => (await execFileAsync(join(KUBE_BIN, 'kubectl'), ['--kubeconfig', kubeconfig, ...args], { timeout: 300_000 })).stdout,
       helmAsync: async (args) => (await execFileAsync(join(KUBE_BIN, 'helm3'), ['--kubeconfig', kubeconfig, ...args], { timeout: 300_000 })).stdout,
       logs: () => logs.slice(-60).join(''),
@@ -294,7 +331,9 @@ function cgroupProcesses(name: string): string[] {
     const walk = (path: string) => {
       let entries: string[];
       try {
-        entries = readdirSync(path, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
+        entries = readdirSync(path, { withFileTypes: true })
+          .filter((e) => e.isDirectory())
+          .map((e) => e.name);
         for (const pid of readFileSync(join(path, 'cgroup.procs'), 'utf8').split('\n')) if (pid) pids.add(pid);
       } catch {
         return;
@@ -332,7 +371,15 @@ function removeKubeChains(): void {
     for (const table of ['filter', 'nat', 'mangle']) {
       const rules = quiet(`${tool}-save`, ['-t', table]);
       for (const rule of rules.split('\n').filter((l) => /^-A (INPUT|OUTPUT|FORWARD|PREROUTING|POSTROUTING) .*KUBE-/.test(l))) {
-        quiet(tool, ['-t', table, '-D', ...rule.slice(3).match(/"[^"]*"|\S+/g)!.map((w) => w.replace(/^"|"$/g, ''))]);
+        quiet(tool, [
+          '-t',
+          table,
+          '-D',
+          ...rule
+            .slice(3)
+            .match(/"[^"]*"|\S+/g)!
+            .map((w) => w.replace(/^"|"$/g, '')),
+        ]);
       }
       const chains = [...rules.matchAll(/^:(KUBE-[A-Z0-9-]+)/gm)].map((m) => m[1]!);
       for (const chain of chains) quiet(tool, ['-t', table, '-F', chain]);

@@ -31,7 +31,15 @@ export function providerArgs(dir: string, client: OidcClient, users: Record<stri
   writeFileSync(usersFile, JSON.stringify(users));
   writeFileSync(
     clientsFile,
-    JSON.stringify([{ client_id: client.id, client_secret: client.secret, redirect_uris: [client.redirectUrl], grant_types: ['authorization_code'], response_types: ['code'] }]),
+    JSON.stringify([
+      {
+        client_id: client.id,
+        client_secret: client.secret,
+        redirect_uris: [client.redirectUrl],
+        grant_types: ['authorization_code'],
+        response_types: ['code'],
+      },
+    ]),
   );
   // prettier-ignore
   return [resolve('test/support/oidc-provider.ts'), '--issuer', client.issuer, '--host', listen.host, '--port', String(listen.port),

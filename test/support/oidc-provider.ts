@@ -120,13 +120,15 @@ function equalSecret(a: string, b: string): boolean {
 }
 
 function sendForm(res: ServerResponse, status: number, uid: string): void {
-  res.writeHead(status, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' }).end(
-    `<!doctype html><title>Sign in to the identity provider</title>${status === 401 ? '<p id="error">Invalid username or password</p>' : ''}` +
-      `<form method="post" action="/interaction/${encodeURIComponent(uid)}">` +
-      `<label>Username <input name="username" autocomplete="username"></label>` +
-      `<label>Password <input name="password" type="password" autocomplete="current-password"></label>` +
-      `<button type="submit">Sign in</button></form>`,
-  );
+  res
+    .writeHead(status, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' })
+    .end(
+      `<!doctype html><title>Sign in to the identity provider</title>${status === 401 ? '<p id="error">Invalid username or password</p>' : ''}` +
+        `<form method="post" action="/interaction/${encodeURIComponent(uid)}">` +
+        `<label>Username <input name="username" autocomplete="username"></label>` +
+        `<label>Password <input name="password" type="password" autocomplete="current-password"></label>` +
+        `<button type="submit">Sign in</button></form>`,
+    );
 }
 
 main().catch((err: unknown) => {

@@ -55,7 +55,10 @@ export async function signIn(o: SignInOptions): Promise<string> {
       }
       form = undefined;
       url = new URL(location, url);
-      if (url.host === startHost && session().length > 0) return session().map(([k, v]) => `${k}=${v}`).join('; ');
+      if (url.host === startHost && session().length > 0)
+        return session()
+          .map(([k, v]) => `${k}=${v}`)
+          .join('; ');
     }
     throw new Error(`sign-in of ${o.user}: more than ${MAX_HOPS} redirects`);
   } finally {
@@ -66,7 +69,13 @@ export async function signIn(o: SignInOptions): Promise<string> {
 function send(url: URL, method: string, headers: Record<string, string>, body: string | undefined, agent: https.Agent, address?: string): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const secure = url.protocol === 'https:';
-    const options = { host: address ?? url.hostname, port: url.port || (secure ? 443 : 80), method, path: url.pathname + url.search, headers: { host: url.host, ...headers } };
+    const options = {
+      host: address ?? url.hostname,
+      port: url.port || (secure ? 443 : 80),
+      method,
+      path: url.pathname + url.search,
+      headers: { host: url.host, ...headers },
+    };
     const req = secure ? https.request({ ...options, servername: url.hostname, agent }) : http.request(options);
     req.setTimeout(10_000, () => req.destroy(new Error(`no answer from ${url.href} within 10 s`)));
     req.on('response', (res) => {

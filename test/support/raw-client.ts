@@ -28,7 +28,12 @@ export class RawClient {
    */
   static connect(port: number, host = '127.0.0.1', options: { allowHalfOpen?: boolean; localAddress?: string } = {}): Promise<RawClient> {
     return new Promise((resolve, reject) => {
-      const socket = connect({ host, port, allowHalfOpen: options.allowHalfOpen ?? false, ...(options.localAddress && { localAddress: options.localAddress }) });
+      const socket = connect({
+        host,
+        port,
+        allowHalfOpen: options.allowHalfOpen ?? false,
+        ...(options.localAddress && { localAddress: options.localAddress }),
+      });
       socket.once('connect', () => resolve(new RawClient(socket)));
       socket.once('error', reject);
     });

@@ -113,11 +113,16 @@ export async function startRealIngress(options: IngressOptions): Promise<RealIng
     const ca = makeTestCa(dir, [PUBLIC_HOST, IDP_HOST]);
     kube = await startKubeCluster({ address: net.rootAddress });
     const cluster = kube;
-    const applyYaml = (objects: K8sObject[]) => cluster.kubectl(['apply', '--server-side', '--force-conflicts', '-f', '-'], objects.map((o) => stringify(o)).join('---\n'));
+    const applyYaml = (objects: K8sObject[]) =>
+      cluster.kubectl(['apply', '--server-side', '--force-conflicts', '-f', '-'], objects.map((o) => stringify(o)).join('---\n'));
     cluster.kubectl(['apply', '--server-side', '-f', join(ROOT, '.tools', 'crds', 'traefik.yaml')]);
     cluster.kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/ingressroutes.traefik.io', 'crd/middlewares.traefik.io']);
     cluster.kubectl(['apply', '-f', join(ROOT, '.tools', 'traefik-rbac.yaml')]);
-    await cluster.call('POST', '/api/v1/namespaces/default/serviceaccounts', { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'traefik-ingress-controller' } });
+    await cluster.call('POST', '/api/v1/namespaces/default/serviceaccounts', {
+      apiVersion: 'v1',
+      kind: 'ServiceAccount',
+      metadata: { name: 'traefik-ingress-controller' },
+    });
     await cluster.namespace(NAMESPACE);
     const services: BackendService[] = [
       ...options.services,
@@ -180,12 +185,15 @@ export async function startRealIngress(options: IngressOptions): Promise<RealIng
     const agent = new https.Agent({ ca: caPem, keepAlive: false });
     const request: RealIngress['request'] = (path, headers = {}) =>
       new Promise((done, fail) => {
-        const req = https.request({ host: ingress.address, port: 443, servername: PUBLIC_HOST, path, agent, headers: { host: PUBLIC_HOST, ...headers } }, (res) => {
-          let body = '';
-          res.setEncoding('utf8');
-          res.on('data', (c: string) => (body += c));
-          res.on('end', () => done({ status: res.statusCode ?? 0, headers: res.headers, body }));
-        });
+        const req = https.request(
+          { host: ingress.address, port: 443, servername: PUBLIC_HOST, path, agent, headers: { host: PUBLIC_HOST, ...headers } },
+          (res) => {
+            let body = '';
+            res.setEncoding('utf8');
+            res.on('data', (c: string) => (body += c));
+            res.on('end', () => done({ status: res.statusCode ?? 0, headers: res.headers, body }));
+          },
+        );
         req.setTimeout(10_000, () => req.destroy(new Error('no answer within 10 s')));
         req.on('error', fail);
         req.end();
@@ -225,7 +233,10 @@ export async function startRealIngress(options: IngressOptions): Promise<RealIng
     return {
       kube: cluster,
       ingress,
-      chromiumArgs: [`--host-resolver-rules=MAP ${PUBLIC_HOST} ${ingress.address}, MAP ${IDP_HOST} ${idp.address}`, `--ignore-certificate-errors-spki-list=${ca.serverSpki}`],
+      chromiumArgs: [
+        `--host-resolver-rules=MAP ${PUBLIC_HOST} ${ingress.address}, MAP ${IDP_HOST} ${idp.address}`,
+        `--ignore-certificate-errors-spki-list=${ca.serverSpki}`,
+      ],
       apply,
       request,
       signIn,
@@ -286,7 +297,8 @@ function inForce(objects: K8sObject[], raw: RawData): string {
         for (const [key, value] of Object.entries(want)) {
           // Traefik leaves out false and empty values.
           const empty = value === false || value === '' || (Array.isArray(value) && value.length === 0);
-          if (JSON.stringify(have[key]) !== JSON.stringify(value) && !(empty && have[key] === undefined)) return `middleware ${o.metadata.name}: ${type}.${key}`;
+          if (JSON.stringify(have[key]) !== JSON.stringify(value) && !(empty && have[key] === undefined))
+            return `middleware ${o.metadata.name}: ${type}.${key}`;
         }
       }
     }

@@ -9,8 +9,9 @@ import http, { type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
 import { WebSocketServer } from 'ws';
+import type * as verifyModule from '../../src/assertion/verify.js';
 
-type VerifyModule = typeof import('../../src/assertion/verify.js');
+type VerifyModule = typeof verifyModule;
 
 export interface GatewayRecord {
   kind: 'request' | 'upgrade';

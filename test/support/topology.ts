@@ -83,7 +83,15 @@ export async function startTopology(opts: TopologyOptions): Promise<Topology> {
     const auth = await startOauth2Proxy(ingress, idp, dir, opts.users);
     processes.push(...auth.processes);
     const gateway = async (host: string, port: number) => {
-      const g = await startJsonProcess(pod, node, [join(repo, 'test/support/recording-gateway.ts'), '--host', host, '--port', `${port}`, '--keys-dir', keysDir]);
+      const g = await startJsonProcess(pod, node, [
+        join(repo, 'test/support/recording-gateway.ts'),
+        '--host',
+        host,
+        '--port',
+        `${port}`,
+        '--keys-dir',
+        keysDir,
+      ]);
       processes.push(g);
       return g;
     };
@@ -147,7 +155,13 @@ async function startOauth2Proxy(ingress: Host, idp: Host, dir: string, users: To
   const sessions = async () => {
     const out: Record<string, string> = {};
     for (const [user, { password }] of Object.entries(users)) {
-      const cookie = await signIn({ start: `${origin}/`, user, password, ca: readFileSync(ca.caFile), connectTo: (url) => (url.hostname === IDP_HOST ? idp.address : ingress.address) });
+      const cookie = await signIn({
+        start: `${origin}/`,
+        user,
+        password,
+        ca: readFileSync(ca.caFile),
+        connectTo: (url) => (url.hostname === IDP_HOST ? idp.address : ingress.address),
+      });
       const match = /^_oauth2_proxy=([^;]+)$/.exec(cookie);
       if (!match) throw new Error(`${user}'s session is not one _oauth2_proxy cookie: ${cookie.slice(0, 200)}`);
       out[user] = match[1]!;

@@ -62,22 +62,31 @@ const v6 = fc.tuple(groups, fc.boolean(), fc.boolean(), fc.nat(7), fc.nat(8)).ma
 
 const classes: [string, fc.Arbitrary<string>][] = [
   ['canonical IPv4', quad],
-  ['IPv4 with leading zeros, in fewer parts or in hex', fc.oneof(
-    fc.tuple(octet, octet, octet, octet).map((o) => o.map((x) => x.toString().padStart(3, '0')).join('.')),
-    fc.tuple(octet, fc.integer({ min: 0, max: 0xffffff })).map(([a, b]) => `${a}.${b}`),
-    fc.tuple(octet, octet, octet, octet).map((o) => o.map((x) => `0x${x.toString(16)}`).join('.')),
-    fc.integer({ min: 0, max: 0xffffffff }).map(String),
-  )],
+  [
+    'IPv4 with leading zeros, in fewer parts or in hex',
+    fc.oneof(
+      fc.tuple(octet, octet, octet, octet).map((o) => o.map((x) => x.toString().padStart(3, '0')).join('.')),
+      fc.tuple(octet, fc.integer({ min: 0, max: 0xffffff })).map(([a, b]) => `${a}.${b}`),
+      fc.tuple(octet, octet, octet, octet).map((o) => o.map((x) => `0x${x.toString(16)}`).join('.')),
+      fc.integer({ min: 0, max: 0xffffffff }).map(String),
+    ),
+  ],
   ['IPv6 in any spelling', v6],
   ['IPv4-mapped and IPv4-compatible IPv6', fc.tuple(quad, fc.constantFrom('::ffff:', '::FFFF:', '0:0:0:0:0:ffff:', '::', '0::')).map(([q, p]) => p + q)],
-  ['IPv6 with a dotted tail', fc.tuple(fc.array(group, { minLength: 6, maxLength: 6 }), quad).map(([g, q]) => `${g.map((x) => x.toString(16)).join(':')}:${q}`)],
+  [
+    'IPv6 with a dotted tail',
+    fc.tuple(fc.array(group, { minLength: 6, maxLength: 6 }), quad).map(([g, q]) => `${g.map((x) => x.toString(16)).join(':')}:${q}`),
+  ],
   ['IPv6 with a zone, brackets or a port', fc.tuple(v6, fc.constantFrom('%eth0', '%1', ']', ':80', '/64')).map(([a, s]) => (s === ']' ? `[${a}]` : a + s))],
   ['strings over the address alphabet', fc.string({ unit: fc.constantFrom(...'0123456789abcdefABCDEF:.%[]x/ '.split('')), maxLength: 46 })],
   ['any string', fc.string({ maxLength: 50 })],
 ];
 
 test.each(classes)('%s: the two parsers agree, or the difference is one refused on purpose', (_name, inputs) => {
-  fc.assert(fc.property(inputs, (input) => agree(input)), { numRuns: 3000 });
+  fc.assert(
+    fc.property(inputs, (input) => agree(input)),
+    { numRuns: 3000 },
+  );
 });
 
 test('the spellings refused on purpose are ones ipaddr.js reads, and reads as another host than a person would', () => {

@@ -53,7 +53,10 @@ describe.each(['EdDSA', 'ES256'] as const)('%s', (algorithm: Algorithm) => {
     expect(set.keys).toHaveLength(1);
     expect(set.keys[0]).toMatchObject({ kid: 'k1', alg: algorithm, use: 'sig' });
     expect(set.keys[0]).not.toHaveProperty('d');
-    const { payload, protectedHeader } = await jwtVerify(token, await importJWK(set.keys[0]!, algorithm), { algorithms: [algorithm], currentDate: new Date((NOW + 1) * 1000) });
+    const { payload, protectedHeader } = await jwtVerify(token, await importJWK(set.keys[0]!, algorithm), {
+      algorithms: [algorithm],
+      currentDate: new Date((NOW + 1) * 1000),
+    });
     expect(protectedHeader).toEqual({ alg: algorithm, typ: 'JWT', kid: 'k1' });
     expect(payload.sub).toBe('alice@example.com');
     expect((await verifyAssertion(token, { jwks: set, ...at })).sub).toBe('alice@example.com');
@@ -66,7 +69,9 @@ describe.each(['EdDSA', 'ES256'] as const)('%s', (algorithm: Algorithm) => {
     writeFileSync(join(dir, 'jwk'), JSON.stringify(createPrivateKey(pem).export({ format: 'jwk' })));
     const ring = loadKeyRing(dir, 'jwk', algorithm);
     expect(ring.problems).toEqual([]);
-    const [fromPem, fromJwk] = publicKeySet(ring).keys.sort((a, b) => a.kid.localeCompare(b.kid)).reverse();
+    const [fromPem, fromJwk] = publicKeySet(ring)
+      .keys.sort((a, b) => a.kid.localeCompare(b.kid))
+      .reverse();
     expect({ ...fromJwk, kid: '' }).toEqual({ ...fromPem, kid: '' });
   });
 

@@ -58,7 +58,6 @@ describe('signer', () => {
     expect(token).toBe(handmade(HEADER, c));
   });
 
-
   // Keys shorter than, equal to and longer than SHA-256's 64-byte block (HMAC hashes a
   // long key first), and signing inputs of every size a claim set reaches.
   test.each([1, 16, 32, 63, 64, 65, 200])('a %i-byte key MACs exactly as createHmac, for short and long inputs', (length) => {
@@ -191,7 +190,9 @@ describe('verifier refuses', () => {
   test('the scopes header must say the scope claim, and may not come without one', async () => {
     const request = (received: string | undefined) => ({ method: claims().htm, uri: claims().htu, scopes: { received } });
     const scoped = signer.sign({ ...claims(), scope: 'operator.read operator.write' });
-    await expect(verifyAssertion(scoped, options({ request: request('operator.read,operator.write') }))).resolves.toMatchObject({ scope: 'operator.read operator.write' });
+    await expect(verifyAssertion(scoped, options({ request: request('operator.read,operator.write') }))).resolves.toMatchObject({
+      scope: 'operator.read operator.write',
+    });
     expect(await failure(scoped, { request: request('operator.read,operator.write,operator.admin') })).toBe('scopes');
     expect(await failure(scoped, { request: request(undefined) })).toBe('scopes');
     const unscoped = signer.sign(claims());

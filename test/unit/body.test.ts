@@ -66,5 +66,11 @@ describe('stalls', () => {
 });
 
 test('declaredLength: a decimal length, or nothing', () => {
-  expect([declaredLength('0'), declaredLength('123'), declaredLength(undefined), declaredLength('1e3'), declaredLength('-1')]).toEqual([0, 123, undefined, 1000, undefined]);
+  expect([declaredLength('0'), declaredLength('123'), declaredLength(undefined), declaredLength('1e3'), declaredLength('-1')]).toEqual([
+    0,
+    123,
+    undefined,
+    1000,
+    undefined,
+  ]);
 });

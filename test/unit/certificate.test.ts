@@ -9,19 +9,38 @@ const TRAEFIK = 'spiffe://cluster.local/ns/traefik/sa/traefik';
 const ATTACKER = 'spiffe://cluster.local/ns/default/sa/attacker';
 
 describe('x-forwarded-client-cert', () => {
-  test('Envoy\'s own examples parse, quoted subjects with commas included', () => {
+  test("Envoy's own examples parse, quoted subjects with commas included", () => {
     // From Envoy's header documentation.
-    expect(parseXfcc('By=http://frontend.lyft.com;Hash=468ed33be74eee6556d90c0149c1309e9ba61d6425303443c0748a02dd8de688;Subject="/C=US/ST=CA/L=San Francisco/OU=Lyft/CN=Test Client";URI=http://testclient.lyft.com')).toMatchObject({ ok: false });
-    expect(parseXfcc('By=http://frontend.lyft.com;Hash=468ed33be74eee6556d90c0149c1309e9ba61d6425303443c0748a02dd8de688;URI=http://testclient.lyft.com,By=http://backend.lyft.com;Hash=9ba61d6425303443c0748a02dd8de688468ed33be74eee6556d90c0149c1309e;URI=http://frontend.lyft.com')).toEqual({
+    expect(
+      parseXfcc(
+        'By=http://frontend.lyft.com;Hash=468ed33be74eee6556d90c0149c1309e9ba61d6425303443c0748a02dd8de688;Subject="/C=US/ST=CA/L=San Francisco/OU=Lyft/CN=Test Client";URI=http://testclient.lyft.com',
+      ),
+    ).toMatchObject({ ok: false });
+    expect(
+      parseXfcc(
+        'By=http://frontend.lyft.com;Hash=468ed33be74eee6556d90c0149c1309e9ba61d6425303443c0748a02dd8de688;URI=http://testclient.lyft.com,By=http://backend.lyft.com;Hash=9ba61d6425303443c0748a02dd8de688468ed33be74eee6556d90c0149c1309e;URI=http://frontend.lyft.com',
+      ),
+    ).toEqual({
       ok: true,
       certificates: [
         { subject: [], dnsNames: [], uris: ['http://testclient.lyft.com'] },
         { subject: [], dnsNames: [], uris: ['http://frontend.lyft.com'] },
       ],
     });
-    expect(parseXfcc(`By=spiffe://cluster.local/ns/claw/sa/claw;Hash=abc;Subject="CN=traefik,O=ingress\\, inc.";URI=${TRAEFIK};DNS=traefik.traefik.svc;DNS=traefik`)).toEqual({
+    expect(
+      parseXfcc(`By=spiffe://cluster.local/ns/claw/sa/claw;Hash=abc;Subject="CN=traefik,O=ingress\\, inc.";URI=${TRAEFIK};DNS=traefik.traefik.svc;DNS=traefik`),
+    ).toEqual({
       ok: true,
-      certificates: [{ subject: [['CN', 'traefik'], ['O', 'ingress, inc.']], dnsNames: ['traefik.traefik.svc', 'traefik'], uris: [TRAEFIK] }],
+      certificates: [
+        {
+          subject: [
+            ['CN', 'traefik'],
+            ['O', 'ingress, inc.'],
+          ],
+          dnsNames: ['traefik.traefik.svc', 'traefik'],
+          uris: [TRAEFIK],
+        },
+      ],
     });
     expect(parseXfcc('By=x;Hash=y;Subject="";URI=;DNS=')).toEqual({ ok: true, certificates: [{ subject: [], dnsNames: [], uris: [] }] });
   });
@@ -37,7 +56,7 @@ describe('x-forwarded-client-cert', () => {
     ['too long', `URI=spiffe://x/${'a'.repeat(16_400)}`],
     // The third adversarial pass: a backslash outside quotes swallowed the separator, so the
     // client's element absorbed the one the mesh proxy appended.
-    ['a backslash outside quotes before the proxy\'s comma', `URI=${TRAEFIK};By=\\,By=spiffe://cluster.local/ns/claw/sa/claw;URI=${ATTACKER}`],
+    ["a backslash outside quotes before the proxy's comma", `URI=${TRAEFIK};By=\\,By=spiffe://cluster.local/ns/claw/sa/claw;URI=${ATTACKER}`],
     ['an escaped backslash in quotes (two readings of \\\\")', `Subject="CN=a\\\\";URI=${TRAEFIK}`],
     ['a key twice in one element', `By=a;By=b;URI=${TRAEFIK}`],
     ['blanks around a separator', `URI=${TRAEFIK}; DNS=x`],
@@ -48,23 +67,56 @@ describe('x-forwarded-client-cert', () => {
   });
 
   test('subjects: RFC 4514 escapes and quotes; names case-insensitive', () => {
-    expect(parseSubject('cn=traefik, O=ingress')).toEqual([['CN', 'traefik'], ['O', 'ingress']]);
-    expect(parseSubject('CN=a\\,b,O="x,y"')).toEqual([['CN', 'a,b'], ['O', 'x,y']]);
+    expect(parseSubject('cn=traefik, O=ingress')).toEqual([
+      ['CN', 'traefik'],
+      ['O', 'ingress'],
+    ]);
+    expect(parseSubject('CN=a\\,b,O="x,y"')).toEqual([
+      ['CN', 'a,b'],
+      ['O', 'x,y'],
+    ]);
     for (const bad of ['', 'traefik', '=x', 'CN=a\\', '1CN=x']) expect(parseSubject(bad)).toBeUndefined();
   });
 
-  test('Node\'s SAN string, with a JSON-quoted value that holds a comma', () => {
-    expect(parseSubjectAltName(`DNS:traefik.svc, URI:${TRAEFIK}, IP Address:10.0.0.1, DNS:"a, b"`)).toEqual({ dnsNames: ['traefik.svc', 'a, b'], uris: [TRAEFIK] });
-    expect(certificateOfPeer({ subject: { CN: 'traefik', O: ['a', 'b'] }, subjectaltname: `URI:${TRAEFIK}` })).toEqual({ subject: [['CN', 'traefik'], ['O', 'a'], ['O', 'b']], dnsNames: [], uris: [TRAEFIK] });
+  test("Node's SAN string, with a JSON-quoted value that holds a comma", () => {
+    expect(parseSubjectAltName(`DNS:traefik.svc, URI:${TRAEFIK}, IP Address:10.0.0.1, DNS:"a, b"`)).toEqual({
+      dnsNames: ['traefik.svc', 'a, b'],
+      uris: [TRAEFIK],
+    });
+    expect(certificateOfPeer({ subject: { CN: 'traefik', O: ['a', 'b'] }, subjectaltname: `URI:${TRAEFIK}` })).toEqual({
+      subject: [
+        ['CN', 'traefik'],
+        ['O', 'a'],
+        ['O', 'b'],
+      ],
+      dnsNames: [],
+      uris: [TRAEFIK],
+    });
   });
 
   test('any listed name is enough; a subject must hold every attribute listed', () => {
-    const rules = compileCertificateRules({ subjects: ['CN=traefik,O=ingress'], dnsNames: ['Traefik.Traefik.svc'], uris: ['https://proxy.example'], spiffeIds: [TRAEFIK] });
+    const rules = compileCertificateRules({
+      subjects: ['CN=traefik,O=ingress'],
+      dnsNames: ['Traefik.Traefik.svc'],
+      uris: ['https://proxy.example'],
+      spiffeIds: [TRAEFIK],
+    });
     const cert = (over: object) => ({ subject: [], dnsNames: [], uris: [], ...over });
     expect(certificateAllowedBy(cert({ uris: [TRAEFIK] }), rules)).toBe(`spiffe:${TRAEFIK}`);
     expect(certificateAllowedBy(cert({ dnsNames: ['traefik.traefik.svc'] }), rules)).toBe('dns:traefik.traefik.svc');
     expect(certificateAllowedBy(cert({ uris: ['https://proxy.example'] }), rules)).toBe('uri:https://proxy.example');
-    expect(certificateAllowedBy(cert({ subject: [['O', 'ingress'], ['CN', 'traefik'], ['C', 'DE']] }), rules)).toBe('subject:CN=traefik,O=ingress');
+    expect(
+      certificateAllowedBy(
+        cert({
+          subject: [
+            ['O', 'ingress'],
+            ['CN', 'traefik'],
+            ['C', 'DE'],
+          ],
+        }),
+        rules,
+      ),
+    ).toBe('subject:CN=traefik,O=ingress');
     expect(certificateAllowedBy(cert({ subject: [['CN', 'traefik']] }), rules)).toBeUndefined();
     expect(certificateAllowedBy(cert({ uris: [ATTACKER], dnsNames: ['traefik'] }), rules)).toBeUndefined();
   });
@@ -73,10 +125,17 @@ describe('x-forwarded-client-cert', () => {
 describe('the source stage', () => {
   const certificates = compileCertificateRules({ subjects: [], dnsNames: [], uris: [], spiffeIds: [TRAEFIK] });
   const rules = (require: SourceRules['require'], from: SourceRules['from'] = 'tls'): SourceRules => ({ require, from, certificates });
-  const trusted = new TrustedSet([{ cidr: '10.0.0.1', source: 'static' }, { cidr: '127.0.0.6', source: 'static' }], true);
+  const trusted = new TrustedSet(
+    [
+      { cidr: '10.0.0.1', source: 'static' },
+      { cidr: '127.0.0.6', source: 'static' },
+    ],
+    true,
+  );
   const good = { subject: [], dnsNames: [], uris: [TRAEFIK] };
   const other = { subject: [], dnsNames: [], uris: [ATTACKER] };
-  const check = (peer: string, require: SourceRules['require'], tlsCertificate?: typeof good | 'unverified') => checkSource({ peer, tlsCertificate, rawHeaders: [] }, trusted, rules(require));
+  const check = (peer: string, require: SourceRules['require'], tlsCertificate?: typeof good | 'unverified') =>
+    checkSource({ peer, tlsCertificate, rawHeaders: [] }, trusted, rules(require));
 
   test.each([
     // peer, require, certificate, allowed, detail
@@ -138,7 +197,8 @@ describe('the source stage', () => {
   });
 
   describe('behind a mesh: the proxy by address, the client by the XFCC it reports', () => {
-    const xfcc = (peer: string, ...values: string[]) => checkSource({ peer, rawHeaders: values.flatMap((v) => ['X-Forwarded-Client-Cert', v]) }, trusted, rules('both', 'xfcc'));
+    const xfcc = (peer: string, ...values: string[]) =>
+      checkSource({ peer, rawHeaders: values.flatMap((v) => ['X-Forwarded-Client-Cert', v]) }, trusted, rules('both', 'xfcc'));
     const honest = `By=spiffe://cluster.local/ns/claw/sa/claw;Hash=1;Subject="";URI=${TRAEFIK}`;
 
     test('honest: the mesh proxy reports the trusted workload', () => {
@@ -158,7 +218,10 @@ describe('the source stage', () => {
     test('missing, doubled or malformed headers are refused', () => {
       expect(xfcc('127.0.0.6')).toMatchObject({ ok: false, detail: 'xfcc_missing' });
       expect(xfcc('127.0.0.6', honest, honest)).toMatchObject({ ok: false, detail: 'xfcc_duplicated' });
-      expect(xfcc('127.0.0.6', `URI=${TRAEFIK};Subject="CN=x`)).toMatchObject({ ok: false, detail: expect.stringMatching(/^xfcc_malformed: at \d+: a quoted value is not closed$/) });
+      expect(xfcc('127.0.0.6', `URI=${TRAEFIK};Subject="CN=x`)).toMatchObject({
+        ok: false,
+        detail: expect.stringMatching(/^xfcc_malformed: at \d+: a quoted value is not closed$/),
+      });
     });
 
     test('a connection allowed before a reload is judged again by the certificate it was trusted by', () => {

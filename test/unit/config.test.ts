@@ -3,7 +3,8 @@ import { configSchema } from '../../src/config/schema.js';
 import { TrustedSet } from '../../src/trust/trusted-set.js';
 
 test('an empty file is refused (its defaults trust nobody); an empty mapping is the documented defaults', () => {
-  for (const text of ['', '# nothing yet\n', '---\n']) expect(parseConfig(text, 'sidecar.yaml')).toEqual({ ok: false, problems: [expect.stringMatching(/^sidecar\.yaml: the file is empty/)] });
+  for (const text of ['', '# nothing yet\n', '---\n'])
+    expect(parseConfig(text, 'sidecar.yaml')).toEqual({ ok: false, problems: [expect.stringMatching(/^sidecar\.yaml: the file is empty/)] });
   const r = parseConfig('{}');
   expect(r.ok).toBe(true);
   if (!r.ok) return;
@@ -37,7 +38,10 @@ test('an empty file is refused (its defaults trust nobody); an empty mapping is 
 
 test('header names are lower-cased', () => {
   const r = parseConfig('identity: { userHeader: X-Auth-Request-User, requiredHeaders: [X-Token] }\ngateway: { scopesHeader: X-OpenClaw-Scopes }');
-  expect(r).toMatchObject({ ok: true, config: { identity: { userHeader: 'x-auth-request-user', requiredHeaders: ['x-token'] }, gateway: { scopesHeader: 'x-openclaw-scopes' } } });
+  expect(r).toMatchObject({
+    ok: true,
+    config: { identity: { userHeader: 'x-auth-request-user', requiredHeaders: ['x-token'] }, gateway: { scopesHeader: 'x-openclaw-scopes' } },
+  });
 });
 
 test('every problem is listed at once, by key path', () => {
@@ -96,7 +100,13 @@ test.each(['010.0.0.1', '0x0a.0.0.1', '10.1', '10', 'fe80::1%eth0', '::ffff:10.0
 test('every CIDR the config accepts builds a trusted set', () => {
   const cidrs = ['10.0.0.0/8', '10.0.0.1', '2001:db8::/32', '::ffff:10.0.0.0/104', '::1', '192.0.2.1/32'];
   const parsed = configSchema.parse({ trust: { cidrs, allowLoopback: true } });
-  expect(() => new TrustedSet(parsed.trust.cidrs.map((cidr) => ({ cidr, source: 'static' })), false)).not.toThrow();
+  expect(
+    () =>
+      new TrustedSet(
+        parsed.trust.cidrs.map((cidr) => ({ cidr, source: 'static' })),
+        false,
+      ),
+  ).not.toThrow();
 });
 
 describe('loopback by membership', () => {
@@ -128,20 +138,35 @@ test('trust by certificate: every missing piece is listed', () => {
   const r = parseConfig('trust: { require: certificate }\nlisten: { clientCAFile: /ca.pem }');
   expect(r).toMatchObject({ ok: false });
   if (r.ok) return;
-  expect(r.problems).toEqual(
-    expect.arrayContaining([
-      'listen.clientCAFile: client certificates need TLS: set certFile and keyFile too',
-    ]),
+  expect(r.problems).toEqual(expect.arrayContaining(['listen.clientCAFile: client certificates need TLS: set certFile and keyFile too']));
+  const across = parseConfig(
+    'listen: { certFile: /c.pem, keyFile: /k.pem }\ntrust: { require: either, clientCertificates: { from: xfcc, spiffeIds: ["spiffe://td/x"] } }',
   );
-  const across = parseConfig('listen: { certFile: /c.pem, keyFile: /k.pem }\ntrust: { require: either, clientCertificates: { from: xfcc, spiffeIds: ["spiffe://td/x"] } }');
-  expect(across).toEqual({ ok: false, problems: ['trust.require: with clientCertificates.from: xfcc it must be both: the mesh proxy by its address, the client by the certificate it reports'] });
-  const names = parseConfig('listen: { certFile: /c.pem, keyFile: /k.pem, clientCAFile: /ca.pem }\ntrust: { require: certificate, clientCertificates: { subjects: [traefik], spiffeIds: ["https://x"] } }');
-  expect(names).toMatchObject({ ok: false, problems: expect.arrayContaining([expect.stringMatching(/^trust\.clientCertificates\.subjects\.0: must be a distinguished name/), expect.stringMatching(/^trust\.clientCertificates\.spiffeIds\.0: must be a SPIFFE ID/)]) });
+  expect(across).toEqual({
+    ok: false,
+    problems: ['trust.require: with clientCertificates.from: xfcc it must be both: the mesh proxy by its address, the client by the certificate it reports'],
+  });
+  const names = parseConfig(
+    'listen: { certFile: /c.pem, keyFile: /k.pem, clientCAFile: /ca.pem }\ntrust: { require: certificate, clientCertificates: { subjects: [traefik], spiffeIds: ["https://x"] } }',
+  );
+  expect(names).toMatchObject({
+    ok: false,
+    problems: expect.arrayContaining([
+      expect.stringMatching(/^trust\.clientCertificates\.subjects\.0: must be a distinguished name/),
+      expect.stringMatching(/^trust\.clientCertificates\.spiffeIds\.0: must be a SPIFFE ID/),
+    ]),
+  });
   expect(parseConfig('listen: { certFile: /c.pem, keyFile: /k.pem }\ntrust: { require: certificate }')).toEqual({
     ok: false,
-    problems: expect.arrayContaining([expect.stringMatching(/^trust\.clientCertificates: trust\.require is certificate: list the certificates/), expect.stringMatching(/^listen\.clientCAFile: trust\.require is certificate: set the CA/)]),
+    problems: expect.arrayContaining([
+      expect.stringMatching(/^trust\.clientCertificates: trust\.require is certificate: list the certificates/),
+      expect.stringMatching(/^listen\.clientCAFile: trust\.require is certificate: set the CA/),
+    ]),
   });
-  expect(parseConfig('listen: { certFile: /c.pem, keyFile: /k.pem, clientCAFile: /ca.pem }')).toEqual({ ok: false, problems: ['listen.clientCAFile: client certificates are asked for but never checked: set trust.require'] });
+  expect(parseConfig('listen: { certFile: /c.pem, keyFile: /k.pem, clientCAFile: /ca.pem }')).toEqual({
+    ok: false,
+    problems: ['listen.clientCAFile: client certificates are asked for but never checked: set trust.require'],
+  });
 });
 
 test('the bound on connections from refused addresses leaves the trusted proxy room under maxConnections', () => {
@@ -159,6 +184,9 @@ test('a scope must split back out of the assertion and the header: no comma, bla
   const r = parseConfig('gateway: { scopes: { default: ["operator.read", "a,b"], byGroup: { admins: ["operator admin"] } } }');
   expect(r).toMatchObject({
     ok: false,
-    problems: [expect.stringMatching(/^gateway\.scopes\.default\.1: must be a scope/), expect.stringMatching(/^gateway\.scopes\.byGroup\.admins\.0: must be a scope/)],
+    problems: [
+      expect.stringMatching(/^gateway\.scopes\.default\.1: must be a scope/),
+      expect.stringMatching(/^gateway\.scopes\.byGroup\.admins\.0: must be a scope/),
+    ],
   });
 });

@@ -65,13 +65,27 @@ const PROTECTED = [
   'x-real-ip',
   'x-original-url',
 ];
-const OTHER = ['host', 'connection', 'upgrade', 'origin', 'x-request-id', 'cookie', 'accept', 'constructor', '__proto__', 'te', 'keep-alive', 'transfer-encoding', 'trailer'];
+const OTHER = [
+  'host',
+  'connection',
+  'upgrade',
+  'origin',
+  'x-request-id',
+  'cookie',
+  'accept',
+  'constructor',
+  '__proto__',
+  'te',
+  'keep-alive',
+  'transfer-encoding',
+  'trailer',
+];
 
 /** A protected name as a client might spell it: `_` or `.` for `-`, any case, maybe a suffix. */
 const alias = fc
   .tuple(fc.constantFrom(...PROTECTED), fc.array(fc.nat(5), { minLength: 30, maxLength: 30 }), fc.constantFrom('', '', '-x', '_2'))
   .map(([name, dice, suffix]) =>
-    [...name + suffix]
+    [...(name + suffix)]
       .map((c, i) => {
         const d = dice[i % dice.length]!;
         if (c === '-') return ['-', '_', '.'][d % 3]!;
@@ -173,7 +187,10 @@ test(`decide() and upstreamHeaders() hold for any headers and source (${RUNS} ru
         expect(parsed).not.toBeNull();
         expect(isLoopback(parsed!)).toBe(false);
         if (xff !== parseAddress(r.peer)!.text) {
-          const entries = linesOf(raw, 'x-forwarded-for').join(',').split(',').map((e) => e.trim());
+          const entries = linesOf(raw, 'x-forwarded-for')
+            .join(',')
+            .split(',')
+            .map((e) => e.trim());
           const at = entries.findLastIndex((e) => parseAddress(e)?.text === xff);
           expect(at).toBeGreaterThanOrEqual(0);
           expect(ctx.trusted.lookup(entries[at]!).trusted).toBe(false);

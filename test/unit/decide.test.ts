@@ -21,7 +21,12 @@ describe('refusals: each reason with its status', () => {
     ['mapped loopback peer', TRUSTED, [user, { peer: '::ffff:127.0.0.1' }], 'untrusted_source'],
     ['unspecified peer', { trust: { cidrs: ['0.0.0.0/0'] } }, [user, { peer: '0.0.0.0' }], 'untrusted_source'],
     ['no peer', TRUSTED, [user, { peer: '' }], 'untrusted_source'],
-    ['too many headers', { ...TRUSTED, listen: { maxHeaderCount: 16 } }, [[...user, ...Array.from({ length: 15 }, (_, i) => [`x-h${i}`, 'v']).flat()]], 'too_many_headers'],
+    [
+      'too many headers',
+      { ...TRUSTED, listen: { maxHeaderCount: 16 } },
+      [[...user, ...Array.from({ length: 15 }, (_, i) => [`x-h${i}`, 'v']).flat()]],
+      'too_many_headers',
+    ],
     ['two Host lines', TRUSTED, [[...user, 'Host', 'evil.example']], 'bad_request'],
     // The gateway's verifier rebuilds htu from the forwarded host: without one it could not.
     ['no Host (HTTP/1.0)', TRUSTED, [['X-Auth-Request-Email', 'alice@example.com']], 'bad_request'],
@@ -50,11 +55,31 @@ describe('refusals: each reason with its status', () => {
     ['upgrade to anything but WebSocket', TRUSTED, [[...user, 'Connection', 'Upgrade', 'Upgrade', 'h2c'], { upgrade: true }], 'bad_request'],
     ['upgrade without an Upgrade header', TRUSTED, [[...user, 'Connection', 'Upgrade'], { upgrade: true }], 'bad_request'],
     ['forward-auth without method', TRUSTED, [[...user, 'X-Forwarded-Uri', '/x'], { mode: 'forward-auth' }], 'forwarded_method_invalid'],
-    ['forward-auth bad method', TRUSTED, [[...user, 'X-Forwarded-Method', 'GET /', 'X-Forwarded-Uri', '/x'], { mode: 'forward-auth' }], 'forwarded_method_invalid'],
+    [
+      'forward-auth bad method',
+      TRUSTED,
+      [[...user, 'X-Forwarded-Method', 'GET /', 'X-Forwarded-Uri', '/x'], { mode: 'forward-auth' }],
+      'forwarded_method_invalid',
+    ],
     ['forward-auth without uri', TRUSTED, [[...user, 'X-Forwarded-Method', 'GET'], { mode: 'forward-auth' }], 'forwarded_uri_invalid'],
-    ['forward-auth absolute uri', TRUSTED, [[...user, 'X-Forwarded-Method', 'GET', 'X-Forwarded-Uri', 'https://evil.example/x'], { mode: 'forward-auth' }], 'forwarded_uri_invalid'],
-    ['forward-auth uri with fragment', TRUSTED, [[...user, 'X-Forwarded-Method', 'GET', 'X-Forwarded-Uri', '/x#y'], { mode: 'forward-auth' }], 'forwarded_uri_invalid'],
-    ['forward-auth two uris', TRUSTED, [[...user, 'X-Forwarded-Method', 'GET', 'X-Forwarded-Uri', '/x', 'X-Forwarded-Uri', '/y'], { mode: 'forward-auth' }], 'forwarded_uri_invalid'],
+    [
+      'forward-auth absolute uri',
+      TRUSTED,
+      [[...user, 'X-Forwarded-Method', 'GET', 'X-Forwarded-Uri', 'https://evil.example/x'], { mode: 'forward-auth' }],
+      'forwarded_uri_invalid',
+    ],
+    [
+      'forward-auth uri with fragment',
+      TRUSTED,
+      [[...user, 'X-Forwarded-Method', 'GET', 'X-Forwarded-Uri', '/x#y'], { mode: 'forward-auth' }],
+      'forwarded_uri_invalid',
+    ],
+    [
+      'forward-auth two uris',
+      TRUSTED,
+      [[...user, 'X-Forwarded-Method', 'GET', 'X-Forwarded-Uri', '/x', 'X-Forwarded-Uri', '/y'], { mode: 'forward-auth' }],
+      'forwarded_uri_invalid',
+    ],
   ];
   test.each(cases)('%s', (_what, input, args, reason) => {
     const d = decide(facts(...args), context(input));
@@ -86,13 +111,28 @@ describe('allowed', () => {
         context(TRUSTED),
       ),
     );
-    expect(d).toMatchObject({ client: '203.0.113.7', proto: 'https', host: 'App.Example:8443', method: 'POST', target: '/api/x?token=secret', trustedBy: ['static'] });
+    expect(d).toMatchObject({
+      client: '203.0.113.7',
+      proto: 'https',
+      host: 'App.Example:8443',
+      method: 'POST',
+      target: '/api/x?token=secret',
+      trustedBy: ['static'],
+    });
     const claims = await verifyAssertion(d.assertion, {
       keys: KEYS,
       now: () => NOW_MS,
       request: { method: 'POST', uri: 'https://app.example:8443/api/x?token=secret' },
     });
-    expect(claims).toMatchObject({ sub: 'alice@example.com', cip: '203.0.113.7', htm: 'POST', iat: NOW_MS / 1000, nbf: NOW_MS / 1000, exp: NOW_MS / 1000 + 30, kid: 'k1' });
+    expect(claims).toMatchObject({
+      sub: 'alice@example.com',
+      cip: '203.0.113.7',
+      htm: 'POST',
+      iat: NOW_MS / 1000,
+      nbf: NOW_MS / 1000,
+      exp: NOW_MS / 1000 + 30,
+      kid: 'k1',
+    });
   });
 
   test('forward-auth binds the original method and target from X-Forwarded-Method/Uri', () => {
@@ -101,13 +141,19 @@ describe('allowed', () => {
         facts(
           [
             ...user,
-            'X-Forwarded-Method', 'delete',
-            'X-Forwarded-Uri', ' /items/7?x=1 ',
-            'X-Forwarded-Host', 'app.example',
-            'X-Forwarded-Proto', 'https',
+            'X-Forwarded-Method',
+            'delete',
+            'X-Forwarded-Uri',
+            ' /items/7?x=1 ',
+            'X-Forwarded-Host',
+            'app.example',
+            'X-Forwarded-Proto',
+            'https',
             // Prefix and port are not part of the bound target.
-            'X-Forwarded-Prefix', '/admin',
-            'X-Forwarded-Port', '9999',
+            'X-Forwarded-Prefix',
+            '/admin',
+            'X-Forwarded-Port',
+            '9999',
           ],
           { mode: 'forward-auth', method: 'GET', target: '/forward-auth' },
         ),
@@ -161,21 +207,36 @@ describe('upstreamHeaders', () => {
     const d = allowed(
       decide(
         facts([
-          'Host', 'app.example',
-          'X-Auth-Request-Email', 'alice@example.com',
-          'X-Auth-Request-Groups', 'admins',
-          'X-Forwarded-User', 'root',
-          'x_forwarded_user', 'root',
-          'X-OpenClaw-Scopes', 'operator.admin,operator.write',
-          'X-Trusted-Proxy-Assertion', 'forged.token.here',
-          'X-Forwarded-Host', 'app.example',
-          'X-Forwarded-Port', '1',
-          'Forwarded', 'for=1.2.3.4',
-          'X-Real-IP', '1.2.3.4',
-          'X-Request-Id', 'client-id',
-          'Cookie', 'a=1',
-          'Cookie', 'b=2',
-          'Connection', 'keep-alive, X-Forwarded-User, x-trusted-proxy-assertion',
+          'Host',
+          'app.example',
+          'X-Auth-Request-Email',
+          'alice@example.com',
+          'X-Auth-Request-Groups',
+          'admins',
+          'X-Forwarded-User',
+          'root',
+          'x_forwarded_user',
+          'root',
+          'X-OpenClaw-Scopes',
+          'operator.admin,operator.write',
+          'X-Trusted-Proxy-Assertion',
+          'forged.token.here',
+          'X-Forwarded-Host',
+          'app.example',
+          'X-Forwarded-Port',
+          '1',
+          'Forwarded',
+          'for=1.2.3.4',
+          'X-Real-IP',
+          '1.2.3.4',
+          'X-Request-Id',
+          'client-id',
+          'Cookie',
+          'a=1',
+          'Cookie',
+          'b=2',
+          'Connection',
+          'keep-alive, X-Forwarded-User, x-trusted-proxy-assertion',
         ]),
         ctx,
       ),
@@ -225,7 +286,10 @@ describe('upstreamHeaders', () => {
 
   test('an upgrade is re-issued as exactly Connection: upgrade', () => {
     const ctx = context(input);
-    const out = upstreamHeaders(allowed(decide(facts([...user, 'Connection', 'Upgrade, x-forwarded-user', 'Upgrade', 'websocket'], { upgrade: true }), ctx)), ctx.rules);
+    const out = upstreamHeaders(
+      allowed(decide(facts([...user, 'Connection', 'Upgrade, x-forwarded-user', 'Upgrade', 'websocket'], { upgrade: true }), ctx)),
+      ctx.rules,
+    );
     expect(headerValues(out, 'connection')).toEqual(['upgrade']);
     expect(headerValues(out, 'upgrade')).toEqual(['websocket']);
     expect(headerValues(out, 'x-forwarded-user')).toEqual(['alice@example.com']);

@@ -17,7 +17,10 @@ function valuesOf(buckets: number[], seen: [string, number, boolean][]): [string
 
 /** The registry's JSON, less prom-client's exemplar slots (none is ever set here). */
 async function json(registry: Registry) {
-  return (await registry.getMetricsAsJSON()).map((metric) => ({ ...metric, values: metric.values.map(({ labels, value, ...rest }) => ({ labels, value, metricName: (rest as { metricName?: string }).metricName })) }));
+  return (await registry.getMetricsAsJSON()).map((metric) => ({
+    ...metric,
+    values: metric.values.map(({ labels, value, ...rest }) => ({ labels, value, metricName: (rest as { metricName?: string }).metricName })),
+  }));
 }
 
 function pair(buckets: number[], labelled: boolean) {

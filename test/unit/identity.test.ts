@@ -8,13 +8,17 @@ const base: IdentityConfig = config({
 
 /** Header values as Node hands them over: one JS char per byte (latin1). */
 const latin1 = (utf8: string) => Buffer.from(utf8, 'utf8').toString('latin1');
-const read = (entries: Record<string, string | string[]>) =>
-  new Map(Object.entries(entries).map(([k, v]) => [k, Array.isArray(v) ? v : [v]]));
+const read = (entries: Record<string, string | string[]>) => new Map(Object.entries(entries).map(([k, v]) => [k, Array.isArray(v) ? v : [v]]));
 const ok = { 'x-auth-request-access-token': 't' };
 
 test('a well-formed identity with email and groups', () => {
   const r = readIdentity(
-    read({ ...ok, 'x-auth-request-email': ' alice@example.com ', 'x-auth-request-user-email': 'alice@example.com', 'x-auth-request-groups': 'admins, ,readers,' }),
+    read({
+      ...ok,
+      'x-auth-request-email': ' alice@example.com ',
+      'x-auth-request-user-email': 'alice@example.com',
+      'x-auth-request-groups': 'admins, ,readers,',
+    }),
     base,
   );
   expect(r).toEqual({
@@ -42,7 +46,9 @@ test('only SP and HTAB are optional white space around a value', () => {
 });
 
 test('every printable ASCII character but the comma is kept as sent', () => {
-  const printable = Array.from({ length: 0x7e - 0x20 + 1 }, (_, i) => String.fromCharCode(0x20 + i)).filter((c) => c !== ',').join('');
+  const printable = Array.from({ length: 0x7e - 0x20 + 1 }, (_, i) => String.fromCharCode(0x20 + i))
+    .filter((c) => c !== ',')
+    .join('');
   const value = `a${printable}@b.c`;
   expect(readIdentity(read({ ...ok, 'x-auth-request-email': value }), base)).toMatchObject({ ok: true, identity: { user: value, userRaw: value } });
 });
@@ -64,7 +70,11 @@ test.each([
   ['bytes that are not UTF-8', { 'x-auth-request-email': 'al\u00ffice' }, 'identity_invalid'],
   ['an overlong UTF-8 slash', { 'x-auth-request-email': 'a\u00c0\u00afb' }, 'identity_invalid'],
   ['a lone UTF-8 continuation byte', { 'x-auth-request-email': 'a\u0080b' }, 'identity_invalid'],
-  ["Caddy's unexpanded placeholder (its auth service sent no such header)", { 'x-auth-request-email': '{http.reverse_proxy.header.X-Auth-Request-Email}' }, 'identity_invalid'],
+  [
+    "Caddy's unexpanded placeholder (its auth service sent no such header)",
+    { 'x-auth-request-email': '{http.reverse_proxy.header.X-Auth-Request-Email}' },
+    'identity_invalid',
+  ],
 ])('user header %s → %s', (_what, headers, reason) => {
   const r = readIdentity(read({ ...ok, ...headers }), base);
   expect(r).toMatchObject({ ok: false, stage: 'identity', reason, status: 401 });

@@ -40,7 +40,11 @@ describe('UpstreamSlots', () => {
   test('free permits are granted at once; then requests wait and are granted in arrival order', () => {
     const slots = new UpstreamSlots(2, 1000);
     const log: string[] = [];
-    for (const name of ['a', 'b', 'c', 'd']) slots.acquire(() => log.push(`granted ${name}`), () => log.push(`timed out ${name}`));
+    for (const name of ['a', 'b', 'c', 'd'])
+      slots.acquire(
+        () => log.push(`granted ${name}`),
+        () => log.push(`timed out ${name}`),
+      );
     expect(log).toEqual(['granted a', 'granted b']);
     expect([slots.busy, slots.queued]).toEqual([2, 2]);
     slots.release();
@@ -53,8 +57,14 @@ describe('UpstreamSlots', () => {
   test('a wait ends at the deadline: timed out, not granted later', () => {
     const slots = new UpstreamSlots(1, 500);
     const log: string[] = [];
-    slots.acquire(() => log.push('a'), () => log.push('a timed out'));
-    slots.acquire(() => log.push('b'), () => log.push('b timed out'));
+    slots.acquire(
+      () => log.push('a'),
+      () => log.push('a timed out'),
+    );
+    slots.acquire(
+      () => log.push('b'),
+      () => log.push('b timed out'),
+    );
     jest.advanceTimersByTime(499);
     expect(log).toEqual(['a']);
     jest.advanceTimersByTime(1);
@@ -67,8 +77,14 @@ describe('UpstreamSlots', () => {
   test('a withdrawn wait is neither granted nor timed out, and keeps no permit', () => {
     const slots = new UpstreamSlots(1, 500);
     const log: string[] = [];
-    slots.acquire(() => log.push('a'), () => log.push('a timed out'));
-    const withdraw = slots.acquire(() => log.push('b'), () => log.push('b timed out'));
+    slots.acquire(
+      () => log.push('a'),
+      () => log.push('a timed out'),
+    );
+    const withdraw = slots.acquire(
+      () => log.push('b'),
+      () => log.push('b timed out'),
+    );
     withdraw();
     slots.release();
     jest.advanceTimersByTime(1000);
@@ -79,11 +95,18 @@ describe('UpstreamSlots', () => {
   test('a grown pool grants waiting requests at once; a shrunk one waits for releases', () => {
     const slots = new UpstreamSlots(1, 10_000);
     const log: string[] = [];
-    for (const name of ['a', 'b', 'c']) slots.acquire(() => log.push(name), () => log.push(`${name} timed out`));
+    for (const name of ['a', 'b', 'c'])
+      slots.acquire(
+        () => log.push(name),
+        () => log.push(`${name} timed out`),
+      );
     slots.update(3, 10_000);
     expect(log).toEqual(['a', 'b', 'c']);
     slots.update(1, 10_000);
-    slots.acquire(() => log.push('d'), () => log.push('d timed out'));
+    slots.acquire(
+      () => log.push('d'),
+      () => log.push('d timed out'),
+    );
     slots.release();
     slots.release();
     expect(log).toEqual(['a', 'b', 'c']);
@@ -94,10 +117,19 @@ describe('UpstreamSlots', () => {
   test('a request that arrives while others wait queues behind them, even with a permit just freed', () => {
     const slots = new UpstreamSlots(1, 10_000);
     const log: string[] = [];
-    slots.acquire(() => log.push('a'), () => undefined);
-    slots.acquire(() => log.push('b'), () => undefined);
+    slots.acquire(
+      () => log.push('a'),
+      () => undefined,
+    );
+    slots.acquire(
+      () => log.push('b'),
+      () => undefined,
+    );
     slots.release();
-    slots.acquire(() => log.push('c'), () => undefined);
+    slots.acquire(
+      () => log.push('c'),
+      () => undefined,
+    );
     expect(log).toEqual(['a', 'b']);
   });
 });

@@ -42,7 +42,7 @@ describe('what a scrape reads of connections and descriptors', () => {
     await new Promise((resolve) => server.close(resolve));
   });
 
-  test('connections_open counts a listener\'s connections, connections_max is its maximum, process_open_fds counts every descriptor, and no default walks the handles', async () => {
+  test("connections_open counts a listener's connections, connections_max is its maximum, process_open_fds counts every descriptor, and no default walks the handles", async () => {
     const metrics = createMetrics('test');
     server = createServer();
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

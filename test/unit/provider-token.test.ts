@@ -145,26 +145,48 @@ test('a token that names HS256 and is MACed with a provider public key is refuse
 describe('the identity stage with identity.token', () => {
   const base = { identity: { userHeader: 'x-forwarded-email', groupsHeader: 'x-forwarded-groups', token: { issuer: ISSUER, audiences: ['openclaw'] } } };
   const sign = (claims: Record<string, unknown>, alg: TokenAlgorithm = 'ES256') =>
-    new SignJWT({ iss: ISSUER, aud: 'openclaw', exp: NOW + 300, email: 'alice@example.com', email_verified: true, groups: ['staff'], ...claims }).setProtectedHeader({ alg, kid: `k-${alg}` }).sign(keys[alg].privateKey);
+    new SignJWT({ iss: ISSUER, aud: 'openclaw', exp: NOW + 300, email: 'alice@example.com', email_verified: true, groups: ['staff'], ...claims })
+      .setProtectedHeader({ alg, kid: `k-${alg}` })
+      .sign(keys[alg].privateKey);
   const run = (mode: 'require' | 'match', headers: string[], providerKeys: ProviderKeys | undefined = importKeySet(jwks as never)) =>
-    decide(facts(['Host', 'gw', ...headers]), { ...context({ ...base, identity: { ...base.identity, token: { ...base.identity.token, mode } } }, { cidrs: ['10.0.0.0/8'] }), providerKeys });
+    decide(facts(['Host', 'gw', ...headers]), {
+      ...context({ ...base, identity: { ...base.identity, token: { ...base.identity.token, mode } } }, { cidrs: ['10.0.0.0/8'] }),
+      providerKeys,
+    });
 
-  test('require: the identity is the verified token\'s; headers that are sent must agree', async () => {
+  test("require: the identity is the verified token's; headers that are sent must agree", async () => {
     const token = await sign({});
     expect(run('require', ['Authorization', `Bearer ${token}`])).toMatchObject({ ok: true, identity: { user: 'alice@example.com', groups: ['staff'] } });
     expect(run('require', ['Authorization', `Bearer ${token}`, 'X-Forwarded-Email', 'ALICE@example.com'])).toMatchObject({ ok: true });
-    expect(run('require', ['Authorization', `Bearer ${token}`, 'X-Forwarded-Email', 'admin@example.com'])).toMatchObject({ ok: false, reason: 'identity_token_mismatch', detail: 'user' });
+    expect(run('require', ['Authorization', `Bearer ${token}`, 'X-Forwarded-Email', 'admin@example.com'])).toMatchObject({
+      ok: false,
+      reason: 'identity_token_mismatch',
+      detail: 'user',
+    });
     expect(run('require', ['X-Forwarded-Email', 'alice@example.com'])).toMatchObject({ ok: false, reason: 'identity_token_missing', status: 401 });
     expect(run('require', ['Authorization', `Bearer ${await sign({ exp: NOW - 60 })}`])).toMatchObject({ ok: false, reason: 'identity_token_expired' });
     expect(run('require', ['Authorization', `Bearer ${await sign({ aud: 'someone-else' })}`])).toMatchObject({ ok: false, reason: 'identity_token_rejected' });
     expect(run('require', ['Authorization', `Bearer ${await sign({ email: undefined })}`])).toMatchObject({ ok: false, reason: 'identity_token_rejected' });
     // The third adversarial pass: an unverified email named the user.
     for (const unverified of [{ email_verified: false }, { email_verified: 'true' }, { email_verified: undefined }]) {
-      expect(run('require', ['Authorization', `Bearer ${await sign(unverified)}`])).toMatchObject({ ok: false, reason: 'identity_token_rejected', detail: expect.stringContaining('not verified') });
+      expect(run('require', ['Authorization', `Bearer ${await sign(unverified)}`])).toMatchObject({
+        ok: false,
+        reason: 'identity_token_rejected',
+        detail: expect.stringContaining('not verified'),
+      });
     }
-    expect(run('require', ['Authorization', `Bearer ${await sign({ iat: NOW + SKEW + 1 })}`])).toMatchObject({ ok: false, reason: 'identity_token_rejected', detail: 'issued in the future' });
+    expect(run('require', ['Authorization', `Bearer ${await sign({ iat: NOW + SKEW + 1 })}`])).toMatchObject({
+      ok: false,
+      reason: 'identity_token_rejected',
+      detail: 'issued in the future',
+    });
     expect(run('require', ['Authorization', `Bearer ${await sign({ iat: NOW + SKEW })}`])).toMatchObject({ ok: true });
-    expect(decide(facts(['Host', 'gw', 'Authorization', `Bearer ${token}`]), { ...context({ ...base, identity: { ...base.identity, token: { ...base.identity.token, mode: 'require' } } }, { cidrs: ['10.0.0.0/8'] }), providerKeys: undefined })).toMatchObject({ ok: false, reason: 'identity_token_keys_unavailable', status: 503 });
+    expect(
+      decide(facts(['Host', 'gw', 'Authorization', `Bearer ${token}`]), {
+        ...context({ ...base, identity: { ...base.identity, token: { ...base.identity.token, mode: 'require' } } }, { cidrs: ['10.0.0.0/8'] }),
+        providerKeys: undefined,
+      }),
+    ).toMatchObject({ ok: false, reason: 'identity_token_keys_unavailable', status: 503 });
   });
 
   test('match: the headers are the identity and a verified token must agree, groups included', async () => {
@@ -177,9 +199,18 @@ describe('the identity stage with identity.token', () => {
       reason: 'identity_token_mismatch',
       detail: 'a group the token does not hold',
     });
-    const forged = await new SignJWT({ iss: ISSUER, aud: 'openclaw', exp: NOW + 300, email: 'alice@example.com' }).setProtectedHeader({ alg: 'ES256', kid: 'k-ES256' }).sign(stranger.privateKey);
-    expect(run('match', [...alice, 'Authorization', `Bearer ${forged}`])).toMatchObject({ ok: false, reason: 'identity_token_invalid', detail: 'bad signature' });
-    expect(run('match', [...alice, 'Authorization', `Bearer ${token}`, 'Authorization', `Bearer ${token}`])).toMatchObject({ ok: false, reason: 'identity_token_invalid' });
+    const forged = await new SignJWT({ iss: ISSUER, aud: 'openclaw', exp: NOW + 300, email: 'alice@example.com' })
+      .setProtectedHeader({ alg: 'ES256', kid: 'k-ES256' })
+      .sign(stranger.privateKey);
+    expect(run('match', [...alice, 'Authorization', `Bearer ${forged}`])).toMatchObject({
+      ok: false,
+      reason: 'identity_token_invalid',
+      detail: 'bad signature',
+    });
+    expect(run('match', [...alice, 'Authorization', `Bearer ${token}`, 'Authorization', `Bearer ${token}`])).toMatchObject({
+      ok: false,
+      reason: 'identity_token_invalid',
+    });
   });
 
   test('an unverified email neither names nor backs a user', async () => {
@@ -189,13 +220,23 @@ describe('the identity stage with identity.token', () => {
     // The user by an opaque id: the token's email is then no one's, and cannot back the header's.
     const bySub = (mode: 'require' | 'match', headers: string[]) =>
       decide(facts(['Host', 'gw', ...headers]), {
-        ...context({ identity: { userHeader: 'x-forwarded-user', emailHeader: 'x-forwarded-email', token: { ...base.identity.token, mode, userClaim: 'sub' } } }, { cidrs: ['10.0.0.0/8'] }),
+        ...context(
+          { identity: { userHeader: 'x-forwarded-user', emailHeader: 'x-forwarded-email', token: { ...base.identity.token, mode, userClaim: 'sub' } } },
+          { cidrs: ['10.0.0.0/8'] },
+        ),
         providerKeys: importKeySet(jwks as never),
       });
     const sub = await sign({ sub: 'u-1', email_verified: false });
     expect(bySub('require', ['Authorization', `Bearer ${sub}`])).toMatchObject({ ok: true, identity: { user: 'u-1', email: undefined } });
-    expect(bySub('match', ['X-Forwarded-User', 'u-1', 'X-Forwarded-Email', 'alice@example.com', 'Authorization', `Bearer ${sub}`])).toMatchObject({ ok: false, reason: 'identity_token_mismatch', detail: 'email not verified by the token' });
+    expect(bySub('match', ['X-Forwarded-User', 'u-1', 'X-Forwarded-Email', 'alice@example.com', 'Authorization', `Bearer ${sub}`])).toMatchObject({
+      ok: false,
+      reason: 'identity_token_mismatch',
+      detail: 'email not verified by the token',
+    });
     const verified = await sign({ sub: 'u-1' });
-    expect(bySub('match', ['X-Forwarded-User', 'u-1', 'X-Forwarded-Email', 'alice@example.com', 'Authorization', `Bearer ${verified}`])).toMatchObject({ ok: true, identity: { user: 'u-1', email: 'alice@example.com' } });
+    expect(bySub('match', ['X-Forwarded-User', 'u-1', 'X-Forwarded-Email', 'alice@example.com', 'Authorization', `Bearer ${verified}`])).toMatchObject({
+      ok: true,
+      identity: { user: 'u-1', email: 'alice@example.com' },
+    });
   });
 });

@@ -67,15 +67,24 @@ describe('readHeaders', () => {
   test('owned and hop-by-hop lines are stripped, duplicates kept apart, the rest forwarded by lower-case name', () => {
     const h = readHeaders(
       [
-        'Host', 'a.example',
-        'X-Auth-Request-Email', 'alice@example.com',
-        'X_Auth_Request_Email', 'mallory@example.com',
-        'Cookie', 'a=1',
-        'Cookie', 'b=2',
-        'Keep-Alive', 'timeout=5',
-        'Transfer-Encoding', 'chunked',
-        'TE', 'trailers',
-        'Proxy-Authorization', 'Basic x',
+        'Host',
+        'a.example',
+        'X-Auth-Request-Email',
+        'alice@example.com',
+        'X_Auth_Request_Email',
+        'mallory@example.com',
+        'Cookie',
+        'a=1',
+        'Cookie',
+        'b=2',
+        'Keep-Alive',
+        'timeout=5',
+        'Transfer-Encoding',
+        'chunked',
+        'TE',
+        'trailers',
+        'Proxy-Authorization',
+        'Basic x',
       ],
       names,
     );
@@ -91,7 +100,20 @@ describe('readHeaders', () => {
 
   test('a header named in Connection is gone before anything reads it', () => {
     const h = readHeaders(
-      ['Connection', 'close, X-Auth-Request-Email', 'connection', ' x-forwarded-for ,Cookie', 'X-Auth-Request-Email', 'a@b.c', 'X-Forwarded-For', '1.2.3.4', 'Cookie', 'c', 'Accept', '*/*'],
+      [
+        'Connection',
+        'close, X-Auth-Request-Email',
+        'connection',
+        ' x-forwarded-for ,Cookie',
+        'X-Auth-Request-Email',
+        'a@b.c',
+        'X-Forwarded-For',
+        '1.2.3.4',
+        'Cookie',
+        'c',
+        'Accept',
+        '*/*',
+      ],
       names,
     );
     expect(h.read.has('x-auth-request-email')).toBe(false);
@@ -118,9 +140,26 @@ describe('readHeaders', () => {
 describe('header names, classified once per rules', () => {
   const reads = new Set(['host', 'x-auth-request-email']);
   const corpus = [
-    'Host', 'host', 'HOST', 'X-Auth-Request-Email', 'x_auth_request_email', 'X.Auth.Request.Email', 'X-Forwarded-For', 'x-forwarded-prefix',
-    'Connection', 'Keep-Alive', 'Upgrade', 'TE', 'Proxy-Authorization', 'Cookie', 'X-Internal-Token', 'X-Original-URL', 'Accept', 'x-auth-request',
-    `X-${'a'.repeat(70)}`, `X-Forwarded-${'b'.repeat(70)}`,
+    'Host',
+    'host',
+    'HOST',
+    'X-Auth-Request-Email',
+    'x_auth_request_email',
+    'X.Auth.Request.Email',
+    'X-Forwarded-For',
+    'x-forwarded-prefix',
+    'Connection',
+    'Keep-Alive',
+    'Upgrade',
+    'TE',
+    'Proxy-Authorization',
+    'Cookie',
+    'X-Internal-Token',
+    'X-Original-URL',
+    'Accept',
+    'x-auth-request',
+    `X-${'a'.repeat(70)}`,
+    `X-Forwarded-${'b'.repeat(70)}`,
   ];
 
   test('an answer from the memo is the answer worked out afresh, in every spelling, also after the memo started over', () => {
@@ -212,10 +251,38 @@ describe('forwarded scheme, host and target', () => {
   });
 
   test('X-Forwarded-Host when valid, else Host, else nothing', () => {
-    expect(forwardedHost(new Map([['x-forwarded-host', ['app.example:8443']], ['host', ['sidecar:8080']]]))).toBe('app.example:8443');
-    expect(forwardedHost(new Map([['x-forwarded-host', ['evil.example/path']], ['host', ['sidecar:8080']]]))).toBe('sidecar:8080');
-    expect(forwardedHost(new Map([['x-forwarded-host', ['a.example, b.example']], ['host', ['h']]]))).toBe('h');
-    expect(forwardedHost(new Map([['x-forwarded-host', ['a', 'b']], ['host', ['h']]]))).toBe('h');
+    expect(
+      forwardedHost(
+        new Map([
+          ['x-forwarded-host', ['app.example:8443']],
+          ['host', ['sidecar:8080']],
+        ]),
+      ),
+    ).toBe('app.example:8443');
+    expect(
+      forwardedHost(
+        new Map([
+          ['x-forwarded-host', ['evil.example/path']],
+          ['host', ['sidecar:8080']],
+        ]),
+      ),
+    ).toBe('sidecar:8080');
+    expect(
+      forwardedHost(
+        new Map([
+          ['x-forwarded-host', ['a.example, b.example']],
+          ['host', ['h']],
+        ]),
+      ),
+    ).toBe('h');
+    expect(
+      forwardedHost(
+        new Map([
+          ['x-forwarded-host', ['a', 'b']],
+          ['host', ['h']],
+        ]),
+      ),
+    ).toBe('h');
     expect(forwardedHost(one('host', 'bad host'))).toBeUndefined();
     expect(forwardedHost(new Map())).toBeUndefined();
   });

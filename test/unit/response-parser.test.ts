@@ -132,7 +132,7 @@ function render(r: Generated): Buffer {
   return Buffer.from(text, 'latin1');
 }
 
-describe('reads what Node\'s client reads', () => {
+describe("reads what Node's client reads", () => {
   test('generated responses, cut anywhere', async () => {
     await fc.assert(
       fc.asyncProperty(response, async (r) => {
@@ -150,9 +150,44 @@ describe('reads what Node\'s client reads', () => {
         numRuns: 150,
         examples: [
           // Found by a run: a trailer name given twice, in two cases; both lines are kept.
-          [{ informational: [], status: 200, headers: [['x-a', '1'], ['X-A', '2']], framing: 'chunked', body: 'ab', chunks: [1], trailers: [['b', '!'], ['B', '?']], cuts: [] }],
+          [
+            {
+              informational: [],
+              status: 200,
+              headers: [
+                ['x-a', '1'],
+                ['X-A', '2'],
+              ],
+              framing: 'chunked',
+              body: 'ab',
+              chunks: [1],
+              trailers: [
+                ['b', '!'],
+                ['B', '?'],
+              ],
+              cuts: [],
+            },
+          ],
           // Names of Object.prototype's members, once and twice, in the head and the trailers.
-          [{ informational: [], status: 200, headers: [['Constructor', 'a'], ['__proto__', 'b'], ['__proto__', 'c']], framing: 'chunked', body: 'ab', chunks: [], trailers: [['constructor', 'd'], ['constructor', 'e']], cuts: [] }],
+          [
+            {
+              informational: [],
+              status: 200,
+              headers: [
+                ['Constructor', 'a'],
+                ['__proto__', 'b'],
+                ['__proto__', 'c'],
+              ],
+              framing: 'chunked',
+              body: 'ab',
+              chunks: [],
+              trailers: [
+                ['constructor', 'd'],
+                ['constructor', 'e'],
+              ],
+              cuts: [],
+            },
+          ],
         ],
       },
     );
@@ -162,7 +197,7 @@ describe('reads what Node\'s client reads', () => {
 describe('a value with a run of blanks inside', () => {
   // The run fills the 16 KiB a head may take: trimming it with `[\t ]+$` took about 100 ms.
   const run = ' \t'.repeat(8000);
-  test('is read whole, as Node\'s client reads it', async () => {
+  test("is read whole, as Node's client reads it", async () => {
     const bytes = Buffer.from(`HTTP/1.1 200 OK\r\nX-Echo:  a${run}b \t\r\nContent-Length: 0\r\n\r\n`, 'latin1');
     const ours = parse([bytes]);
     expect(ours.headers!['x-echo']).toBe(`a${run}b`);
@@ -171,7 +206,7 @@ describe('a value with a run of blanks inside', () => {
 });
 
 describe('a byte only String.prototype.trim() takes for a blank', () => {
-  test('0xA0 after chunked: not chunked, the body runs to the close, as Node\'s client reads it', async () => {
+  test("0xA0 after chunked: not chunked, the body runs to the close, as Node's client reads it", async () => {
     const bytes = Buffer.from('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\xa0\r\n\r\n2\r\nok\r\n0\r\n\r\n', 'latin1');
     const ours = parse([bytes]);
     expect(ours.body).toBe('2\r\nok\r\n0\r\n\r\n');
@@ -213,8 +248,12 @@ describe('where a response ends', () => {
   });
 
   test('the connection closing mid-answer is an error, not a short body', () => {
-    expect(() => parse([Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nab')], 'GET', true)).toThrow(expect.objectContaining({ code: 'UPSTREAM_CLOSED' }));
-    expect(() => parse([Buffer.from('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab')], 'GET', true)).toThrow(expect.objectContaining({ code: 'UPSTREAM_CLOSED' }));
+    expect(() => parse([Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nab')], 'GET', true)).toThrow(
+      expect.objectContaining({ code: 'UPSTREAM_CLOSED' }),
+    );
+    expect(() => parse([Buffer.from('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab')], 'GET', true)).toThrow(
+      expect.objectContaining({ code: 'UPSTREAM_CLOSED' }),
+    );
   });
 });
 

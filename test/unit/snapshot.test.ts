@@ -34,7 +34,10 @@ test('a snapshot is frozen, and a recompile reuses the rules and the signer whos
   const cfg = config();
   const first = compileSnapshot({ config: cfg, trusted: new TrustedSet([], false), keys, providerKeys: undefined });
   expect(Object.isFrozen(first)).toBe(true);
-  const second = compileSnapshot({ config: cfg, trusted: new TrustedSet([{ cidr: '10.0.0.0/8', source: 'static' }], false), keys, providerKeys: undefined }, first);
+  const second = compileSnapshot(
+    { config: cfg, trusted: new TrustedSet([{ cidr: '10.0.0.0/8', source: 'static' }], false), keys, providerKeys: undefined },
+    first,
+  );
   expect(second.rules).toBe(first.rules);
   expect(second.signer).toBe(first.signer);
   expect(second.trusted).not.toBe(first.trusted);

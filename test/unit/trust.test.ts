@@ -165,8 +165,14 @@ describe('TrustedSet', () => {
   });
 
   test('loopback is trusted only when allowed AND listed, in every spelling', () => {
-    const wide = [{ cidr: '0.0.0.0/0', source: 's' }, { cidr: '::/0', source: 's' }];
-    const listed = [{ cidr: '127.0.0.0/8', source: 'static' }, { cidr: '::1', source: 'static' }];
+    const wide = [
+      { cidr: '0.0.0.0/0', source: 's' },
+      { cidr: '::/0', source: 's' },
+    ];
+    const listed = [
+      { cidr: '127.0.0.0/8', source: 'static' },
+      { cidr: '::1', source: 'static' },
+    ];
     for (const a of ['127.0.0.1', '::1', '::ffff:127.0.0.1', '127.255.0.1']) {
       expect(new TrustedSet(wide, false).lookup(a)).toMatchObject({ trusted: false, reason: 'loopback_not_allowed' });
       expect(new TrustedSet(listed, false).lookup(a)).toMatchObject({ trusted: false, reason: 'loopback_not_allowed' });
@@ -180,7 +186,13 @@ describe('TrustedSet', () => {
   });
 
   test('unspecified and malformed peers are never trusted', () => {
-    const wide = new TrustedSet([{ cidr: '0.0.0.0/0', source: 's' }, { cidr: '::/0', source: 's' }], true);
+    const wide = new TrustedSet(
+      [
+        { cidr: '0.0.0.0/0', source: 's' },
+        { cidr: '::/0', source: 's' },
+      ],
+      true,
+    );
     for (const a of ['0.0.0.0', '::', '::ffff:0.0.0.0']) expect(wide.lookup(a)).toMatchObject({ trusted: false, reason: 'unspecified' });
     for (const a of ['', 'localhost', '010.0.0.1', '10.0.0.1:80']) expect(wide.lookup(a)).toMatchObject({ trusted: false, reason: 'malformed' });
   });
@@ -211,7 +223,13 @@ describe('TrustedSet', () => {
 
   test('lookups agree with a BigInt range check for any IPv6 ranges and addresses', () => {
     const group = fc.oneof(fc.constant(0), fc.constant(0xffff), fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 0xffff }));
-    const address = fc.array(group, { minLength: 8, maxLength: 8 }).map((g) => `${(g[0]! | 0x2000).toString(16)}:${g.slice(1).map((x) => x.toString(16)).join(':')}`);
+    const address = fc.array(group, { minLength: 8, maxLength: 8 }).map(
+      (g) =>
+        `${(g[0]! | 0x2000).toString(16)}:${g
+          .slice(1)
+          .map((x) => x.toString(16))
+          .join(':')}`,
+    );
     const range = fc.record({ at: address, bits: fc.integer({ min: 0, max: 128 }), source: fc.constantFrom('a', 'b', 'c') });
     fc.assert(
       fc.property(fc.array(range, { maxLength: 12 }), fc.array(address, { minLength: 1, maxLength: 20 }), (ranges, probes) => {

@@ -63,14 +63,22 @@ const mutated = fc.tuple(fc.array(envoyElement, { minLength: 1, maxLength: 3 }),
 });
 
 test('accepts exactly what the grammar accepts, and reads it as the grammar does', () => {
-  fc.assert(fc.property(fc.array(envoyElement, { minLength: 1, maxLength: 4 }), (elements) => agree(elements.join(','))), { numRuns: 500 });
+  fc.assert(
+    fc.property(fc.array(envoyElement, { minLength: 1, maxLength: 4 }), (elements) => agree(elements.join(','))),
+    { numRuns: 500 },
+  );
   fc.assert(fc.property(mutated, agree), { numRuns: 3000 });
   fc.assert(fc.property(noise, agree), { numRuns: 3000 });
   fc.assert(fc.property(fc.string({ maxLength: 40 }), agree), { numRuns: 1000 });
 });
 
 test("whatever a client sends before it, the last element read is the mesh proxy's, or the header is refused", () => {
-  const prefix = fc.oneof(noise, mutated, fc.array(envoyElement, { maxLength: 2 }).map((e) => e.join(',')), fc.string({ maxLength: 30 }));
+  const prefix = fc.oneof(
+    noise,
+    mutated,
+    fc.array(envoyElement, { maxLength: 2 }).map((e) => e.join(',')),
+    fc.string({ maxLength: 30 }),
+  );
   fc.assert(
     fc.property(prefix, envoyElement, (client, proxy) => {
       const own = parseXfccHeader(proxy);
@@ -84,5 +92,8 @@ test("whatever a client sends before it, the last element read is the mesh proxy
 
 test('the case that merged elements: a backslash before the separator', () => {
   const proxy = 'By=spiffe://cluster.local/ns/claw/sa/claw;Hash=0f;Subject="";URI=spiffe://cluster.local/ns/default/sa/attacker';
-  expect(parseXfccHeader(`URI=spiffe://cluster.local/ns/traefik/sa/traefik;By=\\,${proxy}`)).toEqual({ ok: false, problem: expect.stringContaining('only ; or , may follow') });
+  expect(parseXfccHeader(`URI=spiffe://cluster.local/ns/traefik/sa/traefik;By=\\,${proxy}`)).toEqual({
+    ok: false,
+    problem: expect.stringContaining('only ; or , may follow'),
+  });
 });

@@ -26,7 +26,13 @@ JSON (comments are not kept). Run it before every gateway start.`,
     const port = typeof portText === 'string' ? Number(portText) : undefined;
     if (port !== undefined && !(Number.isInteger(port) && port > 0 && port < 65536)) throw new UsageError(`--port ${portText} is not a port`);
     const scopesText = values['auto-approve-scopes'];
-    const deviceAutoApproveScopes = typeof scopesText === 'string' ? scopesText.split(',').map((s) => s.trim()).filter(Boolean) : undefined;
+    const deviceAutoApproveScopes =
+      typeof scopesText === 'string'
+        ? scopesText
+            .split(',')
+            .map((s) => s.trim())
+            .filter(Boolean)
+        : undefined;
     const sidecar = loadConfigFile(configPath);
     if (!sidecar.ok) {
       process.stderr.write(`invalid config ${configPath}:\n${sidecar.problems.map((p) => `  - ${p}`).join('\n')}\n`);

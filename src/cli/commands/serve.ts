@@ -26,7 +26,10 @@ SIGINT lets in-flight requests finish and exits 0.`,
     return new Promise<number>((resolve) => {
       const shutdown = (signal: string) => {
         sidecar.runtime.logger.info({ signal }, 'shutting down');
-        sidecar.stop().then(() => resolve(0), () => resolve(1));
+        sidecar.stop().then(
+          () => resolve(0),
+          () => resolve(1),
+        );
       };
       process.on('SIGUSR2', () => sidecar.drain());
       process.once('SIGTERM', () => shutdown('SIGTERM'));

@@ -132,7 +132,7 @@ const session = (user: string) => `cookie: _oauth2_proxy=${cookies[user]}`;
 // ------------------------------------------------------------------------ through a proxy
 
 describe.each(SITES)('$proxy in $mode mode', ({ proxy, mode, port }) => {
-  test('an allowed user reaches the gateway with the sidecar\'s identity, scopes and a verifying assertion', async () => {
+  test("an allowed user reaches the gateway with the sidecar's identity, scopes and a verifying assertion", async () => {
     const next = watch(mode);
     const get = await viaProxy(port, '/api/items?page=2', [session('alice')]);
     expect(get.status).toBe(200);
@@ -153,11 +153,15 @@ describe.each(SITES)('$proxy in $mode mode', ({ proxy, mode, port }) => {
     await expectNothingReachedGateways(before);
   });
 
-  test('without a session the auth service\'s 401 comes back and nothing reaches the gateway', async () => {
+  test("without a session the auth service's 401 comes back and nothing reaches the gateway", async () => {
     const before = counts();
     const reply = await viaProxy(port, '/api/items', []);
     expect(reply.status).toBe(401);
-    const forged = await viaProxy(port, '/api/items', [`x-auth-request-email: ${ALICE}`, 'x-auth-request-groups: operators', 'x-trusted-proxy-assertion: FORGED']);
+    const forged = await viaProxy(port, '/api/items', [
+      `x-auth-request-email: ${ALICE}`,
+      'x-auth-request-groups: operators',
+      'x-trusted-proxy-assertion: FORGED',
+    ]);
     expect(forged.status).toBe(401);
     await expectNothingReachedGateways(before);
   });
@@ -181,7 +185,7 @@ describe.each(SITES)('$proxy in $mode mode', ({ proxy, mode, port }) => {
     expectSidecarValues(upgrade!, 'GET', '/ws/chat?room=1');
   });
 
-  test('forged identity, assertion and scopes headers from a client: the gateway sees only the sidecar\'s values', async () => {
+  test("forged identity, assertion and scopes headers from a client: the gateway sees only the sidecar's values", async () => {
     const next = watch(mode);
     const reply = await viaProxy(port, '/api/forged', [
       session('alice'),
@@ -202,7 +206,11 @@ describe.each(SITES)('$proxy in $mode mode', ({ proxy, mode, port }) => {
   test('Connection naming the identity header never lets a forged identity through', async () => {
     const before = counts();
     const next = watch(mode);
-    const reply = await viaProxy(port, '/api/conn', [session('alice'), 'x-auth-request-email: FORGED-admin@example.com', 'connection: close, X-Auth-Request-Email']);
+    const reply = await viaProxy(port, '/api/conn', [
+      session('alice'),
+      'x-auth-request-email: FORGED-admin@example.com',
+      'connection: close, X-Auth-Request-Email',
+    ]);
     if (proxy === 'caddy') {
       expect(reply.status).toBe(401);
       await expectNothingReachedGateways(before);
@@ -237,7 +245,12 @@ describe('a rogue host talking to the sidecar directly', () => {
       ['POST', '/api/items'],
       ['GET', '/forward-auth'],
     ] as const) {
-      const reply = await curlFrom(rogue, `http://${pod.address}:${SIDECAR_PORT}${path}`, [...headers, 'X-Forwarded-Method: GET', 'X-Forwarded-Uri: /api/items'], method);
+      const reply = await curlFrom(
+        rogue,
+        `http://${pod.address}:${SIDECAR_PORT}${path}`,
+        [...headers, 'X-Forwarded-Method: GET', 'X-Forwarded-Uri: /api/items'],
+        method,
+      );
       expect(reply.status).toBe(403);
       expect(reply.body).toContain('untrusted_source');
       expect(reply.headers.has('x-trusted-proxy-assertion')).toBe(false);

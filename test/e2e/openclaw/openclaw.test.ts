@@ -18,8 +18,7 @@ const POLICY_SCOPES = ['operator.approvals', 'operator.questions', 'operator.rea
 const PAIRING_REQUIRED = 'pairing required: device is not approved yet';
 
 type Outcome =
-  | { kind: 'hello-ok'; auth: { method: string; role: string; scopes: string[] } }
-  | { kind: 'closed'; code: number; reason: string; error: string | undefined };
+  { kind: 'hello-ok'; auth: { method: string; role: string; scopes: string[] } } | { kind: 'closed'; code: number; reason: string; error: string | undefined };
 
 interface UiVisit {
   page: Page;
@@ -96,7 +95,12 @@ async function visit(user: keyof typeof USERS, extraHTTPHeaders: Record<string, 
   });
   await signIn(page, user);
   // Read from whichever document the page is on (a read during a reload fails and is tried again).
-  const settled = await waitFor(() => page.evaluate<Outcome | undefined>('window.wsOutcome'), 'a WebSocket of the Control UI to end its handshake', 45_000, 100).catch(async (err: Error) => {
+  const settled = await waitFor(
+    () => page.evaluate<Outcome | undefined>('window.wsOutcome'),
+    'a WebSocket of the Control UI to end its handshake',
+    45_000,
+    100,
+  ).catch(async (err: Error) => {
     // Where the browser stopped: the page it is on and what that page says.
     const text = await page.evaluate<string>('document.body ? document.body.innerText : ""').catch((e: Error) => `(unreadable: ${e.message})`);
     throw new Error(`${err.message}; the browser is at ${page.url()}, which says: ${JSON.stringify(text.slice(0, 400))}`);
@@ -148,7 +152,7 @@ test('2. a read-only group gets a session capped to operator.read, and the gatew
   await bob.page.context().close();
 });
 
-test('3. a browser on another host that reaches the sidecar, or the gateway\'s own port, directly with forged identity headers never reaches the gateway', async () => {
+test("3. a browser on another host that reaches the sidecar, or the gateway's own port, directly with forged identity headers never reaches the gateway", async () => {
   const rogueBrowser = await stack.launchBrowser(stack.rogue);
   const context = await rogueBrowser.newContext({
     extraHTTPHeaders: {
@@ -186,7 +190,19 @@ test('3. a browser on another host that reaches the sidecar, or the gateway\'s o
   expect(direct!.status()).toBe(401);
   expect(await direct!.text()).toBe('{"error":"assertion_missing"}');
   expect(await webSocketTo(gatewayUrl)).toEqual({ code: 1006, opened: false });
-  const expectContinue = stack.rogue.exec('curl', ['-s', '-i', '-X', 'POST', '-H', 'Expect: 100-continue', '-H', 'X-Forwarded-User: alice@example.com', '--data-binary', '{"method":"x"}', `${gatewayUrl}/api/x`]);
+  const expectContinue = stack.rogue.exec('curl', [
+    '-s',
+    '-i',
+    '-X',
+    'POST',
+    '-H',
+    'Expect: 100-continue',
+    '-H',
+    'X-Forwarded-User: alice@example.com',
+    '--data-binary',
+    '{"method":"x"}',
+    `${gatewayUrl}/api/x`,
+  ]);
   expect(expectContinue).toMatch(/^HTTP\/1\.1 401/);
   expect(expectContinue).not.toContain('100 Continue');
   expect(stack.gatewayOutput()).toMatch(/"msg":"trusted-proxy-sidecar guard refused"/);
@@ -264,11 +280,20 @@ test('5. with deviceAutoApprove off the seed\'s exact failure comes back ("pairi
   // The gateway logs the same line the seed report quotes (written after the close, so wait
   // for it, bounded; other pages still open may log in between).
   const seedLine = new RegExp(`closed before connect .* code=1008 reason=${PAIRING_REQUIRED}`);
-  await waitFor(() => seedLine.test(stack.gatewayOutput().slice(outputBefore)), 'the gateway to log the seed report\'s line', 10_000);
+  await waitFor(() => seedLine.test(stack.gatewayOutput().slice(outputBefore)), "the gateway to log the seed report's line", 10_000);
   await denied.page.getByText('Approve this browser').waitFor({ timeout: 20_000 });
   await denied.page.screenshot({ path: join(ARTIFACTS, 'case5-pairing-required.png') });
 
-  const doctor = stack.cli(['doctor', '--config', stack.sidecarConfigPath, '--gateway-config', stack.gatewayConfigPath, '--public-origin', PUBLIC_ORIGIN, '--json']);
+  const doctor = stack.cli([
+    'doctor',
+    '--config',
+    stack.sidecarConfigPath,
+    '--gateway-config',
+    stack.gatewayConfigPath,
+    '--public-origin',
+    PUBLIC_ORIGIN,
+    '--json',
+  ]);
   expect(doctor.code).toBe(2);
   const report = JSON.parse(doctor.stdout) as { findings: { code: string; userSees: string }[] };
   // The seed's autoApproveCidrs are still there, and now again relied on in vain.

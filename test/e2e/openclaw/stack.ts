@@ -153,7 +153,12 @@ export async function startStack(): Promise<Stack> {
     await waitFor(() => /\[gateway\] ready/.test(gateway.output()) || gatewayExited(gateway), 'the OpenClaw gateway to be ready', 90_000, 200);
     if (gateway.child.exitCode !== null) throw new Error(`the gateway exited:\n${gateway.output()}`);
     // Ready once it has the provider's keys too (identity.token), not only its listener.
-    await waitFor(() => pod.exec('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', 'http://127.0.0.1:9090/readyz']) === '200', 'the sidecar to be ready', 60_000, 200);
+    await waitFor(
+      () => pod.exec('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', 'http://127.0.0.1:9090/readyz']) === '200',
+      'the sidecar to be ready',
+      60_000,
+      200,
+    );
 
     const editGatewayConfig = async (edit: (config: Record<string, any>) => void) => {
       const config = JSON.parse(readFileSync(gatewayConfigPath, 'utf8')) as Record<string, any>;
@@ -203,7 +208,20 @@ export async function startStack(): Promise<Stack> {
 
 function mint(key: Buffer, user: string, method: string, uri: string, scope?: string): string {
   const now = Math.floor(Date.now() / 1000);
-  const claims = { iss: 'trusted-proxy-sidecar', aud: 'gateway', sub: user, groups: [], scope, iat: now, nbf: now, exp: now + 30, jti: randomBytes(8).toString('hex'), cip: '203.0.113.7', htm: method, htu: uri };
+  const claims = {
+    iss: 'trusted-proxy-sidecar',
+    aud: 'gateway',
+    sub: user,
+    groups: [],
+    scope,
+    iat: now,
+    nbf: now,
+    exp: now + 30,
+    jti: randomBytes(8).toString('hex'),
+    cip: '203.0.113.7',
+    htm: method,
+    htu: uri,
+  };
   return new AssertionSigner('k1', key).sign(claims);
 }
 
@@ -277,7 +295,8 @@ function chartGuardEnv(): Record<string, string> {
   const env: Record<string, string> = Object.fromEntries(
     (gateway.env as { name: string; value: string }[]).filter((e) => e.name.startsWith('TRUSTED_PROXY_GUARD_')).map((e) => [e.name, e.value]),
   );
-  if (env['TRUSTED_PROXY_GUARD_PORTS'] !== String(GATEWAY_PORT) || !env['TRUSTED_PROXY_GUARD_KEYS_DIR']) throw new Error(`unexpected guard settings from the chart: ${JSON.stringify(env)}`);
+  if (env['TRUSTED_PROXY_GUARD_PORTS'] !== String(GATEWAY_PORT) || !env['TRUSTED_PROXY_GUARD_KEYS_DIR'])
+    throw new Error(`unexpected guard settings from the chart: ${JSON.stringify(env)}`);
   return { ...env, TRUSTED_PROXY_GUARD_KEYS_DIR: '/tmp/keys' };
 }
 
@@ -325,5 +344,13 @@ function startJsonLines(host: Host, cmd: string, args: string[]): Proc & { lines
   onJsonLines(child.stdout!, (line) => lines.push(line));
   let errors = '';
   child.stderr!.on('data', (c: Buffer) => (errors += c.toString()));
-  return { child, output: () => `${errors}\n${lines.slice(-20).map((l) => JSON.stringify(l)).join('\n')}`, lines: () => lines };
+  return {
+    child,
+    output: () =>
+      `${errors}\n${lines
+        .slice(-20)
+        .map((l) => JSON.stringify(l))
+        .join('\n')}`,
+    lines: () => lines,
+  };
 }

@@ -54,17 +54,34 @@ beforeAll(async () => {
   const keysDir = join(dir, 'keys');
   mkdirSync(keysDir);
   writeFileSync(join(keysDir, 'k1'), randomBytes(32), { mode: 0o600 });
-  gateway = await startJsonProcess(pod, process.execPath, [join(process.cwd(), 'test/support/recording-gateway.ts'), '--host', '127.0.0.1', '--port', `${PORTS.gateway}`, '--keys-dir', keysDir]);
+  gateway = await startJsonProcess(pod, process.execPath, [
+    join(process.cwd(), 'test/support/recording-gateway.ts'),
+    '--host',
+    '127.0.0.1',
+    '--port',
+    `${PORTS.gateway}`,
+    '--keys-dir',
+    keysDir,
+  ]);
 
   // The example's objects, and the Secrets it names (the Secret kind passes through the
   // same apply as the Traefik objects).
-  const secret = (name: string, data: Record<string, string>) => ({ apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace: NAMESPACE }, stringData: data });
+  const secret = (name: string, data: Record<string, string>) => ({
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name, namespace: NAMESPACE },
+    stringData: data,
+  });
   ingress = await startRealIngress({
     net,
     dir,
     users: USERS,
     traefikObjects: [
-      secret('openclaw-sidecar-tls', { 'tls.crt': readFileSync(ca.certFile, 'utf8'), 'tls.key': readFileSync(ca.keyFile, 'utf8'), 'ca.crt': readFileSync(ca.caFile, 'utf8') }),
+      secret('openclaw-sidecar-tls', {
+        'tls.crt': readFileSync(ca.certFile, 'utf8'),
+        'tls.key': readFileSync(ca.keyFile, 'utf8'),
+        'ca.crt': readFileSync(ca.caFile, 'utf8'),
+      }),
       secret('traefik-client-tls', { 'tls.crt': readFileSync(certs.traefik.certFile, 'utf8'), 'tls.key': readFileSync(certs.traefik.keyFile, 'utf8') }),
       ...readObjects(join(EXAMPLES, 'mtls.yaml')),
     ],
@@ -115,10 +132,26 @@ test('a signed-in user reaches the gateway: Traefik presented its certificate fr
   expect(allowed['trustedBy']).toEqual(['static', 'certificate dns:traefik.traefik.svc']);
 });
 
-test('Traefik\'s certificate from another host, and Traefik\'s host without it, are refused', async () => {
+test("Traefik's certificate from another host, and Traefik's host without it, are refused", async () => {
   const before = gateway.lines.length;
   const curl = (host: Host, ...args: string[]) =>
-    host.exec('curl', ['-s', '--max-time', '10', '-o', '/dev/null', '-w', '%{http_code}', '--cacert', join(dir, 'pki', 'ca.crt'), '--resolve', `${SIDECAR_NAME}:${PORTS.sidecar}:${pod.address}`, '-H', 'x-auth-request-email: alice@example.com', ...args, `https://${SIDECAR_NAME}:${PORTS.sidecar}/x`]);
+    host.exec('curl', [
+      '-s',
+      '--max-time',
+      '10',
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_code}',
+      '--cacert',
+      join(dir, 'pki', 'ca.crt'),
+      '--resolve',
+      `${SIDECAR_NAME}:${PORTS.sidecar}:${pod.address}`,
+      '-H',
+      'x-auth-request-email: alice@example.com',
+      ...args,
+      `https://${SIDECAR_NAME}:${PORTS.sidecar}/x`,
+    ]);
   expect(curl(rogue, '--cert', certs.traefik.certFile, '--key', certs.traefik.keyFile)).toBe('403');
   expect(curl(ingressHost)).toBe('403');
   expect(gateway.lines.length).toBe(before);
