@@ -4,5 +4,6 @@
 # `make test`, first. To fix the format: npx prettier --write "**/*.{ts,mts,mjs,js}".
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export PATH=$PWD/node_modules/.bin:$PATH
 prettier --check --log-level warn "**/*.{ts,mts,mjs,js}"
 eslint src test bench reliability
