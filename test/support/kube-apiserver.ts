@@ -13,6 +13,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { makeCa, signCertificate } from './test-ca.js';
 
 export type Resource = 'pods' | 'nodes' | 'endpointslices';
 
@@ -385,47 +386,10 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
 
 /** A CA and a server certificate for `host` (and 127.0.0.1, localhost), by openssl. */
 function makeCertificates(dir: string, host: string): { caPem: string; certPem: string; keyPem: string } {
-  const f = (name: string) => join(dir, name);
-  const ssl = (...args: string[]) => execFileSync('openssl', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  ssl(
-    'req',
-    '-x509',
-    ...ec,
-    '-keyout',
-    f('ca.key'),
-    '-out',
-    f('ca.crt'),
-    '-days',
-    '2',
-    '-subj',
-    '/CN=test-kubernetes-ca',
-    '-addext',
-    'basicConstraints=critical,CA:TRUE',
-    '-addext',
-    'keyUsage=critical,keyCertSign,cRLSign',
-  );
-  ssl('req', ...ec, '-keyout', f('server.key'), '-out', f('server.csr'), '-subj', '/CN=kube-apiserver');
-  const sans = [...new Set([host, '127.0.0.1'])].map((a) => `IP:${a}`).join(',');
-  writeFileSync(f('ext.cnf'), `subjectAltName=${sans},DNS:localhost,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n`);
-  ssl(
-    'x509',
-    '-req',
-    '-in',
-    f('server.csr'),
-    '-CA',
-    f('ca.crt'),
-    '-CAkey',
-    f('ca.key'),
-    '-CAcreateserial',
-    '-out',
-    f('server.crt'),
-    '-days',
-    '2',
-    '-extfile',
-    f('ext.cnf'),
-  );
-  return { caPem: readFileSync(f('ca.crt'), 'utf8'), certPem: readFileSync(f('server.crt'), 'utf8'), keyPem: readFileSync(f('server.key'), 'utf8') };
+  const caFile = makeCa(dir, 'test-kubernetes-ca');
+  const sans = [...[...new Set([host, '127.0.0.1'])].map((a) => `IP:${a}`), 'DNS:localhost', 'DNS:kubernetes.default.svc'];
+  const { certFile, keyFile } = signCertificate(dir, 'server', '/CN=kube-apiserver', sans, 'serverAuth');
+  return { caPem: readFileSync(caFile, 'utf8'), certPem: readFileSync(certFile, 'utf8'), keyPem: readFileSync(keyFile, 'utf8') };
 }
 
 /**

@@ -11,6 +11,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { freePort } from './ports.js';
+import { makeCa, signCertificate } from './test-ca.js';
 import { waitFor } from './wait.js';
 
 // The checkout's root: jest and the benchmark both run from it (and this file is compiled
@@ -288,50 +289,11 @@ export async function startKubeCluster(options: ClusterOptions = {}): Promise<Ku
 
 /** A CA, a serving certificate for the API server's addresses and localhost, and a service-account key pair, by openssl. */
 function makeCertificates(dir: string, addresses: string[]): void {
-  const f = (name: string) => join(dir, name);
+  makeCa(dir, 'test-kubernetes-ca');
+  signCertificate(dir, 'serving', '/CN=kube-apiserver', [...addresses.map((a) => `IP:${a}`), 'DNS:localhost', 'DNS:kubernetes.default.svc'], 'serverAuth');
   const ssl = (...args: string[]) => execFileSync('openssl', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  ssl(
-    'req',
-    '-x509',
-    ...ec,
-    '-keyout',
-    f('ca.key'),
-    '-out',
-    f('ca.crt'),
-    '-days',
-    '2',
-    '-subj',
-    '/CN=test-kubernetes-ca',
-    '-addext',
-    'basicConstraints=critical,CA:TRUE',
-    '-addext',
-    'keyUsage=critical,keyCertSign,cRLSign',
-  );
-  ssl('req', ...ec, '-keyout', f('serving.key'), '-out', f('serving.csr'), '-subj', '/CN=kube-apiserver');
-  writeFileSync(
-    f('serving.ext'),
-    `subjectAltName=${addresses.map((a) => `IP:${a}`).join(',')},DNS:localhost,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\n`,
-  );
-  ssl(
-    'x509',
-    '-req',
-    '-in',
-    f('serving.csr'),
-    '-CA',
-    f('ca.crt'),
-    '-CAkey',
-    f('ca.key'),
-    '-CAcreateserial',
-    '-out',
-    f('serving.crt'),
-    '-days',
-    '2',
-    '-extfile',
-    f('serving.ext'),
-  );
-  ssl('genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', f('sa.key'));
-  ssl('pkey', '-in', f('sa.key'), '-pubout', '-out', f('sa.pub'));
+  ssl('genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', join(dir, 'sa.key'));
+  ssl('pkey', '-in', join(dir, 'sa.key'), '-pubout', '-out', join(dir, 'sa.pub'));
 }
 
 function canConnect(port: number): Promise<boolean> {

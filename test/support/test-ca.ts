@@ -15,14 +15,16 @@ export interface TestCa {
   serverSpki: string;
 }
 
-export function makeTestCa(dir: string, names: readonly string[]): TestCa {
+const ssl = (...args: string[]) => execFileSync('openssl', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+const NEW_P256_KEY = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+
+/** A CA of the test's own in `dir` (ca.crt, ca.key), valid two days. */
+export function makeCa(dir: string, commonName: string): string {
   const f = (name: string) => join(dir, name);
-  const ssl = (...args: string[]) => execFileSync('openssl', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
   ssl(
     'req',
     '-x509',
-    ...ec,
+    ...NEW_P256_KEY,
     '-keyout',
     f('ca.key'),
     '-out',
@@ -30,44 +32,29 @@ export function makeTestCa(dir: string, names: readonly string[]): TestCa {
     '-days',
     '2',
     '-subj',
-    '/CN=trusted-proxy-sidecar test CA',
+    `/CN=${commonName}`,
     '-addext',
     'basicConstraints=critical,CA:TRUE',
     '-addext',
     'keyUsage=critical,keyCertSign,cRLSign',
   );
-  ssl('req', ...ec, '-keyout', f('server.key'), '-out', f('server.csr'), '-subj', `/CN=${names[0]}`);
-  writeFileSync(f('server.ext'), `subjectAltName=${names.map((n) => `DNS:${n}`).join(',')}\nextendedKeyUsage=serverAuth\n`);
-  ssl(
-    'x509',
-    '-req',
-    '-in',
-    f('server.csr'),
-    '-CA',
-    f('ca.crt'),
-    '-CAkey',
-    f('ca.key'),
-    '-CAcreateserial',
-    '-out',
-    f('server.crt'),
-    '-days',
-    '2',
-    '-extfile',
-    f('server.ext'),
-  );
-  const spki = new X509Certificate(readFileSync(f('server.crt'))).publicKey.export({ type: 'spki', format: 'der' });
-  return { caFile: f('ca.crt'), certFile: f('server.crt'), keyFile: f('server.key'), serverSpki: createHash('sha256').update(spki).digest('base64') };
+  return f('ca.crt');
 }
 
 /**
- * A client certificate signed by the CA that makeTestCa left in `dir`: `subject` as openssl
- * writes it (`/CN=traefik/O=ingress`), `sans` as `URI:spiffe://…`, `DNS:…`.
+ * A certificate (NAME.crt, NAME.key) signed by the CA makeCa left in `dir`: `subject` as
+ * openssl writes it (`/CN=traefik/O=ingress`), `sans` as `DNS:…`, `IP:…`, `URI:spiffe://…`.
  */
-export function makeClientCert(dir: string, name: string, subject: string, sans: readonly string[]): { certFile: string; keyFile: string } {
+export function signCertificate(
+  dir: string,
+  name: string,
+  subject: string,
+  sans: readonly string[],
+  usage: 'serverAuth' | 'clientAuth',
+): { certFile: string; keyFile: string } {
   const f = (file: string) => join(dir, file);
-  const ssl = (...args: string[]) => execFileSync('openssl', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  ssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', f(`${name}.key`), '-out', f(`${name}.csr`), '-subj', subject);
-  writeFileSync(f(`${name}.ext`), `${sans.length > 0 ? `subjectAltName=${sans.join(',')}\n` : ''}extendedKeyUsage=clientAuth\n`);
+  ssl('req', ...NEW_P256_KEY, '-keyout', f(`${name}.key`), '-out', f(`${name}.csr`), '-subj', subject);
+  writeFileSync(f(`${name}.ext`), `${sans.length > 0 ? `subjectAltName=${sans.join(',')}\n` : ''}extendedKeyUsage=${usage}\nbasicConstraints=CA:FALSE\n`);
   ssl(
     'x509',
     '-req',
@@ -86,4 +73,22 @@ export function makeClientCert(dir: string, name: string, subject: string, sans:
     f(`${name}.ext`),
   );
   return { certFile: f(`${name}.crt`), keyFile: f(`${name}.key`) };
+}
+
+export function makeTestCa(dir: string, names: readonly string[]): TestCa {
+  const caFile = makeCa(dir, 'trusted-proxy-sidecar test CA');
+  const { certFile, keyFile } = signCertificate(
+    dir,
+    'server',
+    `/CN=${names[0]}`,
+    names.map((n) => `DNS:${n}`),
+    'serverAuth',
+  );
+  const spki = new X509Certificate(readFileSync(certFile)).publicKey.export({ type: 'spki', format: 'der' });
+  return { caFile, certFile, keyFile, serverSpki: createHash('sha256').update(spki).digest('base64') };
+}
+
+/** A client certificate signed by the CA that makeTestCa left in `dir`. */
+export function makeClientCert(dir: string, name: string, subject: string, sans: readonly string[]): { certFile: string; keyFile: string } {
+  return signCertificate(dir, name, subject, sans, 'clientAuth');
 }
