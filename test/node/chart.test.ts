@@ -64,22 +64,30 @@ interface PodJson {
   };
 }
 
-const gatewayPod = (): PodJson => {
-  const pods = JSON.parse(node.kubectl(['-n', NS, 'get', 'pods', '-l', `app.kubernetes.io/instance=${RELEASE}`, '-o', 'json'])).items as PodJson[];
-  const running = pods.filter((p) => p.status.phase === 'Running');
-  if (running.length !== 1) throw new Error(`${running.length} running gateway pods`);
+/** The pods of `namespace` that `selector` selects and that run. */
+const runningPods = (namespace: string, selector: string): PodJson[] =>
+  (JSON.parse(node.kubectl(['-n', namespace, 'get', 'pods', '-l', selector, '-o', 'json'])).items as PodJson[]).filter((p) => p.status.phase === 'Running');
+/** The one running pod of `selector`, or an error. */
+const onePod = (namespace: string, selector: string): PodJson => {
+  const running = runningPods(namespace, selector);
+  if (running.length !== 1) throw new Error(`${running.length} running pods of ${selector}`);
   return running[0]!;
 };
+const gatewayPod = (): PodJson => onePod(NS, `app.kubernetes.io/instance=${RELEASE}`);
+/** What `node -e SCRIPT` prints in a container (its `node` found at `nodePath`). */
+const nodeIn = (target: string, container: string, script: string, nodePath = 'node'): string =>
+  node.kubectl(['-n', NS, 'exec', target, '-c', container, '--', nodePath, '-e', script]);
 const admin = async (pod: PodJson, path: string) => (await fetch(`http://${pod.status.podIP}:9090${path}`)).text();
 const PROXY_SOURCE = { source: 'pods:traefik/app.kubernetes.io/name=traefik' };
 const trustedProxies = async (pod: PodJson) => sample(await admin(pod, '/metrics'), 'trusted_proxy_trusted_set_size', PROXY_SOURCE);
 /** Discovery in the gateway pod has the address of every proxy pod that runs. */
 async function proxiesDiscovered(pod: PodJson): Promise<void> {
-  const running = () =>
-    (JSON.parse(node.kubectl(['-n', 'traefik', 'get', 'pods', '-l', 'app.kubernetes.io/name=traefik', '-o', 'json'])).items as PodJson[]).filter(
-      (p) => p.status.phase === 'Running',
-    ).length;
-  await waitFor(async () => (await trustedProxies(pod)) === running(), 'the proxy pods discovered', 30_000, 250);
+  await waitFor(
+    async () => (await trustedProxies(pod)) === runningPods('traefik', 'app.kubernetes.io/name=traefik').length,
+    'the proxy pods discovered',
+    30_000,
+    250,
+  );
 }
 
 /** What the proxy pod got back: status 0 and the error when no answer came, and whether its connection was ever established. */
@@ -158,32 +166,9 @@ test("helm install --wait of the chart's defaults: the pod Ready, the sidecar a 
   expect(sample(metrics, 'trusted_proxy_assertion_keys_loaded')).toBe(1);
   expect(sample(metrics, 'trusted_proxy_ready')).toBe(1);
   // Non-root, and a root file system it cannot write.
-  const inSidecar = node.kubectl([
-    '-n',
-    NS,
-    'exec',
-    pod.metadata.name,
-    '-c',
-    'sidecar',
-    '--',
-    '/nodejs/bin/node',
-    '-e',
-    "let w; try { require('node:fs').writeFileSync('/app/x', 'x'); w = 'written' } catch (e) { w = e.code } console.log(process.getuid(), w)",
-  ]);
-  expect(inSidecar.trim()).toBe('65532 EROFS');
-  const inGateway = node.kubectl([
-    '-n',
-    NS,
-    'exec',
-    pod.metadata.name,
-    '-c',
-    'gateway',
-    '--',
-    'node',
-    '-e',
-    "let w; try { require('node:fs').writeFileSync('/app/x', 'x'); w = 'written' } catch (e) { w = e.code } console.log(process.getuid(), w)",
-  ]);
-  expect(inGateway.trim()).toBe('1000 EROFS');
+  const writesApp = "let w; try { require('node:fs').writeFileSync('/app/x', 'x'); w = 'written' } catch (e) { w = e.code } console.log(process.getuid(), w)";
+  expect(nodeIn(pod.metadata.name, 'sidecar', writesApp, '/nodejs/bin/node').trim()).toBe('65532 EROFS');
+  expect(nodeIn(pod.metadata.name, 'gateway', writesApp).trim()).toBe('1000 EROFS');
 }, 420_000);
 
 test('with the guard: a request from the discovered proxy pod through the Service reaches the gateway through the guard; another pod is refused', async () => {
@@ -341,26 +326,12 @@ test("OpenClaw's own manifests with both components, as install.md lays them out
 
   await node.kubectlAsync(['apply', '-k', overlay]);
   await node.kubectlAsync(['-n', NS, 'rollout', 'status', 'deployment/openclaw', '--timeout=5m']);
-  const pods = () =>
-    (JSON.parse(node.kubectl(['-n', NS, 'get', 'pods', '-l', 'app=openclaw', '-o', 'json'])).items as PodJson[]).filter((p) => p.status.phase === 'Running');
+  const pods = () => runningPods(NS, 'app=openclaw');
   const first = pods()[0]!;
   const order = first.status.initContainerStatuses.map((c) => c.name);
   expect(order).toEqual(['trusted-proxy-sidecar', 'init-config', 'trusted-proxy-gateway-config']);
   const persisted = () =>
-    JSON.parse(
-      node.kubectl([
-        '-n',
-        NS,
-        'exec',
-        'deploy/openclaw',
-        '-c',
-        'gateway',
-        '--',
-        'node',
-        '-e',
-        "process.stdout.write(require('node:fs').readFileSync('/home/node/.openclaw/openclaw.json', 'utf8'))",
-      ]),
-    );
+    JSON.parse(nodeIn('deploy/openclaw', 'gateway', "process.stdout.write(require('node:fs').readFileSync('/home/node/.openclaw/openclaw.json', 'utf8'))"));
   // Seeded from OpenClaw's ConfigMap (the volume was empty), then the trust settings merged in.
   let file = persisted();
   expect(file.cron).toEqual({ enabled: false });
@@ -371,18 +342,11 @@ test("OpenClaw's own manifests with both components, as install.md lays them out
 
   // A change made through OpenClaw lands in the persisted copy; then the user changes the
   // public origin in the config step and applies again, while requests flow.
-  node.kubectl([
-    '-n',
-    NS,
-    'exec',
+  nodeIn(
     'deploy/openclaw',
-    '-c',
     'gateway',
-    '--',
-    'node',
-    '-e',
     "const f = '/home/node/.openclaw/openclaw.json'; const fs = require('node:fs'); const c = JSON.parse(fs.readFileSync(f, 'utf8')); c.cron = { enabled: true }; fs.writeFileSync(f, JSON.stringify(c))",
-  ]);
+  );
   const step = join(manifests, 'openclaw-component', 'gateway-config-step.yaml');
   writeFileSync(step, readFileSync(step, 'utf8').replace('https://claw.example.com', 'https://claw2.example.com'));
   await rolloutUnderLoad(
@@ -480,9 +444,7 @@ test('every other ci/ values file, installed side by side with helm install --wa
     installed.map((r, i) => [releases[i]!.file, r.status === 'fulfilled' ? 'installed' : String((r as PromiseRejectedResult).reason).slice(0, 600)]),
   ).toEqual(releases.map((r) => [r.file, 'installed']));
   for (const { file, namespace, release } of releases) {
-    const pods = (
-      JSON.parse(node.kubectl(['-n', namespace, 'get', 'pods', '-l', `app.kubernetes.io/instance=${release}`, '-o', 'json'])).items as PodJson[]
-    ).filter((p) => p.status.phase === 'Running');
+    const pods = runningPods(namespace, `app.kubernetes.io/instance=${release}`);
     expect([file, pods.length]).toEqual([file, 1]);
     const pod = pods[0]!;
     expect([file, pod.status.conditions.find((c) => c.type === 'Ready')?.status]).toEqual([file, 'True']);
