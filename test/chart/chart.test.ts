@@ -12,7 +12,8 @@ import { COMMAND } from '../support/command.js';
 import { makeTestCa } from '../support/test-ca.js';
 import { loadKeyRing } from '../../src/assertion/keys.js';
 import { guardOptions } from '../../src/guard/options.js';
-import { isAddressOrCidr } from '../../src/config/schema.js';
+import { isAddressOrCidr, type Config } from '../../src/config/schema.js';
+import { parseConfig } from '../../src/config/load.js';
 
 const VALUES = CI_VALUES;
 const valuesFiles = ciValuesFiles();
@@ -353,9 +354,11 @@ test('a stopping pod: the sidecar drains (its preStop hook, native or not) while
   // The sleep action exists from Kubernetes 1.30.
   expect(podSpec(renderChart([join(VALUES, 'defaults-values.yaml'), values], { kubeVersion: 'v1.29.4' }).objects).containers[0].lifecycle).toBeUndefined();
   const short = join(tmp, 'short-sleep.yaml');
-  writeFileSync(short, 'gateway: { preStopSleepSeconds: 5 }\n');
+  // The chart's idea of the drain is the sidecar's default: a sleep of exactly that is refused.
+  const drainSeconds = (parseConfig('{}') as { ok: true; config: Config }).config.listen.drainSeconds;
+  writeFileSync(short, `gateway: { preStopSleepSeconds: ${drainSeconds} }\n`);
   expect(() => renderChart([join(VALUES, 'defaults-values.yaml'), short])).toThrow(
-    /gateway\.preStopSleepSeconds \(5\) must exceed sidecar\.config\.listen\.drainSeconds \(5\)/,
+    new RegExp(`gateway\\.preStopSleepSeconds \\(${drainSeconds}\\) must exceed sidecar\\.config\\.listen\\.drainSeconds \\(${drainSeconds}\\)`),
   );
 });
 

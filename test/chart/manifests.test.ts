@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import { parse } from 'yaml';
 import { find, HELM, kustomize, layOutOpenClawExample, one, ROOT, validateObject, type K8sObject } from './k8s.js';
 import { COMMAND } from '../support/command.js';
+import { parseConfig } from '../../src/config/load.js';
+import type { Config } from '../../src/config/schema.js';
 
 const base = kustomize(join(ROOT, 'manifests/base'));
 const withComponent = kustomize(join(import.meta.dirname, 'fixtures/component'));
@@ -104,7 +106,7 @@ test("OpenClaw's own manifests with both components: valid, the config step afte
     ['tps-config', '/etc/trusted-proxy-sidecar/config'],
   ]);
   expect(step.securityContext.runAsUser).toBe(spec.containers[0].securityContext.runAsUser);
-  const drainSeconds = 5; // the sidecar's default listen.drainSeconds
+  const drainSeconds = (parseConfig('{}') as { ok: true; config: Config }).config.listen.drainSeconds;
   expect(spec.containers[0].lifecycle.preStop.sleep.seconds).toBeGreaterThan(drainSeconds);
   expect(spec.initContainers[0].lifecycle.preStop.exec.command).toContain('drain');
   // OpenClaw refuses a shared token beside trusted-proxy auth; its other variables stay.
