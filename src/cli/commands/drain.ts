@@ -8,9 +8,9 @@ export const drain: Command = {
   name: 'drain',
   usage: `trusted-proxy-sidecar drain --config FILE
 
-For a preStop hook: tells the \`serve\` processes of this command in the container (by
-SIGUSR2) that the pod is going away, then waits listen.drainSeconds, the time they still
-take new connections. Exits 1 if no serve process was found.`,
+For a preStop hook: tells the \`serve\` process of this command that runs with the same
+config file (by SIGUSR2) that the pod is going away, then waits listen.drainSeconds, the
+time it still takes new connections. Exits 1 if no such process was found.`,
   options: { config: { type: 'string', short: 'c' } },
   async run({ values }) {
     const path = requireString(values, 'config');
@@ -19,9 +19,9 @@ take new connections. Exits 1 if no serve process was found.`,
       process.stderr.write(`invalid config ${path}:\n${result.problems.map((p) => `  - ${p}`).join('\n')}\n`);
       return 2;
     }
-    const signalled = serveProcesses(realpathSync(process.argv[1] ?? '')).filter((pid) => signal(pid));
+    const signalled = serveProcesses(realpathSync(process.argv[1] ?? ''), realpathSync(path)).filter((pid) => signal(pid));
     if (signalled.length === 0) {
-      process.stderr.write('no serve process of this command was found to drain\n');
+      process.stderr.write(`no serve process of this command with ${path} was found to drain\n`);
       return 1;
     }
     process.stdout.write(`draining ${signalled.join(', ')}; waiting ${result.config.listen.drainSeconds} s\n`);
@@ -31,26 +31,38 @@ take new connections. Exits 1 if no serve process was found.`,
 };
 
 /**
- * Processes running `serve` from the same script as this one. Found by their command lines
- * rather than as PID 1, which is the pause process when the pod shares one process namespace.
+ * Processes running `serve` from the same script as this one, with the same config file:
+ * found by their command lines rather than as PID 1 (the pause process when the pod shares
+ * one process namespace), and by the config so that another sidecar on the same machine
+ * (a developer's, a test's) is never drained by mistake.
  */
-export function serveProcesses(script: string, proc = '/proc'): number[] {
+export function serveProcesses(script: string, config: string, proc = '/proc'): number[] {
   const found: number[] = [];
   for (const entry of readdirSync(proc)) {
     const pid = Number(entry);
     if (!Number.isInteger(pid) || pid === process.pid) continue;
-    let args: string[];
     try {
-      args = readFileSync(`${proc}/${entry}/cmdline`, 'utf8').split('\0');
-      if (!args.includes('serve') || args.length < 2) continue;
-      // A relative script path is the process's own: resolved from its working directory.
-      if (realpathSync(resolve(readlinkSync(`${proc}/${entry}/cwd`), args[1] ?? '')) !== script) continue;
+      const args = readFileSync(`${proc}/${entry}/cmdline`, 'utf8').split('\0');
+      if (args[2] !== 'serve') continue;
+      // Relative paths are the process's own: resolved from its working directory.
+      const cwd = readlinkSync(`${proc}/${entry}/cwd`);
+      const same = (path: string | undefined, want: string) => path !== undefined && realpathSync(resolve(cwd, path)) === want;
+      if (same(args[1], script) && same(configArgument(args), config)) found.push(pid);
     } catch {
-      continue; // gone meanwhile, or not ours to read
+      continue; // gone meanwhile, not ours to read, or a path that no longer resolves
     }
-    found.push(pid);
   }
   return found;
+}
+
+/** The value of --config (or -c, or --config=FILE) in a command line. */
+function configArgument(args: readonly string[]): string | undefined {
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === '--config' || arg === '-c') return args[i + 1];
+    if (arg.startsWith('--config=')) return arg.slice('--config='.length);
+  }
+  return undefined;
 }
 
 function signal(pid: number): boolean {
