@@ -3,9 +3,9 @@
 # runs even when an earlier one failed; the run fails at the end if any did, and its last
 # line says what ran and how it ended.
 # The chaos suite, the soak, the node suite and the quick benchmark run alone, after the
-# rest: the bounds of the first two (a client served within 2 s under attack, the soak's
-# latency drift) measure the sidecar, and beside other suites they would measure those
-# suites' load; the node suite's kubelet and kube-proxy change the machine's iptables and
+# rest: the first two ask a normal client to be served while the attack is held and the
+# soak's latency not to drift, and beside other suites they would measure those suites'
+# load; the node suite's kubelet and kube-proxy change the machine's iptables and
 # forwarding while it runs (test/support/kube-node.ts); the benchmark loads both cores.
 set -uo pipefail
 cd "$(dirname "$0")/.."

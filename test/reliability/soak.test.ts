@@ -26,7 +26,6 @@ const RSS_SECOND_HALF_GROWTH_MB = 96;
 const RSS_CAP_MB = 320;
 const P99_FACTOR = 1.5;
 const P99_SLACK_MS = 50;
-const FLOOD_CLIENT_BOUND_MS = 1000;
 const FLOOD_RSS_CAP_MB = 160;
 /**
  * The chart limits the sidecar container to 256 MiB. V8 sizes its heap from the memory it
@@ -219,8 +218,10 @@ test(
   (P.soakSeconds + 60) * 1000,
 );
 
-test(`flood: ${P.floodSockets} slowloris and idle sockets; a normal client is served within ${FLOOD_CLIENT_BOUND_MS} ms and memory stays under the cap`, async () => {
-  sc = await serveProcess({ upstream: { url: upstream.url }, logging: { level: 'info' } });
+test(`flood: ${P.floodSockets} slowloris and idle sockets; a normal client is served while every one is held, and memory stays under the cap`, async () => {
+  // The headers timeout outlasts the test, so the whole flood is held while the normal
+  // client is served: its answers are the witness that the attack did not starve it.
+  sc = await serveProcess({ upstream: { url: upstream.url }, listen: { headersTimeoutSeconds: 120 }, logging: { level: 'info' } });
   const s = sc;
   await waitFor(async () => (await fetch(`${s.adminUrl}/readyz`)).status === 200, 'ready');
   const rss0 = rssBytes(s.pid);
@@ -254,8 +255,9 @@ test(`flood: ${P.floodSockets} slowloris and idle sockets; a normal client is se
       await new Promise((r) => setTimeout(r, 150));
     }
     const worst = Math.max(...served);
+    const closedWhileServed = serverClosed;
     const grew = (peakRss - rss0) / 1048576;
-    expect(worst).toBeLessThan(FLOOD_CLIENT_BOUND_MS);
+    expect(closedWhileServed).toBe(0);
     expect(grew).toBeLessThan(FLOOD_RSS_CAP_MB);
     recordSection(
       'flood',
@@ -270,10 +272,10 @@ test(`flood: ${P.floodSockets} slowloris and idle sockets; a normal client is se
             [
               'normal client: all 30 answered 200, p50 / worst',
               `${percentile(served, 50).toFixed(1)} ms / ${worst.toFixed(1)} ms`,
-              `worst < ${FLOOD_CLIENT_BOUND_MS} ms`,
+              'every answer while the whole flood is held',
             ],
             ['RSS before / peak (growth)', `${mb(rss0)} / ${mb(peakRss)} (+${grew.toFixed(1)} MB)`, `growth < ${FLOOD_RSS_CAP_MB} MB`],
-            ['flood sockets the sidecar closed during the test', serverClosed, ''],
+            ['flood sockets the sidecar closed while the client was served', closedWhileServed, '0'],
           ],
         ),
       ].join('\n'),
