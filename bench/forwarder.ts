@@ -6,8 +6,9 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Agent, request as undiciRequest } from 'undici';
 import { configSchema } from '../src/config/schema.js';
+import { gatewayEndpoint } from '../src/gateway/endpoint.js';
+import { relayUpgrade as sidecarUpgrade } from '../src/gateway/upgrade.js';
 import { hasBody, PinnedForwarder } from '../src/proxy/forward.js';
-import { relayUpgrade as sidecarUpgrade } from '../src/proxy/upgrade.js';
 
 const [kind, target] = process.argv.slice(2) as [string, string];
 const upstream = configSchema.parse({ upstream: { url: target } }).upstream;
@@ -20,7 +21,7 @@ function handler(): http.RequestListener {
     const forwarder = new PinnedForwarder();
     // One principal: the bare data plane carries no identity (the benchmark sends one user).
     const bounds = {
-      url: target,
+      endpoint: gatewayEndpoint(target),
       principal: '',
       connectTimeoutMs: upstream.connectTimeoutSeconds * 1000,
       timeoutMs: upstream.timeoutSeconds * 1000,
@@ -29,7 +30,7 @@ function handler(): http.RequestListener {
     };
     const failed = (res: http.ServerResponse) => () => (res.headersSent ? res.destroy() : res.writeHead(502).end());
     // WebSockets too, relayed as the sidecar relays them: the floor for the echo benchmark.
-    const relaying = { url: target, connectTimeoutMs: upstream.connectTimeoutSeconds * 1000, timeoutMs: upstream.timeoutSeconds * 1000 };
+    const relaying = { endpoint: gatewayEndpoint(target), connectTimeoutMs: upstream.connectTimeoutSeconds * 1000, timeoutMs: upstream.timeoutSeconds * 1000 };
     server.on('upgrade', (req, socket, head) =>
       sidecarUpgrade(req, socket, head, headersOf(req), relaying, { response: () => undefined, switched: () => undefined, failed: () => socket.destroy() }),
     );

@@ -13,17 +13,11 @@
 // that connection. Bytes that come with the answer are caught (the connection is dropped);
 // bytes that come later cannot be told from the next answer, so the next answer is never
 // another user's: an exchange for another principal opens a connection of its own.
-import net, { type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
-import { tlsModule } from '../runtime/tls-modules.js';
-import { answerTimeout, bodyTimeout, connectTimeout } from './errors.js';
+import { connectGateway, type GatewayEndpoint } from './endpoint.js';
+import { ExchangeError } from './errors.js';
 import { ResponseParser, type Fields } from './response-parser.js';
-
-export interface GatewayAddress {
-  /** The gateway's base URL (http: or https:). */
-  readonly url: string;
-  readonly connectTimeoutMs: number;
-}
 
 export interface ExchangeHandler {
   /** A 1xx answer before the response. */
@@ -37,7 +31,8 @@ export interface ExchangeHandler {
 
 export interface Exchange {
   /** Where the request goes: the gateway of the snapshot it was decided under. */
-  readonly address: GatewayAddress;
+  readonly endpoint: GatewayEndpoint;
+  readonly connectTimeoutMs: number;
   /** Whose request it is: a connection never carries two principals' exchanges. */
   readonly principal: string;
   readonly method: string;
@@ -87,7 +82,7 @@ export class GatewayConnection {
 
   send(exchange: Exchange): void {
     if (this.closed) {
-      exchange.handler.failed(Object.assign(new Error('the client connection has closed'), { code: 'ECONNRESET' }));
+      exchange.handler.failed(new ExchangeError('reset', 'the client connection has closed'));
       return;
     }
     this.waiting.push(exchange);
@@ -127,8 +122,8 @@ export class GatewayConnection {
     const exchange = this.waiting.shift();
     if (exchange === undefined) return;
     this.current = exchange;
-    if (this.socket !== undefined && (this.connectedTo !== exchange.address.url || this.carries !== exchange.principal)) this.drop();
-    const socket = this.socket ?? this.connect(exchange.address, exchange.principal);
+    if (this.socket !== undefined && (this.connectedTo !== exchange.endpoint.url || this.carries !== exchange.principal)) this.drop();
+    const socket = this.socket ?? this.connect(exchange);
     this.answering = false;
     this.parser.expect(exchange.method);
     socket.setTimeout(exchange.timeoutMs);
@@ -136,25 +131,15 @@ export class GatewayConnection {
     if (exchange.body) this.sendBody(socket, exchange.body, exchange.chunked);
   }
 
-  private connect(address: GatewayAddress, principal: string): Socket {
-    const url = new URL(address.url);
-    const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
-    const secure = url.protocol === 'https:';
-    const port = Number(url.port || (secure ? 443 : 80));
-    const socket = secure ? tlsModule().connect({ host, port, ...(net.isIP(host) === 0 && { servername: host }) }) : net.connect({ host, port });
-    socket.setNoDelay(true);
-    const timer = setTimeout(() => socket.destroy(connectTimeout()), address.connectTimeoutMs);
-    socket.once(secure ? 'secureConnect' : 'connect', () => clearTimeout(timer));
+  private connect(exchange: Exchange): Socket {
+    const socket = connectGateway(exchange.endpoint, exchange.connectTimeoutMs);
     socket.on('data', (chunk: Buffer) => this.read(socket, chunk));
     socket.on('timeout', () => this.timedOut(socket));
     socket.on('error', (err) => this.broke(socket, err));
-    socket.on('close', () => {
-      clearTimeout(timer);
-      this.ended(socket);
-    });
+    socket.on('close', () => this.ended(socket));
     this.socket = socket;
-    this.connectedTo = address.url;
-    this.carries = principal;
+    this.connectedTo = exchange.endpoint.url;
+    this.carries = exchange.principal;
     this.reused = false;
     return socket;
   }
@@ -229,7 +214,11 @@ export class GatewayConnection {
 
   private timedOut(socket: Socket): void {
     if (socket !== this.socket || this.current === undefined) return;
-    this.fail(this.parser.headRead ? bodyTimeout() : answerTimeout());
+    this.fail(
+      this.parser.headRead
+        ? new ExchangeError('response_stalled', 'upstream stopped sending the response body')
+        : new ExchangeError('answer_timeout', 'upstream timed out'),
+    );
   }
 
   private broke(socket: Socket, err: Error): void {

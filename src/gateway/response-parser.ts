@@ -5,6 +5,7 @@
 // folded lines, no bare CR or LF, one Content-Length value, chunk sizes in at most 13 hex
 // digits (a safe integer). Anything else fails the exchange and the connection is not used again.
 import { trimOws } from '../request/headers.js';
+import { ExchangeError } from './errors.js';
 
 /** Header fields by lower-case name; a name sent more than once keeps every value in order. */
 export type Fields = Record<string, string | string[]>;
@@ -20,9 +21,6 @@ export interface ResponseEvents {
   end(trailers: Fields, reusable: boolean): void;
 }
 
-export const BAD_RESPONSE = 'UPSTREAM_BAD_RESPONSE';
-export const CLOSED_EARLY = 'UPSTREAM_CLOSED';
-
 /** Node's default for a response head (http.maxHeaderSize), as the undici pool it replaced used. */
 const MAX_HEAD_BYTES = 16 * 1024;
 const MAX_CHUNK_LINE = 1024;
@@ -34,8 +32,8 @@ const CHUNK_SIZE = /^([0-9A-Fa-f]{1,13})[\t ]*(?:;[\t\x20-\x7e\x80-\xff]*)?$/;
 
 type State = 'head' | 'length' | 'chunk-size' | 'chunk-data' | 'chunk-end' | 'trailers' | 'until-close' | 'done';
 
-export function badResponse(why: string): Error {
-  return Object.assign(new Error(`the gateway's response is malformed: ${why}`), { code: BAD_RESPONSE });
+export function badResponse(why: string): ExchangeError {
+  return new ExchangeError('bad_response', `the gateway's response is malformed: ${why}`);
 }
 
 export class ResponseParser {
@@ -154,7 +152,7 @@ export class ResponseParser {
       this.events.end({}, false);
       return;
     }
-    if (this.state !== 'done') throw Object.assign(new Error('the gateway closed the connection before the response was complete'), { code: CLOSED_EARLY });
+    if (this.state !== 'done') throw new ExchangeError('closed_early', 'the gateway closed the connection before the response was complete');
   }
 
   private onHead(text: string): void {

@@ -79,7 +79,7 @@ export function createMetrics(version: string) {
     }),
     upstreamErrors: new Counter({
       name: `${PREFIX}upstream_errors_total`,
-      help: 'Failed exchanges with the gateway by kind (refused, reset, timeout, other).',
+      help: 'Failed exchanges with the gateway by kind (refused, reset, timeout, bad_response, bad_request, other).',
       labelNames: ['kind'] as const,
       registers,
     }),

@@ -3,6 +3,7 @@
 // against them, so the two cannot disagree.
 import type { Config } from '../config/schema.js';
 import { gatewayHeaders } from '../decision/decide.js';
+import { gatewayEndpoint } from '../gateway/endpoint.js';
 import { addressValue, isLoopback, parseAddress, parseRange } from '../trust/address.js';
 
 /** The header OpenClaw reads declared operator scopes from (comma-separated). */
@@ -19,7 +20,7 @@ export const DEFAULT_GATEWAY_PORT = 18789;
  * not on loopback (then the gateway cannot be bound to loopback behind it).
  */
 export function sidecarSourceAddresses(sidecar: Config): string[] | undefined {
-  const host = new URL(sidecar.upstream.url).hostname.replace(/^\[|\]$/g, '');
+  const { host } = gatewayEndpoint(sidecar.upstream.url);
   if (host === 'localhost') return ['127.0.0.1', '::1'];
   const addr = parseAddress(host);
   if (addr === null || !isLoopback(addr)) return undefined;
@@ -27,8 +28,7 @@ export function sidecarSourceAddresses(sidecar: Config): string[] | undefined {
 }
 
 export function upstreamPort(sidecar: Config): number {
-  const url = new URL(sidecar.upstream.url);
-  return url.port ? Number(url.port) : url.protocol === 'https:' ? 443 : 80;
+  return gatewayEndpoint(sidecar.upstream.url).port;
 }
 
 /**

@@ -2,9 +2,7 @@
 // middle of a body, or sends more than the configured maximum, ends the exchange (and with
 // it the upstream request) instead of holding the gateway's connection.
 import { Transform, type TransformCallback } from 'node:stream';
-
-export const BODY_TIMEOUT = 'BODY_TIMEOUT';
-export const BODY_TOO_LARGE = 'BODY_TOO_LARGE';
+import { ExchangeError } from '../gateway/errors.js';
 
 export class RequestBodyGuard extends Transform {
   private bytes = 0;
@@ -22,7 +20,7 @@ export class RequestBodyGuard extends Transform {
   override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
     this.bytes += chunk.length;
     if (this.maxBytes > 0 && this.bytes > this.maxBytes) {
-      done(Object.assign(new Error('request body over the maximum'), { code: BODY_TOO_LARGE }));
+      done(new ExchangeError('request_body_too_large', 'request body over the maximum'));
       return;
     }
     this.arm();
@@ -50,7 +48,7 @@ export class RequestBodyGuard extends Transform {
       this.arm();
       return;
     }
-    this.destroy(Object.assign(new Error('client stopped sending the request body'), { code: BODY_TIMEOUT }));
+    this.destroy(new ExchangeError('request_body_stalled', 'client stopped sending the request body'));
   }
 }
 

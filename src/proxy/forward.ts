@@ -1,5 +1,5 @@
 // Forwards one HTTP request to the gateway on the client connection's own connection to it
-// (gateway-connection.ts) and streams the answer back. Both bodies stream with backpressure
+// (gateway/connection.ts) and streams the answer back. Both bodies stream with backpressure
 // and are never held whole; either side going away ends the other. On purpose: a client's
 // request trailers are not passed on (they never met the header pass, so an identity could
 // hide there); the gateway's response trailers are, as are its 103 Early Hints; its other
@@ -8,18 +8,22 @@
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { HOP_BY_HOP } from '../request/protected.js';
+import { GatewayConnection } from '../gateway/connection.js';
+import type { GatewayEndpoint } from '../gateway/endpoint.js';
+import { requestHead } from '../gateway/request-head.js';
 import { RequestBodyGuard } from './body.js';
-import { GatewayConnection, type GatewayAddress } from './gateway-connection.js';
 
 /** Where and how one request goes: all from the snapshot it was decided under. */
-export interface ForwardTarget extends GatewayAddress {
-  /** Whose request it is (gateway-connection.ts: a connection carries one principal's exchanges). */
+export interface ForwardTarget {
+  readonly endpoint: GatewayEndpoint;
+  readonly connectTimeoutMs: number;
+  /** Whose request it is (gateway/connection.ts: a connection carries one principal's exchanges). */
   readonly principal: string;
   /** The longest wait for the response headers, and between two pieces of a body. */
   readonly timeoutMs: number;
   /** The longest wait for the client's next bytes of a request body. */
   readonly bodyStallMs: number;
-  /** The largest request body passed on (0: no maximum); over it the exchange fails with BODY_TOO_LARGE. */
+  /** The largest request body passed on (0: no maximum); over it the exchange fails with `request_body_too_large`. */
   readonly maxBodyBytes: number;
 }
 
@@ -58,7 +62,7 @@ export class PinnedForwarder implements Forwarder {
     const codings = chunked ? (req.headers['transfer-encoding'] ?? 'chunked') : undefined;
     let head: string;
     try {
-      head = requestHead(method, req.url ?? '/', headers, target.url, codings);
+      head = requestHead(method, req.url ?? '/', headers, target.endpoint.authority, codings);
     } catch (err) {
       body?.destroy();
       hooks.failed(err as Error);
@@ -71,7 +75,8 @@ export class PinnedForwarder implements Forwarder {
       res.off('close', onClose);
     };
     const exchange = {
-      address: target,
+      endpoint: target.endpoint,
+      connectTimeoutMs: target.connectTimeoutMs,
       principal: target.principal,
       method,
       head,
@@ -126,41 +131,6 @@ export class PinnedForwarder implements Forwarder {
     });
     return connection;
   }
-}
-
-const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
-
-/**
- * The request head for the gateway: the client's method and target byte for byte (the
- * assertion binds this exact target), the given header lines, a Host if none came, and the
- * body's framing (`codings`: the Transfer-Encoding of a body sent chunked). The server's parser has already refused anything malformed from the
- * client; every line is checked again here, so a value that could split the head fails the
- * exchange instead of reaching the gateway. `Expect` is never passed on: the sidecar's
- * server answered the client's 100-continue itself, so the body comes either way.
- */
-export function requestHead(method: string, target: string, headers: readonly string[], origin: string, codings: string | undefined): string {
-  if (!TOKEN.test(method) || !/^[\x21-\x7e\x80-\xff]+$/.test(target)) throw badRequestHead('request line');
-  let head = `${method} ${target} HTTP/1.1\r\n`;
-  let host = false;
-  for (let i = 0; i < headers.length; i += 2) {
-    const name = headers[i]!;
-    const value = headers[i + 1]!;
-    if (name === 'expect') continue;
-    if (name === 'host') host = true;
-    if (!TOKEN.test(name) || !FIELD_VALUE.test(value)) throw badRequestHead(`header ${JSON.stringify(name)}`);
-    head += `${name}: ${value}\r\n`;
-  }
-  if (!host) head += `host: ${new URL(origin).host}\r\n`;
-  if (codings !== undefined) {
-    if (!FIELD_VALUE.test(codings)) throw badRequestHead('transfer coding');
-    head += `transfer-encoding: ${codings}\r\n`;
-  }
-  return `${head}\r\n`;
-}
-
-function badRequestHead(what: string): Error {
-  return Object.assign(new Error(`a ${what} the gateway may not be sent`), { code: 'UPSTREAM_BAD_REQUEST' });
 }
 
 function hasField(headers: readonly string[], name: string): boolean {

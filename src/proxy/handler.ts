@@ -14,13 +14,14 @@ import type { Runtime } from '../runtime/runtime.js';
 import { decisionContext, type Snapshot } from '../runtime/snapshot.js';
 import { pathOf } from '../request/request.js';
 import { randomId } from '../assertion/sign.js';
-import { BODY_TIMEOUT, BODY_TOO_LARGE, declaredLength } from './body.js';
-import { upstreamErrorKind, type UpstreamErrorKind } from './errors.js';
+import { exchangeFailure, upstreamErrorKind, type ExchangeFailure, type UpstreamErrorKind } from '../gateway/errors.js';
+import { gatewayEndpoint } from '../gateway/endpoint.js';
+import { relayUpgrade } from '../gateway/upgrade.js';
+import { declaredLength } from './body.js';
 import { hasBody, PinnedForwarder, type Forwarder } from './forward.js';
 import { isClosing, owe, whenSettled } from './in-flight.js';
 import { identityRequestLimit, PerKeyLimit, UpstreamSlots } from './limits.js';
 import { rejectUpgrade, sendJson } from './respond.js';
-import { relayUpgrade } from './upgrade.js';
 import { WebSocketTracker } from './websockets.js';
 import { certificateOfPeer } from '../trust/certificate.js';
 import type { TlsCertificate } from '../trust/source.js';
@@ -173,7 +174,7 @@ export class RequestHandler {
     const { upstream, limits } = snapshot.config;
     const started = process.hrtime.bigint();
     const target = {
-      url: upstream.url,
+      endpoint: gatewayEndpoint(upstream.url),
       principal: decision.identity.user,
       connectTimeoutMs: upstream.connectTimeoutSeconds * 1000,
       timeoutMs: upstream.timeoutSeconds * 1000,
@@ -183,12 +184,12 @@ export class RequestHandler {
     this.forwarder.forward(req, res, upstreamHeaders(decision, snapshot.rules), target, {
       response: (status) => this.observeUpstream(status, started),
       failed: (err) => {
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code === BODY_TIMEOUT || code === BODY_TOO_LARGE) {
-          this.refuseByLimit(res, decision, code === BODY_TIMEOUT ? 'body_timeout' : 'body_too_large', snapshot.config);
+        const failure = exchangeFailure(err);
+        if (failure === 'request_body_stalled' || failure === 'request_body_too_large') {
+          this.refuseByLimit(res, decision, failure === 'request_body_stalled' ? 'body_timeout' : 'body_too_large', snapshot.config);
           return;
         }
-        const kind = this.countUpstreamError(err);
+        const kind = this.countUpstreamError(failure, err);
         sendJson(res, kind === 'timeout' ? 504 : 502, kind === 'timeout' ? TIMEOUT_BODY : UNAVAILABLE_BODY);
       },
     });
@@ -226,12 +227,12 @@ export class RequestHandler {
     const { url, connectTimeoutSeconds, timeoutSeconds } = snapshot.config.upstream;
     const { maxWebSocketLifetimeSeconds } = snapshot.config.listen;
     const started = process.hrtime.bigint();
-    const target = { url, connectTimeoutMs: connectTimeoutSeconds * 1000, timeoutMs: timeoutSeconds * 1000 };
+    const target = { endpoint: gatewayEndpoint(url), connectTimeoutMs: connectTimeoutSeconds * 1000, timeoutMs: timeoutSeconds * 1000 };
     relayUpgrade(req, socket, head, upstreamHeaders(decision, snapshot.rules), target, {
       response: (status) => this.observeUpstream(status, started),
       switched: (upstream) => this.websockets.add(socket as Socket, upstream, decision.identity, decision, maxWebSocketLifetimeSeconds),
       failed: (err) => {
-        const kind = this.countUpstreamError(err);
+        const kind = this.countUpstreamError(exchangeFailure(err), err);
         rejectUpgrade(socket, kind === 'timeout' ? 504 : 502, kind === 'timeout' ? TIMEOUT_BODY : UNAVAILABLE_BODY);
       },
     });
@@ -313,10 +314,11 @@ export class RequestHandler {
     this.runtime.metrics.upstreamSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
   }
 
-  private countUpstreamError(err: Error): UpstreamErrorKind {
-    const kind = upstreamErrorKind(err);
+  private countUpstreamError(failure: ExchangeFailure, err: Error): UpstreamErrorKind {
+    const kind = upstreamErrorKind(failure);
     this.runtime.metrics.upstreamErrors.inc({ kind });
-    this.runtime.logger.warn({ kind, code: (err as NodeJS.ErrnoException).code }, 'upstream error');
+    // Node's code where the failure is Node's own (a certificate the gateway's CA did not sign, say).
+    this.runtime.logger.warn({ kind, failure, code: (err as NodeJS.ErrnoException).code, message: err.message }, 'upstream error');
     return kind;
   }
 }

@@ -4,13 +4,8 @@
 import type { ServerResponse } from 'node:http';
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { lingerThenDestroy } from '../gateway/relay.js';
 import { markClosing } from './in-flight.js';
-
-/**
- * How long a refused connection stays open after its answer, so the client can read it
- * before the socket goes (destroying at once could reset it unread).
- */
-export const REFUSAL_LINGER_MS = 1000;
 
 export function sendJson(res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void {
   if (res.headersSent) {
@@ -53,12 +48,4 @@ export function endAndRelease(socket: Duplex, bytes: Buffer): void {
   }
   socket.end(bytes);
   lingerThenDestroy(socket);
-}
-
-/** Reads and drops what the client still sends, and destroys the socket after the linger. */
-export function lingerThenDestroy(socket: Duplex): void {
-  socket.resume();
-  const timer = setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS);
-  timer.unref();
-  socket.once('close', () => clearTimeout(timer));
 }

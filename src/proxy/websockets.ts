@@ -9,7 +9,7 @@ import type { Identity } from '../identity/identity.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { PeerCertificate } from '../trust/certificate.js';
 import { PerKeyLimit } from './limits.js';
-import { stopRelay } from './upgrade.js';
+import { stopRelay } from '../gateway/relay.js';
 
 export const CLOSE_GOING_AWAY = 1001;
 export const CLOSE_POLICY = 1008;

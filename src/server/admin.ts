@@ -2,6 +2,7 @@
 import http from 'node:http';
 import { connect } from 'node:net';
 import { publicKeySet } from '../assertion/keys.js';
+import { gatewayEndpoint } from '../gateway/endpoint.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { ConnectionQuota } from './connection-quota.js';
 
@@ -150,10 +151,9 @@ function oneAtATime<T>(probe: (target: string) => Promise<T>): (target: string) 
 
 /** True when the upstream accepts a TCP connection within a second. */
 export function upstreamAccepts(url: string, timeoutMs = 1000): Promise<boolean> {
-  const u = new URL(url);
-  const port = Number(u.port || (u.protocol === 'https:' ? 443 : 80));
+  const { host, port } = gatewayEndpoint(url);
   return new Promise((resolve) => {
-    const socket = connect({ host: u.hostname.replace(/^\[|\]$/g, ''), port });
+    const socket = connect({ host, port });
     const done = (ok: boolean) => {
       socket.destroy();
       resolve(ok);

@@ -1,4 +1,4 @@
-// The proxy layer on its own (src/proxy/forward.ts, upgrade.ts, respond.ts), on real
+// The proxy layer on its own (src/proxy/forward.ts, src/gateway/, respond.ts), on real
 // loopback sockets, for the sidecar's data plane and the undici pool it replaced (the same
 // tests must pass through both): a Node server hands every request to the forwarder and every upgrade to
 // relayUpgrade() with the client's header lines (less hop-by-hop) and no decision in
@@ -8,11 +8,11 @@ import http, { type IncomingMessage, type Server } from 'node:http';
 import { createServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { configSchema } from '../../src/config/schema.js';
-import { BODY_TIMEOUT, BODY_TOO_LARGE } from '../../src/proxy/body.js';
-import { upstreamErrorKind } from '../../src/proxy/errors.js';
+import { gatewayEndpoint } from '../../src/gateway/endpoint.js';
+import { exchangeFailure, upstreamErrorKind } from '../../src/gateway/errors.js';
+import { relayUpgrade } from '../../src/gateway/upgrade.js';
 import { PinnedForwarder, type Forwarder } from '../../src/proxy/forward.js';
 import { rejectUpgrade, sendJson } from '../../src/proxy/respond.js';
-import { relayUpgrade } from '../../src/proxy/upgrade.js';
 import { HOP_BY_HOP } from '../../src/request/protected.js';
 import { freePort } from '../support/ports.js';
 import { answeredWhole, RawClient, statuses } from '../support/raw-client.js';
@@ -97,16 +97,17 @@ async function startLayer(gatewayUrl: string, limits: { maxBodyBytes?: number } 
   const switched: Socket[] = [];
   const failedAnswer = (err: Error) => {
     failures.push(err);
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === BODY_TIMEOUT || code === BODY_TOO_LARGE) return { status: code === BODY_TIMEOUT ? 408 : 413, body: `{"error":"${code}"}` };
-    const kind = upstreamErrorKind(err);
+    const failure = exchangeFailure(err);
+    if (failure === 'request_body_stalled' || failure === 'request_body_too_large')
+      return { status: failure === 'request_body_stalled' ? 408 : 413, body: `{"error":"${failure}"}` };
+    const kind = upstreamErrorKind(failure);
     return { status: kind === 'timeout' ? 504 : 502, body: `{"error":"${kind}"}` };
   };
   const server: Server = http.createServer((req, res) => {
     // The principal a decision would name: here the client says it, in a header of the test's own.
     const principal = String(req.headers['x-test-user'] ?? '');
     const target = {
-      url: gatewayUrl,
+      endpoint: gatewayEndpoint(gatewayUrl),
       principal,
       connectTimeoutMs: TIMEOUT_MS,
       timeoutMs: TIMEOUT_MS,
@@ -128,7 +129,7 @@ async function startLayer(gatewayUrl: string, limits: { maxBodyBytes?: number } 
       socket,
       head,
       lines,
-      { url: gatewayUrl, connectTimeoutMs: TIMEOUT_MS, timeoutMs: TIMEOUT_MS },
+      { endpoint: gatewayEndpoint(gatewayUrl), connectTimeoutMs: TIMEOUT_MS, timeoutMs: TIMEOUT_MS },
       {
         response: (status) => responses.push(status),
         switched: (upstream) => switched.push(upstream),
@@ -341,9 +342,9 @@ describe.each(DATA_PLANES)('through %s', (_name, make) => {
     test("a client that stalls mid-body, or sends more than the maximum, fails the exchange with the body limit's code", async () => {
       const { gw, proxy } = await setUp(() => undefined, { maxBodyBytes: 8 });
       const stalled = await client(proxy, 'POST /stall HTTP/1.1\r\nHost: gw\r\nContent-Length: 6\r\n\r\nabc');
-      expect(await stalled.receive(answeredWhole, 'the answer')).toMatch(/^HTTP\/1\.1 408 [\s\S]*BODY_TIMEOUT/);
+      expect(await stalled.receive(answeredWhole, 'the answer')).toMatch(/^HTTP\/1\.1 408 [\s\S]*request_body_stalled/);
       const large = await client(proxy, 'POST /large HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n0123456789abcdef\r\n0\r\n\r\n');
-      expect(await large.receive(answeredWhole, 'the answer')).toMatch(/^HTTP\/1\.1 413 [\s\S]*BODY_TOO_LARGE/);
+      expect(await large.receive(answeredWhole, 'the answer')).toMatch(/^HTTP\/1\.1 413 [\s\S]*request_body_too_large/);
       await waitFor(() => gw.closed.size === gw.received.length, 'the gateway connections closed');
     });
   });

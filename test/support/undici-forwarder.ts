@@ -5,25 +5,24 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Agent } from 'undici';
 import type { Config } from '../../src/config/schema.js';
 import { RequestBodyGuard } from '../../src/proxy/body.js';
-import { answerTimeout, bodyTimeout, connectTimeout } from '../../src/proxy/errors.js';
+import { ExchangeError } from '../../src/gateway/errors.js';
 import { clientHeaders, hasBody, passEarlyHints, passTrailers, type ForwardHooks, type ForwardTarget, type Forwarder } from '../../src/proxy/forward.js';
-import { CLOSED_EARLY } from '../../src/proxy/response-parser.js';
 
 function pool(upstream: Config['upstream']): Agent {
   return new Agent({ connections: upstream.maxSockets, pipelining: 1, allowH2: false, connect: { timeout: upstream.connectTimeoutSeconds * 1000 } });
 }
 
-/** undici's failures under the codes the sidecar's own data plane uses, so both map to the same kind. */
+/** undici's failures as the sidecar's own data plane's, so both map to the same kind. */
 function renamed(err: Error): Error {
   switch ((err as NodeJS.ErrnoException).code) {
     case 'UND_ERR_CONNECT_TIMEOUT':
-      return connectTimeout();
+      return new ExchangeError('connect_timeout', err.message);
     case 'UND_ERR_HEADERS_TIMEOUT':
-      return answerTimeout();
+      return new ExchangeError('answer_timeout', err.message);
     case 'UND_ERR_BODY_TIMEOUT':
-      return bodyTimeout();
+      return new ExchangeError('response_stalled', err.message);
     case 'UND_ERR_SOCKET':
-      return Object.assign(new Error(err.message), { code: CLOSED_EARLY });
+      return new ExchangeError('closed_early', err.message);
     default:
       return err;
   }
@@ -58,7 +57,7 @@ export class UndiciForwarder implements Forwarder {
     };
     this.agent.dispatch(
       {
-        origin: target.url,
+        origin: target.endpoint.url,
         path: req.url ?? '/',
         method: req.method ?? 'GET',
         headers,

@@ -2,7 +2,8 @@
 // arrive, and a stall is the client's only when the gateway side is keeping up.
 import { jest } from '@jest/globals';
 import { Writable } from 'node:stream';
-import { BODY_TIMEOUT, BODY_TOO_LARGE, declaredLength, RequestBodyGuard } from '../../src/proxy/body.js';
+import { exchangeFailure } from '../../src/gateway/errors.js';
+import { declaredLength, RequestBodyGuard } from '../../src/proxy/body.js';
 
 const errorOf = (stream: NodeJS.EventEmitter) => new Promise<NodeJS.ErrnoException>((resolve) => stream.once('error', resolve));
 
@@ -17,7 +18,7 @@ test('bytes pass through unchanged and the guard ends with its input', async () 
   expect(Buffer.concat(chunks)).toEqual(Buffer.concat([Buffer.from('héllo '), Buffer.from([0, 255])]));
 });
 
-test('one byte over the maximum fails with BODY_TOO_LARGE; exactly the maximum passes', async () => {
+test('one byte over the maximum fails with request_body_too_large; exactly the maximum passes', async () => {
   const exact = new RequestBodyGuard(4, 10_000);
   exact.resume();
   const done = new Promise((resolve) => exact.once('end', resolve));
@@ -28,14 +29,14 @@ test('one byte over the maximum fails with BODY_TOO_LARGE; exactly the maximum p
   const failed = errorOf(over);
   over.write(Buffer.from('abc'));
   over.write(Buffer.from('de'));
-  expect((await failed).code).toBe(BODY_TOO_LARGE);
+  expect(exchangeFailure(await failed)).toBe('request_body_too_large');
 });
 
 describe('stalls', () => {
   beforeEach(() => jest.useFakeTimers());
   afterEach(() => jest.useRealTimers());
 
-  test('no bytes for the stall time: BODY_TIMEOUT; each chunk restarts the wait', async () => {
+  test('no bytes for the stall time: request_body_stalled; each chunk restarts the wait', async () => {
     const guard = new RequestBodyGuard(0, 1000);
     guard.resume();
     const failed = errorOf(guard);
@@ -44,7 +45,7 @@ describe('stalls', () => {
     jest.advanceTimersByTime(900);
     expect(guard.destroyed).toBe(false);
     jest.advanceTimersByTime(100);
-    expect((await failed).code).toBe(BODY_TIMEOUT);
+    expect(exchangeFailure(await failed)).toBe('request_body_stalled');
   });
 
   test('a gateway that does not read is not the client stalling', () => {

@@ -5,7 +5,7 @@
 import http from 'node:http';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import fc from 'fast-check';
-import { ResponseParser, type Fields } from '../../src/proxy/response-parser.js';
+import { ResponseParser, type Fields } from '../../../src/gateway/response-parser.js';
 
 interface Read {
   informational: number[];
@@ -249,10 +249,10 @@ describe('where a response ends', () => {
 
   test('the connection closing mid-answer is an error, not a short body', () => {
     expect(() => parse([Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nab')], 'GET', true)).toThrow(
-      expect.objectContaining({ code: 'UPSTREAM_CLOSED' }),
+      expect.objectContaining({ failure: 'closed_early' }),
     );
     expect(() => parse([Buffer.from('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab')], 'GET', true)).toThrow(
-      expect.objectContaining({ code: 'UPSTREAM_CLOSED' }),
+      expect.objectContaining({ failure: 'closed_early' }),
     );
   });
 });
@@ -275,7 +275,7 @@ describe('refused: forms a lenient reader could take two ways', () => {
     ['a head over 16 KiB', `HTTP/1.1 200 OK\r\nX-Big: ${'a'.repeat(17 * 1024)}\r\n\r\n`],
   ];
   test.each(MALFORMED)('%s', (_name, text) => {
-    expect(() => parse([Buffer.from(text, 'latin1')], 'GET', false)).toThrow(expect.objectContaining({ code: 'UPSTREAM_BAD_RESPONSE' }));
+    expect(() => parse([Buffer.from(text, 'latin1')], 'GET', false)).toThrow(expect.objectContaining({ failure: 'bad_response' }));
   });
 
   test('the same head over 16 KiB in small pieces is refused before it is all in', () => {
@@ -285,7 +285,7 @@ describe('refused: forms a lenient reader could take two ways', () => {
     parser.feed(Buffer.from('HTTP/1.1 200 OK\r\nX-Big: '));
     expect(() => {
       for (let i = 0; i < 40; i++) parser.feed(Buffer.alloc(1024, 0x61));
-    }).toThrow(expect.objectContaining({ code: 'UPSTREAM_BAD_RESPONSE' }));
+    }).toThrow(expect.objectContaining({ failure: 'bad_response' }));
     expect(read.heads).toBe(0);
   });
 });
