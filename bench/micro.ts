@@ -5,13 +5,16 @@ import { createPrivateKey } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import type { ServerResponse } from 'node:http';
-import { newKeyFile, type Algorithm } from '../src/assertion/keys.js';
+import { newKeyFile } from '../src/assertion/keys.js';
+import type { Algorithm } from '../src/config/schema.js';
 import { AssertionSigner, randomId } from '../src/assertion/sign.js';
 import type { AssertionClaims } from '../src/assertion/claims.js';
 import { configSchema } from '../src/config/schema.js';
-import { decide, upstreamHeaders, type DecisionContext, type RequestFacts } from '../src/decision/decide.js';
+import { decide, type DecisionContext } from '../src/decision/decide.js';
+import { upstreamHeaders } from '../src/decision/gateway-headers.js';
+import type { RequestFacts } from '../src/vocabulary/facts.js';
 import { compileRules } from '../src/decision/rules.js';
-import { owe } from '../src/proxy/in-flight.js';
+import { trackResponse } from '../src/proxy/in-flight.js';
 import { PerKeyLimit, UpstreamSlots } from '../src/proxy/limits.js';
 import { TrustedSet } from '../src/trust/trusted-set.js';
 import { LUA, WRK_PATH } from './load.js';
@@ -125,7 +128,7 @@ export function limitsBookkeeping(seconds: number): Rate {
   const users = Array.from({ length: 8 }, (_, i) => `user${i}@example.com`);
   return measure((i) => {
     const res = new EventEmitter() as unknown as ServerResponse;
-    owe(connections[i & 63]!, res);
+    trackResponse(connections[i & 63]!, res);
     const user = users[i & 7]!;
     if (!requests.tryAcquire(user)) throw new Error('the benchmark ran into its own limit');
     let holding = false;

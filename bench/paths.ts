@@ -1,6 +1,6 @@
 // The paths from the load generator to the upstream, each started on demand and stopped
 // after its measurement, so no two compete for the CPU.
-import type { Algorithm } from '../src/assertion/keys.js';
+import type { Algorithm } from '../src/config/schema.js';
 import { fork, type ChildProcess } from 'node:child_process';
 import { startCaddy, startNginx, startTraefik } from './front.js';
 import { startOauth2Proxy } from './oauth2-proxy.js';

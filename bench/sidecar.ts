@@ -4,7 +4,8 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { newKeyFile, type Algorithm } from '../src/assertion/keys.js';
+import { newKeyFile } from '../src/assertion/keys.js';
+import type { Algorithm } from '../src/config/schema.js';
 import type { ConfigInput } from '../src/config/schema.js';
 import { freePort, httpOk, start, tempDir, until, type Proc } from './procs.js';
 

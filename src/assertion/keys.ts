@@ -6,9 +6,7 @@
 import { createPrivateKey, createPublicKey, createSecretKey, generateKeyPairSync, randomBytes, type JsonWebKey, type KeyObject } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-
-export const ALGORITHMS = ['HS256', 'EdDSA', 'ES256'] as const;
-export type Algorithm = (typeof ALGORITHMS)[number];
+import type { Algorithm } from '../config/schema.js';
 
 export const MIN_KEY_BYTES = 32;
 const KID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;

@@ -4,7 +4,8 @@
 // implementation, and the tests hold the two against each other.
 import { createHmac, createSecretKey, randomFillSync, sign, type KeyObject } from 'node:crypto';
 import type { AssertionClaims } from './claims.js';
-import { keyAlgorithm, type Algorithm } from './keys.js';
+import { keyAlgorithm } from './keys.js';
+import type { Algorithm } from '../config/schema.js';
 
 export class AssertionSigner {
   readonly algorithm: Algorithm;

@@ -8,7 +8,8 @@ import { createPublicKey, createSecretKey, type KeyObject } from 'node:crypto';
 import { createLocalJWKSet, createRemoteJWKSet, decodeProtectedHeader, errors, jwtVerify, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
 import type { AssertionClaims } from './claims.js';
 import { scopesHeaderValue, targetUri } from './claims.js';
-import { keyAlgorithm, loadKeyRing, type Algorithm } from './keys.js';
+import { keyAlgorithm, loadKeyRing } from './keys.js';
+import type { Algorithm } from '../config/schema.js';
 
 export type AssertionErrorCode =
   | 'malformed'

@@ -6,7 +6,7 @@ import { parseDocument } from 'yaml';
 import { loadKeyRing } from '../assertion/keys.js';
 import { configSchema, type Config } from './schema.js';
 import type * as z from './zod.js';
-import { tlsModule } from '../runtime/tls-modules.js';
+import { tlsModule } from '../platform/tls-modules.js';
 
 export type ConfigResult = { ok: true; config: Config } | { ok: false; problems: string[] };
 

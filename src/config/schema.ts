@@ -1,12 +1,17 @@
 // The one schema of the sidecar's configuration: types, defaults and validation all come
 // from here, so docs/configuration.md, the loader and the chart cannot drift apart.
-import { ALGORITHMS } from '../assertion/keys.js';
-import { TOKEN_ALGORITHMS } from '../identity/token.js';
 import ipaddr from 'ipaddr.js';
 import * as z from './zod.js';
 import { headerName, optionalHeaderName } from './header-name.js';
 import { parseRange } from '../trust/address.js';
 import { parseSubject } from '../trust/certificate.js';
+
+/** The assertion's signing algorithms (assertion/keys.ts). */
+export const ALGORITHMS = ['HS256', 'EdDSA', 'ES256'] as const;
+export type Algorithm = (typeof ALGORITHMS)[number];
+/** What an identity provider's token may be signed with (identity/token.ts). */
+export const TOKEN_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'EdDSA'] as const;
+export type TokenAlgorithm = (typeof TOKEN_ALGORITHMS)[number];
 
 const port = z
   .number()

@@ -9,36 +9,15 @@ import type { Identity } from '../identity/identity.js';
 import { readIdentity } from '../identity/identity.js';
 import type { ProviderKeys } from '../identity/token.js';
 import { checkPolicy } from '../policy/policy.js';
-import { clientAddress, forwardableClient, forwardedProto } from '../request/forwarded.js';
+import { clientAddress, forwardedProto } from '../request/forwarded.js';
 import { readHeaders, type InboundHeaders } from '../request/headers.js';
 import { checkRequest, requestIdOf } from '../request/request.js';
 import type { PeerCertificate } from '../trust/certificate.js';
-import { checkSource, type TlsCertificate } from '../trust/source.js';
+import { checkSource } from '../trust/source.js';
 import type { TrustedSet } from '../trust/trusted-set.js';
-import { refuse, type Refusal } from './reasons.js';
+import type { RequestFacts } from '../vocabulary/facts.js';
+import { refuse, type Refusal } from '../vocabulary/refusals.js';
 import type { Rules } from './rules.js';
-
-export type Mode = 'inline' | 'forward-auth';
-
-/** What the I/O shell knows of a request. */
-export interface RequestFacts {
-  readonly mode: Mode;
-  /** The socket's peer address: the only source of truth for who is talking. */
-  readonly peer: string;
-  readonly tls: boolean;
-  /** The TLS connection's client certificate, when listen.clientCAFile asks for one. */
-  readonly tlsCertificate?: TlsCertificate;
-  readonly method: string;
-  /** The request target as received (origin-form). */
-  readonly target: string;
-  readonly rawHeaders: readonly string[];
-  /**
-   * The connection asked to switch protocols (Upgrade with `Connection: upgrade`). An
-   * Upgrade header without it is only a hop-by-hop header of a plain request, and is
-   * stripped as one.
-   */
-  readonly upgrade?: boolean;
-}
 
 export interface DecisionContext {
   readonly rules: Rules;
@@ -154,61 +133,4 @@ export function decide(facts: RequestFacts, ctx: DecisionContext): Decision {
 
 function refused(r: Refusal, peer: string, inbound: InboundHeaders, requestId: string): Decision {
   return { ...r, peer, stripped: inbound.stripped, requestId };
-}
-
-/** What the gateway is told of an allowed request's identity, in both modes (an allowed decision is one). */
-export interface Grant {
-  requestId: string;
-  /** The user as received (gateway.userHeader). */
-  identity: { userRaw: string };
-  scopes: readonly string[];
-  assertion: string;
-}
-
-/** The forwarded facts the gateway is told of a request, besides its identity. */
-export interface ForwardedFacts {
-  /** The attributed client address; not sent when it is loopback or unparsable. */
-  client: string;
-  proto: 'http' | 'https';
-  host: string | undefined;
-}
-
-/**
- * The gateway-header contract, the one place that says what the sidecar sets on a request
- * to the gateway (flat header lines, lower-case names): the forwarded facts (inline only:
- * in forward-auth mode the front proxy sends its own), then the request id, the user, the
- * scopes and the assertion. Forward-auth answers carry the identity part for the front
- * proxy to copy; `doctor` and `gateway-config` read the names from it. Appends to `out`
- * when given (inline forwarding's list, with no copy on the hot path).
- */
-export function gatewayHeaders(config: Pick<Config, 'gateway' | 'assertion'>, grant: Grant, forwarded?: ForwardedFacts, out: string[] = []): string[] {
-  if (forwarded) {
-    if (forwardableClient(forwarded.client)) out.push('x-forwarded-for', forwarded.client);
-    out.push('x-forwarded-proto', forwarded.proto);
-    if (forwarded.host !== undefined) out.push('x-forwarded-host', forwarded.host);
-  }
-  out.push('x-request-id', grant.requestId);
-  if (config.gateway.userHeader) out.push(config.gateway.userHeader, grant.identity.userRaw);
-  if (config.gateway.scopesHeader) out.push(config.gateway.scopesHeader, grant.scopes.join(','));
-  out.push(config.assertion.header, grant.assertion);
-  return out;
-}
-
-/**
- * The header lines the gateway receives inline, flat as Node's `rawHeaders` (name, value,
- * …, names lower-case): the client's own lines less everything the sidecar owns, then the
- * sidecar's (gatewayHeaders). Every name the sidecar sets is owned or hop-by-hop, so the
- * client's copies were stripped and each value here is the only one. undici and Node's
- * client send a flat list as it is (no object to build and walk), and a name like
- * `__proto__` stays plain data.
- */
-export function upstreamHeaders(allowed: AllowedDecision, rules: Rules): string[] {
-  const { forward } = allowed.inbound;
-  const out: string[] = [];
-  for (let i = 0; i < forward.length; i += 2) {
-    if (forward[i] !== 'x-request-id') out.push(forward[i]!, forward[i + 1]!);
-  }
-  gatewayHeaders(rules.config, allowed, allowed, out);
-  if (allowed.upgrade !== undefined) out.push('connection', 'upgrade', 'upgrade', allowed.upgrade);
-  return out;
 }

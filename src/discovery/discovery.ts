@@ -1,7 +1,7 @@
 // Trusted proxy sources discovered live from the Kubernetes API. The sidecar creates one
 // Discovery: it declares the configured sources at once (so readiness waits for them),
 // starts their informers once the listeners are up, follows config reloads source by
-// source (reload.ts calls follow), and adds its readiness problems. Nothing contacts the API unless a source is
+// source (server/apply-snapshot.ts calls applyConfig), and adds its readiness problems. Nothing contacts the API unless a source is
 // configured.
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { DiscoveryConfig } from '../config/schema.js';
@@ -32,7 +32,7 @@ export class Discovery {
   ) {
     this.timing = { ...DEFAULT_TIMING, ...options.timing };
     runtime.addReadinessCheck(() => this.problems());
-    this.follow(runtime.config.trust.discovery);
+    this.applyConfig(runtime.config.trust.discovery);
   }
 
   start(): void {
@@ -47,7 +47,7 @@ export class Discovery {
   }
 
   /** Sources whose key is unchanged keep running; others are stopped or started. */
-  follow(config: DiscoveryConfig): void {
+  applyConfig(config: DiscoveryConfig): void {
     const settings = { onStale: config.onStale, staleAfterSeconds: config.staleAfterSeconds };
     const wanted = new Map(sourceSpecs(config).map((spec) => [`${spec.key}|${settings.onStale}|${settings.staleAfterSeconds}`, spec]));
     for (const [key, source] of this.sources) {

@@ -2,7 +2,7 @@
 // it is opened: for proxied requests (connection.ts), upgrades (upgrade.ts) and the
 // readiness check alike.
 import net, { type Socket } from 'node:net';
-import { tlsModule } from '../runtime/tls-modules.js';
+import { tlsModule } from '../platform/tls-modules.js';
 import { ExchangeError } from './errors.js';
 
 export interface GatewayEndpoint {

@@ -2,7 +2,7 @@
 // no config file or command line of its own: it reads environment variables, validates
 // them all at once, and refuses to start the gateway with every problem listed.
 import * as z from '../config/zod.js';
-import { ALGORITHMS } from '../assertion/keys.js';
+import { ALGORITHMS } from '../config/schema.js';
 import { headerName, optionalHeaderName } from '../config/header-name.js';
 
 const PREFIX = 'TRUSTED_PROXY_GUARD_';

@@ -5,7 +5,7 @@
 // values arrive as Node decodes header bytes (latin1); they are checked as bytes and
 // decoded as UTF-8.
 import type { IdentityConfig } from '../config/schema.js';
-import { refuse, type Refusal } from '../decision/reasons.js';
+import { refuse, type Refusal } from '../vocabulary/refusals.js';
 import { DUPLICATED, singleValue, trimOws } from '../request/headers.js';
 import { verifyProviderToken, type ProviderKeys, type TokenRules } from './token.js';
 

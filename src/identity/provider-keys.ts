@@ -8,7 +8,7 @@
 import { createPublicKey, type JsonWebKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
-import { httpsModule } from '../runtime/tls-modules.js';
+import { httpsModule } from '../platform/tls-modules.js';
 import type { TokenConfig } from '../config/schema.js';
 import type { Logger } from '../logging/logger.js';
 import type { Metrics } from '../metrics/metrics.js';

@@ -4,10 +4,8 @@
 // pure function: the signature is node:crypto's, the JWS and claim rules are RFC 7515 and
 // 7519's, and a differential test holds the whole against jose over every input class.
 import { constants, verify, type KeyObject } from 'node:crypto';
-import { refuse, type Refusal } from '../decision/reasons.js';
-
-export const TOKEN_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'EdDSA'] as const;
-export type TokenAlgorithm = (typeof TOKEN_ALGORITHMS)[number];
+import type { TokenAlgorithm } from '../config/schema.js';
+import { refuse, type Refusal } from '../vocabulary/refusals.js';
 
 export interface ProviderKey {
   readonly key: KeyObject;

@@ -2,7 +2,7 @@
 // sends it. `gateway-config` writes a gateway config from these and `doctor` checks one
 // against them, so the two cannot disagree.
 import type { Config } from '../config/schema.js';
-import { gatewayHeaders } from '../decision/decide.js';
+import { gatewayHeaders } from '../decision/gateway-headers.js';
 import { gatewayEndpoint } from '../gateway/endpoint.js';
 import { addressValue, isLoopback, parseAddress, parseRange } from '../trust/address.js';
 

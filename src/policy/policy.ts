@@ -1,6 +1,6 @@
 // The policy stage: may this user pass, and with which gateway scopes.
 import type { Config } from '../config/schema.js';
-import { refuse, type Refusal } from '../decision/reasons.js';
+import { refuse, type Refusal } from '../vocabulary/refusals.js';
 import type { Identity } from '../identity/identity.js';
 import { DUPLICATED, singleValue } from '../request/headers.js';
 

@@ -1,30 +1,30 @@
-// The thin I/O shell around the decision: turn a request into facts, decide, record the
-// decision, then either forward (inline), answer (forward-auth) or refuse.
+// The thin I/O shell around the decision. It routes: a request becomes facts, is decided,
+// recorded (metrics/recorder.ts), then refused, answered (forward-auth), or admitted
+// (limits.ts) and exchanged with the gateway (forward.ts, gateway/upgrade.ts).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
-import { decide, gatewayHeaders, upstreamHeaders, type AllowedDecision, type Decision, type Mode, type RequestFacts } from '../decision/decide.js';
-import { REFUSALS, refusalBody } from '../decision/reasons.js';
-import { clip, LineBudget, REFUSAL_LINES } from '../logging/line-budget.js';
-import { loggedIdentity } from '../logging/logger.js';
-import { perKey, statusClass } from '../metrics/metrics.js';
-import type { Config } from '../config/schema.js';
-import type { Runtime } from '../runtime/runtime.js';
-import { decisionContext, type Snapshot } from '../runtime/snapshot.js';
-import { pathOf } from '../request/request.js';
 import { randomId } from '../assertion/sign.js';
-import { exchangeFailure, upstreamErrorKind, type ExchangeFailure, type UpstreamErrorKind } from '../gateway/errors.js';
+import type { Config } from '../config/schema.js';
+import { decide, type AllowedDecision } from '../decision/decide.js';
+import { gatewayHeaders, upstreamHeaders } from '../decision/gateway-headers.js';
 import { gatewayEndpoint } from '../gateway/endpoint.js';
+import { exchangeFailure } from '../gateway/errors.js';
 import { relayUpgrade } from '../gateway/upgrade.js';
-import { declaredLength } from './body.js';
-import { hasBody, PinnedForwarder, type Forwarder } from './forward.js';
-import { isClosing, owe, whenSettled } from './in-flight.js';
-import { identityRequestLimit, PerKeyLimit, UpstreamSlots } from './limits.js';
-import { rejectUpgrade, sendJson } from './respond.js';
-import { WebSocketTracker } from './websockets.js';
+import type { Recorder, Decided } from '../metrics/recorder.js';
+import { pathOf } from '../request/request.js';
+import { decisionContext, type Snapshot } from '../runtime/snapshot.js';
 import { certificateOfPeer } from '../trust/certificate.js';
 import type { TlsCertificate } from '../trust/source.js';
+import type { Mode, RequestFacts } from '../vocabulary/facts.js';
+import { REFUSALS, refusalBody, type LimitReason } from '../vocabulary/refusals.js';
+import { declaredLength } from './body.js';
+import { hasBody, type Forwarder } from './forward.js';
+import { isClosing, trackResponse, whenSettled } from './in-flight.js';
+import type { Admission } from './limits.js';
+import { rejectUpgrade, sendJson } from './respond.js';
+import type { WebSocketTracker } from './websockets.js';
 
 const TIMEOUT_BODY = '{"error":"upstream_timeout"}';
 const UNAVAILABLE_BODY = '{"error":"upstream_unavailable"}';
@@ -35,64 +35,27 @@ interface Parsed {
   readonly res: ServerResponse;
 }
 
-/** A decision and what it was made from, not yet recorded or acted on. */
-interface Judged {
-  readonly facts: RequestFacts;
-  readonly decision: Decision;
-  readonly seconds: number;
+/** What the handler works with, handed in by the sidecar that assembles it (server/sidecar.ts). */
+export interface HandlerParts {
+  /** The snapshot in force: taken once per request and kept to its end. */
+  readonly snapshot: () => Snapshot;
+  readonly recorder: Recorder;
+  readonly admission: Admission;
+  readonly websockets: WebSocketTracker;
+  /** What carries allowed requests to the gateway (the differential tests hand in another). */
+  readonly forwarder: Forwarder;
+  /** A token named a key the provider's set lacks: its key source may fetch again (rate-limited). */
+  readonly unknownProviderKey: () => void;
 }
 
-/** Refusals by a limit, after the decision allowed the request. */
-type LimitReason = 'body_timeout' | 'body_too_large' | 'identity_request_limit' | 'identity_websocket_limit' | 'upstream_busy';
-
 export class RequestHandler {
-  readonly websockets: WebSocketTracker;
-  private readonly forwarder: Forwarder;
-  /** Upstream requests each identity has in flight or waiting. */
-  private readonly requests: PerKeyLimit;
-  readonly slots: UpstreamSlots;
-  // Metric children for what every allowed request records.
-  private readonly decisionTime;
-  private readonly allowedCount;
-  private readonly strippedCount;
-  private readonly signedCount;
-  private readonly responseCount;
   /** Requests parsed since the last batch was decided, in arrival order. */
   private parsed: Parsed[] = [];
-  /** Refusal lines each peer may write (logging/line-budget.ts). */
-  private readonly refusalLines = new LineBudget(REFUSAL_LINES, Date.now());
-  private readonly linesHeld;
 
-  /** `forwarder`: what carries allowed requests to the gateway (the differential tests hand in another). */
-  constructor(
-    private readonly runtime: Runtime,
-    forwarder?: Forwarder,
-  ) {
-    const { metrics } = runtime;
-    this.decisionTime = perKey((mode: Mode) => metrics.decisionSeconds.labels(mode));
-    this.allowedCount = perKey((mode: Mode) => metrics.batched(metrics.decisions, { mode, result: 'allowed', reason: 'allowed' }));
-    this.strippedCount = perKey((header: string) => metrics.batched(metrics.headersStripped, { header }));
-    this.signedCount = perKey((kid: string) => metrics.batched(metrics.assertionsSigned, { kid }));
-    this.responseCount = perKey((status: number) => metrics.batched(metrics.upstreamResponses, { class: statusClass(status) }));
-    this.linesHeld = perKey((line: 'refused' | 'refused_by_limit') => metrics.logLinesHeld.labels(line));
-    this.forwarder = forwarder ?? new PinnedForwarder();
-    const { upstream, limits } = runtime.config;
-    this.websockets = new WebSocketTracker(runtime.metrics, limits.maxWebSocketsPerIdentity);
-    this.requests = new PerKeyLimit(identityRequestLimit(upstream.maxSockets, limits.identityPoolShare));
-    this.slots = new UpstreamSlots(upstream.maxSockets, limits.queueTimeoutSeconds * 1000);
-    metrics.observeUpstreamSlots(() => ({ busy: this.slots.busy, queued: this.slots.queued }));
-  }
-
-  /** A reloaded config's limits (reload.ts); requests already admitted keep theirs. */
-  follow(config: Config): void {
-    const { upstream, limits } = config;
-    this.requests.setLimit(identityRequestLimit(upstream.maxSockets, limits.identityPoolShare));
-    this.websockets.setLimit(limits.maxWebSocketsPerIdentity);
-    this.slots.update(upstream.maxSockets, limits.queueTimeoutSeconds * 1000);
-  }
+  constructor(private readonly parts: HandlerParts) {}
 
   onRequest(req: IncomingMessage, res: ServerResponse): void {
-    owe(req.socket, res);
+    trackResponse(req.socket, res);
     // Node parses every request in the bytes one read brought, and any error after them,
     // before the loop's next phase (not before the next tick: a request body's events run
     // the tick queue in between). Deciding then lets a parse error later in the same bytes,
@@ -114,15 +77,15 @@ export class RequestHandler {
     const batch = this.parsed;
     this.parsed = [];
     // One snapshot from the decision to the upstream write.
-    const snapshot = this.runtime.snapshot;
-    const judged = batch.map(({ req }) => (unanswerable(req) ? undefined : this.judge(req, modeOf(req, snapshot.config), false, snapshot)));
-    for (let i = 0; i < batch.length; i++) this.handle(batch[i]!, judged[i], snapshot);
+    const snapshot = this.parts.snapshot();
+    const decided = batch.map(({ req }) => (unanswerable(req) ? undefined : this.decideRequest(req, modeOf(req, snapshot.config), false, snapshot)));
+    for (let i = 0; i < batch.length; i++) this.handle(batch[i]!, decided[i], snapshot);
   };
 
-  private handle({ req, res }: Parsed, judged: Judged | undefined, snapshot: Snapshot): void {
-    if (judged === undefined || unanswerable(req)) return;
-    const decision = this.record(judged, snapshot);
-    const { mode } = judged.facts;
+  private handle({ req, res }: Parsed, decided: Decided | undefined, snapshot: Snapshot): void {
+    if (decided === undefined || unanswerable(req)) return;
+    const decision = this.record(decided, snapshot);
+    const { mode } = decided.facts;
     if (!decision.ok) {
       const headers: Record<string, string> = { 'x-request-id': decision.requestId };
       // A refused request's body is never read, and a peer outside the trusted set has no
@@ -135,39 +98,15 @@ export class RequestHandler {
       sendJson(res, 200, '{"result":"allowed"}', grantHeaders(snapshot.config, decision));
       return;
     }
-    this.admit(req, res, decision, snapshot);
-  }
-
-  /**
-   * An allowed inline request takes its identity's share and then one of the gateway's
-   * slots (waiting, with a deadline, when all are busy); both are given back when the response
-   * is done or abandoned.
-   */
-  private admit(req: IncomingMessage, res: ServerResponse, decision: AllowedDecision, snapshot: Snapshot): void {
     const { limits } = snapshot.config;
-    const length = declaredLength(req.headers['content-length']);
-    if (limits.maxRequestBodyBytes > 0 && length !== undefined && length > limits.maxRequestBodyBytes) {
-      this.refuseByLimit(res, decision, 'body_too_large', snapshot.config);
-      return;
-    }
-    const user = decision.identity.user;
-    if (!this.requests.tryAcquire(user)) {
-      this.refuseByLimit(res, decision, 'identity_request_limit', snapshot.config);
-      return;
-    }
-    let holding = false;
-    const withdraw = this.slots.acquire(
-      () => {
-        holding = true;
-        this.forward(req, res, decision, snapshot);
-      },
-      () => this.refuseByLimit(res, decision, 'upstream_busy', snapshot.config),
+    this.parts.admission.admit(
+      res,
+      decision.identity.user,
+      declaredLength(req.headers['content-length']),
+      limits,
+      () => this.forward(req, res, decision, snapshot),
+      (reason) => this.refuseByLimit(res, decision, reason, snapshot.config),
     );
-    res.on('close', () => {
-      withdraw();
-      this.requests.release(user);
-      if (holding) this.slots.release();
-    });
   }
 
   private forward(req: IncomingMessage, res: ServerResponse, decision: AllowedDecision, snapshot: Snapshot): void {
@@ -181,15 +120,15 @@ export class RequestHandler {
       bodyStallMs: limits.clientStallTimeoutSeconds * 1000,
       maxBodyBytes: limits.maxRequestBodyBytes,
     };
-    this.forwarder.forward(req, res, upstreamHeaders(decision, snapshot.rules), target, {
-      response: (status) => this.observeUpstream(status, started),
+    this.parts.forwarder.forward(req, res, upstreamHeaders(decision, snapshot.rules), target, {
+      response: (status) => this.parts.recorder.upstreamResponse(status, started),
       failed: (err) => {
         const failure = exchangeFailure(err);
         if (failure === 'request_body_stalled' || failure === 'request_body_too_large') {
           this.refuseByLimit(res, decision, failure === 'request_body_stalled' ? 'body_timeout' : 'body_too_large', snapshot.config);
           return;
         }
-        const kind = this.countUpstreamError(failure, err);
+        const kind = this.parts.recorder.upstreamError(err);
         sendJson(res, kind === 'timeout' ? 504 : 502, kind === 'timeout' ? TIMEOUT_BODY : UNAVAILABLE_BODY);
       },
     });
@@ -206,9 +145,9 @@ export class RequestHandler {
   }
 
   private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    const snapshot = this.runtime.snapshot;
+    const snapshot = this.parts.snapshot();
     const mode = modeOf(req, snapshot.config);
-    const decision = this.record(this.judge(req, mode, true, snapshot), snapshot);
+    const decision = this.record(this.decideRequest(req, mode, true, snapshot), snapshot);
     if (!decision.ok) {
       rejectUpgrade(socket, refusalStatus(decision.status, mode), refusalBody(decision.reason), { 'x-request-id': decision.requestId });
       return;
@@ -219,8 +158,9 @@ export class RequestHandler {
       rejectUpgrade(socket, 200, '{"result":"allowed"}', grantHeaders(snapshot.config, decision));
       return;
     }
-    if (!this.websockets.hold(socket, decision.identity.user)) {
-      this.countLimit(decision, 'identity_websocket_limit', snapshot.config);
+    const { websockets, recorder } = this.parts;
+    if (!websockets.hold(socket, decision.identity.user)) {
+      recorder.limitRefusal(decision, 'identity_websocket_limit', snapshot.config.logging);
       rejectUpgrade(socket, REFUSALS.identity_websocket_limit, refusalBody('identity_websocket_limit'), { 'x-request-id': decision.requestId });
       return;
     }
@@ -229,42 +169,23 @@ export class RequestHandler {
     const started = process.hrtime.bigint();
     const target = { endpoint: gatewayEndpoint(url), connectTimeoutMs: connectTimeoutSeconds * 1000, timeoutMs: timeoutSeconds * 1000 };
     relayUpgrade(req, socket, head, upstreamHeaders(decision, snapshot.rules), target, {
-      response: (status) => this.observeUpstream(status, started),
-      switched: (upstream) => this.websockets.add(socket as Socket, upstream, decision.identity, decision, maxWebSocketLifetimeSeconds),
+      response: (status) => recorder.upstreamResponse(status, started),
+      switched: (upstream) => websockets.add(socket as Socket, upstream, decision.identity, decision, maxWebSocketLifetimeSeconds),
       failed: (err) => {
-        const kind = this.countUpstreamError(exchangeFailure(err), err);
+        const kind = recorder.upstreamError(err);
         rejectUpgrade(socket, kind === 'timeout' ? 504 : 502, kind === 'timeout' ? TIMEOUT_BODY : UNAVAILABLE_BODY);
       },
     });
   }
 
   private refuseByLimit(res: ServerResponse, decision: AllowedDecision, reason: LimitReason, config: Config): void {
-    this.countLimit(decision, reason, config);
+    this.parts.recorder.limitRefusal(decision, reason, config.logging);
     // Past a body limit the rest of the body is never read: close rather than drain it.
     const close = reason === 'body_timeout' || reason === 'body_too_large';
     sendJson(res, REFUSALS[reason], refusalBody(reason), { 'x-request-id': decision.requestId, ...(close && { connection: 'close' }) });
   }
 
-  private countLimit(decision: AllowedDecision, reason: LimitReason, config: Config): void {
-    this.runtime.metrics.limitRefusals.inc({ reason });
-    const held = this.refusalLines.take(decision.peer, Date.now());
-    if (held === undefined) {
-      this.linesHeld('refused_by_limit').inc();
-      return;
-    }
-    const user = loggedIdentity(decision.identity.user, config.logging.identity);
-    this.runtime.logger.warn(
-      { requestId: decision.requestId, peer: decision.peer, user, reason, status: REFUSALS[reason], ...(held > 0 && { heldBack: held }) },
-      'refused by a limit',
-    );
-  }
-
-  /** Ends the connections to the gateway (after draining). */
-  close(): void {
-    this.forwarder.close();
-  }
-
-  private judge(req: IncomingMessage, mode: Mode, upgrade: boolean, snapshot: Snapshot): Judged {
+  private decideRequest(req: IncomingMessage, mode: Mode, upgrade: boolean, snapshot: Snapshot): Decided {
     const started = process.hrtime.bigint();
     const facts: RequestFacts = {
       mode,
@@ -280,46 +201,12 @@ export class RequestHandler {
     return { facts, decision, seconds: Number(process.hrtime.bigint() - started) / 1e9 };
   }
 
-  /** Counts and logs a decision about to be acted on. */
-  private record({ facts, decision, seconds }: Judged, snapshot: Snapshot): Decision {
-    const { mode } = facts;
-    const { metrics, logger } = this.runtime;
-    this.decisionTime(mode).observe(seconds);
-    for (const header of decision.stripped) this.strippedCount(header).inc();
-    // Built only when a line is written: allowed requests log at debug, off by default.
-    const base = () => ({ mode, requestId: decision.requestId, peer: decision.peer, method: facts.method, path: clip(pathOf(facts.target)) });
-    if (decision.ok) {
-      this.allowedCount(mode).inc();
-      this.signedCount(decision.kid).inc();
-      if (logger.isLevelEnabled('debug')) {
-        const user = loggedIdentity(decision.identity.user, snapshot.config.logging.identity);
-        logger.debug({ ...base(), user, client: decision.client, trustedBy: decision.trustedBy, scopes: decision.scopes }, 'allowed');
-      }
-    } else {
-      if (decision.reason === 'identity_token_unknown_key') this.runtime.providerKeyMissed();
-      metrics.decisions.inc({ mode, result: 'refused', reason: decision.reason });
-      const held = this.refusalLines.take(decision.peer, Date.now());
-      if (held === undefined) this.linesHeld('refused').inc();
-      else
-        logger.info(
-          { ...base(), reason: decision.reason, status: decision.status, stage: decision.stage, detail: decision.detail, ...(held > 0 && { heldBack: held }) },
-          'refused',
-        );
-    }
+  /** Records a decision about to be acted on; a token naming an unknown key may fetch the provider's keys again. */
+  private record(decided: Decided, snapshot: Snapshot): Decided['decision'] {
+    const { decision } = decided;
+    this.parts.recorder.decision(decided, snapshot.config.logging);
+    if (!decision.ok && decision.reason === 'identity_token_unknown_key') this.parts.unknownProviderKey();
     return decision;
-  }
-
-  private observeUpstream(status: number, started: bigint): void {
-    this.responseCount(status).inc();
-    this.runtime.metrics.upstreamSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
-  }
-
-  private countUpstreamError(failure: ExchangeFailure, err: Error): UpstreamErrorKind {
-    const kind = upstreamErrorKind(failure);
-    this.runtime.metrics.upstreamErrors.inc({ kind });
-    // Node's code where the failure is Node's own (a certificate the gateway's CA did not sign, say).
-    this.runtime.logger.warn({ kind, failure, code: (err as NodeJS.ErrnoException).code, message: err.message }, 'upstream error');
-    return kind;
   }
 }
 

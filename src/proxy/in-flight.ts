@@ -13,7 +13,7 @@ interface Owed {
 const owed = new WeakMap<object, Owed>();
 
 /** Counts `res` as owed on its connection until it is finished or abandoned. */
-export function owe(connection: object, res: ServerResponse): void {
+export function trackResponse(connection: object, res: ServerResponse): void {
   let entry = owed.get(connection);
   if (entry === undefined) owed.set(connection, (entry = { open: new Set(), settled: [] }));
   entry.open.add(res);

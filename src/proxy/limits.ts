@@ -1,9 +1,12 @@
 // Fair share of the gateway. Two small units: a count of what each identity holds (upstream
 // requests, WebSockets), and the gateway's capacity (upstream.maxSockets requests at once)
-// as permits that a request waits for in arrival order, with a deadline. Without them one
-// user's stalled uploads or unread downloads could hold the gateway's every slot and leave
-// everyone else waiting with no deadline. The listeners count connections with the first
-// (server/connection-quota.ts).
+// as permits that a request waits for in arrival order, with a deadline; and the admission
+// of an allowed request through both. Without them one user's stalled uploads or unread
+// downloads could hold the gateway's every slot and leave everyone else waiting with no
+// deadline. The listeners count connections with the first (server/connection-quota.ts).
+import type { ServerResponse } from 'node:http';
+import type { Config } from '../config/schema.js';
+import type { LimitReason } from '../vocabulary/refusals.js';
 
 /** How many things each key (an identity, a peer address) holds at once, up to a limit. */
 export class PerKeyLimit {
@@ -117,4 +120,59 @@ function noop(): void {}
 /** The most upstream requests one identity may have in flight or waiting: a share of the capacity, at least one. */
 export function identityRequestLimit(maxSockets: number, share: number): number {
   return Math.max(1, Math.floor(maxSockets * share));
+}
+
+/**
+ * The way in for an allowed inline request: a body declared over the maximum is refused at
+ * once; then the request takes its identity's share and one of the gateway's slots
+ * (waiting, with a deadline, when all are busy). Both are given back when the response is
+ * done or abandoned.
+ */
+export class Admission {
+  /** Upstream requests each identity has in flight or waiting. */
+  private readonly requests: PerKeyLimit;
+  readonly slots: UpstreamSlots;
+
+  constructor({ upstream, limits }: Config) {
+    this.requests = new PerKeyLimit(identityRequestLimit(upstream.maxSockets, limits.identityPoolShare));
+    this.slots = new UpstreamSlots(upstream.maxSockets, limits.queueTimeoutSeconds * 1000);
+  }
+
+  /** A reloaded config's limits; requests already admitted keep theirs. */
+  applyConfig({ upstream, limits }: Config): void {
+    this.requests.setLimit(identityRequestLimit(upstream.maxSockets, limits.identityPoolShare));
+    this.slots.update(upstream.maxSockets, limits.queueTimeoutSeconds * 1000);
+  }
+
+  /** `admitted` runs once the request holds a slot; `refused` with the limit that turned it away. */
+  admit(
+    res: ServerResponse,
+    user: string,
+    declaredBodyBytes: number | undefined,
+    limits: Config['limits'],
+    admitted: () => void,
+    refused: (reason: LimitReason) => void,
+  ): void {
+    if (limits.maxRequestBodyBytes > 0 && declaredBodyBytes !== undefined && declaredBodyBytes > limits.maxRequestBodyBytes) {
+      refused('body_too_large');
+      return;
+    }
+    if (!this.requests.tryAcquire(user)) {
+      refused('identity_request_limit');
+      return;
+    }
+    let holding = false;
+    const withdraw = this.slots.acquire(
+      () => {
+        holding = true;
+        admitted();
+      },
+      () => refused('upstream_busy'),
+    );
+    res.on('close', () => {
+      withdraw();
+      this.requests.release(user);
+      if (holding) this.slots.release();
+    });
+  }
 }

@@ -3,8 +3,8 @@
 // decision reads; here the rest is checked: header count, one Host, an origin-form target
 // (or, for forward-auth, a well-formed original method and URI), one well-formed host, and
 // only WebSocket as a protocol switch.
-import type { RequestFacts } from '../decision/decide.js';
-import { refuse, type Refusal } from '../decision/reasons.js';
+import type { RequestFacts } from '../vocabulary/facts.js';
+import { refuse, type Refusal } from '../vocabulary/refusals.js';
 import { forwardedHost } from './forwarded.js';
 import { DUPLICATED, singleValue, trimOws, type InboundHeaders } from './headers.js';
 

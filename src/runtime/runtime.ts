@@ -1,7 +1,7 @@
 // The sidecar's inputs and the snapshot compiled from them. Three things change a running
 // sidecar: the config file, the key folder and a discovery source. Each builds a new
 // immutable snapshot (snapshot.ts) from the inputs in force and swaps it in whole; then
-// the shell follows it, as reload.ts lists.
+// the live parts apply it, as server/apply-snapshot.ts lists.
 import { readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { loadKeyRing, publicKeySet, type KeyRing } from '../assertion/keys.js';
@@ -10,9 +10,9 @@ import type { Config } from '../config/schema.js';
 import type { ProviderKeys } from '../identity/token.js';
 import type { Logger } from '../logging/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
+import { gatewayEndpoint } from '../gateway/endpoint.js';
 import { TrustRegistry } from '../trust/registry.js';
 import { digest, pollFingerprint, type Poller } from './poll.js';
-import { liveChangeProblems } from './reload.js';
 import { compileSnapshot, type Snapshot, type SnapshotInputs } from './snapshot.js';
 
 export type SnapshotListener = (previous: Snapshot, next: Snapshot) => void;
@@ -93,9 +93,6 @@ export class Runtime {
     this.swap({ keys: this.loadKeys(this.config) });
   }
 
-  /** A token named a key the provider's set lacks; the key source may fetch again (rate-limited). */
-  providerKeyMissed: () => void = () => {};
-
   /** A new set of the identity provider's keys (or none, once stale) from provider-keys.ts. */
   setProviderKeys(providerKeys: ProviderKeys | undefined): void {
     this.swap({ providerKeys });
@@ -160,6 +157,13 @@ export class Runtime {
       this.logger.error({ jwksFile: path, err: (err as Error).message }, 'cannot write the JWK Set file');
     }
   }
+}
+
+/** Changes a running sidecar cannot make: refusing them keeps the old config whole. */
+export function liveChangeProblems(before: Config, after: Config): string[] {
+  return gatewayEndpoint(before.upstream.url).secure === gatewayEndpoint(after.upstream.url).secure
+    ? []
+    : ['upstream.url: switching between http and https needs a restart'];
 }
 
 function fileFingerprint(path: string): string {

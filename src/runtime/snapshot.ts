@@ -1,6 +1,6 @@
 // One compiled, immutable view of everything a request reads: the config, its compiled
 // rules (policy, owned header names), the trusted set and the signer. The runtime builds
-// a new one whenever an input changes and swaps it in whole (reload.ts says what follows);
+// a new one whenever an input changes and swaps it in whole (server/apply-snapshot.ts says what follows);
 // a request takes the snapshot in force when it arrives and uses that one from its
 // decision to its upstream write, so a reload can never show it half of each.
 import type { KeyRing } from '../assertion/keys.js';

@@ -10,7 +10,7 @@ import type { Metrics } from '../metrics/metrics.js';
 import type { RequestHandler } from '../proxy/handler.js';
 import { isMidResponse, markClosing } from '../proxy/in-flight.js';
 import { endAndRelease, rawAnswer } from '../proxy/respond.js';
-import { httpsModule } from '../runtime/tls-modules.js';
+import { httpsModule } from '../platform/tls-modules.js';
 
 /** Once draining, every response closes its connection, so clients move to another pod. */
 export interface DrainState {

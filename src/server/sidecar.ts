@@ -7,16 +7,18 @@ import { discoveryConfigured } from '../discovery/configured.js';
 import type { Discovery, DiscoveryOptions } from '../discovery/discovery.js';
 import { createLogger, type Logger } from '../logging/logger.js';
 import { createMetrics, type Metrics } from '../metrics/metrics.js';
-import type { Forwarder } from '../proxy/forward.js';
+import { Recorder } from '../metrics/recorder.js';
+import { PinnedForwarder, type Forwarder } from '../proxy/forward.js';
 import { RequestHandler } from '../proxy/handler.js';
-import { CLOSE_GOING_AWAY } from '../proxy/websockets.js';
-import { followSnapshot, recordTrustedSet } from '../runtime/reload.js';
+import { Admission } from '../proxy/limits.js';
+import { CLOSE_GOING_AWAY, WebSocketTracker } from '../proxy/websockets.js';
 import { Runtime } from '../runtime/runtime.js';
 import { isLoopback, parseAddress } from '../trust/address.js';
 import { refusedByAddress } from '../trust/source.js';
 import { MeshDetector, meshAnswered, type MeshSuspicion } from '../trust/mesh.js';
 import { VERSION } from '../version.js';
 import { createAdminServer, type AdminState } from './admin.js';
+import { applySnapshot, recordTrustedSet } from './apply-snapshot.js';
 import { ConnectionWatch } from './connections.js';
 import { createDataPlane } from './data-plane.js';
 import { ConnectionQuota } from './connection-quota.js';
@@ -37,6 +39,10 @@ export interface SidecarOptions {
 export class Sidecar {
   readonly runtime: Runtime;
   readonly handler: RequestHandler;
+  /** Fair share of the gateway: each identity's share and the upstream slots. */
+  readonly admission: Admission;
+  readonly websockets: WebSocketTracker;
+  private readonly forwarder: Forwarder;
   private readonly dataPlane: Server;
   readonly connections: ConnectionWatch;
   /** Connections from peers refused by address alone, as one class. */
@@ -55,7 +61,19 @@ export class Sidecar {
   ) {
     const logger = options.logger ?? createLogger(config.logging.level);
     this.runtime = new Runtime(config, logger, options.metrics ?? createMetrics(VERSION));
-    this.handler = new RequestHandler(this.runtime, options.forwarder);
+    const { metrics } = this.runtime;
+    this.admission = new Admission(config);
+    metrics.observeUpstreamSlots(() => ({ busy: this.admission.slots.busy, queued: this.admission.slots.queued }));
+    this.websockets = new WebSocketTracker(metrics, config.limits.maxWebSocketsPerIdentity);
+    this.forwarder = options.forwarder ?? new PinnedForwarder();
+    this.handler = new RequestHandler({
+      snapshot: () => this.runtime.snapshot,
+      recorder: new Recorder(metrics, logger),
+      admission: this.admission,
+      websockets: this.websockets,
+      forwarder: this.forwarder,
+      unknownProviderKey: () => this.providerKeys?.source.unknownKey(),
+    });
     this.dataPlane = createDataPlane(config.listen, this.handler, this.runtime.metrics, this.state);
     this.connections = new ConnectionWatch(this.dataPlane, config.limits.clientStallTimeoutSeconds * 1000, this.runtime.metrics, this.runtime.logger);
     const refused = (peer: string) =>
@@ -65,22 +83,22 @@ export class Sidecar {
     );
     this.watchForMesh(config.listen.host);
     recordTrustedSet(this.runtime.metrics, this.runtime.snapshot.trusted);
-    const shell = {
+    const parts = {
       logger: this.runtime.logger,
       metrics: this.runtime.metrics,
-      handler: this.handler,
+      admission: this.admission,
+      websockets: this.websockets,
       dataPlane: this.dataPlane,
       connections: this.connections,
       untrusted: this.untrusted,
       providerKeys: (config: TokenConfig) => this.followToken(config),
       discovery: (config: DiscoveryConfig) => {
-        if (this.discovery) this.discovery.follow(config);
+        if (this.discovery) this.discovery.applyConfig(config);
         // A reload that configures the first discovery source brings discovery up.
         else if (discoveryConfigured(config)) void this.loadDiscovery().then(() => this.started && this.discovery?.start());
       },
     };
-    this.runtime.onSwap((previous, next) => followSnapshot(previous, next, shell));
-    this.runtime.providerKeyMissed = () => this.providerKeys?.source.unknownKey();
+    this.runtime.onSwap((previous, next) => applySnapshot(previous, next, parts));
     this.runtime.addReadinessCheck(() => this.providerKeys?.source.problems() ?? []);
     this.followToken(config.identity.token);
   }
@@ -197,14 +215,14 @@ export class Sidecar {
     this.providerKeys?.source.stop();
     const closed = this.stopListening();
     this.dataPlane.closeIdleConnections();
-    this.handler.websockets.closeAll(CLOSE_GOING_AWAY, 'server shutting down');
+    this.websockets.closeAll(CLOSE_GOING_AWAY, 'server shutting down');
     const graceMs = this.runtime.config.listen.shutdownGraceSeconds * 1000;
     const idle = setInterval(() => this.dataPlane.closeIdleConnections(), 100);
     const grace = new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref());
     await Promise.race([closed, grace]);
     clearInterval(idle);
     this.dataPlane.closeAllConnections();
-    this.handler.close();
+    this.forwarder.close();
     this.connections.close();
     const admin = this.admin;
     if (admin) await new Promise<void>((resolve) => admin.close(() => resolve()));

@@ -31,7 +31,7 @@ export const XFCC = 'x-forwarded-client-cert';
 
 export function checkSource(facts: SourceFacts, trusted: TrustedSet, rules: SourceRules): SourceResult {
   const cert = rules.require === 'address' ? NOT_ASKED : rules.from === 'xfcc' ? meshCertificate(facts.rawHeaders) : tlsCertificate(facts.tlsCertificate);
-  return judge(facts.peer, cert, trusted, rules);
+  return sourceResult(facts.peer, cert, trusted, rules);
 }
 
 /**
@@ -39,7 +39,7 @@ export function checkSource(facts: SourceFacts, trusted: TrustedSet, rules: Sour
  * a trusted-set change: its address and the certificate it was trusted by, against the new rules.
  */
 export function recheckSource(peer: string, certificate: PeerCertificate | undefined, trusted: TrustedSet, rules: SourceRules): boolean {
-  return judge(peer, certificate ? { certificate } : { problem: 'certificate_missing' }, trusted, rules).ok;
+  return sourceResult(peer, certificate ? { certificate } : { problem: 'certificate_missing' }, trusted, rules).ok;
 }
 
 /**
@@ -60,7 +60,8 @@ type CertificateFact = { certificate?: PeerCertificate; problem?: string };
 /** By address alone no certificate is read (one shared object: this runs on every request). */
 const NOT_ASKED: CertificateFact = Object.freeze({});
 
-function judge(peer: string, cert: CertificateFact, trusted: TrustedSet, rules: SourceRules): SourceResult {
+/** The address and the certificate fact, against the trusted set and trust.require. */
+function sourceResult(peer: string, cert: CertificateFact, trusted: TrustedSet, rules: SourceRules): SourceResult {
   const lookup = trusted.lookup(peer);
   const addressProblem = lookup.trusted
     ? undefined

@@ -1,6 +1,6 @@
 // Every metric the sidecar registers is documented in docs/metrics.md.
 import { readFileSync } from 'node:fs';
-import { REFUSALS } from '../../src/decision/reasons.js';
+import { REFUSALS } from '../../src/vocabulary/refusals.js';
 import { createMetrics } from '../../src/metrics/metrics.js';
 
 const doc = readFileSync(new URL('../../docs/metrics.md', import.meta.url), 'utf8');

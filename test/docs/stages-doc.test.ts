@@ -1,7 +1,7 @@
 // The decision's stages are one list in one order: the code's (STAGES, each refusal code's
 // stage), decide.ts's own summary, the README's picture and map, and docs/metrics.md.
 import { readFileSync } from 'node:fs';
-import { STAGE_OF, STAGES } from '../../src/decision/reasons.js';
+import { STAGE_OF, STAGES } from '../../src/vocabulary/refusals.js';
 
 const read = (path: string) => readFileSync(new URL(`../../${path}`, import.meta.url), 'utf8');
 const readme = read('README.md');

@@ -30,7 +30,7 @@ afterAll(async () => {
 afterEach(async () => {
   upstream.releaseAll();
   // Every test leaves the pool as it found it: nothing held, nothing waiting.
-  await waitFor(() => sc.sidecar.handler.slots.busy === 0 && sc.sidecar.handler.slots.queued === 0, 'the pool to be free');
+  await waitFor(() => sc.sidecar.admission.slots.busy === 0 && sc.sidecar.admission.slots.queued === 0, 'the pool to be free');
 });
 
 /** A request from `user` on its own connection; resolves with the client once the bytes are sent. */
@@ -61,7 +61,7 @@ test('with every pooled connection taken, a request waits for the first free one
   for (const user of ['a', 'b', 'c', 'd']) for (const n of [1, 2]) holders.push(await send(`${user}@example.com`, `/hold/${user}${n}`));
   await waitFor(() => upstream.held.size === 8, 'the pool full');
   const waiting = await send('e@example.com', '/hold/e1');
-  await waitFor(() => sc.sidecar.handler.slots.queued === 1, 'a request waiting');
+  await waitFor(() => sc.sidecar.admission.slots.queued === 1, 'a request waiting');
   expect(sample(await metrics(), 'trusted_proxy_upstream_queued', {})).toBe(1);
   expect(sample(await metrics(), 'trusted_proxy_upstream_in_flight', {})).toBe(8);
   // A free connection goes to the waiting request.
@@ -80,11 +80,11 @@ test('a client that leaves while waiting gives its place back', async () => {
   for (const user of ['a', 'b', 'c', 'd']) for (const n of [1, 2]) holders.push(await send(`${user}@example.com`, `/hold/${user}${n}`));
   await waitFor(() => upstream.held.size === 8, 'the pool full');
   const leaving = await send('e@example.com', '/hold/e1');
-  await waitFor(() => sc.sidecar.handler.slots.queued === 1, 'a request waiting');
+  await waitFor(() => sc.sidecar.admission.slots.queued === 1, 'a request waiting');
   leaving.reset();
-  await waitFor(() => sc.sidecar.handler.slots.queued === 0, 'the wait withdrawn');
+  await waitFor(() => sc.sidecar.admission.slots.queued === 0, 'the wait withdrawn');
   upstream.held.get('/hold/a1')!.end('done');
-  await waitFor(() => sc.sidecar.handler.slots.busy === 7, 'the freed connection not given to the client that left');
+  await waitFor(() => sc.sidecar.admission.slots.busy === 7, 'the freed connection not given to the client that left');
   expect(upstream.held.has('/hold/e1')).toBe(false);
   for (const c of holders) c.destroy();
 });
@@ -104,7 +104,7 @@ test('clients that send a request and reset at once take no place for good: thei
     client.destroy();
     return status === 200;
   }, 'the resetting user served again');
-  expect(sc.sidecar.handler.slots.busy).toBe(0);
+  expect(sc.sidecar.admission.slots.busy).toBe(0);
 });
 
 test('an upload that stops mid-body: 408 body_timeout, and the upstream request is ended', async () => {
@@ -119,7 +119,7 @@ test('an upload that stops mid-body: 408 body_timeout, and the upstream request 
 test('a client that resets mid-upload ends the upstream request and frees its connection', async () => {
   const client = await send('alice@example.com', '/upload', 'Content-Length: 500\r\n');
   client.write('x'.repeat(10));
-  await waitFor(() => sc.sidecar.handler.slots.busy === 1, 'the upload forwarded');
+  await waitFor(() => sc.sidecar.admission.slots.busy === 1, 'the upload forwarded');
   client.reset();
   await waitFor(() => upstream.abandoned.includes('/upload'), 'the upstream request ended');
 });
@@ -127,7 +127,7 @@ test('a client that resets mid-upload ends the upstream request and frees its co
 test('a download the client stops reading: the connection is closed and the upstream request ended', async () => {
   const client = await send('alice@example.com', '/big');
   client.stopReading();
-  await waitFor(() => sc.sidecar.handler.slots.busy === 1, 'the download forwarded');
+  await waitFor(() => sc.sidecar.admission.slots.busy === 1, 'the download forwarded');
   await waitFor(() => upstream.abandoned.includes('/big'), 'the upstream response ended', 10_000);
   expect(sample(await metrics(), 'trusted_proxy_connections_stalled_total', {})).toBeGreaterThanOrEqual(1);
   client.destroy();
@@ -157,7 +157,7 @@ test('WebSockets per identity: the third is refused 429, and a closed one makes 
   const bob = await send('bob@example.com', '/ws4', WS);
   expect(statuses(await answered(bob))).toEqual([101]);
   open[0]!.destroy();
-  await waitFor(() => sc.sidecar.handler.websockets.size === 2, 'the closed WebSocket gone');
+  await waitFor(() => sc.sidecar.websockets.size === 2, 'the closed WebSocket gone');
   const again = await send('alice@example.com', '/ws5', WS);
   expect(statuses(await answered(again))).toEqual([101]);
   for (const c of [...open, third, bob, again]) c.destroy();

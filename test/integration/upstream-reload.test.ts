@@ -63,7 +63,7 @@ test('a request waiting for a pooled connection when the upstream changes is for
     await send('alice@example.com', '/hold/first');
     await waitFor(() => held.held.size === 1, 'the only pooled connection taken');
     const waiting = await send('bob@example.com', '/decided-before');
-    await waitFor(() => one.sidecar.handler.slots.queued === 1, 'a request waiting for the pool');
+    await waitFor(() => one.sidecar.admission.slots.queued === 1, 'a request waiting for the pool');
 
     one.writeConfig({ ...one.input, upstream: { url: other.url, maxSockets: 1 } });
     await waitFor(() => one.logs.some((l) => l.msg === 'config reloaded'), 'config reload');

@@ -35,7 +35,7 @@ test('a client resetting an open WebSocket leaves the sidecar serving', async ()
   );
   await waitFor(() => reply.startsWith('HTTP/1.1 101'), 'the upgrade');
   socket.resetAndDestroy();
-  await waitFor(() => sc.sidecar.handler.websockets.size === 0, 'the sidecar to drop the WebSocket');
+  await waitFor(() => sc.sidecar.websockets.size === 0, 'the sidecar to drop the WebSocket');
 
   const res = await fetch(`${sc.url}/after`, { headers: { 'x-auth-request-email': 'alice@example.com' } });
   expect(res.status).toBe(200);

@@ -97,7 +97,7 @@ test('a client that stops reading holds the gateway back, and the stall timeout 
   // What the client had not read is still there to read before its side ends.
   client.resume();
   await closed(client);
-  await waitFor(() => sc.sidecar.handler.websockets.size === 0, 'the sidecar to forget the WebSocket');
+  await waitFor(() => sc.sidecar.websockets.size === 0, 'the sidecar to forget the WebSocket');
 });
 
 test('a half-closed WebSocket: the end is passed on, and both sides go after the linger though the gateway never ends its own', async () => {
@@ -113,7 +113,7 @@ test('a half-closed WebSocket: the end is passed on, and both sides go after the
   expect(received).toBe('last words');
   // The gateway keeps its side open and says nothing: the sidecar closes the client's side,
   await closed(client);
-  await waitFor(() => sc.sidecar.handler.websockets.size === 0, 'the sidecar to forget the WebSocket');
+  await waitFor(() => sc.sidecar.websockets.size === 0, 'the sidecar to forget the WebSocket');
   // and its own towards the gateway, which the gateway's writes now find reset.
   expect(await writesFail(upstream)).toBe(true);
 });
@@ -126,5 +126,5 @@ test.each([
   ends.client.resume();
   reset(ends);
   await closed(ends[other]);
-  await waitFor(() => sc.sidecar.handler.websockets.size === 0, 'the sidecar to forget the WebSocket');
+  await waitFor(() => sc.sidecar.websockets.size === 0, 'the sidecar to forget the WebSocket');
 });

@@ -3,7 +3,7 @@
 // the sidecar is `serve` in another namespace, in-cluster through env + service-account
 // folder; the test API server and the gateway listen on the bridge. Measures how long
 // the DELETED event takes to reach the decision path.
-import { type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

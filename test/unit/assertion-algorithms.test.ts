@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { importJWK, jwtVerify } from 'jose';
 import type { AssertionClaims } from '../../src/assertion/claims.js';
-import { loadKeyRing, newKeyFile, publicKeySet, type Algorithm } from '../../src/assertion/keys.js';
+import { loadKeyRing, newKeyFile, publicKeySet } from '../../src/assertion/keys.js';
+import type { Algorithm } from '../../src/config/schema.js';
 import { AssertionSigner } from '../../src/assertion/sign.js';
 import { AssertionError, keysFromDir, verifyAssertion } from '../../src/assertion/verify.js';
 

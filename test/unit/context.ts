@@ -2,7 +2,8 @@
 // trusted set, and a signer on a fixed key, so unit tests drive the pure pipeline directly.
 import { AssertionSigner } from '../../src/assertion/sign.js';
 import { configSchema, type Config, type ConfigInput } from '../../src/config/schema.js';
-import type { DecisionContext, RequestFacts } from '../../src/decision/decide.js';
+import type { DecisionContext } from '../../src/decision/decide.js';
+import type { RequestFacts } from '../../src/vocabulary/facts.js';
 import { compileRules } from '../../src/decision/rules.js';
 import { TrustedSet } from '../../src/trust/trusted-set.js';
 

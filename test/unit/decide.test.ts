@@ -1,9 +1,10 @@
 import { decodeJwt } from 'jose';
 import { verifyAssertion } from '../../src/assertion/verify.js';
 import type { ConfigInput } from '../../src/config/schema.js';
-import { decide, gatewayHeaders, upstreamHeaders, type AllowedDecision, type Decision } from '../../src/decision/decide.js';
+import { decide, type AllowedDecision, type Decision } from '../../src/decision/decide.js';
+import { gatewayHeaders, upstreamHeaders } from '../../src/decision/gateway-headers.js';
 import { headerPairs, headerValues } from '../support/header-lines.js';
-import { REFUSALS } from '../../src/decision/reasons.js';
+import { REFUSALS } from '../../src/vocabulary/refusals.js';
 import { context, facts, KEYS, NOW_MS } from './context.js';
 
 const TRUSTED = { trust: { cidrs: ['10.0.0.0/8'] } } satisfies ConfigInput;

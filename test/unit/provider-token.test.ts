@@ -7,7 +7,8 @@ import fc from 'fast-check';
 import { createLocalJWKSet, exportJWK, jwtVerify, SignJWT, type JWK } from 'jose';
 import { decide } from '../../src/decision/decide.js';
 import { importKeySet } from '../../src/identity/provider-keys.js';
-import { verifyProviderToken, type ProviderKeys, type TokenAlgorithm } from '../../src/identity/token.js';
+import { verifyProviderToken, type ProviderKeys } from '../../src/identity/token.js';
+import type { TokenAlgorithm } from '../../src/config/schema.js';
 import { context, facts, NOW_MS } from './context.js';
 
 const NOW = Math.floor(NOW_MS / 1000);

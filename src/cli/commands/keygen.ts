@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ALGORITHMS, newKeyFile, type Algorithm } from '../../assertion/keys.js';
+import { newKeyFile } from '../../assertion/keys.js';
+import { ALGORITHMS, type Algorithm } from '../../config/schema.js';
 import { requireString, UsageError, type Command } from '../command.js';
 
 export const keygen: Command = {

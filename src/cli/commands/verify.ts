@@ -1,4 +1,4 @@
-import { ALGORITHMS, type Algorithm } from '../../assertion/keys.js';
+import { ALGORITHMS, type Algorithm } from '../../config/schema.js';
 import { AssertionError, keysFromDir, verifyAssertion } from '../../assertion/verify.js';
 import { UsageError, type Command } from '../command.js';
 

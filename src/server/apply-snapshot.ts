@@ -1,10 +1,10 @@
 // What a reload does. A running sidecar changes when its config file, its key folder or a
-// discovery source changes (runtime.ts watches them). A config file that cannot be taken
-// (invalid, or a change only a restart can make: liveChangeProblems) is refused before
-// anything else happens, and the previous config stays in force. Otherwise the change
-// compiles a new immutable snapshot from the inputs in force (snapshot.ts) and swaps it in
-// whole: requests that already took the old one finish on it. Then the shell follows the
-// new snapshot, in this order (followSnapshot):
+// discovery source changes (runtime/runtime.ts watches them). A config file that cannot be
+// taken (invalid, or a change only a restart can make: liveChangeProblems) is refused
+// before anything else happens, and the previous config stays in force. Otherwise the
+// change compiles a new immutable snapshot from the inputs in force (runtime/snapshot.ts)
+// and swaps it in whole: requests that already took the old one finish on it. Then the live
+// parts of the sidecar apply the new snapshot, in this order (applySnapshot):
 //   1. settings bound to open sockets (the listeners) that changed are named in a warning;
 //   2. the log level;
 //   3. the trusted-set size metrics;
@@ -21,13 +21,14 @@ import type { Config, DiscoveryConfig, TokenConfig } from '../config/schema.js';
 import type { Logger } from '../logging/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { isAllowed } from '../policy/policy.js';
-import type { RequestHandler } from '../proxy/handler.js';
-import type { ConnectionWatch } from '../server/connections.js';
-import type { ConnectionQuota } from '../server/connection-quota.js';
-import { applyListenLimits } from '../server/data-plane.js';
+import type { Admission } from '../proxy/limits.js';
+import type { WebSocketTracker } from '../proxy/websockets.js';
+import type { Snapshot } from '../runtime/snapshot.js';
 import { recheckSource } from '../trust/source.js';
 import type { TrustedSet } from '../trust/trusted-set.js';
-import type { Snapshot } from './snapshot.js';
+import type { ConnectionQuota } from './connection-quota.js';
+import type { ConnectionWatch } from './connections.js';
+import { applyListenLimits } from './data-plane.js';
 
 /** Settings bound when a socket is opened; changing them needs a restart. */
 const RESTART_KEYS = [
@@ -41,11 +42,12 @@ const RESTART_KEYS = [
   'admin.port',
 ] as const;
 
-/** The live parts of the sidecar that follow a new snapshot. */
-export interface Shell {
+/** The live parts of the sidecar that apply a new snapshot. */
+export interface LiveParts {
   readonly logger: Logger;
   readonly metrics: Metrics;
-  readonly handler: RequestHandler;
+  readonly admission: Admission;
+  readonly websockets: WebSocketTracker;
   readonly dataPlane: Server;
   readonly connections: ConnectionWatch;
   readonly untrusted: ConnectionQuota;
@@ -55,27 +57,28 @@ export interface Shell {
   readonly providerKeys: (config: TokenConfig) => void;
 }
 
-export function followSnapshot(previous: Snapshot, next: Snapshot, shell: Shell): void {
+export function applySnapshot(previous: Snapshot, next: Snapshot, parts: LiveParts): void {
   const configChanged = previous.config !== next.config;
   const { config } = next;
   if (configChanged) {
-    warnRestartNeeded(previous.config, config, shell.logger);
-    shell.logger.level = config.logging.level;
+    warnRestartNeeded(previous.config, config, parts.logger);
+    parts.logger.level = config.logging.level;
   }
-  if (previous.trusted !== next.trusted) recordTrustedSet(shell.metrics, next.trusted);
+  if (previous.trusted !== next.trusted) recordTrustedSet(parts.metrics, next.trusted);
   if (configChanged) {
-    shell.handler.follow(config);
-    applyListenLimits(shell.dataPlane, config.listen);
-    shell.connections.setStallTimeout(config.limits.clientStallTimeoutSeconds * 1000);
-    shell.untrusted.setLimit(config.listen.maxUntrustedConnections);
-    shell.discovery(config.trust.discovery);
-    shell.providerKeys(config.identity.token);
+    parts.admission.applyConfig(config);
+    parts.websockets.setLimit(config.limits.maxWebSocketsPerIdentity);
+    applyListenLimits(parts.dataPlane, config.listen);
+    parts.connections.setStallTimeout(config.limits.clientStallTimeoutSeconds * 1000);
+    parts.untrusted.setLimit(config.listen.maxUntrustedConnections);
+    parts.discovery(config.trust.discovery);
+    parts.providerKeys(config.identity.token);
   }
   if (previous.trusted !== next.trusted || previous.rules.policy !== next.rules.policy || previous.rules.source !== next.rules.source) {
-    const closed = shell.handler.websockets.revoke(
+    const closed = parts.websockets.revoke(
       (identity, peer, certificate) => recheckSource(peer, certificate, next.trusted, next.rules.source) && isAllowed(identity, next.rules.policy),
     );
-    if (closed > 0) shell.logger.info({ closed, why: configChanged ? 'config reload' : 'trusted set change' }, 'closed WebSockets no longer allowed');
+    if (closed > 0) parts.logger.info({ closed, why: configChanged ? 'config reload' : 'trusted set change' }, 'closed WebSockets no longer allowed');
   }
 }
 
@@ -83,13 +86,6 @@ export function followSnapshot(previous: Snapshot, next: Snapshot, shell: Shell)
 export function recordTrustedSet(metrics: Metrics, set: TrustedSet): void {
   metrics.trustedSetSize.reset();
   for (const [source, size] of set.sizeBySource) metrics.trustedSetSize.set({ source }, size);
-}
-
-/** Changes a running sidecar cannot make: refusing them keeps the old config whole. */
-export function liveChangeProblems(before: Config, after: Config): string[] {
-  return new URL(before.upstream.url).protocol === new URL(after.upstream.url).protocol
-    ? []
-    : ['upstream.url: switching between http and https needs a restart'];
 }
 
 function warnRestartNeeded(before: Config, after: Config, logger: Logger): void {

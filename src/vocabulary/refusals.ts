@@ -34,6 +34,9 @@ export const REFUSALS = {
 
 export type ReasonCode = keyof typeof REFUSALS;
 
+/** Refusals by a limit, after the decision allowed the request (proxy/limits.ts). */
+export type LimitReason = Extract<ReasonCode, 'body_timeout' | 'body_too_large' | 'identity_request_limit' | 'identity_websocket_limit' | 'upstream_busy'>;
+
 /** The decision's stages, in the order a request passes them (decide.ts, README, docs). */
 export const STAGES = ['source', 'request', 'identity', 'policy', 'assertion'] as const;
 export type Stage = (typeof STAGES)[number];
