@@ -27,7 +27,7 @@ const pattern = (name) => name.replace(/[/.]/g, '\\$&');
  * The names the compiled code imports from `pkg` (tsc has dropped the type-only ones), each
  * checked against what the package exports. The module that stands in for it exports only
  * these: every name the client exports, 86 KB of them, was source text V8 keeps in memory
- * for as long as the sidecar runs (0.5 MB of idle RSS; docs/performance.md).
+ * for as long as the sidecar runs (0.5 MB of idle RSS; docs/decisions/0007-idle-memory.md).
  */
 async function importedNames(pkg) {
   const exported = new Set(Object.keys(await import(pkg)));

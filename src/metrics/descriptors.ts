@@ -7,7 +7,7 @@ import { readdir, stat } from 'node:fs/promises';
  * libuv's thread pool: only the names come back to the event loop (the listing holds a
  * descriptor of its own while it reads, left out of the count).
  * prom-client's collector lists it synchronously: with thousands of connections open, each
- * scrape held up every request for milliseconds (docs/performance.md, "Findings").
+ * scrape held up every request for milliseconds (docs/decisions/0002-batched-metric-children.md).
  */
 export async function openDescriptors(folder = '/proc/self/fd'): Promise<number> {
   const { size } = await stat(folder);

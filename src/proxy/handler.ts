@@ -67,7 +67,7 @@ export class RequestHandler {
    * Decides every request parsed since the last batch, then records and acts on each in
    * arrival order. Deciding them one after the other, before any is written to the
    * gateway, cost 4 to 6 µs less CPU per request at saturation than deciding each right
-   * before its write, in alternating runs (docs/performance.md); presumably a write in
+   * before its write, in alternating runs (docs/decisions/0006-decisions-in-batches.md); presumably a write in
    * between leaves the decision's code and data, the HMAC's among them, cold in the caches.
    * A decision has no effect of its own (a signed assertion that is never sent binds
    * nothing), so the second pass can still drop a request that an earlier one's answer

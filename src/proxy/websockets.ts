@@ -17,7 +17,7 @@ export const CLOSE_POLICY = 1008;
 /**
  * One held WebSocket, kept on its client socket. Its close listener and lifetime timer are
  * module-level functions finding it there: at 10,000 idle WebSockets every closure made per
- * socket counts (docs/performance.md).
+ * socket counts (docs/decisions/0007-idle-memory.md).
  */
 interface Held {
   readonly tracker: WebSocketTracker;

@@ -3,7 +3,7 @@
 // objects alive across young-generation collections, so V8 grows the young generation to
 // several MB and leaves garbage in the old one. V8 gives that memory back only after a
 // full collection, which a sidecar idle from then on never makes: it stays in the idle RSS
-// for good (4 to 5 MB; docs/performance.md). Collecting once here, before anything
+// for good (4 to 5 MB; docs/decisions/0007-idle-memory.md). Collecting once here, before anything
 // listens, costs the cold start a few tens of ms and stalls no request.
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';

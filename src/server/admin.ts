@@ -69,7 +69,7 @@ type Answer = { status: number; body: string | object; headers?: Record<string, 
 /**
  * The admin routes: GET (and HEAD) of a handful of exact paths. A table over node:http:
  * express cost about 8 MB of the sidecar's idle memory for these few lines
- * (docs/performance.md, "Findings").
+ * (docs/decisions/0002-batched-metric-children.md).
  */
 function createAdminApp(runtime: Runtime, state: AdminState): http.RequestListener {
   const upstreamUp = oneAtATime(upstreamAccepts);

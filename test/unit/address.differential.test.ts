@@ -1,5 +1,5 @@
 // The hand-written address parser (src/trust/address.ts, kept for the trusted-set lookup
-// rate docs/performance.md sets) held against ipaddr.js over every class of input: where
+// rate docs/decisions/0004-hand-written-address-parser.md sets) held against ipaddr.js over every class of input: where
 // both accept an address they must read the same host, every input ipaddr.js refuses is
 // refused, and the inputs ipaddr.js accepts and the sidecar does not are exactly the
 // spellings it refuses on purpose (IPv4 other than four decimal parts without leading
