@@ -57,4 +57,11 @@ export default tseslint.config(
     files: ['src/metrics/prom-client.ts', 'src/metrics/prom-client-parts.d.ts'],
     rules: { '@typescript-eslint/no-restricted-imports': 'off' },
   },
+  {
+    // The benchmark and the tests share harness/; neither reaches into the other.
+    files: ['bench/**/*.ts', 'harness/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': ['error', { patterns: [{ group: ['**/test/*', '**/test/**'], message: 'Shared code lives in harness/.' }] }],
+    },
+  },
 );

@@ -7,7 +7,7 @@
 // Plain HTTP (its deprecated insecure listener), as every other path here: no path pays
 // for TLS.
 import { resolve } from 'node:path';
-import { startKubeCluster } from '../test/support/kube-cluster.js';
+import { startKubeCluster } from '../harness/kube-cluster.js';
 import { WRK_PATH } from './load.js';
 import type { RunningPath } from './paths.js';
 import { freePort, owned, start, tempDir, until, type Proc } from './procs.js';

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import type { ConfigInput } from '../src/config/schema.js';
-import { startKubeCluster, type KubeCluster } from '../test/support/kube-cluster.js';
+import { startKubeCluster, type KubeCluster } from '../harness/kube-cluster.js';
 import { cpuSeconds, freePort, httpOk, owned, rssBytes, start, stopChild, tempDir, until, type Proc } from './procs.js';
 import { imageEnv, MAIN } from './sidecar.js';
 

@@ -1,13 +1,13 @@
 // oauth2-proxy as a comparison path: reverse-proxy mode in front of the same upstream, each
 // request carrying a valid session. The session is real: an OpenID provider
-// (test/support/oidc-provider.ts) on loopback, and a sign-in on its form before measuring.
+// (harness/oidc-provider.ts) on loopback, and a sign-in on its form before measuring.
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { flags, oauth2ProxyOidcSettings, oidcClient, providerArgs } from '../test/support/oidc-client.js';
-import { signIn } from '../test/support/oidc-sign-in.js';
-import { makeTestCa } from '../test/support/test-ca.js';
+import { flags, oauth2ProxyOidcSettings, oidcClient, providerArgs } from '../harness/oidc-client.js';
+import { signIn } from '../harness/oidc-sign-in.js';
+import { makeTestCa } from '../harness/test-ca.js';
 import type { RunningPath } from './paths.js';
 import { freePort, start, tempDir, until, type Proc } from './procs.js';
 import { imageEnv } from './sidecar.js';

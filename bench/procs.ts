@@ -66,7 +66,7 @@ export function cleanupSync(): void {
   for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
 }
 
-export { freePort } from '../test/support/ports.js';
+export { freePort } from '../harness/ports.js';
 
 /** Polls `check` every `everyMs` until it is true or `timeoutMs` passes. */
 export async function until(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 10000, everyMs = 20): Promise<void> {

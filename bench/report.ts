@@ -9,7 +9,7 @@ import type { WrkResult } from './load.js';
 import { NGINX } from './paths.js';
 import { tempDir } from './procs.js';
 import type { EchoResult } from './ws.js';
-import { CHROMIUM_ARGS } from '../test/support/chromium.js';
+import { CHROMIUM_ARGS } from '../harness/chromium.js';
 
 export interface HttpResult {
   id: string;
@@ -804,7 +804,7 @@ function inclusiveShare(tree: FlameNode, names: readonly string[]): number {
 }
 
 /** The required work: the decision and the gateway's header lines, the frames the hot loop (micro.ts) runs. */
-const DECISION_FRAMES = ['decide src/decision/decide.ts', 'upstreamHeaders src/decision/decide.ts'];
+const DECISION_FRAMES = ['decide src/decision/decide.ts', 'upstreamHeaders src/decision/gateway-headers.ts'];
 
 /**
  * What the required work costs per request: at saturation, its share of the CPU profile's

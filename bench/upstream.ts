@@ -1,7 +1,7 @@
 // Child process: the recording upstream (plain Node http + WebSocket echo) every path
 // forwards to. It counts requests and keeps the last few, so the runner can check that
 // every measured request really arrived, and with what.
-import { startRecordingUpstream } from '../test/support/upstream.js';
+import { startRecordingUpstream } from '../harness/upstream.js';
 
 let count = 0;
 const upstream = await startRecordingUpstream(

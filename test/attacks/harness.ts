@@ -2,7 +2,7 @@
 // upstream, then assert on what the upstream (the gateway's place) received.
 import { rawRequest, statusOf } from '../support/raw.js';
 import { startSidecar, type TestSidecar } from '../support/sidecar.js';
-import { startRecordingUpstream, type RecordingUpstream } from '../support/upstream.js';
+import { startRecordingUpstream, type RecordingUpstream } from '../../harness/upstream.js';
 
 export interface Stack {
   upstream: RecordingUpstream;

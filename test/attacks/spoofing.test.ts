@@ -1,7 +1,7 @@
 // header-attacks.md classes 1–8: spoofed identity, owned headers from a trusted source,
 // name aliases, duplicates, Connection abuse, X-Forwarded-For and friends, addresses.
 import { verifyAssertion } from '../../src/assertion/verify.js';
-import type { Received } from '../support/upstream.js';
+import type { Received } from '../../harness/upstream.js';
 import { ALICE, FORGED, HOST, http11, startStack, type Stack } from './harness.js';
 
 const CONFIG = {

@@ -9,7 +9,7 @@ import { parse } from 'yaml';
 import { CHART, CI_VALUES, ROOT, ciValuesFiles, find, one, renderChart, validateObject, type K8sObject } from './k8s.js';
 import { metricNamesIn, sidecarMetricNames } from './metric-names.js';
 import { COMMAND } from '../support/command.js';
-import { makeTestCa } from '../support/test-ca.js';
+import { makeTestCa } from '../../harness/test-ca.js';
 import { loadKeyRing } from '../../src/assertion/keys.js';
 import { guardOptions } from '../../src/guard/options.js';
 import { isAddressOrCidr, type Config } from '../../src/config/schema.js';

@@ -1,7 +1,7 @@
 // The chart probes the loopback-bound gateway through the sidecar's admin port. Those
 // routes must tell a real health answer from the Control UI's catch-all 200.
 import { startSidecar, type TestSidecar } from '../support/sidecar.js';
-import { startRecordingUpstream, type RecordingUpstream } from '../support/upstream.js';
+import { startRecordingUpstream, type RecordingUpstream } from '../../harness/upstream.js';
 
 let gateway: RecordingUpstream;
 let sc: TestSidecar;

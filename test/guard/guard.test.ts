@@ -11,10 +11,10 @@ import { connect } from 'node:net';
 import { newKeyFile } from '../../src/assertion/keys.js';
 import { AssertionSigner, randomId } from '../../src/assertion/sign.js';
 import { onJsonLines, stopChild } from '../support/front-proxies.js';
-import { freePort } from '../support/ports.js';
+import { freePort } from '../../harness/ports.js';
 import { rawRequest, statusOf } from '../support/raw.js';
 import { startSidecar, type TestSidecar } from '../support/sidecar.js';
-import { waitFor } from '../support/wait.js';
+import { waitFor } from '../../harness/wait.js';
 
 // Alone in a folder, as in the gateway's container, which has none of the sidecar's packages.
 const GUARD_DIR = mkdtempSync(join(tmpdir(), 'tps-guard-'));

@@ -7,9 +7,9 @@ import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from '../chart/k8s.js';
-import { freePort } from '../support/ports.js';
-import { startRecordingUpstream, type RecordingUpstream } from '../support/upstream.js';
-import { waitFor } from '../support/wait.js';
+import { freePort } from '../../harness/ports.js';
+import { startRecordingUpstream, type RecordingUpstream } from '../../harness/upstream.js';
+import { waitFor } from '../../harness/wait.js';
 
 const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 const CONTAINER = `tps-image-${process.pid}`;

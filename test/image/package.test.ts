@@ -9,8 +9,8 @@ import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { parseDocument } from 'yaml';
 import { ROOT } from '../chart/k8s.js';
-import { freePort } from '../support/ports.js';
-import { waitFor } from '../support/wait.js';
+import { freePort } from '../../harness/ports.js';
+import { waitFor } from '../../harness/wait.js';
 
 const run = promisify(execFile);
 const PACKAGE = 'node_modules/trusted-proxy-sidecar';

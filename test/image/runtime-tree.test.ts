@@ -10,7 +10,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { ROOT } from '../chart/k8s.js';
 import { COMMAND_PATH } from '../support/command.js';
-import { startRecordingUpstream, type RecordingUpstream } from '../support/upstream.js';
+import { startRecordingUpstream, type RecordingUpstream } from '../../harness/upstream.js';
 
 const UID = 65532;
 const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;

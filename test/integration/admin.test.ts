@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import type WebSocket from 'ws';
 import { metricNames, sample, scrape } from '../support/metrics.js';
 import { startSidecar, TEST_KEY, type TestSidecar } from '../support/sidecar.js';
-import { startRecordingUpstream, type RecordingUpstream } from '../support/upstream.js';
-import { waitFor } from '../support/wait.js';
+import { startRecordingUpstream, type RecordingUpstream } from '../../harness/upstream.js';
+import { waitFor } from '../../harness/wait.js';
 import { echo, openWebSocket } from '../support/websocket.js';
 
 const ALICE = { 'x-auth-request-email': 'alice@example.com' };

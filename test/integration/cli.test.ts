@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { loadKeyRing, publicKeySet } from '../../src/assertion/keys.js';
 import { AssertionSigner } from '../../src/assertion/sign.js';
 import { startSidecar, type TestSidecar } from '../support/sidecar.js';
-import { startRecordingUpstream, type RecordingUpstream } from '../support/upstream.js';
+import { startRecordingUpstream, type RecordingUpstream } from '../../harness/upstream.js';
 import { COMMAND as MAIN } from '../support/command.js';
 
 let dir: string;

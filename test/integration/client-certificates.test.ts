@@ -10,10 +10,10 @@ import { join } from 'node:path';
 import WebSocket from 'ws';
 import { rawRequest, statusOf } from '../support/raw.js';
 import { RawClient } from '../support/raw-client.js';
-import { makeClientCert, makeTestCa } from '../support/test-ca.js';
+import { makeClientCert, makeTestCa } from '../../harness/test-ca.js';
 import { startSidecar, type TestSidecar } from '../support/sidecar.js';
-import { startRecordingUpstream, type RecordingUpstream } from '../support/upstream.js';
-import { waitFor } from '../support/wait.js';
+import { startRecordingUpstream, type RecordingUpstream } from '../../harness/upstream.js';
+import { waitFor } from '../../harness/wait.js';
 
 const execFileAsync = promisify(execFile);
 const TRAEFIK = 'spiffe://cluster.local/ns/traefik/sa/traefik';

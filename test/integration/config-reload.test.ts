@@ -6,8 +6,8 @@ import type WebSocket from 'ws';
 import { sample, scrape } from '../support/metrics.js';
 import { rawRequest, statusOf } from '../support/raw.js';
 import { startSidecar, type TestSidecar } from '../support/sidecar.js';
-import { startRecordingUpstream, type RecordingUpstream } from '../support/upstream.js';
-import { waitFor } from '../support/wait.js';
+import { startRecordingUpstream, type RecordingUpstream } from '../../harness/upstream.js';
+import { waitFor } from '../../harness/wait.js';
 import { closed, echo, openWebSocket } from '../support/websocket.js';
 
 const ALICE = { 'x-auth-request-email': 'alice@example.com' };

@@ -4,7 +4,7 @@
 // reach the client.
 import { connect } from 'node:net';
 import { startSidecar, type TestSidecar } from '../support/sidecar.js';
-import { startRecordingUpstream, type RecordingUpstream } from '../support/upstream.js';
+import { startRecordingUpstream, type RecordingUpstream } from '../../harness/upstream.js';
 
 let upstream: RecordingUpstream;
 let sc: TestSidecar;

@@ -4,7 +4,7 @@
 import { verifyAssertion } from '../../src/assertion/verify.js';
 import { rawRequest, statusOf } from '../support/raw.js';
 import { startSidecar, type TestSidecar } from '../support/sidecar.js';
-import { startRecordingUpstream, type RecordingUpstream } from '../support/upstream.js';
+import { startRecordingUpstream, type RecordingUpstream } from '../../harness/upstream.js';
 
 let upstream: RecordingUpstream;
 let sc: TestSidecar;

@@ -5,9 +5,9 @@
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { startSidecar, type TestSidecar } from '../support/sidecar.js';
-import { startRecordingUpstream, type RecordingUpstream } from '../support/upstream.js';
+import { startRecordingUpstream, type RecordingUpstream } from '../../harness/upstream.js';
 import { RawClient, statuses } from '../support/raw-client.js';
-import { waitFor } from '../support/wait.js';
+import { waitFor } from '../../harness/wait.js';
 
 const REASONS: Record<number, string> = { 400: 'bad_request', 408: 'request_timeout', 401: 'identity_missing' };
 

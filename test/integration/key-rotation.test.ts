@@ -8,8 +8,8 @@ import { decodeProtectedHeader } from 'jose';
 import { verifyAssertion } from '../../src/assertion/verify.js';
 import { sample, scrape } from '../support/metrics.js';
 import { startSidecar, TEST_KEY, type TestSidecar } from '../support/sidecar.js';
-import { startRecordingUpstream, type RecordingUpstream } from '../support/upstream.js';
-import { waitFor } from '../support/wait.js';
+import { startRecordingUpstream, type RecordingUpstream } from '../../harness/upstream.js';
+import { waitFor } from '../../harness/wait.js';
 
 const USER = { 'x-auth-request-email': 'alice@example.com' };
 let upstream: RecordingUpstream;

@@ -10,8 +10,8 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { COMMAND_PATH } from '../support/command.js';
-import { freePort } from '../support/ports.js';
-import { waitFor } from '../support/wait.js';
+import { freePort } from '../../harness/ports.js';
+import { waitFor } from '../../harness/wait.js';
 
 const REPO = resolve('.');
 

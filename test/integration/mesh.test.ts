@@ -5,8 +5,8 @@
 import { sample, scrape } from '../support/metrics.js';
 import { rawRequest } from '../support/raw.js';
 import { startSidecar, type TestSidecar } from '../support/sidecar.js';
-import { startRecordingUpstream, type RecordingUpstream } from '../support/upstream.js';
-import { waitFor } from '../support/wait.js';
+import { startRecordingUpstream, type RecordingUpstream } from '../../harness/upstream.js';
+import { waitFor } from '../../harness/wait.js';
 import { MESH_WINDOW } from '../../src/trust/mesh.js';
 
 let upstream: RecordingUpstream;

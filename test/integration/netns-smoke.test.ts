@@ -1,4 +1,4 @@
-import { createNetwork } from '../support/netns.js';
+import { createNetwork } from '../../harness/netns.js';
 
 test('a test host reaches a server in another test host from its own address', async () => {
   const net = await createNetwork(['a', 'b']);

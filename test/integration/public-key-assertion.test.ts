@@ -9,8 +9,8 @@ import { decodeProtectedHeader } from 'jose';
 import { newKeyFile } from '../../src/assertion/keys.js';
 import { verifyAssertion } from '../../src/assertion/verify.js';
 import { startSidecar, type TestSidecar } from '../support/sidecar.js';
-import { startRecordingUpstream, type RecordingUpstream } from '../support/upstream.js';
-import { waitFor } from '../support/wait.js';
+import { startRecordingUpstream, type RecordingUpstream } from '../../harness/upstream.js';
+import { waitFor } from '../../harness/wait.js';
 
 const USER = { 'x-auth-request-email': 'alice@example.com', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'claw.example.com' };
 let upstream: RecordingUpstream;

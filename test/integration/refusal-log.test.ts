@@ -5,7 +5,7 @@
 import { sample, scrape } from '../support/metrics.js';
 import { rawRequest, statusOf } from '../support/raw.js';
 import { startSidecar, type TestSidecar } from '../support/sidecar.js';
-import { startRecordingUpstream, type RecordingUpstream } from '../support/upstream.js';
+import { startRecordingUpstream, type RecordingUpstream } from '../../harness/upstream.js';
 import { REFUSAL_LINES } from '../../src/logging/line-budget.js';
 
 let upstream: RecordingUpstream;

@@ -11,8 +11,8 @@ import { Agent, request, type ServerResponse } from 'node:http';
 import { promisify } from 'node:util';
 import { stringify } from 'yaml';
 import { TEST_KEY } from '../support/sidecar.js';
-import { startRecordingUpstream, type RecordingUpstream } from '../support/upstream.js';
-import { waitFor } from '../support/wait.js';
+import { startRecordingUpstream, type RecordingUpstream } from '../../harness/upstream.js';
+import { waitFor } from '../../harness/wait.js';
 import { closed, echo, openWebSocket } from '../support/websocket.js';
 import { COMMAND as MAIN } from '../support/command.js';
 

@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { startSidecar, type TestSidecar } from '../support/sidecar.js';
-import { waitFor } from '../support/wait.js';
+import { waitFor } from '../../harness/wait.js';
 
 const ALICE = { 'x-auth-request-email': 'alice@example.com' };
 // Far more than every socket buffer and stream queue on the way can hold (a few MB each).

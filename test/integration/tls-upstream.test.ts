@@ -6,9 +6,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { serveProcess, type SidecarProcess } from '../reliability/process.js';
-import { makeTestCa, type TestCa } from '../support/test-ca.js';
-import { startRecordingUpstream, type RecordingUpstream } from '../support/upstream.js';
-import { waitFor } from '../support/wait.js';
+import { makeTestCa, type TestCa } from '../../harness/test-ca.js';
+import { startRecordingUpstream, type RecordingUpstream } from '../../harness/upstream.js';
+import { waitFor } from '../../harness/wait.js';
 import { echo, openWebSocket } from '../support/websocket.js';
 
 const ALICE = { 'x-auth-request-email': 'alice@example.com' };

@@ -12,9 +12,9 @@ import { RawClient, statuses } from '../support/raw-client.js';
 import { sample, scrape } from '../support/metrics.js';
 import { REFUSED_BY_ADDRESS } from '../../src/server/sidecar.js';
 import { startSidecar, type TestSidecar } from '../support/sidecar.js';
-import { makeTestCa } from '../support/test-ca.js';
-import { startRecordingUpstream, type RecordingUpstream } from '../support/upstream.js';
-import { waitFor } from '../support/wait.js';
+import { makeTestCa } from '../../harness/test-ca.js';
+import { startRecordingUpstream, type RecordingUpstream } from '../../harness/upstream.js';
+import { waitFor } from '../../harness/wait.js';
 
 const TRUSTED = '127.0.0.1';
 const FLOOD = '127.0.0.2';

@@ -5,8 +5,8 @@
 import { startChaosGateway } from '../support/chaos-gateway.js';
 import { RawClient, statuses } from '../support/raw-client.js';
 import { startSidecar, type TestSidecar } from '../support/sidecar.js';
-import { startRecordingUpstream, type RecordingUpstream } from '../support/upstream.js';
-import { waitFor } from '../support/wait.js';
+import { startRecordingUpstream, type RecordingUpstream } from '../../harness/upstream.js';
+import { waitFor } from '../../harness/wait.js';
 
 const ALICE = { 'x-auth-request-email': 'alice@example.com' };
 let first: RecordingUpstream;

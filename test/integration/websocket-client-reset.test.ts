@@ -2,9 +2,9 @@
 // closed while the gateway is still sending) must cost only its own connection: the
 // proxy library raises such socket errors as events, and an unhandled one ends the process.
 import { connect } from 'node:net';
-import { startRecordingUpstream, type RecordingUpstream } from '../support/upstream.js';
+import { startRecordingUpstream, type RecordingUpstream } from '../../harness/upstream.js';
 import { startSidecar, type TestSidecar } from '../support/sidecar.js';
-import { waitFor } from '../support/wait.js';
+import { waitFor } from '../../harness/wait.js';
 
 let upstream: RecordingUpstream;
 let sc: TestSidecar;

@@ -3,7 +3,7 @@
 // WebSocket, and must never leave one of its two sockets open without the other.
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { startSidecar, type TestSidecar } from '../support/sidecar.js';
-import { waitFor } from '../support/wait.js';
+import { waitFor } from '../../harness/wait.js';
 
 const CHUNK = Buffer.alloc(64 * 1024, 0x61);
 /** Far above what the kernel's and the sidecar's buffers hold between the two ends. */

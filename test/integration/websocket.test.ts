@@ -5,7 +5,7 @@ import type WebSocket from 'ws';
 import { verifyAssertion } from '../../src/assertion/verify.js';
 import { sample, scrape } from '../support/metrics.js';
 import { startSidecar, type TestSidecar } from '../support/sidecar.js';
-import { startRecordingUpstream, type RecordingUpstream } from '../support/upstream.js';
+import { startRecordingUpstream, type RecordingUpstream } from '../../harness/upstream.js';
 import { echo, openWebSocket } from '../support/websocket.js';
 
 const ALICE = { 'x-auth-request-email': 'alice@example.com' };

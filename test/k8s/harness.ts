@@ -5,8 +5,8 @@ import type { ConfigInput } from '../../src/config/schema.js';
 import type { InformerTiming } from '../../src/discovery/informer.js';
 import { startKubeApiServer, type KubeApiServer } from '../support/kube-apiserver.js';
 import { startSidecar, type TestSidecar } from '../support/sidecar.js';
-import { startRecordingUpstream, type RecordingUpstream } from '../support/upstream.js';
-import { waitFor } from '../support/wait.js';
+import { startRecordingUpstream, type RecordingUpstream } from '../../harness/upstream.js';
+import { waitFor } from '../../harness/wait.js';
 
 export const FAST: InformerTiming = {
   backoffBaseMs: 50,

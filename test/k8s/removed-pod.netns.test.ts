@@ -10,9 +10,9 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { stringify } from 'yaml';
 import { startKubeApiServer, type KubeApiServer } from '../support/kube-apiserver.js';
-import { createNetwork, type TestNetwork } from '../support/netns.js';
-import { startRecordingUpstream, type RecordingUpstream } from '../support/upstream.js';
-import { waitFor } from '../support/wait.js';
+import { createNetwork, type TestNetwork } from '../../harness/netns.js';
+import { startRecordingUpstream, type RecordingUpstream } from '../../harness/upstream.js';
+import { waitFor } from '../../harness/wait.js';
 import { pod } from './objects.js';
 import { COMMAND as MAIN } from '../support/command.js';
 

@@ -1,7 +1,7 @@
 // The watch survives what API servers and networks do: connections cut mid-stream,
 // expired resource versions (410 Gone), 500/429 answers, stalls, bookmarks.
 import { sample, scrape } from '../support/metrics.js';
-import { waitFor } from '../support/wait.js';
+import { waitFor } from '../../harness/wait.js';
 import { startHarness, type Harness } from './harness.js';
 import { pod } from './objects.js';
 

@@ -2,7 +2,7 @@
 // deny empties it; either way readiness, a log line and metrics say so, and both recover.
 import { execFileSync } from 'node:child_process';
 import { sample, scrape } from '../support/metrics.js';
-import { waitFor } from '../support/wait.js';
+import { waitFor } from '../../harness/wait.js';
 import { startHarness, type Harness } from './harness.js';
 import { pod } from './objects.js';
 

@@ -11,10 +11,10 @@ import { join } from 'node:path';
 import { parse, parseAllDocuments, stringify } from 'yaml';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { CHART, CI_VALUES, ciValuesFiles, HELM, KUBE_VERSION, ROOT } from '../chart/k8s.js';
-import { KUBECTL, startKubeCluster, type KubeCluster } from '../support/kube-cluster.js';
+import { KUBECTL, startKubeCluster, type KubeCluster } from '../../harness/kube-cluster.js';
 import { startSidecar } from '../support/sidecar.js';
-import { startRecordingUpstream, type RecordingUpstream } from '../support/upstream.js';
-import { waitFor } from '../support/wait.js';
+import { startRecordingUpstream, type RecordingUpstream } from '../../harness/upstream.js';
+import { waitFor } from '../../harness/wait.js';
 
 const CRDS = join(ROOT, '.tools/crds');
 let cluster: KubeCluster;

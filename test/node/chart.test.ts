@@ -8,10 +8,10 @@ import { chownSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from '
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { CHART, CI_VALUES, ciValuesFiles, layOutOpenClawExample, ROOT } from '../chart/k8s.js';
-import { makeClientCert, makeTestCa } from '../support/test-ca.js';
+import { makeClientCert, makeTestCa } from '../../harness/test-ca.js';
 import { sample } from '../support/metrics.js';
 import { startKubeNode, type KubeNode } from '../support/kube-node.js';
-import { waitFor } from '../support/wait.js';
+import { waitFor } from '../../harness/wait.js';
 
 const IMAGES = join(ROOT, '.run', 'node-images');
 const NS = 'openclaw';

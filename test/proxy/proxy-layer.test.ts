@@ -14,10 +14,10 @@ import { relayUpgrade } from '../../src/gateway/upgrade.js';
 import { PinnedForwarder, type Forwarder } from '../../src/proxy/forward.js';
 import { rejectUpgrade, sendJson } from '../../src/proxy/respond.js';
 import { HOP_BY_HOP } from '../../src/request/protected.js';
-import { freePort } from '../support/ports.js';
+import { freePort } from '../../harness/ports.js';
 import { answeredWhole, RawClient, statuses } from '../support/raw-client.js';
 import { UndiciForwarder } from '../support/undici-forwarder.js';
-import { waitFor } from '../support/wait.js';
+import { waitFor } from '../../harness/wait.js';
 
 interface Gateway {
   readonly url: string;

@@ -12,8 +12,8 @@ import { sample, scrape } from '../support/metrics.js';
 import { rawRequest, statusOf } from '../support/raw.js';
 import { answeredWhole, RawClient, statuses } from '../support/raw-client.js';
 import { TEST_KEY } from '../support/sidecar.js';
-import { startRecordingUpstream, type RecordingUpstream } from '../support/upstream.js';
-import { waitFor } from '../support/wait.js';
+import { startRecordingUpstream, type RecordingUpstream } from '../../harness/upstream.js';
+import { waitFor } from '../../harness/wait.js';
 import { serveProcess, type SidecarProcess } from './process.js';
 
 const TRAEFIK = 'spiffe://cluster.local/ns/traefik/sa/traefik';

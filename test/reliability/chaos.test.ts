@@ -10,14 +10,14 @@
 // end is ended, and its open descriptors return to their baseline. How long the normal
 // client waited is measured and reported, not asserted: on a shared 2-core machine a time
 // bound measures the machine (the performance benchmark measures speed, as ratios).
-import { createNetwork, type TestNetwork } from '../support/netns.js';
+import { createNetwork, type TestNetwork } from '../../harness/netns.js';
 import { profile } from '../../reliability/profile.js';
 import { ACTS, chaosCases, type Act, type ChaosCase } from '../../reliability/chaos.js';
 import { CLASSES } from '../../reliability/corpus.js';
 import { recordSection, table } from '../../reliability/report.js';
 import { startChaosGateway, type ChaosGateway } from '../support/chaos-gateway.js';
 import { RawClient, statuses } from '../support/raw-client.js';
-import { waitFor } from '../support/wait.js';
+import { waitFor } from '../../harness/wait.js';
 import { fdCount, fdsSettle, metric, request, serveProcess, type SidecarProcess } from './process.js';
 
 const P = profile();

@@ -8,12 +8,12 @@ import { join } from 'node:path';
 import { CLASSES, CONNECTION_CLASSES, forgedAssertions, loadCorpus, render, statuses, type CorpusCase, type Materials } from '../../reliability/corpus.js';
 import { recordSection, table } from '../../reliability/report.js';
 import type { JsonProcess } from '../support/front-proxies.js';
-import type { Host } from '../support/netns.js';
+import type { Host } from '../../harness/netns.js';
 import { PORTS, startTopology, type Topology } from '../support/topology.js';
 import type { GatewayRecord } from '../support/recording-gateway.js';
 import { parseAddress } from '../../src/trust/address.js';
 import { normaliseName } from '../../src/request/protected.js';
-import { waitFor } from '../support/wait.js';
+import { waitFor } from '../../harness/wait.js';
 
 const { sidecar: SIDECAR_PORT } = PORTS;
 const USER = 'alice@example.com';

@@ -19,7 +19,7 @@ import { profile } from '../../reliability/profile.js';
 import { rawRequest } from '../support/raw.js';
 import { startSidecar, TEST_KEY, type TestSidecar } from '../support/sidecar.js';
 import { UndiciForwarder } from '../support/undici-forwarder.js';
-import { startRecordingUpstream, type Received, type RecordingUpstream } from '../support/upstream.js';
+import { startRecordingUpstream, type Received, type RecordingUpstream } from '../../harness/upstream.js';
 
 const P = profile();
 const TRUSTED = '127.0.0.1';

@@ -12,7 +12,7 @@ import { WebSocketServer } from 'ws';
 import { mb, recordSection, table } from '../../reliability/report.js';
 import { profile } from '../../reliability/profile.js';
 import { TEST_KEY } from '../support/sidecar.js';
-import { waitFor } from '../support/wait.js';
+import { waitFor } from '../../harness/wait.js';
 import { closed, echo, openWebSocket } from '../support/websocket.js';
 import { fdCount, fdsSettle, load, metric, request, rssBytes, serveProcess, tally, type Answer, type SidecarProcess } from './process.js';
 

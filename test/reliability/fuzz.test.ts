@@ -14,7 +14,7 @@ import { normaliseName } from '../../src/request/protected.js';
 import { headerPairs, headerValues } from '../support/header-lines.js';
 import { rawRequest, statusOf } from '../support/raw.js';
 import { startSidecar, TEST_KEY } from '../support/sidecar.js';
-import { startRecordingUpstream } from '../support/upstream.js';
+import { startRecordingUpstream } from '../../harness/upstream.js';
 import { context, facts, KEY } from '../unit/context.js';
 
 const P = profile();

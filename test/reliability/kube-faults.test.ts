@@ -6,7 +6,7 @@
 import { recordSection, table } from '../../reliability/report.js';
 import { startHarness, type Harness } from '../k8s/harness.js';
 import { pod } from '../k8s/objects.js';
-import { waitFor } from '../support/wait.js';
+import { waitFor } from '../../harness/wait.js';
 
 const ALICE = { 'x-auth-request-email': 'alice@example.com' };
 let h: Harness | undefined;

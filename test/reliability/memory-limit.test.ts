@@ -4,9 +4,9 @@
 // kernel would end it and every connection with it.
 import { RawClient, statuses } from '../support/raw-client.js';
 import { sample, scrape } from '../support/metrics.js';
-import { waitFor } from '../support/wait.js';
+import { waitFor } from '../../harness/wait.js';
 import { fdCount, serveProcess, type SidecarProcess } from './process.js';
-import { startRecordingUpstream, type RecordingUpstream } from '../support/upstream.js';
+import { startRecordingUpstream, type RecordingUpstream } from '../../harness/upstream.js';
 
 const MIB = 1024 * 1024;
 // 160 MiB less the 192 MiB reserve is under a quarter of it, so a quarter (40 MiB) is for

@@ -9,7 +9,7 @@ import { stringify } from 'yaml';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { sample, scrape } from '../support/metrics.js';
 import { TEST_KEY, withLoopback } from '../support/sidecar.js';
-import { waitFor } from '../support/wait.js';
+import { waitFor } from '../../harness/wait.js';
 import { COMMAND as MAIN } from '../support/command.js';
 
 export interface SidecarProcess {

@@ -15,11 +15,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import { recordSection, table } from '../../reliability/report.js';
-import { launchChromium } from '../support/chromium.js';
+import { launchChromium } from '../../harness/chromium.js';
 import { COMMAND } from '../support/command.js';
 import { onJsonLines, startJsonProcess, stopChild, waitForPort, type JsonProcess } from '../support/front-proxies.js';
 import { sample, scrape } from '../support/metrics.js';
-import { createNetwork, type Host, type TestNetwork } from '../support/netns.js';
+import { createNetwork, type Host, type TestNetwork } from '../../harness/netns.js';
 import {
   INGRESS_DNS,
   INGRESS_HOSTS,
@@ -31,7 +31,7 @@ import {
   type RealIngress,
 } from '../support/real-ingress.js';
 import type { GatewayRecord } from '../support/recording-gateway.js';
-import { waitFor } from '../support/wait.js';
+import { waitFor } from '../../harness/wait.js';
 
 jest.setTimeout(60_000);
 

@@ -7,8 +7,8 @@ import { connect, type Socket } from 'node:net';
 import { mb, ms, recordSection, table } from '../../reliability/report.js';
 import { profile } from '../../reliability/profile.js';
 import { sample, scrape } from '../support/metrics.js';
-import { startRecordingUpstream, type RecordingUpstream } from '../support/upstream.js';
-import { waitFor } from '../support/wait.js';
+import { startRecordingUpstream, type RecordingUpstream } from '../../harness/upstream.js';
+import { waitFor } from '../../harness/wait.js';
 import { echo, openWebSocket } from '../support/websocket.js';
 import { fdCount, rssBytes, serveProcess, type SidecarProcess } from './process.js';
 

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Host } from './netns.js';
+import type { Host } from '../../harness/netns.js';
 
 export type FrontProxyMode = 'inline' | 'forward-auth';
 

@@ -13,7 +13,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { makeCa, signCertificate } from './test-ca.js';
+import { makeCa, signCertificate } from '../../harness/test-ca.js';
 
 export type Resource = 'pods' | 'nodes' | 'endpointslices';
 

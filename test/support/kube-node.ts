@@ -14,9 +14,9 @@ import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_pro
 import { promisify } from 'node:util';
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { keepOutput, KUBE_BIN, startKubeCluster, type KubeCluster } from './kube-cluster.js';
-import { freePort } from './ports.js';
-import { waitFor } from './wait.js';
+import { keepOutput, KUBE_BIN, startKubeCluster, type KubeCluster } from '../../harness/kube-cluster.js';
+import { freePort } from '../../harness/ports.js';
+import { waitFor } from '../../harness/wait.js';
 
 export const NODE_NAME = 'tps-node';
 const execFileAsync = promisify(execFile);

@@ -1,7 +1,7 @@
 // A client on a raw socket, for what an HTTP client library will not do: send bytes in
 // pieces, pipeline, stop reading, stay connected for ever, or reset the connection.
 import { connect, type Socket } from 'node:net';
-import { waitFor } from './wait.js';
+import { waitFor } from '../../harness/wait.js';
 
 export class RawClient {
   private chunks: Buffer[] = [];

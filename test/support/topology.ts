@@ -10,11 +10,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { COMMAND } from './command.js';
 import { onJsonLines, startCaddy, startJsonProcess, startNginx, stopChild, waitForPort, type FrontProxySite, type JsonProcess } from './front-proxies.js';
-import { createNetwork, type Host, type TestNetwork } from './netns.js';
-import { flags, oauth2ProxyOidcSettings, oidcClient, providerArgs } from './oidc-client.js';
-import { signIn } from './oidc-sign-in.js';
-import { makeTestCa } from './test-ca.js';
-import { waitFor } from './wait.js';
+import { createNetwork, type Host, type TestNetwork } from '../../harness/netns.js';
+import { flags, oauth2ProxyOidcSettings, oidcClient, providerArgs } from '../../harness/oidc-client.js';
+import { signIn } from '../../harness/oidc-sign-in.js';
+import { makeTestCa } from '../../harness/test-ca.js';
+import { waitFor } from '../../harness/wait.js';
 
 const IDP_HOST = 'idp.example.com';
 

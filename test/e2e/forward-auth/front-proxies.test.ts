@@ -5,12 +5,12 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
 import { scrape, sample } from '../../support/metrics.js';
-import type { Host } from '../../support/netns.js';
+import type { Host } from '../../../harness/netns.js';
 import { rawRequest, statusOf } from '../../support/raw.js';
 import type { FrontProxySite, JsonProcess } from '../../support/front-proxies.js';
 import { PORTS, startTopology, type Topology } from '../../support/topology.js';
 import type { GatewayRecord } from '../../support/recording-gateway.js';
-import { waitFor } from '../../support/wait.js';
+import { waitFor } from '../../../harness/wait.js';
 
 const { sidecar: SIDECAR_PORT, admin: ADMIN_PORT, gatewayForwardAuth: GATEWAY_FA_PORT } = PORTS;
 const ALICE = 'alice@example.com';

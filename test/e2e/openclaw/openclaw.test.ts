@@ -8,7 +8,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { sample } from '../../support/metrics.js';
-import { waitFor } from '../../support/wait.js';
+import { waitFor } from '../../../harness/wait.js';
 import { IDP_HOST } from '../../support/real-ingress.js';
 import { ARTIFACTS, GATEWAY_PORT, PUBLIC_ORIGIN, USERS, startStack, type Stack } from './stack.js';
 

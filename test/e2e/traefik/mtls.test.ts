@@ -12,10 +12,10 @@ import { join } from 'node:path';
 import { parse } from 'yaml';
 import { COMMAND } from '../../support/command.js';
 import { onJsonLines, startJsonProcess, stopChild, waitForPort, type JsonProcess } from '../../support/front-proxies.js';
-import { createNetwork, type Host, type TestNetwork } from '../../support/netns.js';
+import { createNetwork, type Host, type TestNetwork } from '../../../harness/netns.js';
 import { INGRESS_DNS, INGRESS_HOSTS, NAMESPACE, PUBLIC_HOST, readObjects, startRealIngress, type RealIngress } from '../../support/real-ingress.js';
-import { makeClientCert, makeTestCa } from '../../support/test-ca.js';
-import { waitFor } from '../../support/wait.js';
+import { makeClientCert, makeTestCa } from '../../../harness/test-ca.js';
+import { waitFor } from '../../../harness/wait.js';
 
 jest.setTimeout(60_000);
 

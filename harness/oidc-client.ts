@@ -1,4 +1,4 @@
-// One OpenID client of the test provider (test/support/oidc-provider.ts) and the
+// One OpenID client of the test provider (harness/oidc-provider.ts) and the
 // oauth2-proxy that signs users in as it: what the suites and the benchmark share of the
 // provider's command line and of oauth2-proxy's OIDC settings. Each caller adds how its
 // oauth2-proxy runs (where it listens, what it answers) and starts the processes where it
@@ -42,7 +42,7 @@ export function providerArgs(dir: string, client: OidcClient, users: Record<stri
     ]),
   );
   // prettier-ignore
-  return [resolve('test/support/oidc-provider.ts'), '--issuer', client.issuer, '--host', listen.host, '--port', String(listen.port),
+  return [resolve('harness/oidc-provider.ts'), '--issuer', client.issuer, '--host', listen.host, '--port', String(listen.port),
     '--cert', client.ca.certFile, '--key', client.ca.keyFile, '--users', usersFile, '--clients', clientsFile];
 }
 

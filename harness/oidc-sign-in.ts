@@ -1,5 +1,5 @@
 // Signing in as a browser would, without one: the protected URL, oauth2-proxy's redirect to
-// the OpenID provider, the provider's login form (test/support/oidc-provider.ts), and back
+// the OpenID provider, the provider's login form (harness/oidc-provider.ts), and back
 // through oauth2-proxy's callback, keeping each host's cookies. For suites and benchmarks
 // that need real sessions in numbers a browser would make slow.
 import http from 'node:http';

@@ -2,7 +2,7 @@
 // serving discovery, JWKS, authorization, token and userinfo over TLS, with a login form
 // that checks each user's password. It signs ID tokens (RS256) with a key made at start.
 // Consent is granted without a prompt, as for a first-party client.
-// Run as a process: `node test/support/oidc-provider.ts --issuer URL --host H --port P
+// Run as a process: `node harness/oidc-provider.ts --issuer URL --host H --port P
 // --cert F --key F --users FILE.json --clients FILE.json`; prints one line
 // `{"ready":true}` once listening. It imports no local .ts file, so Node runs it directly.
 import { randomBytes, timingSafeEqual, createHash } from 'node:crypto';
