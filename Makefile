@@ -27,7 +27,7 @@ lint: deps
 	scripts/lint.sh
 
 # The reliability suite at full size (1,000,000 fuzz cases, a 10-minute soak; SOAK_SECONDS
-# and the other sizes in reliability/profile.ts override); writes reports/reliability.md.
+# and the other sizes in test/reliability/profile.ts override); writes reports/reliability.md.
 soak: system-deps build peers
 	RELIABILITY_PROFILE=soak jest --maxWorkers=1 test/reliability
 

@@ -6,4 +6,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=$PWD/node_modules/.bin:$PATH
 prettier --check --log-level warn "**/*.{ts,mts,mjs,js}"
-eslint src test bench reliability
+eslint src test harness bench

@@ -3,7 +3,7 @@
 // turns the bound into a property name on every observation, about 0.25 µs each, and every
 // allowed request observes two (docs/decisions/0003-plain-array-histogram.md). The registry reads this one through
 // the contract it reads prom-client's own metrics through (name, help, type, get()), and
-// test/unit/histogram.test.ts holds its exposition to prom-client's Histogram's.
+// test/unit/metrics/histogram.test.ts holds its exposition to prom-client's Histogram's.
 import type { Histogram as PromHistogram } from 'prom-client';
 import type { Registry } from './prom-client.js';
 

@@ -3,9 +3,9 @@
 // answered and what reached the gateway. Recorded in reports/reliability.md only after
 // every row's assertions held. (The guard's findings are delivered to the guard in a real
 // gateway process in test/guard/guard.test.ts; the provider token's in
-// test/unit/provider-token.test.ts, against jose.)
+// test/unit/identity/provider-token.test.ts, against jose.)
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { recordSection, table } from '../../reliability/report.js';
+import { recordSection, table } from './report.js';
 import { type AssertionError, ReplayCache, verifyAssertion } from '../../src/assertion/verify.js';
 import { ADMIN_CONNECTIONS_PER_ADDRESS, ADMIN_SHARED_CONNECTIONS } from '../../src/server/admin.js';
 import { sample, scrape } from '../support/metrics.js';
@@ -227,7 +227,7 @@ afterAll(() => {
     'adversarial',
     [
       'Findings of the third adversarial pass, delivered to the real sidecar process (`dist/sidecar.js serve`) over loopback sockets, each from its own source address.',
-      "The guard's findings (a non-ASCII user, the key folder across rotation, scopes, single use) are delivered to the guard in a real gateway process by `test/guard/guard.test.ts`; the provider token's (`email_verified`, `iat`) by `test/unit/provider-token.test.ts`.",
+      "The guard's findings (a non-ASCII user, the key folder across rotation, scopes, single use) are delivered to the guard in a real gateway process by `test/guard/guard.test.ts`; the provider token's (`email_verified`, `iat`) by `test/unit/identity/provider-token.test.ts`.",
       '',
       table(
         ['item', 'attack as delivered', 'sidecar', 'reached the gateway'],

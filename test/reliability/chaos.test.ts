@@ -11,10 +11,10 @@
 // client waited is measured and reported, not asserted: on a shared 2-core machine a time
 // bound measures the machine (the performance benchmark measures speed, as ratios).
 import { createNetwork, type TestNetwork } from '../../harness/netns.js';
-import { profile } from '../../reliability/profile.js';
-import { ACTS, chaosCases, type Act, type ChaosCase } from '../../reliability/chaos.js';
-import { CLASSES } from '../../reliability/corpus.js';
-import { recordSection, table } from '../../reliability/report.js';
+import { profile } from './profile.js';
+import { ACTS, chaosCases, type Act, type ChaosCase } from './chaos.js';
+import { CLASSES } from './corpus.js';
+import { recordSection, table } from './report.js';
 import { startChaosGateway, type ChaosGateway } from '../support/chaos-gateway.js';
 import { RawClient, statuses } from '../support/raw-client.js';
 import { waitFor } from '../../harness/wait.js';

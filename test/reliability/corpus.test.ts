@@ -1,12 +1,12 @@
-// The attack corpus (reliability/corpus/*.json) sent byte for byte to the real sidecar
+// The attack corpus (test/reliability/corpus/*.json) sent byte for byte to the real sidecar
 // process directly and through real Caddy and real nginx (inline and forward-auth), from a
 // trusted host ("ingress"), an untrusted one ("rogue") and the pod's own loopback. The
 // oracle is what the recording gateways received: every request there must carry an
 // assertion that verifies, name the identity the trusted side vouched for, carry no
 // client copy of a header the sidecar owns, and match one decision the sidecar allowed.
 import { join } from 'node:path';
-import { CLASSES, CONNECTION_CLASSES, forgedAssertions, loadCorpus, render, statuses, type CorpusCase, type Materials } from '../../reliability/corpus.js';
-import { recordSection, table } from '../../reliability/report.js';
+import { CLASSES, CONNECTION_CLASSES, forgedAssertions, loadCorpus, render, statuses, type CorpusCase, type Materials } from './corpus.js';
+import { recordSection, table } from './report.js';
 import type { JsonProcess } from '../support/front-proxies.js';
 import type { Host } from '../../harness/netns.js';
 import { PORTS, startTopology, type Topology } from '../support/topology.js';
@@ -108,7 +108,7 @@ function destination(path: Path): { host: string; port: number } {
 
 /** Runs reliability/raw-send.ts inside a host, so the bytes leave from that host's address. */
 function sendFrom(from: From, jobs: { id: string; host: string; port: number; bytes: Buffer }[]): Promise<Map<string, string>> {
-  const child = hosts[from].spawn(process.execPath, [join(repo, 'reliability/raw-send.ts')], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = hosts[from].spawn(process.execPath, [join(repo, 'test/reliability/raw-send.ts')], { stdio: ['pipe', 'pipe', 'pipe'] });
   const input = {
     jobs: jobs.map((j) => ({ id: j.id, host: j.host, port: j.port, b64: j.bytes.toString('base64') })),
     concurrency: 24,
@@ -290,7 +290,7 @@ test('no attack in the corpus gets a forged identity, an unverifiable request or
   recordSection(
     'corpus',
     [
-      `${corpus.length} cases (\`reliability/corpus/*.json\`) × ${PATHS.length} paths = ${total.length} raw-socket sends to the real sidecar process`,
+      `${corpus.length} cases (\`test/reliability/corpus/*.json\`) × ${PATHS.length} paths = ${total.length} raw-socket sends to the real sidecar process`,
       `(listening dual-stack, so IPv4 peers arrive as IPv4-mapped IPv6), directly and through Caddy and nginx in inline and forward-auth mode.`,
       `Paths: ${PATHS.map((p) => `\`${p.name}\``).join(', ')}. Trusted: the ingress host only; loopback is not trusted.`,
       '',

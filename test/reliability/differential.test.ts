@@ -14,8 +14,8 @@
 // their own, at once, so they arrived in any order; the gateway connections send them one
 // after the other, and that order (the client's) is checked too.
 import fc from 'fast-check';
-import { forgedAssertions, loadCorpus, render, statuses, type Materials } from '../../reliability/corpus.js';
-import { profile } from '../../reliability/profile.js';
+import { forgedAssertions, loadCorpus, render, statuses, type Materials } from './corpus.js';
+import { profile } from './profile.js';
 import { rawRequest } from '../support/raw.js';
 import { startSidecar, TEST_KEY, type TestSidecar } from '../support/sidecar.js';
 import { UndiciForwarder } from '../support/undici-forwarder.js';

@@ -6,8 +6,8 @@
 import { createHmac } from 'node:crypto';
 import { validateHeaderName, validateHeaderValue } from 'node:http';
 import fc from 'fast-check';
-import { recordSection, table } from '../../reliability/report.js';
-import { profile } from '../../reliability/profile.js';
+import { recordSection, table } from './report.js';
+import { profile } from './profile.js';
 import { decide, type Decision } from '../../src/decision/decide.js';
 import { upstreamHeaders } from '../../src/decision/gateway-headers.js';
 import { normaliseName } from '../../src/request/protected.js';

@@ -3,9 +3,9 @@
 // Throughout, a loopback client keeps sending requests (none may fail), a discovered
 // proxy pod stays trusted (onStale: keep), an unknown address is never trusted, and after
 // each fault a pod added meanwhile becomes trusted (discovery recovered).
-import { recordSection, table } from '../../reliability/report.js';
-import { startHarness, type Harness } from '../k8s/harness.js';
-import { pod } from '../k8s/objects.js';
+import { recordSection, table } from './report.js';
+import { startHarness, type Harness } from '../kubernetes/fake/harness.js';
+import { pod } from '../kubernetes/fake/objects.js';
 import { waitFor } from '../../harness/wait.js';
 
 const ALICE = { 'x-auth-request-email': 'alice@example.com' };

@@ -14,7 +14,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
-import { recordSection, table } from '../../reliability/report.js';
+import { recordSection, table } from './report.js';
 import { launchChromium } from '../../harness/chromium.js';
 import { COMMAND } from '../support/command.js';
 import { onJsonLines, startJsonProcess, stopChild, waitForPort, type JsonProcess } from '../support/front-proxies.js';

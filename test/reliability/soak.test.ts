@@ -4,8 +4,8 @@
 // slowloris and idle sockets while a normal client must still be served.
 import http from 'node:http';
 import { connect, type Socket } from 'node:net';
-import { mb, ms, recordSection, table } from '../../reliability/report.js';
-import { profile } from '../../reliability/profile.js';
+import { mb, ms, recordSection, table } from './report.js';
+import { profile } from './profile.js';
 import { sample, scrape } from '../support/metrics.js';
 import { startRecordingUpstream, type RecordingUpstream } from '../../harness/upstream.js';
 import { waitFor } from '../../harness/wait.js';
