@@ -1,6 +1,6 @@
 // Attack tests send exact bytes to a real in-process sidecar in front of the recording
 // upstream, then assert on what the upstream (the gateway's place) received.
-import { rawRequest, statusOf } from '../support/raw.js';
+import { rawRequest, statusOf } from '../support/raw-client.js';
 import { startSidecar, type TestSidecar } from '../support/sidecar.js';
 import { startRecordingUpstream, type RecordingUpstream } from '../../harness/upstream.js';
 

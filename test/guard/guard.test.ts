@@ -12,7 +12,7 @@ import { newKeyFile } from '../../src/assertion/keys.js';
 import { AssertionSigner, randomId } from '../../src/assertion/sign.js';
 import { onJsonLines, stopChild } from '../support/front-proxies.js';
 import { freePort } from '../../harness/ports.js';
-import { rawRequest, statusOf } from '../support/raw.js';
+import { rawRequest, statusOf } from '../support/raw-client.js';
 import { startSidecar, type TestSidecar } from '../support/sidecar.js';
 import { waitFor } from '../../harness/wait.js';
 

@@ -4,7 +4,7 @@
 import { rmSync } from 'node:fs';
 import type WebSocket from 'ws';
 import { sample, scrape } from '../support/metrics.js';
-import { rawRequest, statusOf } from '../support/raw.js';
+import { rawRequest, statusOf } from '../support/raw-client.js';
 import { startSidecar, type TestSidecar } from '../support/sidecar.js';
 import { startRecordingUpstream, type RecordingUpstream } from '../../harness/upstream.js';
 import { waitFor } from '../../harness/wait.js';

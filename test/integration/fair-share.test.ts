@@ -3,20 +3,20 @@
 // client stalls, resets or stops reading, a maximum body, and a WebSocket count per
 // identity. A real sidecar with a small pool (8 connections, 2 per identity) in front of a
 // gateway that holds requests until the test lets them go.
-import { startChaosGateway, type ChaosGateway } from '../support/chaos-gateway.js';
 import { sample } from '../support/metrics.js';
 import { RawClient, statuses } from '../support/raw-client.js';
 import { startSidecar, type TestSidecar } from '../support/sidecar.js';
 import { waitFor } from '../../harness/wait.js';
+import { answerWithLength, startRecordingUpstream, type RecordingUpstream } from '../../harness/upstream.js';
 
 const WS = 'Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n';
 
-let upstream: ChaosGateway;
+let upstream: RecordingUpstream;
 let sc: TestSidecar;
 const metrics = async () => sc.sidecar.runtime.metrics.registry.metrics();
 
 beforeAll(async () => {
-  upstream = await startChaosGateway();
+  upstream = await startRecordingUpstream(answerWithLength, '127.0.0.1', { websockets: 'raw', keepAliveTimeoutMs: 2000, keep: 100 });
   sc = await startSidecar(upstream.url, {
     upstream: { maxSockets: 8 },
     limits: { identityPoolShare: 0.25, queueTimeoutSeconds: 1, clientStallTimeoutSeconds: 1, maxWebSocketsPerIdentity: 2, maxRequestBodyBytes: 1000 },

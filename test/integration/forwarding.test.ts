@@ -2,7 +2,7 @@
 // is sent (no `..` resolution, no re-encoding on the way), so a verifier recomputing htu
 // from its own request always agrees with the sidecar.
 import { verifyAssertion } from '../../src/assertion/verify.js';
-import { rawRequest, statusOf } from '../support/raw.js';
+import { rawRequest, statusOf } from '../support/raw-client.js';
 import { startSidecar, type TestSidecar } from '../support/sidecar.js';
 import { startRecordingUpstream, type RecordingUpstream } from '../../harness/upstream.js';
 

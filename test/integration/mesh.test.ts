@@ -3,7 +3,7 @@
 // from: xfcc, in /readyz. The sidecar listens on every address as in a pod; the clients
 // connect over loopback from 127.0.0.6, as Istio's sidecar does.
 import { sample, scrape } from '../support/metrics.js';
-import { rawRequest } from '../support/raw.js';
+import { rawRequest } from '../support/raw-client.js';
 import { startSidecar, type TestSidecar } from '../support/sidecar.js';
 import { startRecordingUpstream, type RecordingUpstream } from '../../harness/upstream.js';
 import { waitFor } from '../../harness/wait.js';

@@ -3,7 +3,7 @@
 // its burst before it is held back (counted in a metric, and said in its next line), and
 // another peer's refusal is still written.
 import { sample, scrape } from '../support/metrics.js';
-import { rawRequest, statusOf } from '../support/raw.js';
+import { rawRequest, statusOf } from '../support/raw-client.js';
 import { startSidecar, type TestSidecar } from '../support/sidecar.js';
 import { startRecordingUpstream, type RecordingUpstream } from '../../harness/upstream.js';
 import { REFUSAL_LINES } from '../../src/logging/line-budget.js';

@@ -2,10 +2,9 @@
 // a request decided before the reload goes where its own snapshot says (one snapshot from
 // decision to upstream write); a switch between http and https cannot apply to a live
 // connection pool and is refused whole, the old config serving on.
-import { startChaosGateway } from '../support/chaos-gateway.js';
 import { RawClient, statuses } from '../support/raw-client.js';
 import { startSidecar, type TestSidecar } from '../support/sidecar.js';
-import { startRecordingUpstream, type RecordingUpstream } from '../../harness/upstream.js';
+import { answerWithLength, type RecordingUpstream, startRecordingUpstream } from '../../harness/upstream.js';
 import { waitFor } from '../../harness/wait.js';
 
 const ALICE = { 'x-auth-request-email': 'alice@example.com' };
@@ -49,7 +48,7 @@ test('switching the upstream to https is refused and the running config keeps se
 });
 
 test('a request waiting for a pooled connection when the upstream changes is forwarded to the upstream it was decided for', async () => {
-  const held = await startChaosGateway();
+  const held = await startRecordingUpstream(answerWithLength, '127.0.0.1', { websockets: 'raw', keepAliveTimeoutMs: 2000, keep: 100 });
   const other = await startRecordingUpstream();
   const one = await startSidecar(held.url, { upstream: { maxSockets: 1 }, limits: { queueTimeoutSeconds: 30 } }, { configFile: true });
   const clients: RawClient[] = [];

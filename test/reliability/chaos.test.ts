@@ -15,10 +15,10 @@ import { profile } from './profile.js';
 import { ACTS, chaosCases, type Act, type ChaosCase } from './chaos.js';
 import { CLASSES } from './corpus.js';
 import { recordSection, table } from './report.js';
-import { startChaosGateway, type ChaosGateway } from '../support/chaos-gateway.js';
 import { RawClient, statuses } from '../support/raw-client.js';
 import { waitFor } from '../../harness/wait.js';
 import { fdCount, fdsSettle, metric, request, serveProcess, type SidecarProcess } from './process.js';
+import { answerWithLength, startRecordingUpstream, type RecordingUpstream } from '../../harness/upstream.js';
 
 const P = profile();
 /** How long a case waits for the sidecar to end a connection it should end (its timeouts here are 1–5 s). */
@@ -30,7 +30,7 @@ const BOB = { 'x-auth-request-email': 'bob@example.com' };
 let net: TestNetwork;
 /** An address of the test network: outside the trusted set, and not loopback. */
 let untrusted: string;
-let gateway: ChaosGateway;
+let gateway: RecordingUpstream;
 interface ClassRow {
   tried: number;
   held: number;
@@ -42,7 +42,7 @@ const rows: { 15: ClassRow; 16: ClassRow; 17: ClassRow } = { 15: row(), 16: row(
 beforeAll(async () => {
   net = await createNetwork([]);
   untrusted = net.subnet.replace(/\.0\/24$/, '.1');
-  gateway = await startChaosGateway();
+  gateway = await startRecordingUpstream(answerWithLength, '127.0.0.1', { websockets: 'raw', keepAliveTimeoutMs: 2000, keep: 100 });
 });
 afterAll(async () => {
   gateway.releaseAll();

@@ -16,10 +16,10 @@
 import fc from 'fast-check';
 import { forgedAssertions, loadCorpus, render, statuses, type Materials } from './corpus.js';
 import { profile } from './profile.js';
-import { rawRequest } from '../support/raw.js';
+import { rawRequest } from '../support/raw-client.js';
 import { startSidecar, TEST_KEY, type TestSidecar } from '../support/sidecar.js';
 import { UndiciForwarder } from '../support/undici-forwarder.js';
-import { startRecordingUpstream, type Received, type RecordingUpstream } from '../../harness/upstream.js';
+import { answerWithLength, startRecordingUpstream, type Received, type RecordingUpstream } from '../../harness/upstream.js';
 
 const P = profile();
 const TRUSTED = '127.0.0.1';
@@ -43,7 +43,7 @@ let sides: Side[] = [];
 beforeAll(async () => {
   // The sidecar's own data plane first (the reference side of every comparison), then the undici pool.
   for (const forwarder of [undefined, (u: TestSidecar['config']['upstream']) => new UndiciForwarder(u)]) {
-    const upstream = await startRecordingUpstream((_req, res, body) => res.writeHead(200, { 'content-type': 'text/plain' }).end(`got ${body.length}`));
+    const upstream = await startRecordingUpstream(answerWithLength);
     const sc = await startSidecar(upstream.url, CONFIG, forwarder ? { forwarder } : {});
     sides.push({ upstream, sc });
   }

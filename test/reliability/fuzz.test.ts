@@ -12,7 +12,7 @@ import { decide, type Decision } from '../../src/decision/decide.js';
 import { upstreamHeaders } from '../../src/decision/gateway-headers.js';
 import { normaliseName } from '../../src/request/protected.js';
 import { headerPairs, headerValues } from '../support/header-lines.js';
-import { rawRequest, statusOf } from '../support/raw.js';
+import { rawRequest, statusOf } from '../support/raw-client.js';
 import { startSidecar, TEST_KEY } from '../support/sidecar.js';
 import { startRecordingUpstream } from '../../harness/upstream.js';
 import { context, facts, KEY } from '../unit/context.js';

@@ -2,7 +2,7 @@
 // gateway. A gateway that accepts h2c answers 101 and the connection becomes a tunnel in
 // which later requests reach it unchecked (h2c smuggling). Only WebSockets pass now.
 import { createServer, type AddressInfo, type Socket } from 'node:net';
-import { rawRequest, statusOf } from '../support/raw.js';
+import { rawRequest, statusOf } from '../support/raw-client.js';
 import { startSidecar, type TestSidecar } from '../support/sidecar.js';
 
 const seen: string[] = [];

@@ -1,5 +1,7 @@
-// A client on a raw socket, for what an HTTP client library will not do: send bytes in
-// pieces, pipeline, stop reading, stay connected for ever, or reset the connection.
+// The tests' one raw-socket client, for what an HTTP client library will not do: send bytes
+// byte for byte (an attack must reach the sidecar as written, not as a client library would
+// normalise it), in pieces, pipelined; stop reading, stay connected for ever, or reset the
+// connection. rawRequest() is the one-shot form: write, then read until the server closes.
 import { connect, type Socket } from 'node:net';
 import { waitFor } from '../../harness/wait.js';
 
@@ -86,6 +88,26 @@ export class RawClient {
   destroy(): void {
     this.socket.destroy();
   }
+}
+
+/**
+ * Connects, writes `bytes`, and reads until the server ends the connection or `timeoutMs`
+ * passes; the reply, one character per byte.
+ */
+export async function rawRequest(port: number, bytes: string | Buffer, host = '127.0.0.1', timeoutMs = 3000, localAddress?: string): Promise<string> {
+  const client = await RawClient.connect(port, host, localAddress === undefined ? {} : { localAddress });
+  client.write(bytes);
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([client.closed, new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
+  clearTimeout(timer);
+  client.destroy();
+  return client.text;
+}
+
+/** The status code of the first response in a raw reply (0 when there is none). */
+export function statusOf(reply: string): number {
+  const m = /^HTTP\/1\.[01] (\d{3})/.exec(reply);
+  return m ? Number(m[1]) : 0;
 }
 
 /** The status codes of every response in a raw reply, in order. */

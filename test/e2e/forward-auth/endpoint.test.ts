@@ -2,7 +2,7 @@
 // sub-request gets back, and that nothing on that path ever reaches the gateway.
 import { verifyAssertion } from '../../../src/assertion/verify.js';
 import { scrape, sample } from '../../support/metrics.js';
-import { rawRequest, statusOf } from '../../support/raw.js';
+import { rawRequest, statusOf } from '../../support/raw-client.js';
 import { startSidecar, type TestSidecar } from '../../support/sidecar.js';
 import { startRecordingUpstream, type RecordingUpstream } from '../../../harness/upstream.js';
 

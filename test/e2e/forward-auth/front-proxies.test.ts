@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { WebSocket } from 'ws';
 import { scrape, sample } from '../../support/metrics.js';
 import type { Host } from '../../../harness/netns.js';
-import { rawRequest, statusOf } from '../../support/raw.js';
+import { rawRequest, statusOf } from '../../support/raw-client.js';
 import type { FrontProxySite, JsonProcess } from '../../support/front-proxies.js';
 import { PORTS, startTopology, type Topology } from '../../support/topology.js';
 import type { GatewayRecord } from '../../support/recording-gateway.js';
