@@ -200,13 +200,14 @@ test('no attack in the corpus gets a forged identity, an unverifiable request or
   }
   const replies = await Promise.all([...byHost].map(([from, jobs]) => sendFrom(from, jobs)));
   for (const r of replies) for (const [id, reply] of r) sends.get(id)!.reply = reply;
-  // Let the gateways' last lines arrive.
-  await new Promise((r) => setTimeout(r, 500));
+  // Every line the gateways wrote for the sends has reached the test (topology.ts says how).
+  const ends = await topology!.gatewayLinesEnd();
+  const end = { inline: ends.inline, fa: ends['forward-auth'] };
 
   // ---------------------------------------------------------------- the oracle
   const records = [
-    ...gateways.inline.lines.slice(baseline.inline).map((r) => ({ gw: 'inline' as const, rec: r as unknown as GatewayRecord })),
-    ...gateways.fa.lines.slice(baseline.fa).map((r) => ({ gw: 'fa' as const, rec: r as unknown as GatewayRecord })),
+    ...gateways.inline.lines.slice(baseline.inline, end.inline).map((r) => ({ gw: 'inline' as const, rec: r as unknown as GatewayRecord })),
+    ...gateways.fa.lines.slice(baseline.fa, end.fa).map((r) => ({ gw: 'fa' as const, rec: r as unknown as GatewayRecord })),
   ];
   const allowedLogs = sidecarLogs.slice(baseline.logs).filter((l) => l['msg'] === 'allowed');
   const inlineAllowed = new Map(allowedLogs.filter((l) => l['mode'] === 'inline').map((l) => [String(l['requestId']), l]));

@@ -5,6 +5,7 @@
 // ingress reaches the gateway around the sidecar) and "rogue" (an attacker). Each user
 // signs in on the provider's form before the suite starts; the suite holds their sessions.
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -43,6 +44,12 @@ export interface Topology {
   /** The value of each user's oauth2-proxy session cookie (`_oauth2_proxy`), from a real sign-in. */
   cookies: Record<string, string>;
   gateways: Record<Mode, JsonProcess>;
+  /**
+   * Where each gateway's lines end now. A gateway writes a request's line before it answers,
+   * so once every request sent so far is answered, a marker request sent straight to each
+   * gateway (from the pod) has its line after all of theirs: the index of that line.
+   */
+  gatewayLinesEnd(): Promise<Record<Mode, number>>;
   teardown(): Promise<void>;
 }
 
@@ -114,7 +121,21 @@ export async function startTopology(opts: TopologyOptions): Promise<Topology> {
     });
     processes.push(await startCaddy(ingress, opts.sites.caddy.map(site)));
     processes.push(await startNginx(ingress, opts.sites.nginx.map(site)));
-    return { ingress, pod, rogue, key, cookies: await auth.sessions(), gateways, teardown };
+    let markers = 0;
+    const gatewayLinesEnd = async (): Promise<Record<Mode, number>> => {
+      const marker = `/end-of-lines-${++markers}`;
+      const targets = [`http://127.0.0.1:${PORTS.gatewayInline}${marker}`, `http://${pod.address}:${PORTS.gatewayForwardAuth}${marker}`];
+      const send = pod.spawn(node, [
+        '-e',
+        `Promise.all(${JSON.stringify(targets)}.map((u) => fetch(u).then((r) => r.text()))).then(() => process.exit(0), () => process.exit(1))`,
+      ]);
+      const [code] = (await once(send, 'exit')) as [number | null];
+      if (code !== 0) throw new Error('the gateway markers were not answered');
+      const at = (g: JsonProcess) => g.lines.findIndex((l) => l['url'] === marker);
+      await waitFor(() => at(gateways.inline) >= 0 && at(gateways['forward-auth']) >= 0, "the gateways' marker lines");
+      return { inline: at(gateways.inline), 'forward-auth': at(gateways['forward-auth']) };
+    };
+    return { ingress, pod, rogue, key, cookies: await auth.sessions(), gateways, gatewayLinesEnd, teardown };
   } catch (err) {
     await teardown();
     throw err;

@@ -43,8 +43,8 @@ test('a bookmark moves the resume point forward', async () => {
   await waitFor(() => h!.api.openWatches() === 1, 'the watch');
   // Changes outside the selection advance the resourceVersion without an event to us.
   h.api.upsert('pods', pod('unrelated', ['10.7.0.1'], { namespace: 'default' }));
-  // Let the last event age, so that the bookmark's arrival shows as the age dropping.
-  await new Promise((resolve) => setTimeout(resolve, 400));
+  // The last event ages, so that the bookmark's arrival shows as the age dropping.
+  await waitFor(async () => (await metric('trusted_proxy_discovery_last_event_age_seconds', {})) >= 0.4, 'the last event aged');
   h.api.bookmark();
   const bookmarked = String(h.api.resourceVersion());
   await waitFor(async () => (await metric('trusted_proxy_discovery_last_event_age_seconds', {})) < 0.3, 'the bookmark read');
