@@ -8,7 +8,7 @@ import type { Duplex } from 'node:stream';
 import type { ListenConfig } from '../config/schema.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { RequestHandler } from '../proxy/handler.js';
-import { isMidResponse, markClosing } from '../proxy/in-flight.js';
+import { afterOwedNow, isMidResponse, markClosing } from '../proxy/in-flight.js';
 import { endAndRelease, rawAnswer } from '../proxy/respond.js';
 import { httpsModule } from '../platform/tls-modules.js';
 
@@ -29,9 +29,20 @@ export function createDataPlane(listen: ListenConfig, handler: RequestHandler, m
   };
   const server = listen.certFile ? httpsModule().createServer({ ...options, ...tlsOptions(listen) }) : http.createServer(options);
   applyListenLimits(server, listen);
-  server.on('request', (req, res) => {
+  const serve = (req: http.IncomingMessage, res: http.ServerResponse) => {
     if (drain.draining) res.shouldKeepAlive = false;
     handler.onRequest(req, res);
+  };
+  server.on('request', serve);
+  // Node writes a pipelined request's 100 Continue into its response while that waits for
+  // the ones before it, and the response's own head, written later, goes in front of it:
+  // the client would read the 100 after the final status, inside the body. The 100 goes out
+  // once the responses before it are done, and not at all once the final answer has begun.
+  server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => {
+    afterOwedNow(req.socket, () => {
+      if (!res.headersSent && !res.destroyed) res.writeContinue();
+    });
+    serve(req, res);
   });
   server.on('upgrade', (req, socket, head) => handler.onUpgrade(req, socket, head));
   server.on('drop', () => metrics.connectionsDropped.inc({ port: 'data', reason: 'max_connections' }));
