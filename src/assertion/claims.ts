@@ -18,6 +18,12 @@ export interface AssertionClaims {
    * the sidecar sends them (gateway.scopesHeader), so a verifier can hold that header to them.
    */
   scope?: string;
+  /**
+   * The machine route the request passed on without an SSO identity (`sub` is then
+   * `route:<name>`); absent on a user's request. A verifier must not take such an
+   * assertion as a user's: the guard admits it only without a user header.
+   */
+  route?: string;
   /** The request method. */
   htm: string;
   /** `proto://host` and the request target (path and query), as the gateway receives it. */

@@ -240,7 +240,8 @@ export async function verifyAssertion(token: string, options: VerifyOptions): Pr
     typeof claims.sub !== 'string' ||
     typeof claims.jti !== 'string' ||
     !Array.isArray(claims.groups) ||
-    (claims.scope !== undefined && typeof claims.scope !== 'string')
+    (claims.scope !== undefined && typeof claims.scope !== 'string') ||
+    (claims.route !== undefined && typeof claims.route !== 'string')
   ) {
     throw new AssertionError('claims', 'claims of the wrong type');
   }

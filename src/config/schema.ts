@@ -5,6 +5,7 @@ import * as z from './zod.js';
 import { headerName, optionalHeaderName } from './header-name.js';
 import { parseRange } from '../trust/address.js';
 import { parseSubject } from '../trust/certificate.js';
+import { unambiguousPath } from '../routes/match.js';
 
 /** The assertion's signing algorithms (assertion/keys.ts). */
 export const ALGORITHMS = ['HS256', 'EdDSA', 'ES256'] as const;
@@ -62,6 +63,28 @@ function loopbackOverlap(value: string): 'none' | 'partly' | 'within' {
   if (end < low || start > high) return 'none';
   return start >= low && end <= high ? 'within' : 'partly';
 }
+
+// A route (routes/match.ts): the path is one that reads one way, as a request's must to
+// match it, so a route that no request could take is refused rather than silently idle.
+const route = z.strictObject({
+  name: z.string().check(z.regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be lower-case letters, digits and dashes (at most 63)')),
+  path: z
+    .string()
+    .check(
+      z.refine(
+        (p) => p === '/' || (unambiguousPath(p) === p && !p.endsWith('/')),
+        'must be an absolute path that reads one way: no trailing slash, query, percent-escapes, "//", ".", "..", "\\", ";" or trailing dot',
+      ),
+    ),
+  match: z._default(z.enum(['exact', 'prefix']), 'prefix'),
+  methods: list(z.string().check(z.regex(/^[A-Z]+$/, 'must be a method in upper case, as sent'))),
+  mode: z.enum(['sso', 'machine', 'deny']),
+  // Bounds a machine route's requests beside the gateway's own: -1 takes limits.maxRequestBodyBytes.
+  maxBodyBytes: z._default(count(-1), -1),
+  requestsPerMinutePerSource: z._default(count(0), 0),
+  untrustedSources: flag(false),
+  scopes: list(scopeToken),
+});
 
 /** Never throws: a refinement that throws ends validation instead of listing every problem. */
 function isHttpUrl(value: string): boolean {
@@ -276,6 +299,9 @@ const sections = z.strictObject({
     }),
     {},
   ),
+  // Ordered, the first that matches a request decides how it passes (routes/match.ts); a
+  // request on none needs an SSO identity.
+  routes: list(route),
   forwardAuth: z.prefault(
     z.strictObject({
       enabled: flag(false),
@@ -315,6 +341,19 @@ function checkAcrossSections(v: z.output<typeof sections>, ctx: z.core.$Refineme
   if (require === 'address' && v.listen.clientCAFile) {
     ctx.addIssue({ code: 'custom', path: ['listen', 'clientCAFile'], message: 'client certificates are asked for but never checked: set trust.require' });
   }
+  const seen = new Set<string>();
+  v.routes.forEach((r, i) => {
+    if (seen.has(r.name)) ctx.addIssue({ code: 'custom', path: ['routes', i, 'name'], message: `another route is named ${r.name}` });
+    seen.add(r.name);
+    if (r.mode === 'machine' && r.path === '/' && r.match === 'prefix')
+      ctx.addIssue({ code: 'custom', path: ['routes', i, 'path'], message: 'a machine route over every path lets every request through without SSO' });
+    if (r.mode !== 'machine' && (r.untrustedSources || r.scopes.length > 0 || r.requestsPerMinutePerSource > 0 || r.maxBodyBytes >= 0))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['routes', i, 'mode'],
+        message: "untrustedSources, scopes, requestsPerMinutePerSource and maxBodyBytes are for machine routes (an sso route takes the user's)",
+      });
+  });
   // The header is believable only from the mesh proxy, known by its address.
   if (certs.from === 'xfcc' && require !== 'both') {
     ctx.addIssue({
@@ -334,3 +373,4 @@ export type AssertionConfig = Config['assertion'];
 export type GatewayConfig = Config['gateway'];
 export type DiscoveryConfig = Config['trust']['discovery'];
 export type LimitsConfig = Config['limits'];
+export type RouteConfig = Config['routes'][number];

@@ -9,6 +9,8 @@ export interface Grant {
   requestId: string;
   /** The user as received (gateway.userHeader). */
   identity: { userRaw: string };
+  /** A machine route's request carries no user: the gateway must not take it for one. */
+  route?: string | undefined;
   scopes: readonly string[];
   assertion: string;
 }
@@ -24,8 +26,8 @@ export interface ForwardedFacts {
 /**
  * The gateway-header contract, the one place that says what the sidecar sets on a request
  * to the gateway (flat header lines, lower-case names): the forwarded facts (inline only:
- * in forward-auth mode the front proxy sends its own), then the request id, the user, the
- * scopes and the assertion. Forward-auth answers carry the identity part for the front
+ * in forward-auth mode the front proxy sends its own), then the request id, the user (none
+ * on a machine route), the scopes and the assertion. Forward-auth answers carry the identity part for the front
  * proxy to copy; `doctor` and `gateway-config` read the names from it. Appends to `out`
  * when given (inline forwarding's list, with no copy on the hot path).
  */
@@ -36,7 +38,7 @@ export function gatewayHeaders(config: Pick<Config, 'gateway' | 'assertion'>, gr
     if (forwarded.host !== undefined) out.push('x-forwarded-host', forwarded.host);
   }
   out.push('x-request-id', grant.requestId);
-  if (config.gateway.userHeader) out.push(config.gateway.userHeader, grant.identity.userRaw);
+  if (config.gateway.userHeader && grant.route === undefined) out.push(config.gateway.userHeader, grant.identity.userRaw);
   if (config.gateway.scopesHeader) out.push(config.gateway.scopesHeader, grant.scopes.join(','));
   out.push(config.assertion.header, grant.assertion);
   return out;

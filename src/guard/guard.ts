@@ -9,6 +9,7 @@ import { Server as HttpServer, type IncomingMessage, type ServerResponse } from 
 import { Server as HttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import { AssertionError, receivedScopes, ReplayCache, requestUri, verifyAssertion, watchKeysDir, type VerifyOptions } from '../assertion/verify.js';
+import { matchRoute } from '../routes/match.js';
 import type { GuardOptions } from './options.js';
 
 /** The events through which a gateway's server hands it a request or a connection. */
@@ -42,6 +43,14 @@ export function guardCheck(options: GuardOptions, verify: VerifyOptions) {
         replayCache,
         request: { method: req.method ?? 'GET', uri: requestUri(req), ...(scopes && { scopes }) },
       });
+      // A machine route's assertion names no user: the gateway must see none on its request,
+      // else a route's pass would carry whatever user a header named.
+      if (claims.route !== undefined) {
+        if (options.userHeader !== '' && req.headers[options.userHeader] !== undefined) return { ok: false, error: 'assertion_user_mismatch' };
+        const on = matchRoute(req.method ?? 'GET', req.url ?? '/', options.machineRoutes);
+        if (on === undefined || on.route.name !== claims.route || !on.methodAllowed) return { ok: false, error: 'assertion_route_mismatch' };
+        return { ok: true };
+      }
       if (options.userHeader !== '' && !sameUser(req.headers[options.userHeader], claims.sub)) return { ok: false, error: 'assertion_user_mismatch' };
       return { ok: true };
     } catch (err) {

@@ -4,6 +4,7 @@
 import * as z from '../config/zod.js';
 import { ALGORITHMS } from '../config/schema.js';
 import { headerName, optionalHeaderName } from '../config/header-name.js';
+import { unambiguousPath, type Route } from '../routes/match.js';
 
 const PREFIX = 'TRUSTED_PROXY_GUARD_';
 const list = (value: string) =>
@@ -42,6 +43,9 @@ const guardSchema = z
     // The scopes the gateway reads: they must be the assertion's `scope`, and a request whose
     // assertion has none may not carry the header. '' turns the check off.
     SCOPES_HEADER: z._default(optionalHeaderName, 'x-openclaw-scopes'),
+    // The sidecar's machine routes (its routes of mode machine, as JSON): an assertion that
+    // names a route passes only on that route, as the same matcher reads the request.
+    MACHINE_ROUTES: z._default(z.string(), '[]'),
   })
   .check(
     z.superRefine((v, ctx) => {
@@ -66,6 +70,27 @@ export interface GuardOptions {
   readonly openPaths: ReadonlySet<string>;
   readonly userHeader: string;
   readonly scopesHeader: string;
+  readonly machineRoutes: readonly Route[];
+}
+
+const machineRoute = z.strictObject({
+  name: z.string().check(z.minLength(1)),
+  path: z.string().check(z.refine((p) => p === '/' || (unambiguousPath(p) === p && !p.endsWith('/')), 'must be an absolute path that reads one way')),
+  match: z._default(z.enum(['exact', 'prefix']), 'prefix'),
+  methods: z._default(z.array(z.string().check(z.regex(/^[A-Z]+$/, 'must be methods in upper case'))), []),
+});
+
+/** MACHINE_ROUTES read: the routes, or what is wrong with them. */
+function machineRoutes(json: string): { routes: Route[] } | { problems: string[] } {
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch {
+    return { problems: [`${PREFIX}MACHINE_ROUTES: must be JSON, a list of routes as the sidecar's config names them`] };
+  }
+  const parsed = z.array(machineRoute).safeParse(value);
+  if (!parsed.success) return { problems: parsed.error.issues.map((i) => `${PREFIX}MACHINE_ROUTES[${i.path.join('].')}: ${i.message}`) };
+  return { routes: parsed.data.map((r) => ({ ...r, mode: 'machine' as const })) };
 }
 
 export type GuardOptionsResult = { ok: true; options: GuardOptions } | { ok: false; problems: string[] };
@@ -78,9 +103,12 @@ export function guardOptions(env: NodeJS.ProcessEnv): GuardOptionsResult {
       .map(([k, v]) => [k.slice(PREFIX.length), v]),
   );
   const parsed = guardSchema.safeParse(raw);
-  if (!parsed.success) {
-    return { ok: false, problems: parsed.error.issues.map((i) => `${PREFIX}${String(i.path[0] ?? '')}: ${i.message}`.replace(`${PREFIX}: `, '')) };
-  }
+  const routes = machineRoutes(typeof raw['MACHINE_ROUTES'] === 'string' ? raw['MACHINE_ROUTES'] : '[]');
+  const problems = [
+    ...(parsed.success ? [] : parsed.error.issues.map((i) => `${PREFIX}${String(i.path[0] ?? '')}: ${i.message}`.replace(`${PREFIX}: `, ''))),
+    ...('problems' in routes ? routes.problems : []),
+  ];
+  if (!parsed.success || 'problems' in routes) return { ok: false, problems };
   const v = parsed.data;
   return {
     ok: true,
@@ -95,6 +123,7 @@ export function guardOptions(env: NodeJS.ProcessEnv): GuardOptionsResult {
       openPaths: new Set(v.OPEN_PATHS),
       userHeader: v.USER_HEADER,
       scopesHeader: v.SCOPES_HEADER,
+      machineRoutes: routes.routes,
     },
   };
 }

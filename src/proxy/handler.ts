@@ -22,7 +22,7 @@ import { REFUSALS, refusalBody, type LimitReason } from '../vocabulary/refusals.
 import { declaredLength } from './body.js';
 import { hasBody, type Forwarder } from './forward.js';
 import { isClosing, trackResponse, whenSettled } from './in-flight.js';
-import type { Admission } from './limits.js';
+import type { Admission, RateLimit } from './limits.js';
 import { rejectUpgrade, sendJson } from './respond.js';
 import type { WebSocketTracker } from './websockets.js';
 
@@ -46,6 +46,8 @@ export interface HandlerParts {
   readonly forwarder: Forwarder;
   /** A token named a key the provider's set lacks: its key source may fetch again (rate-limited). */
   readonly unknownProviderKey: () => void;
+  /** Requests per source on each machine route (routes[].requestsPerMinutePerSource). */
+  readonly routeRates: RateLimit;
 }
 
 export class RequestHandler {
@@ -94,23 +96,32 @@ export class RequestHandler {
       sendJson(res, refusalStatus(decision.status, mode), refusalBody(decision.reason), headers);
       return;
     }
+    const route = decision.route === undefined ? undefined : snapshot.config.routes.find((r) => r.name === decision.route);
+    if (
+      route !== undefined &&
+      route.requestsPerMinutePerSource > 0 &&
+      !this.parts.routeRates.take(`${route.name} ${decision.client}`, route.requestsPerMinutePerSource, Date.now())
+    ) {
+      this.refuseByLimit(res, decision, 'route_rate_limited', snapshot.config, mode);
+      return;
+    }
     if (mode === 'forward-auth') {
       sendJson(res, 200, '{"result":"allowed"}', grantHeaders(snapshot.config, decision));
       return;
     }
-    const { limits } = snapshot.config;
+    const limits = limitsOf(snapshot.config, route);
     this.parts.admission.admit(
       res,
       decision.identity.user,
       declaredLength(req.headers['content-length']),
       limits,
-      () => this.forward(req, res, decision, snapshot),
+      () => this.forward(req, res, decision, snapshot, limits),
       (reason) => this.refuseByLimit(res, decision, reason, snapshot.config),
     );
   }
 
-  private forward(req: IncomingMessage, res: ServerResponse, decision: AllowedDecision, snapshot: Snapshot): void {
-    const { upstream, limits } = snapshot.config;
+  private forward(req: IncomingMessage, res: ServerResponse, decision: AllowedDecision, snapshot: Snapshot, limits: Config['limits']): void {
+    const { upstream } = snapshot.config;
     const started = process.hrtime.bigint();
     const target = {
       endpoint: gatewayEndpoint(upstream.url),
@@ -178,11 +189,11 @@ export class RequestHandler {
     });
   }
 
-  private refuseByLimit(res: ServerResponse, decision: AllowedDecision, reason: LimitReason, config: Config): void {
+  private refuseByLimit(res: ServerResponse, decision: AllowedDecision, reason: LimitReason, config: Config, mode: Mode = 'inline'): void {
     this.parts.recorder.limitRefusal(decision, reason, config.logging);
     // Past a body limit the rest of the body is never read: close rather than drain it.
     const close = reason === 'body_timeout' || reason === 'body_too_large';
-    sendJson(res, REFUSALS[reason], refusalBody(reason), { 'x-request-id': decision.requestId, ...(close && { connection: 'close' }) });
+    sendJson(res, refusalStatus(REFUSALS[reason], mode), refusalBody(reason), { 'x-request-id': decision.requestId, ...(close && { connection: 'close' }) });
   }
 
   private decideRequest(req: IncomingMessage, mode: Mode, upgrade: boolean, snapshot: Snapshot): Decided {
@@ -218,6 +229,11 @@ export class RequestHandler {
  */
 function unanswerable(req: IncomingMessage): boolean {
   return isClosing(req.socket) || req.socket.destroyed;
+}
+
+/** A machine route's own body limit in place of limits.maxRequestBodyBytes, where it sets one. */
+function limitsOf(config: Config, route: Config['routes'][number] | undefined): Config['limits'] {
+  return route === undefined || route.maxBodyBytes < 0 ? config.limits : { ...config.limits, maxRequestBodyBytes: route.maxBodyBytes };
 }
 
 function modeOf(req: IncomingMessage, config: Config): Mode {

@@ -176,3 +176,35 @@ export class Admission {
     });
   }
 }
+
+/**
+ * Requests per minute per key (a machine route and a source address), as token buckets that
+ * refill continuously. At most `maxKeys` are remembered; past that the oldest is forgotten,
+ * so a flood of new addresses costs memory only up to the bound (a forgotten key starts
+ * with a full bucket again).
+ */
+export class RateLimit {
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+
+  constructor(private readonly maxKeys = 10_000) {}
+
+  /** Takes one request for `key` at `nowMs`; false when its bucket is empty (nothing is taken then). */
+  take(key: string, perMinute: number, nowMs: number): boolean {
+    let bucket = this.buckets.get(key);
+    if (bucket === undefined) {
+      if (this.buckets.size >= this.maxKeys) this.buckets.delete(this.buckets.keys().next().value!);
+      bucket = { tokens: perMinute, at: nowMs };
+      this.buckets.set(key, bucket);
+    } else {
+      bucket.tokens = Math.min(perMinute, bucket.tokens + ((nowMs - bucket.at) * perMinute) / 60_000);
+      bucket.at = nowMs;
+    }
+    if (bucket.tokens < 1) return false;
+    bucket.tokens -= 1;
+    return true;
+  }
+
+  get size(): number {
+    return this.buckets.size;
+  }
+}

@@ -10,7 +10,7 @@ import { createMetrics, type Metrics } from '../metrics/metrics.js';
 import { Recorder } from '../metrics/recorder.js';
 import { PinnedForwarder, type Forwarder } from '../proxy/forward.js';
 import { RequestHandler } from '../proxy/handler.js';
-import { Admission } from '../proxy/limits.js';
+import { Admission, RateLimit } from '../proxy/limits.js';
 import { CLOSE_GOING_AWAY, WebSocketTracker } from '../proxy/websockets.js';
 import { Runtime } from '../runtime/runtime.js';
 import { isLoopback, parseAddress } from '../trust/address.js';
@@ -73,6 +73,7 @@ export class Sidecar {
       websockets: this.websockets,
       forwarder: this.forwarder,
       unknownProviderKey: () => this.providerKeys?.source.unknownKey(),
+      routeRates: new RateLimit(),
     });
     this.dataPlane = createDataPlane(config.listen, this.handler, this.runtime.metrics, this.state);
     this.connections = new ConnectionWatch(this.dataPlane, config.limits.clientStallTimeoutSeconds * 1000, this.runtime.metrics, this.runtime.logger);

@@ -7,6 +7,8 @@ export const REFUSALS = {
   too_many_headers: 431,
   forwarded_method_invalid: 403,
   forwarded_uri_invalid: 403,
+  route_denied: 403,
+  route_method_not_allowed: 405,
   identity_missing: 401,
   identity_duplicated: 401,
   identity_blank: 401,
@@ -28,6 +30,7 @@ export const REFUSALS = {
   body_timeout: 408,
   body_too_large: 413,
   identity_request_limit: 429,
+  route_rate_limited: 429,
   identity_websocket_limit: 429,
   upstream_busy: 503,
 } as const;
@@ -35,10 +38,13 @@ export const REFUSALS = {
 export type ReasonCode = keyof typeof REFUSALS;
 
 /** Refusals by a limit, after the decision allowed the request (proxy/limits.ts). */
-export type LimitReason = Extract<ReasonCode, 'body_timeout' | 'body_too_large' | 'identity_request_limit' | 'identity_websocket_limit' | 'upstream_busy'>;
+export type LimitReason = Extract<
+  ReasonCode,
+  'body_timeout' | 'body_too_large' | 'identity_request_limit' | 'identity_websocket_limit' | 'route_rate_limited' | 'upstream_busy'
+>;
 
 /** The decision's stages, in the order a request passes them (decide.ts, README, docs). */
-export const STAGES = ['source', 'request', 'identity', 'policy', 'assertion'] as const;
+export const STAGES = ['source', 'request', 'route', 'identity', 'policy', 'assertion'] as const;
 export type Stage = (typeof STAGES)[number];
 
 /** The stage that refuses each decision reason; the other codes are the shell's limits. */
@@ -48,6 +54,8 @@ export const STAGE_OF = {
   too_many_headers: 'request',
   forwarded_method_invalid: 'request',
   forwarded_uri_invalid: 'request',
+  route_denied: 'route',
+  route_method_not_allowed: 'route',
   identity_missing: 'identity',
   identity_duplicated: 'identity',
   identity_blank: 'identity',

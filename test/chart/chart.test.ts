@@ -258,7 +258,15 @@ test.each([
 );
 
 test.each([
-  ['guard-values.yaml', { TRUSTED_PROXY_GUARD_KEYS_DIR: '/etc/trusted-proxy-sidecar/keys' }, 'hmac-keys'],
+  // guard-values.yaml gives OpenClaw's hooks a machine route: the guard is told it as the sidecar's config has it.
+  [
+    'guard-values.yaml',
+    {
+      TRUSTED_PROXY_GUARD_KEYS_DIR: '/etc/trusted-proxy-sidecar/keys',
+      TRUSTED_PROXY_GUARD_MACHINE_ROUTES: JSON.stringify([{ match: 'prefix', methods: ['POST'], name: 'hooks', path: '/hooks' }]),
+    },
+    'hmac-keys',
+  ],
   ['es256-values.yaml', { TRUSTED_PROXY_GUARD_JWKS: '/var/run/claw-keys/public.json' }, 'jwks'],
 ] as const)(
   'the guard (%s): node --import of the file the init step copies, with settings the guard accepts and the keys it names',
@@ -271,6 +279,10 @@ test.each([
     expect(install.volumeMounts).toEqual([{ name: 'guard', mountPath: '/opt/trusted-proxy-sidecar/guard' }]);
     expect(gateway.volumeMounts).toContainEqual({ name: 'guard', mountPath: '/opt/trusted-proxy-sidecar/guard', readOnly: true });
     const keysPath = Object.values(keys)[0]!;
+    if ('TRUSTED_PROXY_GUARD_MACHINE_ROUTES' in keys) {
+      const config = parse(sidecarConfigText(objs)) as { routes: { name: string; mode: string }[] };
+      expect(config.routes.filter((r) => r.mode === 'machine').map((r) => r.name)).toEqual(['hooks']);
+    }
     const mounted = gateway.volumeMounts!.find((m) => m.name === keysVolume)!;
     expect(keysPath.startsWith(mounted.mountPath)).toBe(true);
     const env = Object.fromEntries(gateway.env.filter((e) => e.name.startsWith('TRUSTED_PROXY_GUARD_')).map((e) => [e.name, e.value]));

@@ -269,6 +269,121 @@ describe("HS256: the sidecar's key folder", () => {
   });
 });
 
+describe('machine routes: the guard admits a route assertion only on that route, and never with a user', () => {
+  let sc: TestSidecar;
+  let gw: Gateway;
+  let keysDir: string;
+  const HOOKS = { name: 'hooks', path: '/hooks', methods: ['POST'] };
+  beforeAll(async () => {
+    keysDir = mkdtempSync(join(tmpdir(), 'tps-guard-routes-'));
+    writeFileSync(join(keysDir, 'k1'), Buffer.alloc(32, 5));
+    gw = await startGateway({
+      TRUSTED_PROXY_GUARD_KEYS_DIR: keysDir,
+      TRUSTED_PROXY_GUARD_USER_HEADER: 'x-forwarded-user',
+      TRUSTED_PROXY_GUARD_MACHINE_ROUTES: JSON.stringify([HOOKS]),
+    });
+    sc = await startSidecar(`http://127.0.0.1:${gw.port}`, {
+      assertion: { keysDir, activeKeyId: 'k1' },
+      routes: [
+        { ...HOOKS, mode: 'machine' },
+        // A machine route the guard was not told of.
+        { name: 'other', path: '/other', mode: 'machine' },
+      ],
+    });
+  });
+  afterAll(async () => {
+    await sc?.stop();
+    if (gw) await stopChild(gw.child);
+    if (keysDir) rmSync(keysDir, { recursive: true, force: true });
+  });
+
+  /** A route assertion signed with the sidecar's key for `method target`. */
+  const routeAssertion = (route: string, method: string, target: string) => {
+    const iat = Math.floor(Date.now() / 1000);
+    return new AssertionSigner('k1', Buffer.alloc(32, 5)).sign({
+      iss: 'trusted-proxy-sidecar',
+      aud: 'gateway',
+      sub: `route:${route}`,
+      route,
+      groups: [],
+      iat,
+      nbf: iat,
+      exp: iat + 30,
+      jti: randomId(),
+      cip: '127.0.0.1',
+      htm: method,
+      htu: `http://claw.example.com${target}`,
+    });
+  };
+  const direct = async (lines: string[]) => {
+    const before = gw.events.length;
+    const reply = await rawRequest(gw.port, request([...lines, 'Content-Length: 0', 'Connection: close']));
+    return { status: statusOf(reply), reply, reached: gw.events.length > before };
+  };
+
+  test('a hook through the sidecar, with no SSO identity: it reaches the gateway with its own token and no user', async () => {
+    const before = gw.events.length;
+    const reply = await rawRequest(
+      sc.port,
+      request(
+        [
+          'POST /hooks/wake HTTP/1.1',
+          'Host: claw.example.com',
+          'Authorization: Bearer hook-token',
+          `X-Auth-Request-Email: ${ALICE}`,
+          'Content-Length: 2',
+          'Connection: close',
+        ],
+        '{}',
+      ),
+    );
+    expect(statusOf(reply)).toBe(200);
+    const seen = gw.events.slice(before);
+    expect(seen).toHaveLength(1);
+    expect(seen[0]!.headers['authorization']).toBe('Bearer hook-token');
+    expect(seen[0]!.headers['x-forwarded-user']).toBeUndefined();
+    expect(seen[0]!.headers['x-auth-request-email']).toBeUndefined();
+  });
+
+  test('a route the guard was not told of is refused in the gateway process, though the sidecar passed it', async () => {
+    const reply = await rawRequest(sc.port, request(['POST /other HTTP/1.1', 'Host: claw.example.com', 'Content-Length: 0', 'Connection: close']));
+    expect(statusOf(reply)).toBe(401);
+    expect(reply).toContain('{"error":"assertion_route_mismatch"}');
+  });
+
+  test('around the sidecar: a route assertion with a user header, for another method, or another path is refused', async () => {
+    const withUser = await direct([
+      'POST /hooks/wake HTTP/1.1',
+      'Host: claw.example.com',
+      `X-Forwarded-User: ${ALICE}`,
+      `X-Trusted-Proxy-Assertion: ${routeAssertion('hooks', 'POST', '/hooks/wake')}`,
+    ]);
+    expect(withUser).toMatchObject({ status: 401, reached: false });
+    expect(withUser.reply).toContain('assertion_user_mismatch');
+    const getting = await direct([
+      'GET /hooks/wake HTTP/1.1',
+      'Host: claw.example.com',
+      `X-Trusted-Proxy-Assertion: ${routeAssertion('hooks', 'GET', '/hooks/wake')}`,
+    ]);
+    expect(getting).toMatchObject({ status: 401, reached: false });
+    expect(getting.reply).toContain('assertion_route_mismatch');
+    const elsewhere = await direct([
+      'POST /api/admin HTTP/1.1',
+      'Host: claw.example.com',
+      `X-Trusted-Proxy-Assertion: ${routeAssertion('hooks', 'POST', '/api/admin')}`,
+    ]);
+    expect(elsewhere).toMatchObject({ status: 401, reached: false });
+    expect(elsewhere.reply).toContain('assertion_route_mismatch');
+    // The same assertion where it belongs is admitted: the refusals above were for what they say.
+    const admitted = await direct([
+      'POST /hooks/wake HTTP/1.1',
+      'Host: claw.example.com',
+      `X-Trusted-Proxy-Assertion: ${routeAssertion('hooks', 'POST', '/hooks/wake')}`,
+    ]);
+    expect(admitted).toMatchObject({ status: 200, reached: true });
+  });
+});
+
 test('EdDSA: the guard verifies with the JWK Set file the sidecar writes, and holds no secret', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'tps-guard-eddsa-'));
   writeFileSync(join(dir, 'ed-1'), newKeyFile('EdDSA'));

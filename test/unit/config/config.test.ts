@@ -190,3 +190,44 @@ test('a scope must split back out of the assertion and the header: no comma, bla
     ],
   });
 });
+
+describe('routes', () => {
+  const problems = (routes: unknown[]) => {
+    const r = configSchema.safeParse({ routes });
+    return r.success ? [] : r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+  };
+  test('a route that no request could take, or that would pass every request, is refused with the rest', () => {
+    expect(
+      problems([
+        { name: 'a', path: '/hooks/', mode: 'machine' },
+        { name: 'b', path: '/x/../hooks', mode: 'machine' },
+        { name: 'c', path: '/h%6foks', mode: 'machine' },
+        { name: 'all', path: '/', mode: 'machine' },
+        { name: 'all', path: '/sso', mode: 'sso', scopes: ['x'] },
+        { name: 'Bad Name', path: '/ok', mode: 'deny', methods: ['post'] },
+      ]),
+    ).toEqual([
+      expect.stringMatching(/^routes\.0\.path: must be an absolute path that reads one way/),
+      expect.stringMatching(/^routes\.1\.path: must be an absolute path that reads one way/),
+      expect.stringMatching(/^routes\.2\.path: must be an absolute path that reads one way/),
+      expect.stringMatching(/^routes\.5\.name: must be lower-case letters/),
+      expect.stringMatching(/^routes\.5\.methods\.0: must be a method in upper case/),
+      'routes.3.path: a machine route over every path lets every request through without SSO',
+      'routes.4.name: another route is named all',
+      expect.stringMatching(/^routes\.4\.mode: untrustedSources, scopes, requestsPerMinutePerSource and maxBodyBytes are for machine routes/),
+    ]);
+  });
+  test('defaults: prefix, any method, the limits of limits.*', () => {
+    expect(configSchema.parse({ routes: [{ name: 'hooks', path: '/hooks', mode: 'machine' }] }).routes[0]).toEqual({
+      name: 'hooks',
+      path: '/hooks',
+      match: 'prefix',
+      methods: [],
+      mode: 'machine',
+      maxBodyBytes: -1,
+      requestsPerMinutePerSource: 0,
+      untrustedSources: false,
+      scopes: [],
+    });
+  });
+});

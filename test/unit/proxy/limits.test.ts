@@ -1,7 +1,7 @@
 // The fair-share units on their own: per-identity counts, and the pool's permits with an
 // ordered, deadline-bound wait. Time is jest's fake clock, never a sleep.
 import { jest } from '@jest/globals';
-import { identityRequestLimit, PerKeyLimit, UpstreamSlots } from '../../../src/proxy/limits.js';
+import { identityRequestLimit, PerKeyLimit, RateLimit, UpstreamSlots } from '../../../src/proxy/limits.js';
 
 describe('PerKeyLimit', () => {
   test('each identity holds up to the limit; a release makes room; identities do not share', () => {
@@ -131,5 +131,24 @@ describe('UpstreamSlots', () => {
       () => undefined,
     );
     expect(log).toEqual(['a', 'b']);
+  });
+});
+
+describe('RateLimit', () => {
+  test('a bucket per key: the rate per minute at once, then refilled with time', () => {
+    const rate = new RateLimit();
+    const t0 = 1_000_000;
+    expect([1, 2, 3, 4].map(() => rate.take('a', 3, t0))).toEqual([true, true, true, false]);
+    expect(rate.take('b', 3, t0)).toBe(true);
+    // 20 s is one request's worth at 3 per minute.
+    expect(rate.take('a', 3, t0 + 19_000)).toBe(false);
+    expect(rate.take('a', 3, t0 + 39_500)).toBe(true);
+    expect(rate.take('a', 3, t0 + 39_600)).toBe(false);
+  });
+  test('memory is bounded: past maxKeys the oldest key is forgotten', () => {
+    const rate = new RateLimit(100);
+    for (let i = 0; i < 1000; i++) rate.take(`k${i}`, 1, 0);
+    expect(rate.size).toBe(100);
+    expect(rate.take('k999', 1, 0)).toBe(false);
   });
 });
