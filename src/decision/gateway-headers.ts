@@ -58,6 +58,10 @@ export function upstreamHeaders(allowed: AllowedDecision, rules: Rules): string[
   for (let i = 0; i < forward.length; i += 2) {
     if (forward[i] !== 'x-request-id') out.push(forward[i]!, forward[i + 1]!);
   }
+  // On a machine route the caller's Authorization is the gateway's own credential (a hook
+  // token), not the provider's token the sidecar checks for users: it passes as it came.
+  if (allowed.route !== undefined && rules.machineAuthorization)
+    for (const value of allowed.inbound.read.get('authorization') ?? []) out.push('authorization', value);
   gatewayHeaders(rules.config, allowed, allowed, out);
   if (allowed.upgrade !== undefined) out.push('connection', 'upgrade', 'upgrade', allowed.upgrade);
   return out;

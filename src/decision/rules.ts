@@ -16,6 +16,11 @@ export interface Rules {
   readonly policy: Policy;
   /** The protected names, and the names the decision reads (the header pass keeps only their values). */
   readonly headers: HeaderNames;
+  /**
+   * Authorization is stripped only as the provider token's header (identity.token): on a
+   * machine route it is the gateway's own credential, and passes as it came.
+   */
+  readonly machineAuthorization: boolean;
 }
 
 export function compileRules(config: Config): Rules {
@@ -23,7 +28,10 @@ export function compileRules(config: Config): Rules {
   const token = { issuer, audiences: new Set(audiences), algorithms: new Set<string>(algorithms), clockSkewSeconds };
   const { require, clientCertificates } = config.trust;
   const source = { require, from: clientCertificates.from, certificates: compileCertificateRules(clientCertificates) };
-  return { config, source, token, policy: compilePolicy(config), headers: new HeaderNames(protectedNames(config), headerReads(config)) };
+  const tokenAuthorization = config.identity.token.mode !== 'off' && config.identity.token.header === 'authorization';
+  const withoutToken = { ...config, identity: { ...config.identity, token: { ...config.identity.token, mode: 'off' as const } } };
+  const machineAuthorization = tokenAuthorization && protectedNames(withoutToken).match('authorization') === undefined;
+  return { config, source, token, policy: compilePolicy(config), headers: new HeaderNames(protectedNames(config), headerReads(config)), machineAuthorization };
 }
 
 /**

@@ -66,8 +66,8 @@ export interface RealIngress {
   chromiumArgs: string[];
   /** Applies (creates or replaces) Traefik objects and waits until Traefik serves them. */
   apply(objects: K8sObject[]): Promise<void>;
-  /** A request to the public host through Traefik, from the root namespace (for probes). */
-  request(path: string, headers?: Record<string, string>): Promise<Answer>;
+  /** A request to the public host through Traefik, from the root namespace (probes, webhooks). */
+  request(path: string, headers?: Record<string, string>, init?: { method?: string; body?: string }): Promise<Answer>;
   /**
    * Signs a user in as a browser would, without one: the public URL, the provider's form,
    * oauth2-proxy's callback. Returns the Cookie header of the session oauth2-proxy set.
@@ -183,10 +183,10 @@ export async function startRealIngress(options: IngressOptions): Promise<RealIng
 
     const caPem = readFileSync(ca.caFile);
     const agent = new https.Agent({ ca: caPem, keepAlive: false });
-    const request: RealIngress['request'] = (path, headers = {}) =>
+    const request: RealIngress['request'] = (path, headers = {}, init = {}) =>
       new Promise((done, fail) => {
         const req = https.request(
-          { host: ingress.address, port: 443, servername: PUBLIC_HOST, path, agent, headers: { host: PUBLIC_HOST, ...headers } },
+          { host: ingress.address, port: 443, servername: PUBLIC_HOST, path, method: init.method ?? 'GET', agent, headers: { host: PUBLIC_HOST, ...headers } },
           (res) => {
             let body = '';
             res.setEncoding('utf8');
@@ -196,7 +196,7 @@ export async function startRealIngress(options: IngressOptions): Promise<RealIng
         );
         req.setTimeout(10_000, () => req.destroy(new Error('no answer within 10 s')));
         req.on('error', fail);
-        req.end();
+        req.end(init.body);
       });
     const addressOf: Record<string, string> = { [PUBLIC_HOST]: ingress.address, [IDP_HOST]: idp.address };
     const signIn = (user: string, password: string) =>

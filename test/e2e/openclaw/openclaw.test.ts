@@ -10,7 +10,7 @@ import type { Browser, Page } from 'playwright-core';
 import { sample } from '../../support/metrics.js';
 import { waitFor } from '../../../harness/wait.js';
 import { IDP_HOST } from '../../support/real-ingress.js';
-import { ARTIFACTS, GATEWAY_PORT, PUBLIC_ORIGIN, USERS, startStack, type Stack } from './stack.js';
+import { ARTIFACTS, GATEWAY_PORT, HOOK_TOKEN, PUBLIC_ORIGIN, USERS, startStack, type Stack } from './stack.js';
 
 jest.setTimeout(120_000);
 
@@ -316,4 +316,62 @@ test('6. a user the provider signs in but no allow list admits is refused by the
   expect(refusals()[0]).toMatchObject({ msg: 'refused', peer: stack.ingress.address });
   expect(stack.gatewayOutput().slice(outputBefore)).not.toContain('mallory');
   await context.close();
+});
+
+test("7. a webhook: through Traefik with the gateway's hook token and no session, to the real gateway under the guard; forged, confused or from a rogue pod, nothing", async () => {
+  const wake = (path: string, headers: Record<string, string>) =>
+    stack.publicRequest(
+      path,
+      { 'content-type': 'application/json', ...headers },
+      { method: 'POST', body: '{"text":"from the e2e suite","mode":"next-heartbeat"}' },
+    );
+  // The hook passes with the gateway's own token, though it has no SSO session.
+  const ok = await wake('/hooks/wake', { authorization: `Bearer ${HOOK_TOKEN}` });
+  expect(ok.status).toBe(200);
+  expect(JSON.parse(ok.body)).toMatchObject({ ok: true, mode: 'next-heartbeat' });
+  const passed = stack.sidecarLogs().filter((l) => l['msg'] === 'allowed' && l['path'] === '/hooks/wake');
+  expect(passed.at(-1)).toMatchObject({ user: 'route:hooks', peer: stack.ingress.address });
+
+  // A wrong token gets the gateway's own 401: the sidecar let the request through, and the
+  // gateway authenticated it; a forged identity beside it changes nothing.
+  const wrong = await wake('/hooks/wake', {
+    authorization: 'Bearer not-the-token',
+    'x-auth-request-email': 'alice@example.com',
+    'x-forwarded-user': 'alice@example.com',
+  });
+  expect(wrong.status).toBe(401);
+  expect(wrong.body).not.toContain('assertion_');
+
+  // Paths that read two ways. Traefik cleans some itself (it merges slashes and resolves
+  // dot segments, so /hooks/../api/x goes to its SSO router) and refuses encoded dots;
+  // whatever it passes on, the sidecar lets through only what reads as the route: every
+  // request that passed as route:hooks had a plain path under /hooks.
+  const statuses: Record<string, number> = {};
+  for (const path of ['/hooks/../api/x', '/hooks/%2e%2e/api/x', '/hooks//wake', '/hooks/wake/..%2f..%2fapi', '/hooks;x/wake', '/HOOKS/wake']) {
+    statuses[path] = (await wake(path, { authorization: `Bearer ${HOOK_TOKEN}` })).status;
+  }
+  expect(statuses['/hooks/../api/x']).toBe(302);
+  const asRoute = stack.sidecarLogs().filter((l) => l['msg'] === 'allowed' && l['user'] === 'route:hooks');
+  expect(asRoute.length).toBeGreaterThanOrEqual(2);
+  for (const line of asRoute) expect(line['path']).toMatch(/^\/hooks\/[a-z]+$/);
+
+  // A rogue pod straight to the sidecar, with the token: refused at the source stage.
+  const rogue = stack.rogue.exec('curl', [
+    '-s',
+    '-o',
+    '/dev/null',
+    '-w',
+    '%{http_code}',
+    '-X',
+    'POST',
+    '-H',
+    `authorization: Bearer ${HOOK_TOKEN}`,
+    '--data-binary',
+    '{"text":"rogue"}',
+    `http://${stack.pod.address}:8080/hooks/wake`,
+  ]);
+  expect(rogue).toBe('403');
+  // The Control UI still needs SSO: the same caller on / is sent to sign in.
+  const ui = await stack.publicRequest('/', {});
+  expect(ui.status).toBe(302);
 });

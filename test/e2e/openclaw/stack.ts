@@ -31,6 +31,8 @@ export const ARTIFACTS = join(ROOT, 'test-artifacts', 'openclaw');
 
 export { PUBLIC_ORIGIN };
 export const GATEWAY_PORT = 18789;
+/** The gateway's own webhook token (hooks.token): long and random, as OpenClaw asks. */
+export const HOOK_TOKEN = randomBytes(24).toString('base64url');
 const SIDECAR_PORT = 8080;
 
 /** The identity provider's accounts: mallory signs in fine but is in no group the sidecar admits. */
@@ -61,6 +63,8 @@ export interface Stack {
   ingressOutput(): string;
   /** Rewrites the gateway's config file and waits until the gateway has applied it. */
   editGatewayConfig(edit: (config: Record<string, any>) => void): Promise<void>;
+  /** A request through Traefik from outside the cluster, with no session (a webhook's caller). */
+  publicRequest(path: string, headers: Record<string, string>, init?: { method?: string; body?: string }): Promise<{ status: number; body: string }>;
   /** Debian's Chromium inside a test host, driven by Playwright. */
   launchBrowser(host: Host): Promise<Browser>;
   /** An assertion signed with the sidecar's key, as the sidecar would mint it for this request. */
@@ -123,6 +127,8 @@ export async function startStack(): Promise<Stack> {
           scopesHeader: 'x-openclaw-scopes',
           scopes: { default: ['operator.read', 'operator.write', 'operator.approvals', 'operator.questions'], byGroup: { 'claw-readers': ['operator.read'] } },
         },
+        // OpenClaw's webhooks, as manifests/examples/traefik/values.yaml routes them.
+        routes: [{ name: 'hooks', path: '/hooks', methods: ['POST'], mode: 'machine', maxBodyBytes: 262144, requestsPerMinutePerSource: 60 }],
         logging: { level: 'debug' },
       }),
     );
@@ -133,6 +139,10 @@ export async function startStack(): Promise<Stack> {
     writeFileSync(gatewayConfigPath, readFileSync(join(FIXTURES, 'seed-config.json5')), { mode: 0o600 });
     const merged = cli(['gateway-config', '--config', sidecarConfigPath, '--file', gatewayConfigPath, '--public-origin', PUBLIC_ORIGIN]);
     if (merged.code !== 0) throw new Error(`gateway-config failed: ${merged.stderr}`);
+    // The gateway's webhooks on, with their own token (docs/openclaw.md, section 7).
+    const gatewayConfig = JSON.parse(readFileSync(gatewayConfigPath, 'utf8')) as Record<string, unknown>;
+    gatewayConfig['hooks'] = { enabled: true, token: HOOK_TOKEN, path: '/hooks' };
+    writeFileSync(gatewayConfigPath, JSON.stringify(gatewayConfig, null, 2), { mode: 0o600 });
 
     const gateway = startGateway(pod, gatewayTmp);
     cleanups.push(() => stopGateway(pod, gateway.child));
@@ -195,6 +205,7 @@ export async function startStack(): Promise<Stack> {
       sidecarOutput: () => `exit=${sidecar.child.exitCode ?? sidecar.child.signalCode ?? 'running'}\n${sidecar.output()}`,
       ingressOutput: realIngress.output,
       editGatewayConfig,
+      publicRequest: realIngress.request,
       launchBrowser,
       mintAssertion: (user, method, uri, scope) => mint(readFileSync(join(keysDir, 'k1')), user, method, uri, scope),
       cli,

@@ -105,3 +105,19 @@ test('forward-auth: the route is read from the forwarded method and URI', () => 
   expect(d.route).toBe('hooks');
   expect(decodeJwt(d.assertion)).toMatchObject({ route: 'hooks', htm: 'POST', htu: 'https://gw.example/hooks/wake' });
 });
+
+test("with identity.token on, Authorization is the provider's token for users (stripped) and the gateway's own credential on a machine route (passed)", () => {
+  const withToken = context({ ...ROUTES, identity: { token: { mode: 'match', issuer: 'https://idp.example', audiences: ['openclaw'] } } });
+  expect(withToken.rules.machineAuthorization).toBe(true);
+  const d = allowed(decide(facts(HOOK, { method: 'POST', target: '/hooks/wake' }), withToken));
+  expect(headerValues(upstreamHeaders(d, withToken.rules), 'authorization')).toEqual(['Bearer hook-token']);
+  // Stripped for its own sake too (sanitise), it stays stripped on a machine route.
+  const stripped = context({
+    ...ROUTES,
+    identity: { token: { mode: 'match', issuer: 'https://idp.example', audiences: ['openclaw'] } },
+    sanitise: { extraNames: ['authorization'] },
+  });
+  expect(stripped.rules.machineAuthorization).toBe(false);
+  const s = allowed(decide(facts(HOOK, { method: 'POST', target: '/hooks/wake' }), stripped));
+  expect(headerValues(upstreamHeaders(s, stripped.rules), 'authorization')).toEqual([]);
+});
