@@ -4,6 +4,7 @@
 // is, what the user will see because of it, and the fix. docs/openclaw.md has a row for
 // each, and test/doctor a case that provokes each alone.
 import type { Config } from '../config/schema.js';
+import { matchRoute } from '../routes/match.js';
 import { parseRange } from '../trust/address.js';
 import {
   ADMIN_SCOPE,
@@ -489,4 +490,62 @@ export const RULES: readonly Rule[] = [
       ];
     },
   },
+  {
+    code: 'machine_route_over_ui_or_api',
+    severity: 'error',
+    check: ({ sidecar, at }) => {
+      const base = normaliseBasePath(at('gateway.controlUi.basePath'));
+      return sidecar.routes.flatMap((route, i) => {
+        if (route.mode !== 'machine') return [];
+        const covered = [base, ...GATEWAY_API_PATHS].filter((p) => overlaps(route, p, p === base));
+        if (covered.length === 0) return [];
+        return [
+          {
+            path: `sidecar:routes.${i}`,
+            problem: `machine route ${route.name} (${route.path}) covers ${covered.join(', ')}: the Control UI or the gateway's API`,
+            userSees: 'nothing; but anyone who reaches the ingress calls those paths with no SSO identity, stopped only by whatever the gateway itself asks',
+            fix: 'make machine routes of the webhook and callback paths only (hooks.path, a channel callback), exact where you can',
+          },
+        ];
+      });
+    },
+  },
+  {
+    code: 'hooks_without_machine_route',
+    severity: 'warning',
+    check: ({ sidecar, at }) => {
+      if (at('hooks.enabled') !== true) return none;
+      const path = normaliseBasePath(at('hooks.path') ?? '/hooks');
+      const routed = matchRoute('POST', `${path}/wake`, sidecar.routes);
+      if (routed?.route.mode === 'machine' && routed.methodAllowed) return none;
+      return [
+        {
+          path: 'sidecar:routes',
+          problem: `the gateway's webhooks are on (hooks.path ${path}) and no machine route of the sidecar takes POST ${path}/…`,
+          userSees: 'every webhook gets 401 identity_missing from the sidecar (or the ingress sends it to sign in)',
+          fix: `add a machine route: { name: hooks, path: ${path}, methods: [POST], mode: machine } (docs/openclaw.md, "Webhooks, channel callbacks and the CLI")`,
+        },
+      ];
+    },
+  },
 ];
+
+/**
+ * The gateway's API under its HTTP port (OpenClaw 2026.9: the OpenAI-compatible endpoints,
+ * tool invocation, sessions, its own internal paths): never a machine route's.
+ */
+const GATEWAY_API_PATHS = ['/v1', '/tools', '/api', '/sessions', '/__openclaw__'];
+
+/** As OpenClaw reads a base path: a leading slash, no trailing one; "/" for none. */
+function normaliseBasePath(value: unknown): string {
+  const text = typeof value === 'string' ? value.trim() : '';
+  const path = `/${text.replace(/^\/+|\/+$/g, '')}`;
+  return path;
+}
+
+/** A route covers `path`, or (for a prefix, unless `exactOnly`) anything under it. */
+function overlaps(route: Config['routes'][number], path: string, exactOnly: boolean): boolean {
+  const under = (inner: string, outer: string) => outer === '/' || inner === outer || inner.startsWith(`${outer}/`);
+  if (route.match === 'exact') return exactOnly ? route.path === path : under(route.path, path);
+  return under(path, route.path) || (!exactOnly && under(route.path, path));
+}

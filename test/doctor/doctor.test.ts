@@ -217,6 +217,16 @@ describe('each finding alone', () => {
     { code: 'scopes_policy_missing', severity: 'error', sidecar: (c) => (c.gateway.scopesHeader = 'x-scopes') },
     { code: 'scopes_default_admin', severity: 'warning', sidecar: (c) => c.gateway.scopes.default.push('operator.admin') },
     { code: 'scopes_policy_empty', severity: 'warning', sidecar: (c) => (c.gateway.scopes = { default: [], byGroup: {} }) },
+    { code: 'machine_route_over_ui_or_api', severity: 'error', sidecar: (c) => (c.routes = [{ name: 'api', path: '/v1/chat', mode: 'machine' }]) },
+    { code: 'machine_route_over_ui_or_api', severity: 'error', sidecar: (c) => (c.routes = [{ name: 'ui', path: '/', match: 'exact', mode: 'machine' }]) },
+    { code: 'machine_route_over_ui_or_api', severity: 'error', sidecar: (c) => (c.routes = [{ name: 'x', path: '/tools', mode: 'machine' }]) },
+    { code: 'hooks_without_machine_route', severity: 'warning', gateway: (g) => (g.hooks = { enabled: true, token: 'x'.repeat(32) }) },
+    {
+      code: 'hooks_without_machine_route',
+      severity: 'warning',
+      gateway: (g) => (g.hooks = { enabled: true, token: 'x'.repeat(32), path: '/webhooks/' }),
+      sidecar: (c) => (c.routes = [{ name: 'hooks', path: '/hooks', methods: ['POST'], mode: 'machine' }]),
+    },
   ];
 
   test.each(cases.map((c, i) => [`${c.code} #${i}`, c] as const))('%s', (_name, c) => {
@@ -332,4 +342,17 @@ describe('the CLI', () => {
     expect(refused.code).toBe(2);
     expect(refused.stderr).toContain('operator.admin');
   });
+});
+
+test('machine routes of the webhooks and a channel callback, with the hooks on, are clean', () => {
+  const sidecar = sidecarWith((c) => {
+    c.routes = [
+      { name: 'hooks', path: '/hooks', methods: ['POST'], mode: 'machine' },
+      { name: 'googlechat', path: '/googlechat', match: 'exact', methods: ['POST'], mode: 'machine' },
+      { name: 'api-admin', path: '/api/admin', mode: 'deny' },
+    ];
+  });
+  const gateway = mergeGatewayConfig({}, sidecarConfig(), { publicOrigin: ORIGIN }) as Record<string, any>;
+  gateway.hooks = { enabled: true, token: 'x'.repeat(32), path: '/hooks' };
+  expect(diagnose(sidecar, gateway, { publicOrigin: ORIGIN })).toEqual([]);
 });
