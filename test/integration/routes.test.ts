@@ -74,3 +74,41 @@ test('a reload without the route closes it at once: the next hook needs an SSO i
   await waitFor(() => sc.sidecar.runtime.config.routes.length === 0, 'the reload');
   expect(statusOf(await rawRequest(sc.port, hook('/hooks/wake')))).toBe(401);
 });
+
+describe('forward-auth: the same routes, read from the forwarded method and URI', () => {
+  let fa: TestSidecar;
+  beforeAll(async () => {
+    // Forward-auth answers the front proxy; nothing is forwarded, so no gateway is needed.
+    fa = await startSidecar('http://127.0.0.1:9', {
+      forwardAuth: { enabled: true },
+      routes: [HOOKS, { name: 'admin', path: '/admin', mode: 'deny' }],
+      gateway: { userHeader: 'x-forwarded-user' },
+    });
+  });
+  afterAll(() => fa.stop());
+  const ask = (method: string, uri: string, extra = '') =>
+    rawRequest(
+      fa.port,
+      `GET /forward-auth HTTP/1.1\r\nHost: gw.example\r\nX-Forwarded-Method: ${method}\r\nX-Forwarded-Uri: ${uri}\r\nX-Forwarded-Host: gw.example\r\nX-Forwarded-Proto: https\r\n${extra}Connection: close\r\n\r\n`,
+    );
+
+  test('a hook is granted with an assertion naming the route and no user; past its rate, 403 (nginx turns 429 into 500)', async () => {
+    const granted = await ask('POST', '/hooks/wake', 'X-Auth-Request-Email: admin@example.com\r\n');
+    expect(statusOf(granted)).toBe(200);
+    expect(granted.toLowerCase()).not.toContain('x-forwarded-user:');
+    const assertion = /x-trusted-proxy-assertion: ([^\r\n]+)/i.exec(granted)![1]!;
+    expect(JSON.parse(Buffer.from(assertion.split('.')[1]!, 'base64url').toString())).toMatchObject({
+      route: 'hooks',
+      htm: 'POST',
+      htu: 'https://gw.example/hooks/wake',
+    });
+    const more = [await ask('POST', '/hooks/a'), await ask('POST', '/hooks/b'), await ask('POST', '/hooks/c')].map(statusOf);
+    expect(more).toEqual([200, 200, 403]);
+  });
+
+  test('a deny route is 403, a two-way path and another method are not granted', async () => {
+    expect(statusOf(await ask('GET', '/%61dmin', 'X-Auth-Request-Email: alice@example.com\r\n'))).toBe(403);
+    expect(statusOf(await ask('POST', '/hooks/../x'))).toBe(401);
+    expect(statusOf(await ask('GET', '/hooks/wake'))).toBe(403);
+  });
+});
