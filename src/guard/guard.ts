@@ -35,7 +35,9 @@ export function guardCheck(options: GuardOptions, verify: VerifyOptions) {
     const path = (req.url ?? '/').split('?')[0]!;
     if (event === 'request' && (req.method === 'GET' || req.method === 'HEAD') && options.openPaths.has(path)) return { ok: true };
     const token = req.headers[options.header];
-    if (typeof token !== 'string' || token === '') return { ok: false, error: 'assertion_missing' };
+    if (typeof token !== 'string' || token === '') {
+      return options.localDirect && localDirect(req, options) ? { ok: true } : { ok: false, error: 'assertion_missing' };
+    }
     try {
       const scopes = options.scopesHeader !== '' ? receivedScopes(req, options.scopesHeader) : undefined;
       const claims = await verifyAssertion(token, {
@@ -57,6 +59,24 @@ export function guardCheck(options: GuardOptions, verify: VerifyOptions) {
       return { ok: false, error: `assertion_${err instanceof AssertionError ? err.code : 'malformed'}` };
     }
   };
+}
+
+/**
+ * A client inside the pod talking to the gateway itself, as OpenClaw's local-direct password
+ * fallback expects it: from a loopback address, with no identity (user, scopes) and no
+ * forwarding evidence (Forwarded, X-Forwarded-*, X-Real-IP; names compared as the sidecar
+ * compares them, `_` and `.` as `-`). Anything the gateway could read as a proxied user's
+ * request needs an assertion. What then authenticates the client is the gateway's password.
+ */
+function localDirect(req: IncomingMessage, options: GuardOptions): boolean {
+  const peer = req.socket.remoteAddress ?? '';
+  if (!(peer === '::1' || /^(::ffff:)?127\./.test(peer))) return false;
+  for (let i = 0; i < req.rawHeaders.length; i += 2) {
+    const name = req.rawHeaders[i]!.toLowerCase().replace(/[_.]/g, '-');
+    if (name === 'forwarded' || name === 'x-real-ip' || name.startsWith('x-forwarded-')) return false;
+    if ((options.userHeader !== '' && name === options.userHeader) || (options.scopesHeader !== '' && name === options.scopesHeader)) return false;
+  }
+  return true;
 }
 
 /**

@@ -46,6 +46,10 @@ const guardSchema = z
     // The sidecar's machine routes (its routes of mode machine, as JSON): an assertion that
     // names a route passes only on that route, as the same matcher reads the request.
     MACHINE_ROUTES: z._default(z.string(), '[]'),
+    // Clients inside the pod that do not come through the sidecar (the OpenClaw CLI, cron):
+    // a loopback request with no assertion, identity or forwarding header passes to the
+    // gateway, which then asks for its own password (gateway.auth.password).
+    LOCAL_DIRECT: z._default(z.enum(['true', 'false']), 'false'),
   })
   .check(
     z.superRefine((v, ctx) => {
@@ -71,6 +75,7 @@ export interface GuardOptions {
   readonly userHeader: string;
   readonly scopesHeader: string;
   readonly machineRoutes: readonly Route[];
+  readonly localDirect: boolean;
 }
 
 const machineRoute = z.strictObject({
@@ -124,6 +129,7 @@ export function guardOptions(env: NodeJS.ProcessEnv): GuardOptionsResult {
       userHeader: v.USER_HEADER,
       scopesHeader: v.SCOPES_HEADER,
       machineRoutes: routes.routes,
+      localDirect: v.LOCAL_DIRECT === 'true',
     },
   };
 }

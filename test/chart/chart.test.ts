@@ -264,6 +264,7 @@ test.each([
     {
       TRUSTED_PROXY_GUARD_KEYS_DIR: '/etc/trusted-proxy-sidecar/keys',
       TRUSTED_PROXY_GUARD_MACHINE_ROUTES: JSON.stringify([{ match: 'prefix', methods: ['POST'], name: 'hooks', path: '/hooks' }]),
+      TRUSTED_PROXY_GUARD_LOCAL_DIRECT: 'true',
     },
     'hmac-keys',
   ],

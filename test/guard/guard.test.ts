@@ -384,6 +384,37 @@ describe('machine routes: the guard admits a route assertion only on that route,
   });
 });
 
+test('LOCAL_DIRECT: a loopback client with no assertion, identity or forwarding header reaches the gateway; with any of them it needs an assertion', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tps-guard-local-'));
+  writeFileSync(join(dir, 'k1'), Buffer.alloc(32, 3));
+  const gw = await startGateway({
+    TRUSTED_PROXY_GUARD_KEYS_DIR: dir,
+    TRUSTED_PROXY_GUARD_USER_HEADER: 'x-forwarded-user',
+    TRUSTED_PROXY_GUARD_LOCAL_DIRECT: 'true',
+  });
+  try {
+    const send = (extra: string[]) => rawRequest(gw.port, request(['GET /api/status HTTP/1.1', 'Host: 127.0.0.1', ...extra, 'Connection: close']));
+    const before = gw.events.length;
+    expect(statusOf(await send([]))).toBe(200);
+    expect(gw.events.slice(before).map((e) => e.url)).toEqual(['/api/status']);
+    for (const header of [
+      'X-Forwarded-User: alice@example.com',
+      'X-Openclaw-Scopes: operator.admin',
+      'X-Forwarded-For: 203.0.113.9',
+      'X_Forwarded_Proto: https',
+      'Forwarded: for=1.2.3.4',
+      'X-Real-IP: 1.2.3.4',
+    ]) {
+      const reply = await send([header]);
+      expect({ header, status: statusOf(reply) }).toEqual({ header, status: 401 });
+    }
+    expect(gw.events.length).toBe(before + 1);
+  } finally {
+    await stopChild(gw.child);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('EdDSA: the guard verifies with the JWK Set file the sidecar writes, and holds no secret', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'tps-guard-eddsa-'));
   writeFileSync(join(dir, 'ed-1'), newKeyFile('EdDSA'));

@@ -10,7 +10,7 @@ import type { Browser, Page } from 'playwright-core';
 import { sample } from '../../support/metrics.js';
 import { waitFor } from '../../../harness/wait.js';
 import { IDP_HOST } from '../../support/real-ingress.js';
-import { ARTIFACTS, GATEWAY_PORT, HOOK_TOKEN, PUBLIC_ORIGIN, USERS, startStack, type Stack } from './stack.js';
+import { ARTIFACTS, GATEWAY_PORT, HOOK_TOKEN, LOCAL_PASSWORD, PUBLIC_ORIGIN, USERS, startStack, type Stack } from './stack.js';
 
 jest.setTimeout(120_000);
 
@@ -374,4 +374,30 @@ test("7. a webhook: through Traefik with the gateway's hook token and no session
   // The Control UI still needs SSO: the same caller on / is sent to sign in.
   const ui = await stack.publicRequest('/', {});
   expect(ui.status).toBe(302);
+});
+
+test("8. the OpenClaw CLI inside the pod reaches the gateway under the guard with the gateway's password; with identity or forwarding headers it needs an assertion", async () => {
+  // The real CLI, in the pod, as `kubectl exec` into the gateway container runs it.
+  const health = await stack.openclawCli(['health', '--json', '--timeout', '20000'], { OPENCLAW_GATEWAY_PASSWORD: LOCAL_PASSWORD });
+  expect({ code: health.code, ok: /"ok":\s*true/.test(health.output) }).toEqual({ code: 0, ok: true });
+  // From another container's view (no state, only the URL and a password), the password is
+  // what counts: the gateway itself refuses a wrong one, after the guard let it through to ask.
+  const elsewhere = {
+    HOME: join(stack.dir, 'cli-home'),
+    OPENCLAW_STATE_DIR: join(stack.dir, 'cli-state'),
+    OPENCLAW_CONFIG_PATH: join(stack.dir, 'cli-state', 'openclaw.json'),
+  };
+  mkdirSync(elsewhere.HOME, { recursive: true });
+  mkdirSync(elsewhere.OPENCLAW_STATE_DIR, { recursive: true });
+  const url = `ws://127.0.0.1:${GATEWAY_PORT}`;
+  const right = await stack.openclawCli(['gateway', 'health', '--url', url, '--password', LOCAL_PASSWORD, '--json'], elsewhere);
+  expect({ code: right.code, ok: /"ok":\s*true/.test(right.output) }).toEqual({ code: 0, ok: true });
+  const wrong = await stack.openclawCli(['gateway', 'health', '--url', url, '--password', 'not-the-password', '--json'], elsewhere);
+  expect(wrong.code).not.toBe(0);
+  // A loopback request that names a user or carries forwarding evidence is no local client:
+  // the guard asks for an assertion, as for anyone.
+  for (const header of ['x-forwarded-user: alice@example.com', 'x-forwarded-for: 203.0.113.9', 'x_forwarded_proto: https', 'forwarded: for=1.2.3.4']) {
+    const status = stack.pod.exec('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '-H', header, `http://127.0.0.1:${GATEWAY_PORT}/api/x`]);
+    expect({ header, status }).toEqual({ header, status: '401' });
+  }
 });

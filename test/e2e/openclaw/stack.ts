@@ -31,6 +31,8 @@ export const ARTIFACTS = join(ROOT, 'test-artifacts', 'openclaw');
 
 export { PUBLIC_ORIGIN };
 export const GATEWAY_PORT = 18789;
+/** The gateway's password for clients inside the pod (gateway.auth.password, its local-direct fallback). */
+export const LOCAL_PASSWORD = randomBytes(24).toString('base64url');
 /** The gateway's own webhook token (hooks.token): long and random, as OpenClaw asks. */
 export const HOOK_TOKEN = randomBytes(24).toString('base64url');
 const SIDECAR_PORT = 8080;
@@ -65,6 +67,8 @@ export interface Stack {
   editGatewayConfig(edit: (config: Record<string, any>) => void): Promise<void>;
   /** A request through Traefik from outside the cluster, with no session (a webhook's caller). */
   publicRequest(path: string, headers: Record<string, string>, init?: { method?: string; body?: string }): Promise<{ status: number; body: string }>;
+  /** The real OpenClaw CLI inside the pod, with the gateway's state (its config names the port). */
+  openclawCli(args: string[], env?: Record<string, string>): Promise<{ code: number | null; output: string }>;
   /** Debian's Chromium inside a test host, driven by Playwright. */
   launchBrowser(host: Host): Promise<Browser>;
   /** An assertion signed with the sidecar's key, as the sidecar would mint it for this request. */
@@ -142,6 +146,8 @@ export async function startStack(): Promise<Stack> {
     // The gateway's webhooks on, with their own token (docs/openclaw.md, section 7).
     const gatewayConfig = JSON.parse(readFileSync(gatewayConfigPath, 'utf8')) as Record<string, unknown>;
     gatewayConfig['hooks'] = { enabled: true, token: HOOK_TOKEN, path: '/hooks' };
+    // Clients inside the pod (the CLI) authenticate with the gateway's password, past the guard's LOCAL_DIRECT.
+    (gatewayConfig['gateway'] as { auth: Record<string, unknown> }).auth['password'] = LOCAL_PASSWORD;
     writeFileSync(gatewayConfigPath, JSON.stringify(gatewayConfig, null, 2), { mode: 0o600 });
 
     const gateway = startGateway(pod, gatewayTmp);
@@ -206,6 +212,29 @@ export async function startStack(): Promise<Stack> {
       ingressOutput: realIngress.output,
       editGatewayConfig,
       publicRequest: realIngress.request,
+      openclawCli: (args, env = {}) => {
+        const child = pod.spawn(process.execPath, [OPENCLAW, ...args], {
+          env: {
+            PATH: process.env['PATH'],
+            HOME: join(gatewayTmp, 'home'),
+            NO_COLOR: '1',
+            OPENCLAW_STATE_DIR: stateDir,
+            OPENCLAW_CONFIG_PATH: gatewayConfigPath,
+            ...env,
+          },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        let output = '';
+        child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
+        child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
+        const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+        return new Promise((done) =>
+          child.once('exit', (code) => {
+            clearTimeout(timer);
+            done({ code, output });
+          }),
+        );
+      },
       launchBrowser,
       mintAssertion: (user, method, uri, scope) => mint(readFileSync(join(keysDir, 'k1')), user, method, uri, scope),
       cli,
