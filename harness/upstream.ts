@@ -59,7 +59,16 @@ export async function startRecordingUpstream(
    * (and WebSockets over it) with this certificate; websockets: the `ws` echo server, or raw
    * (above); keepAliveTimeoutMs: how long an idle connection is kept (Node's 5 s otherwise).
    */
-  options: { keep?: number; tls?: { certFile: string; keyFile: string }; websockets?: 'echo' | 'raw'; keepAliveTimeoutMs?: number } = {},
+  options: {
+    keep?: number;
+    tls?: { certFile: string; keyFile: string };
+    websockets?: 'echo' | 'raw';
+    keepAliveTimeoutMs?: number;
+    /** The port to listen on (a free one by default). */
+    port?: number;
+    /** Decides an upgrade before it is switched: undefined switches it, anything else answers 401. */
+    admitUpgrade?: (req: IncomingMessage) => Promise<string | undefined>;
+  } = {},
 ): Promise<RecordingUpstream> {
   const received: Received[] = [];
   const upgrades: Received[] = [];
@@ -104,11 +113,18 @@ export async function startRecordingUpstream(
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     record(upgrades, { method: req.method!, url: req.url!, rawHeaders: req.rawHeaders, headers: req.headers, body: '' });
     if (options.websockets === 'raw') return rawWebSocket(req, socket, upgraded);
-    wss.handleUpgrade(req, socket, head, (ws) => {
-      ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
-    });
+    const echo = () =>
+      wss.handleUpgrade(req, socket, head, (ws) => {
+        ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
+      });
+    if (options.admitUpgrade === undefined) return echo();
+    // A client may reset while the upgrade is decided.
+    socket.on('error', () => undefined);
+    void options
+      .admitUpgrade(req)
+      .then((refusal) => (refusal === undefined ? echo() : socket.end('HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\nconnection: close\r\n\r\n')));
   });
-  await new Promise<void>((resolve) => server.listen(0, host, resolve));
+  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(options.port ?? 0, host, resolve));
   const port = (server.address() as AddressInfo).port;
   const upstream: RecordingUpstream = {
     url: `${options.tls ? 'https' : 'http'}://${host}:${port}`,

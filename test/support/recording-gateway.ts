@@ -1,15 +1,14 @@
-// A recording gateway to run as a process in a test host:
+// The recording gateway (harness/upstream.ts) as a process in a test host:
 //   node test/support/recording-gateway.ts --host 127.0.0.1 --port P [--keys-dir D]
 // HTTP and WebSocket echo. It prints `{"ready":true,"port":P}` once listening, then one
 // JSON line per request or upgrade it received (method, url, rawHeaders). With --keys-dir
 // it verifies the assertion bound to that request, as a gateway reached around the
-// sidecar must, records the outcome and answers 401 when it fails. It imports no local
-// .ts file (Node runs it by type stripping); the verifier comes from the built dist/.
-import http, { type IncomingMessage } from 'node:http';
-import type { AddressInfo } from 'node:net';
+// sidecar must, records the outcome and answers 401 when it fails. Node runs it and the
+// upstream module by type stripping (hence the .ts import); the verifier comes from dist/.
+import type { IncomingMessage } from 'node:http';
 import { parseArgs } from 'node:util';
-import { WebSocketServer } from 'ws';
 import type * as verifyModule from '../../src/assertion/verify.js';
+import { startRecordingUpstream } from '../../harness/upstream.ts';
 
 type VerifyModule = typeof verifyModule;
 
@@ -52,40 +51,34 @@ async function main(): Promise<void> {
       return { verified: false, error: err instanceof verifier.AssertionError ? err.code : 'malformed' };
     }
   };
-  const record = (r: GatewayRecord) => process.stdout.write(`${JSON.stringify(r)}\n`);
+  const record = (kind: GatewayRecord['kind'], req: IncomingMessage, assertion: GatewayRecord['assertion']) =>
+    process.stdout.write(`${JSON.stringify({ kind, method: req.method!, url: req.url!, rawHeaders: req.rawHeaders, ...(assertion && { assertion }) })}\n`);
 
-  const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
+  const gateway = await startRecordingUpstream(
+    (req, res, body) => {
       void check(req).then((assertion) => {
-        record({ kind: 'request', method: req.method!, url: req.url!, rawHeaders: req.rawHeaders, ...(assertion && { assertion }) });
+        record('request', req, assertion);
         if (assertion && !assertion.verified) {
           res.writeHead(401, { 'content-type': 'application/json' }).end(`{"error":"assertion_${assertion.error}"}`);
           return;
         }
-        res.writeHead(200, { 'content-type': 'text/plain' }).end(`echo ${req.method} ${req.url} ${Buffer.concat(chunks).length}`);
+        res.writeHead(200, { 'content-type': 'text/plain' }).end(`echo ${req.method} ${req.url} ${Buffer.byteLength(body)}`);
       });
-    });
-  });
-  const wss = new WebSocketServer({ noServer: true });
-  server.on('upgrade', (req, socket, head) => {
-    void check(req).then((assertion) => {
-      record({ kind: 'upgrade', method: req.method!, url: req.url!, rawHeaders: req.rawHeaders, ...(assertion && { assertion }) });
-      if (assertion && !assertion.verified) {
-        socket.end('HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
-        return;
-      }
-      wss.handleUpgrade(req, socket, head, (ws) => ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary })));
-    });
-  });
-  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(Number(values.port), values.host, resolve));
-  process.stdout.write(`${JSON.stringify({ ready: true, port: (server.address() as AddressInfo).port })}\n`);
-  const stop = () => {
-    for (const c of wss.clients) c.terminate();
-    server.closeAllConnections();
-    server.close(() => process.exit(0));
-  };
+    },
+    values.host,
+    {
+      port: Number(values.port),
+      // A long run keeps only the last requests in memory; every one is printed.
+      keep: 0,
+      admitUpgrade: async (req) => {
+        const assertion = await check(req);
+        record('upgrade', req, assertion);
+        return assertion && !assertion.verified ? assertion.error : undefined;
+      },
+    },
+  );
+  process.stdout.write(`${JSON.stringify({ ready: true, port: gateway.port })}\n`);
+  const stop = () => void gateway.close().then(() => process.exit(0));
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
 }
