@@ -1,6 +1,10 @@
 // The route matcher: a machine route only for a path that reads one way, exactly as the
 // gateway routes it (WHATWG URL parsing, as OpenClaw does); a deny route on any reading.
+// And what it reads is what Node's HTTP server hands over, byte for byte.
 import fc from 'fast-check';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { rawRequest, statusOf } from '../../support/raw-client.js';
 import { matchRoute, possibleReadings, unambiguousPath, type Route } from '../../../src/routes/match.js';
 
 const hooks: Route = { name: 'hooks', path: '/hooks', match: 'prefix', methods: ['POST'], mode: 'machine' };
@@ -122,4 +126,28 @@ test('property: an unambiguous path is its own WHATWG reading and among its own 
     }),
     { numRuns: 5000 },
   );
+});
+
+test("property: the matcher reads what Node's HTTP server hands over: a target it accepts arrives as req.url unchanged", async () => {
+  const seen: string[] = [];
+  const server = createServer((req, res) => {
+    seen.push(req.url ?? '');
+    res.end();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  try {
+    await fc.assert(
+      fc.asyncProperty(target, async (t) => {
+        const before = seen.length;
+        const reply = await rawRequest(port, `POST ${t} HTTP/1.1\r\nHost: gw\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
+        if (statusOf(reply) !== 200) return;
+        expect(seen.slice(before)).toEqual([t]);
+        expect(matchRoute('POST', seen.at(-1)!, ROUTES)).toEqual(matchRoute('POST', t, ROUTES));
+      }),
+      { numRuns: 300 },
+    );
+  } finally {
+    server.close();
+  }
 });
