@@ -27,17 +27,19 @@ const only = process.argv
   .find((a) => a.startsWith('--only='))
   ?.slice('--only='.length)
   .split(',');
+// Quick: every phase runs and delivers, on the shortest spans that do (make test runs it;
+// its figures are not representative, and nothing judges them).
 const T = quick
   ? {
       warm: 1,
-      wrk: 2,
+      wrk: 1,
       wrkRounds: 2,
       pinnedRounds: 3,
       pinnedSeconds: 1,
       rateRounds: 2,
-      rateSeconds: 2,
+      rateSeconds: 1,
       wsIdle: 1000,
-      echo: 2,
+      echo: 1,
       echoRounds: 2,
       micro: 0.5,
       coldRuns: 2,
