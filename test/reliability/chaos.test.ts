@@ -78,37 +78,42 @@ function serveChaos(overrides: Record<string, unknown> = {}): Promise<SidecarPro
 }
 
 /**
- * While `during` runs: a normal request and an admin probe every 200 ms. Every answer must
- * come (one unanswered for STARVED_MS is a failure), and at least one pair must be answered
- * before `during` ends, while the attack's connections are still open: the witness that the
- * normal client was served under the attack, not after it.
+ * While `during` runs: a normal request and an admin probe every 200 ms, each of which must
+ * be answered (one unanswered for STARVED_MS is a failure). `during` calls `witness` once its
+ * attack is in place, before it lets go of anything: a normal request and an admin probe
+ * answered then are the witness that the normal client is served under the attack, not after.
  */
 async function probing<T>(
   sc: SidecarProcess,
-  during: () => Promise<T>,
+  during: (witness: () => Promise<void>) => Promise<T>,
   ok: (status: number) => boolean = (s) => s === 200,
 ): Promise<{ result: T; worstMs: number; failures: string[] }> {
   const failures: string[] = [];
   let worstMs = 0;
-  let answered = 0;
+  const probe = async (what: string) => {
+    const [data, admin] = await Promise.all([
+      request(`${sc.url}/ok`, { headers: BOB, timeoutMs: STARVED_MS }),
+      request(`${sc.adminUrl}/healthz`, { timeoutMs: STARVED_MS }),
+    ]);
+    worstMs = Math.max(worstMs, data.ms, admin.ms);
+    if (!ok(data.status)) failures.push(`${what}: data ${data.status} ${data.body}`);
+    if (admin.status !== 200) failures.push(`${what}: admin ${admin.status}`);
+    if (sc.child.exitCode !== null) failures.push(`${what}: process exited ${sc.child.exitCode}`);
+  };
   let running = true;
+  let witnessed = false;
   const loop = (async () => {
     for (let i = 0; running && i < 1000; i++) {
-      const [data, admin] = await Promise.all([
-        request(`${sc.url}/ok`, { headers: BOB, timeoutMs: STARVED_MS }),
-        request(`${sc.adminUrl}/healthz`, { timeoutMs: STARVED_MS }),
-      ]);
-      worstMs = Math.max(worstMs, data.ms, admin.ms);
-      if (!ok(data.status)) failures.push(`data ${data.status} ${data.body}`);
-      if (admin.status !== 200) failures.push(`admin ${admin.status}`);
-      if (sc.child.exitCode !== null) failures.push(`process exited ${sc.child.exitCode}`);
-      if (running) answered++;
+      await probe('throughout');
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
   })();
   try {
-    const result = await during();
-    if (answered === 0) failures.push('no normal request was answered while the attack was underway');
+    const result = await during(async () => {
+      witnessed = true;
+      await probe('with the attack in place');
+    });
+    if (!witnessed) failures.push('the attack never called its witness');
     return { result, worstMs, failures };
   } finally {
     running = false;
@@ -175,8 +180,9 @@ describe('15. crash attempts', () => {
     'every path and stage, then: %s',
     async (act) => {
       const mine = cases.filter((c) => c.act === act && c.stage !== 'queued');
-      const { result, worstMs, failures } = await probing(sc, async () => {
+      const { result, worstMs, failures } = await probing(sc, async (witness) => {
         const started = await Promise.all(mine.map((c) => runCase(sc, c)));
+        await witness();
         const verdicts = await Promise.all(started.map((s) => s.ok));
         gateway.releaseAll();
         // While every client still holds on: only the kept WebSockets (two descriptors each) remain.
@@ -212,8 +218,9 @@ describe('15. crash attempts', () => {
     // answered (at the latest with 503 upstream_busy at the queue deadline), not left hanging.
     const { result, failures } = await probing(
       sc,
-      async () => {
+      async (witness) => {
         const started = await Promise.all(queued.map((c) => runCase(sc, c)));
+        await witness();
         const verdicts = await Promise.all(started.map((s) => s.ok));
         // Only the holders remain: 16 clients and their 16 upstream connections.
         const whileHeld = await fdsSettle(sc.pid, baseline + 2 + 32, 20_000);
@@ -259,7 +266,7 @@ describe('16. exhaustion by an allowed user (default pool and share: 256 connect
       result: whileHeld,
       worstMs,
       failures,
-    } = await probing(sc, async () => {
+    } = await probing(sc, async (witness) => {
       const clients: RawClient[] = [];
       for (let i = 0; i < N; i++) {
         const client = await RawClient.connect(sc.port);
@@ -267,6 +274,7 @@ describe('16. exhaustion by an allowed user (default pool and share: 256 connect
         client.write(start(i));
         clients.push(client);
       }
+      await witness();
       await settle();
       const fds = await fdsSettle(sc.pid, baseline + 2 + 2 * keptConnections, 30_000);
       for (const c of clients) c.destroy();
@@ -367,7 +375,7 @@ describe('17. exhaustion by an unauthenticated client', () => {
         result: whileHeld,
         worstMs,
         failures,
-      } = await probing(sc, async () => {
+      } = await probing(sc, async (witness) => {
         const clients: RawClient[] = [];
         for (let i = 0; i < N; i++) {
           const client = await RawClient.connect(sc.port, fromUntrusted ? untrusted : '127.0.0.1', fromUntrusted ? { localAddress: untrusted } : {});
@@ -375,6 +383,7 @@ describe('17. exhaustion by an unauthenticated client', () => {
           client.write(bytes);
           clients.push(client);
         }
+        await witness();
         // The sidecar lets go of every one of them while the clients hold on.
         const fds = await fdsSettle(sc.pid, baseline + 2, 20_000);
         for (const c of clients) c.destroy();
