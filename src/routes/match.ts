@@ -28,6 +28,18 @@ export interface RouteMatch<R extends Route> {
 }
 
 const BASE = 'http://gateway.invalid';
+/**
+ * A path made only of non-empty segments, none ending in a dot, of characters no URL parser
+ * encodes, decodes or treats as a separator: it reads one way, and its readings are itself
+ * and its lower case. Nearly every request's path is one, so the full checks below (WHATWG
+ * parsing, decoding) run only for the rest.
+ */
+const PLAIN = /^(?:\/[A-Za-z0-9\-._~!$&'()*+,=:@|]*[A-Za-z0-9\-_~!$&'()*+,=:@|])+$/;
+
+function pathOf(target: string): string {
+  const query = target.indexOf('?');
+  return query < 0 ? target : target.slice(0, query);
+}
 
 /**
  * The request target's path when it reads one way, else undefined: origin-form, visible
@@ -35,8 +47,8 @@ const BASE = 'http://gateway.invalid';
  * no segment ending in a dot, and the same path after WHATWG URL parsing.
  */
 export function unambiguousPath(target: string): string | undefined {
-  const query = target.indexOf('?');
-  const path = query < 0 ? target : target.slice(0, query);
+  const path = pathOf(target);
+  if (path === '/' || PLAIN.test(path)) return path;
   if (path[0] !== '/' || !/^[\x21-\x7e]+$/.test(path) || /[%\\;#]/.test(path)) return undefined;
   const segments = path.slice(1).split('/');
   // "/" alone is the one path whose only segment is empty.
@@ -51,8 +63,8 @@ export function unambiguousPath(target: string): string | undefined {
  * `;` parameters cut, each also lower-cased. A deny route matching any of them denies.
  */
 export function possibleReadings(target: string): string[] {
-  const query = target.indexOf('?');
-  const raw = query < 0 ? target : target.slice(0, query);
+  const raw = pathOf(target);
+  if (raw === '/' || PLAIN.test(raw)) return raw === raw.toLowerCase() ? [raw] : [raw, raw.toLowerCase()];
   const readings = new Set<string>();
   const add = (p: string) => {
     readings.add(p);
