@@ -23,15 +23,11 @@ export function socketHost(hostname: string): string {
   return hostname.startsWith('[') && hostname.endsWith(']') ? hostname.slice(1, -1) : hostname;
 }
 
-// A snapshot's gateway URL is the same for every request until a reload: parsed once.
-let last: GatewayEndpoint | undefined;
-
+/** The URL read into its parts (a snapshot reads its upstream.url once: runtime/snapshot.ts). */
 export function gatewayEndpoint(url: string): GatewayEndpoint {
-  if (last?.url === url) return last;
   const parsed = new URL(url);
   const secure = parsed.protocol === 'https:';
-  last = { url, host: socketHost(parsed.hostname), port: Number(parsed.port || (secure ? 443 : 80)), authority: parsed.host, secure };
-  return last;
+  return { url, host: socketHost(parsed.hostname), port: Number(parsed.port || (secure ? 443 : 80)), authority: parsed.host, secure };
 }
 
 /**

@@ -9,7 +9,6 @@ import { randomId } from '../assertion/sign.js';
 import type { Config } from '../config/schema.js';
 import { decide, type AllowedDecision } from '../decision/decide.js';
 import { gatewayHeaders, upstreamHeaders } from '../decision/gateway-headers.js';
-import { gatewayEndpoint } from '../gateway/endpoint.js';
 import { exchangeFailure } from '../gateway/errors.js';
 import { relayUpgrade } from '../gateway/upgrade.js';
 import type { Recorder, Decided } from '../metrics/recorder.js';
@@ -124,7 +123,7 @@ export class RequestHandler {
     const { upstream } = snapshot.config;
     const started = process.hrtime.bigint();
     const target = {
-      endpoint: gatewayEndpoint(upstream.url),
+      endpoint: snapshot.gateway,
       principal: decision.identity.user,
       connectTimeoutMs: upstream.connectTimeoutSeconds * 1000,
       timeoutMs: upstream.timeoutSeconds * 1000,
@@ -175,10 +174,10 @@ export class RequestHandler {
       rejectUpgrade(socket, REFUSALS.identity_websocket_limit, refusalBody('identity_websocket_limit'), { 'x-request-id': decision.requestId });
       return;
     }
-    const { url, connectTimeoutSeconds, timeoutSeconds } = snapshot.config.upstream;
+    const { connectTimeoutSeconds, timeoutSeconds } = snapshot.config.upstream;
     const { maxWebSocketLifetimeSeconds } = snapshot.config.listen;
     const started = process.hrtime.bigint();
-    const target = { endpoint: gatewayEndpoint(url), connectTimeoutMs: connectTimeoutSeconds * 1000, timeoutMs: timeoutSeconds * 1000 };
+    const target = { endpoint: snapshot.gateway, connectTimeoutMs: connectTimeoutSeconds * 1000, timeoutMs: timeoutSeconds * 1000 };
     relayUpgrade(req, socket, head, upstreamHeaders(decision, snapshot.rules), target, {
       response: (status) => recorder.upstreamResponse(status, started),
       switched: (upstream) => websockets.add(socket as Socket, upstream, decision.identity, decision, maxWebSocketLifetimeSeconds),

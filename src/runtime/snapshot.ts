@@ -8,12 +8,15 @@ import { AssertionSigner } from '../assertion/sign.js';
 import type { Config } from '../config/schema.js';
 import type { DecisionContext } from '../decision/decide.js';
 import { compileRules, type Rules } from '../decision/rules.js';
+import { gatewayEndpoint, type GatewayEndpoint } from '../gateway/endpoint.js';
 import type { ProviderKeys } from '../identity/token.js';
 import type { TrustedSet } from '../trust/trusted-set.js';
 
 export interface Snapshot {
   readonly config: Config;
   readonly rules: Rules;
+  /** upstream.url, read once: where this snapshot's requests go. */
+  readonly gateway: GatewayEndpoint;
   readonly trusted: TrustedSet;
   readonly keys: KeyRing;
   /** Undefined while no usable key is present: every request is refused then. */
@@ -36,9 +39,11 @@ export interface SnapshotInputs {
  */
 export function compileSnapshot(inputs: SnapshotInputs, previous?: Snapshot): Snapshot {
   const { config, trusted, keys, providerKeys } = inputs;
-  const rules = previous?.config === config ? previous.rules : compileRules(config);
+  const sameConfig = previous?.config === config;
+  const rules = sameConfig ? previous.rules : compileRules(config);
+  const gateway = sameConfig ? previous.gateway : gatewayEndpoint(config.upstream.url);
   const signer = previous?.keys === keys ? previous.signer : signerOf(keys);
-  return Object.freeze({ config, rules, trusted, keys, signer, providerKeys });
+  return Object.freeze({ config, rules, gateway, trusted, keys, signer, providerKeys });
 }
 
 /** What decide() reads: the snapshot's compiled parts, a clock reading and an id source. */
