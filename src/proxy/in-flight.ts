@@ -53,14 +53,3 @@ export function markClosing(connection: object): void {
 export function isClosing(connection: object): boolean {
   return closing.has(connection);
 }
-
-/** Runs `next` once the responses owed on the connection now are done (at once when none is); ones owed later are not waited for. */
-export function afterOwedNow(connection: object, next: () => void): void {
-  const open = owed.get(connection)?.open;
-  if (open === undefined || open.size === 0) {
-    next();
-    return;
-  }
-  let left = open.size;
-  for (const res of open) res.once('close', () => --left === 0 && next());
-}

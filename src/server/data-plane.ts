@@ -8,7 +8,7 @@ import type { Duplex } from 'node:stream';
 import type { ListenConfig } from '../config/schema.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { RequestHandler } from '../proxy/handler.js';
-import { afterOwedNow, isMidResponse, markClosing } from '../proxy/in-flight.js';
+import { isMidResponse, markClosing } from '../proxy/in-flight.js';
 import { endAndRelease, rawAnswer } from '../proxy/respond.js';
 import { httpsModule } from '../platform/tls-modules.js';
 
@@ -37,11 +37,12 @@ export function createDataPlane(listen: ListenConfig, handler: RequestHandler, m
   // Node writes a pipelined request's 100 Continue into its response while that waits for
   // the ones before it, and the response's own head, written later, goes in front of it:
   // the client would read the 100 after the final status, inside the body. The 100 goes out
-  // once the responses before it are done, and not at all once the final answer has begun.
+  // when the response gets the socket (Node hands it over once the responses before it are
+  // done: one listener, however many requests are pipelined), and not at all once the
+  // final answer has begun.
   server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => {
-    afterOwedNow(req.socket, () => {
-      if (!res.headersSent && !res.destroyed) res.writeContinue();
-    });
+    if (res.socket !== null) res.writeContinue();
+    else res.once('socket', () => !res.headersSent && res.writeContinue());
     serve(req, res);
   });
   server.on('upgrade', (req, socket, head) => handler.onUpgrade(req, socket, head));
