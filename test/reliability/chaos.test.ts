@@ -121,6 +121,18 @@ async function probing<T>(
   }
 }
 
+/** `n` clients, one after the other, each sending its bytes and never reading. */
+async function neverReading(n: number, connect: () => Promise<RawClient>, bytes: (i: number) => string): Promise<RawClient[]> {
+  const clients: RawClient[] = [];
+  for (let i = 0; i < n; i++) {
+    const client = await connect();
+    client.stopReading();
+    client.write(bytes(i));
+    clients.push(client);
+  }
+  return clients;
+}
+
 /** Brings a case's connection to its stage, applies its act, and says whether the sidecar did what it should. */
 async function runCase(sc: SidecarProcess, c: ChaosCase): Promise<{ client: RawClient; ok: Promise<boolean> }> {
   const port = c.path.port === 'admin' ? Number(new URL(sc.adminUrl).port) : sc.port;
@@ -267,13 +279,7 @@ describe('16. exhaustion by an allowed user (default pool and share: 256 connect
       worstMs,
       failures,
     } = await probing(sc, async (witness) => {
-      const clients: RawClient[] = [];
-      for (let i = 0; i < N; i++) {
-        const client = await RawClient.connect(sc.port);
-        client.stopReading();
-        client.write(start(i));
-        clients.push(client);
-      }
+      const clients = await neverReading(N, () => RawClient.connect(sc.port), start);
       await witness();
       await settle();
       const fds = await fdsSettle(sc.pid, baseline + 2 + 2 * keptConnections, 30_000);
@@ -376,13 +382,8 @@ describe('17. exhaustion by an unauthenticated client', () => {
         worstMs,
         failures,
       } = await probing(sc, async (witness) => {
-        const clients: RawClient[] = [];
-        for (let i = 0; i < N; i++) {
-          const client = await RawClient.connect(sc.port, fromUntrusted ? untrusted : '127.0.0.1', fromUntrusted ? { localAddress: untrusted } : {});
-          client.stopReading();
-          client.write(bytes);
-          clients.push(client);
-        }
+        const connect = () => RawClient.connect(sc.port, fromUntrusted ? untrusted : '127.0.0.1', fromUntrusted ? { localAddress: untrusted } : {});
+        const clients = await neverReading(N, connect, () => bytes);
         await witness();
         // The sidecar lets go of every one of them while the clients hold on.
         const fds = await fdsSettle(sc.pid, baseline + 2, 20_000);
