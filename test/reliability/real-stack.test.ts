@@ -17,7 +17,7 @@ import type { Browser } from 'playwright-core';
 import { recordSection, table } from './report.js';
 import { launchChromium } from '../../harness/chromium.js';
 import { COMMAND } from '../support/command.js';
-import { onJsonLines, startJsonProcess, stopChild, waitForPort, type JsonProcess } from '../support/front-proxies.js';
+import { onJsonLines, startJsonProcess, startRecordingGateway, stopChild, waitForPort, type JsonProcess } from '../support/front-proxies.js';
 import { sample, scrape } from '../support/metrics.js';
 import { createNetwork, type Host, type TestNetwork } from '../../harness/netns.js';
 import {
@@ -95,16 +95,7 @@ beforeAll(async () => {
       forwardAuth: { enabled: true, path: '/forward-auth' },
       logging: { level: 'debug' },
     });
-  const gateway = (host: string, port: number) =>
-    startJsonProcess(pod, process.execPath, [
-      join(process.cwd(), 'test/support/recording-gateway.ts'),
-      '--host',
-      host,
-      '--port',
-      `${port}`,
-      '--keys-dir',
-      keysDir,
-    ]);
+  const gateway = (host: string, port: number) => startRecordingGateway(pod, host, port, keysDir);
   gateways = { inline: await gateway('127.0.0.1', PORTS.gatewayInline), 'forward-auth': await gateway(pod.address, PORTS.gatewayForwardAuth) };
 
   ingress = await startRealIngress({

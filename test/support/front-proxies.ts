@@ -323,6 +323,19 @@ export function onJsonLines(stream: NodeJS.ReadableStream, each: (line: Record<s
 }
 
 /** Runs a process that prints JSON lines on stdout, and waits (bounded) for its ready line. */
+/** The recording gateway (recording-gateway.ts) in `host`, listening on `listenHost:port`, verifying with the key folder. */
+export function startRecordingGateway(host: Host, listenHost: string, port: number, keysDir: string): Promise<JsonProcess> {
+  return startJsonProcess(host, process.execPath, [
+    join(process.cwd(), 'test/support/recording-gateway.ts'),
+    '--host',
+    listenHost,
+    '--port',
+    `${port}`,
+    '--keys-dir',
+    keysDir,
+  ]);
+}
+
 export async function startJsonProcess(host: Host, cmd: string, args: string[], timeoutMs = 10_000): Promise<JsonProcess> {
   const child = host.spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const output = capture(child);

@@ -10,7 +10,17 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { COMMAND } from './command.js';
-import { onJsonLines, startCaddy, startJsonProcess, startNginx, stopChild, waitForPort, type FrontProxySite, type JsonProcess } from './front-proxies.js';
+import {
+  onJsonLines,
+  startCaddy,
+  startJsonProcess,
+  startNginx,
+  startRecordingGateway,
+  stopChild,
+  waitForPort,
+  type FrontProxySite,
+  type JsonProcess,
+} from './front-proxies.js';
 import { createNetwork, type Host, type TestNetwork } from '../../harness/netns.js';
 import { flags, oauth2ProxyOidcSettings, oidcClient, providerArgs } from '../../harness/oidc-client.js';
 import { signIn } from '../../harness/oidc-sign-in.js';
@@ -85,20 +95,11 @@ export async function startTopology(opts: TopologyOptions): Promise<Topology> {
     const sections = new Set([...Object.keys(shared), ...Object.keys(opts.sidecar ?? {})]);
     writeFileSync(config, JSON.stringify(Object.fromEntries([...sections].map((k) => [k, { ...shared[k], ...opts.sidecar?.[k] }]))));
 
-    const repo = process.cwd();
     const node = process.execPath;
     const auth = await startOauth2Proxy(ingress, idp, dir, opts.users);
     processes.push(...auth.processes);
     const gateway = async (host: string, port: number) => {
-      const g = await startJsonProcess(pod, node, [
-        join(repo, 'test/support/recording-gateway.ts'),
-        '--host',
-        host,
-        '--port',
-        `${port}`,
-        '--keys-dir',
-        keysDir,
-      ]);
+      const g = await startRecordingGateway(pod, host, port, keysDir);
       processes.push(g);
       return g;
     };

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { COMMAND } from '../../support/command.js';
-import { onJsonLines, startJsonProcess, stopChild, waitForPort, type JsonProcess } from '../../support/front-proxies.js';
+import { onJsonLines, startJsonProcess, startRecordingGateway, stopChild, waitForPort, type JsonProcess } from '../../support/front-proxies.js';
 import { createNetwork, type Host, type TestNetwork } from '../../../harness/netns.js';
 import { INGRESS_DNS, INGRESS_HOSTS, NAMESPACE, PUBLIC_HOST, readObjects, startRealIngress, type RealIngress } from '../../support/real-ingress.js';
 import { makeClientCert, makeTestCa } from '../../../harness/test-ca.js';
@@ -54,15 +54,7 @@ beforeAll(async () => {
   const keysDir = join(dir, 'keys');
   mkdirSync(keysDir);
   writeFileSync(join(keysDir, 'k1'), randomBytes(32), { mode: 0o600 });
-  gateway = await startJsonProcess(pod, process.execPath, [
-    join(process.cwd(), 'test/support/recording-gateway.ts'),
-    '--host',
-    '127.0.0.1',
-    '--port',
-    `${PORTS.gateway}`,
-    '--keys-dir',
-    keysDir,
-  ]);
+  gateway = await startRecordingGateway(pod, '127.0.0.1', PORTS.gateway, keysDir);
 
   // The example's objects, and the Secrets it names (the Secret kind passes through the
   // same apply as the Traefik objects).
