@@ -159,6 +159,7 @@ test('property: an unambiguous path is its own WHATWG reading and among its own 
 
 test("property: the matcher reads what Node's HTTP server hands over: a target it accepts arrives as req.url unchanged", async () => {
   const seen: string[] = [];
+  let accepted = 0;
   const server = createServer((req, res) => {
     seen.push(req.url ?? '');
     res.end();
@@ -171,11 +172,14 @@ test("property: the matcher reads what Node's HTTP server hands over: a target i
         const before = seen.length;
         const reply = await rawRequest(port, `POST ${t} HTTP/1.1\r\nHost: gw\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
         if (statusOf(reply) !== 200) return;
+        accepted++;
         expect(seen.slice(before)).toEqual([t]);
         expect(matchRoute('POST', seen.at(-1)!, ROUTES)).toEqual(matchRoute('POST', t, ROUTES));
       }),
       { numRuns: 300 },
     );
+    // Node accepts most of them: the property was checked, not skipped.
+    expect(accepted).toBeGreaterThan(150);
   } finally {
     server.close();
   }
